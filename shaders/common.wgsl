@@ -1,0 +1,32 @@
+// Shared header, prepended to every kernel in this folder.
+//
+// Indexing: every kernel runs 64-invocation workgroups on a 1-D or 2-D grid of workgroups
+// (2-D only when one dimension would exceed the adapter's limit); `flat_index` undoes that.
+// Matrices are row-major; each binding's comment gives its shape as (rows, cols).
+
+const WG: u32 = 64u;
+
+fn flat_index(id: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return id.x + id.y * nwg.x * WG;
+}
+
+// Softplus σ(z) = log(1 + e^z) with σ' (the logistic function) and σ'' = σ'(1 − σ'),
+// written so that none of them overflows for large |z|.
+fn softplus(z: f32) -> f32 {
+    return max(z, 0.0) + log(1.0 + exp(-abs(z)));
+}
+
+fn softplus_d1(z: f32) -> f32 {
+    let e = exp(-abs(z));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
+}
+
+fn softplus_d2(z: f32) -> f32 {
+    let s = softplus_d1(z);
+    return s * (1.0 - s);
+}
+
+// Index of the pair (j, k), j ≤ k, in the packed upper triangle of an N×N matrix.
+fn pair_index(j: u32, k: u32) -> u32 {
+    return k * (k + 1u) / 2u + j;
+}

@@ -1,0 +1,52 @@
+// Cotangent of the batch's network outputs from Π̂, with the reference's covariance rule
+// (cot X = w Y G_Π / Q, cot Y = w X G_Π / Q, SPEC §2), pulled back through the operator's gathers
+// (a CSR transpose built on the host, so each row is written by one invocation) and through the
+// envelope: δ_f[r] = g_r Σ_{(q, side, c) ∈ row r} c · cot_side[q].
+
+struct Entry {
+    q: u32,
+    side: u32,   // 0: the row feeds X[q]; 1: it feeds Y[q]
+    coef: f32,
+    pad: u32,
+}
+
+override ROWS: u32;
+override NEIG: u32;
+
+@group(0) @binding(0) var<storage, read> xs: array<f32>;           // (PAIRS, NEIG)
+@group(0) @binding(1) var<storage, read> ys: array<f32>;           // (PAIRS, NEIG)
+@group(0) @binding(2) var<storage, read> wq: array<f32>;           // (PAIRS)
+@group(0) @binding(3) var<storage, read> row_ptr: array<u32>;      // (ROWS + 1)
+@group(0) @binding(4) var<storage, read> entries: array<Entry>;    // (row_ptr[ROWS])
+@group(0) @binding(5) var<storage, read> gmat: array<f32>;         // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
+@group(0) @binding(6) var<storage, read> env: array<f32>;          // (ROWS)
+@group(0) @binding(7) var<storage, read_write> delta: array<f32>;  // (ROWS, NEIG) cotangent on f
+
+@compute @workgroup_size(64)
+fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_index(id, nwg);
+    if (t >= ROWS * NEIG) {
+        return;
+    }
+    let r = t / NEIG;
+    let n = t % NEIG;
+    let inv_q = gmat[2u * NEIG * NEIG + 2u];
+    var acc = 0.0;
+    for (var e = row_ptr[r]; e < row_ptr[r + 1u]; e++) {
+        let entry = entries[e];
+        let other = entry.q * NEIG;
+        // (Z G_Π)[q, n] = Σ_m Z[q, m] G_Π[m, n]; G_Π is upper triangular.
+        var zg = 0.0;
+        if (entry.side == 0u) {
+            for (var m = 0u; m <= n; m++) {
+                zg += ys[other + m] * gmat[m * NEIG + n];
+            }
+        } else {
+            for (var m = 0u; m <= n; m++) {
+                zg += xs[other + m] * gmat[m * NEIG + n];
+            }
+        }
+        acc += entry.coef * wq[entry.q] * zg;
+    }
+    delta[t] = env[r] * acc * inv_q;
+}

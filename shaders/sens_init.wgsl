@@ -1,0 +1,20 @@
+// Per-sample output sensitivities at the output layer: δ[b, k, o] = ∂u_k(x_b)/∂f_o = g_b [o = k],
+// the start of the N sensitivity back-passes for the Σ-Jacobian.
+
+override SAMPLES: u32;
+override NEIG: u32;
+
+@group(0) @binding(0) var<storage, read> env: array<f32>;          // (ROWS) envelope g; first SAMPLES rows used
+@group(0) @binding(1) var<storage, read_write> sens: array<f32>;   // (SAMPLES, NEIG, NEIG)
+
+@compute @workgroup_size(64)
+fn sens_init(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_index(id, nwg);
+    if (t >= SAMPLES * NEIG * NEIG) {
+        return;
+    }
+    let b = t / (NEIG * NEIG);
+    let k = (t / NEIG) % NEIG;
+    let o = t % NEIG;
+    sens[t] = select(0.0, env[b], o == k);
+}

@@ -1,0 +1,158 @@
+//! Networks: the shape and parameter layout of the MLP, its initialisation, and the CPU f64
+//! oracle of every network computation the GPU kernels perform.
+//!
+//! Parameter layout (shared with the kernels): layer by layer, the weights as an (IN, OUT)
+//! row-major block followed by the bias (OUT), so a layer's parameters are an (IN + 1, OUT) block
+//! whose last row is the bias.
+
+pub mod oracle;
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Result, SpinError};
+
+/// An MLP with softplus hidden layers, a linear output layer and an optional box envelope.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MlpSpec {
+    /// Input dimension (d for points in R^d, n for one-hot inputs).
+    pub input_dim: usize,
+    /// Widths of the softplus hidden layers (empty: a linear model).
+    pub hidden: Vec<usize>,
+    /// Number of outputs N (eigenfunctions).
+    pub outputs: usize,
+    /// Half-width D of the box [−D, D]^d for the boundary envelope; `None`: no envelope.
+    pub envelope: Option<f32>,
+}
+
+/// One dense layer's place in the flat parameter vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenseLayout {
+    /// Inputs.
+    pub inputs: usize,
+    /// Outputs.
+    pub outputs: usize,
+    /// Offset of W (inputs, outputs); the bias (outputs) follows at `offset + inputs * outputs`.
+    pub offset: usize,
+    /// Whether a softplus follows (hidden) or not (output layer).
+    pub softplus: bool,
+}
+
+impl DenseLayout {
+    /// Parameters in this layer, bias included.
+    pub fn len(&self) -> usize {
+        (self.inputs + 1) * self.outputs
+    }
+    /// Whether the layer has no parameters (never, for a valid spec).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Index of W[i, o] in the flat vector.
+    pub fn w(&self, i: usize, o: usize) -> usize {
+        self.offset + i * self.outputs + o
+    }
+    /// Index of b[o] in the flat vector.
+    pub fn b(&self, o: usize) -> usize {
+        self.offset + self.inputs * self.outputs + o
+    }
+}
+
+impl MlpSpec {
+    /// Checks that every size is usable.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_dim == 0 || self.outputs == 0 || self.hidden.contains(&0) {
+            return Err(SpinError::Config(format!(
+                "network sizes must be positive (input {}, hidden {:?}, outputs {})",
+                self.input_dim, self.hidden, self.outputs
+            )));
+        }
+        if self.outputs > 64 {
+            return Err(SpinError::Config(format!(
+                "at most 64 eigenfunctions are supported, got {}",
+                self.outputs
+            )));
+        }
+        if let Some(d) = self.envelope {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(SpinError::Config(format!(
+                    "box half-width must be positive, got {d}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The dense layers, input to output, with their parameter offsets.
+    pub fn layers(&self) -> Vec<DenseLayout> {
+        let mut dims = vec![self.input_dim];
+        dims.extend(&self.hidden);
+        dims.push(self.outputs);
+        let mut offset = 0;
+        let last = dims.len() - 2;
+        (0..dims.len() - 1)
+            .map(|l| {
+                let layer = DenseLayout {
+                    inputs: dims[l],
+                    outputs: dims[l + 1],
+                    offset,
+                    softplus: l != last,
+                };
+                offset += layer.len();
+                layer
+            })
+            .collect()
+    }
+
+    /// Total number of parameters P.
+    pub fn num_params(&self) -> usize {
+        self.layers().iter().map(|l| l.len()).sum()
+    }
+
+    /// The reference initialisation: W ~ N(0, 1)/√fan_in, b ~ N(0, 1).
+    pub fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
+        let mut params = vec![0.0f32; self.num_params()];
+        for layer in self.layers() {
+            let scale = 1.0 / (layer.inputs as f64).sqrt();
+            for i in 0..layer.inputs {
+                for o in 0..layer.outputs {
+                    let v: f64 = StandardNormal.sample(rng);
+                    params[layer.w(i, o)] = (v * scale) as f32;
+                }
+            }
+            for o in 0..layer.outputs {
+                let v: f64 = StandardNormal.sample(rng);
+                params[layer.b(o)] = v as f32;
+            }
+        }
+        params
+    }
+}
+
+/// Softplus σ(z) = log(1 + eᶻ), stable for large |z|.
+pub fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// σ′(z), the logistic function.
+pub fn softplus_d1(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// σ″(z) = σ′(z)(1 − σ′(z)).
+pub fn softplus_d2(z: f64) -> f64 {
+    let s = softplus_d1(z);
+    s * (1.0 - s)
+}
+
+/// The reference boundary envelope of [−D, D]^d at x: Π_i max((√(2D² − x_i²) − D)/D, 0).
+pub fn envelope(x: &[f64], d: f64) -> f64 {
+    x.iter()
+        .map(|&xi| (((2.0 * d * d - xi * xi).max(0.0)).sqrt() - d) / d)
+        .map(|v| v.max(0.0))
+        .product()
+}

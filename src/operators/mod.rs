@@ -1,0 +1,530 @@
+//! Linear operators (SPEC §4) and the batches they turn samples into.
+//!
+//! An operator K enters SpIN only through Π̂ = (1/Q) Σ_q w_q X_q Y_qᵀ, where X and Y are sparse
+//! linear combinations of network outputs at the batch's rows. A [`Batch`] carries those rows
+//! (network inputs) and the gather lists; the GPU applies them (`operator_apply.wgsl`) and their
+//! transpose (`operator_backward.wgsl`). Local operators (Laplacian stencils, potentials and their
+//! sums) become [`Operator::Stencil`]; kernels on pairs of samples become [`Operator::PairKernel`].
+//! An operator whose Y needs more than network values (the exact Laplacian's forward-mode
+//! derivatives) adds a new variant and a kernel that writes Y, without touching the step.
+
+pub mod samplers;
+
+use std::sync::Arc;
+
+use crate::error::{Result, SpinError};
+
+/// A scalar function of a point, e.g. a potential V(x).
+pub type ScalarField = Arc<dyn Fn(&[f64]) -> f64 + Send + Sync>;
+/// A kernel k(x, x′) on pairs of points.
+pub type PairFn = Arc<dyn Fn(&[f64], &[f64]) -> f64 + Send + Sync>;
+
+/// One gathered term: `coef × u[row]`. Shared with the WGSL `Term` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Term {
+    /// Row of the batch.
+    pub row: u32,
+    /// Coefficient.
+    pub coef: f32,
+}
+
+/// One entry of the transposed gathers (which pair a row feeds, on which side, with what
+/// coefficient). Shared with the WGSL `Entry` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Entry {
+    /// Pair index q.
+    pub q: u32,
+    /// 0: the row feeds X[q]; 1: it feeds Y[q].
+    pub side: u32,
+    /// Coefficient.
+    pub coef: f32,
+    /// Padding to 16 bytes.
+    pub pad: u32,
+}
+
+/// The sizes that fix a batch's GPU buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BatchShape {
+    /// Network input dimension.
+    pub input_dim: usize,
+    /// Rows R the network is evaluated on.
+    pub rows: usize,
+    /// Rows 0..S that enter Σ̂ (and the Σ-Jacobian).
+    pub samples: usize,
+    /// Pairs Q that enter Π̂.
+    pub pairs: usize,
+    /// Terms per X.
+    pub tx: usize,
+    /// Terms per Y.
+    pub ty: usize,
+}
+
+/// A training or evaluation batch: network inputs and the operator's gathers.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Sizes.
+    pub shape: BatchShape,
+    /// Network inputs (rows, input_dim).
+    pub inputs: Vec<f32>,
+    /// Importance weights of the sample rows (samples).
+    pub sample_weights: Vec<f32>,
+    /// X gathers (pairs, tx).
+    pub x_terms: Vec<Term>,
+    /// Y gathers (pairs, ty).
+    pub y_terms: Vec<Term>,
+    /// Importance weights of the pairs (pairs).
+    pub pair_weights: Vec<f32>,
+}
+
+impl Batch {
+    /// The gathers transposed as CSR over rows: (row_ptr (rows + 1), entries).
+    pub fn transpose(&self) -> (Vec<u32>, Vec<Entry>) {
+        let rows = self.shape.rows;
+        let mut per_row: Vec<Vec<Entry>> = vec![Vec::new(); rows];
+        let sides = [
+            (&self.x_terms, self.shape.tx, 0u32),
+            (&self.y_terms, self.shape.ty, 1u32),
+        ];
+        for (terms, t, side) in sides {
+            for (idx, term) in terms.iter().enumerate() {
+                // Zero coefficients are kept so that the entry count is fixed per batch shape.
+                per_row[term.row as usize].push(Entry {
+                    q: (idx / t) as u32,
+                    side,
+                    coef: term.coef,
+                    pad: 0,
+                });
+            }
+        }
+        let mut row_ptr = Vec::with_capacity(rows + 1);
+        let mut entries = Vec::new();
+        row_ptr.push(0);
+        for list in per_row {
+            entries.extend(list);
+            row_ptr.push(entries.len() as u32);
+        }
+        (row_ptr, entries)
+    }
+
+    /// Checks the internal consistency of the batch (sizes and row indices).
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.shape;
+        let ok = self.inputs.len() == s.rows * s.input_dim
+            && self.sample_weights.len() == s.samples
+            && s.samples <= s.rows
+            && self.x_terms.len() == s.pairs * s.tx
+            && self.y_terms.len() == s.pairs * s.ty
+            && self.pair_weights.len() == s.pairs
+            && s.samples > 0
+            && s.pairs > 0
+            && self
+                .x_terms
+                .iter()
+                .chain(&self.y_terms)
+                .all(|t| (t.row as usize) < s.rows);
+        if ok {
+            Ok(())
+        } else {
+            Err(SpinError::Shape(format!("inconsistent batch {s:?}")))
+        }
+    }
+}
+
+/// A coefficient of a stencil term: a constant, or a scalar field evaluated at the sample.
+#[derive(Clone)]
+pub enum Coef {
+    /// c
+    Const(f64),
+    /// c · V(x)
+    Field(f64, ScalarField),
+}
+
+impl Coef {
+    fn at(&self, x: &[f64]) -> f64 {
+        match self {
+            Coef::Const(c) => *c,
+            Coef::Field(c, v) => c * v(x),
+        }
+    }
+    fn scaled(&self, s: f64) -> Self {
+        match self {
+            Coef::Const(c) => Coef::Const(c * s),
+            Coef::Field(c, v) => Coef::Field(c * s, v.clone()),
+        }
+    }
+}
+
+/// One term of a local operator: coefficient(x) · u(x + offset).
+#[derive(Clone)]
+pub struct StencilTerm {
+    /// Offset from the sample point.
+    pub offset: Vec<f64>,
+    /// Coefficient.
+    pub coef: Coef,
+}
+
+/// A symmetric linear operator, composable by sums and scalar multiples.
+#[derive(Clone)]
+pub enum Operator {
+    /// (Ku)(x) = Σ_t c_t(x) u(x + δ_t): finite-difference Laplacians, potentials, their sums.
+    Stencil {
+        /// Dimension of the points.
+        dim: usize,
+        /// Terms.
+        terms: Vec<StencilTerm>,
+    },
+    /// (Ku)(x) = E_{x′}[k(x, x′) u(x′)], estimated on pairs made from the two halves of a batch.
+    PairKernel {
+        /// The kernel.
+        kernel: PairFn,
+        /// A scalar multiple.
+        scale: f64,
+    },
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operator::Stencil { dim, terms } => {
+                write!(f, "Stencil(dim {dim}, {} terms)", terms.len())
+            }
+            Operator::PairKernel { scale, .. } => write!(f, "PairKernel(scale {scale})"),
+        }
+    }
+}
+
+impl Operator {
+    /// The finite-difference Laplacian Δu ≈ Σ_i [u(x+εe_i) + u(x−εe_i) − 2u(x)]/ε².
+    pub fn laplacian_fd(dim: usize, eps: f64) -> Result<Self> {
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(SpinError::Config(format!(
+                "finite-difference step must be positive, got {eps}"
+            )));
+        }
+        let h = 1.0 / (eps * eps);
+        let mut terms = vec![StencilTerm {
+            offset: vec![0.0; dim],
+            coef: Coef::Const(-2.0 * dim as f64 * h),
+        }];
+        for i in 0..dim {
+            for s in [1.0, -1.0] {
+                let mut offset = vec![0.0; dim];
+                offset[i] = s * eps;
+                terms.push(StencilTerm {
+                    offset,
+                    coef: Coef::Const(h),
+                });
+            }
+        }
+        Ok(Operator::Stencil { dim, terms })
+    }
+
+    /// Multiplication by a potential V(x).
+    pub fn potential(dim: usize, v: ScalarField) -> Self {
+        Operator::Stencil {
+            dim,
+            terms: vec![StencilTerm {
+                offset: vec![0.0; dim],
+                coef: Coef::Field(1.0, v),
+            }],
+        }
+    }
+
+    /// H = −c Δ + V with the finite-difference Laplacian.
+    pub fn hamiltonian_fd(dim: usize, kinetic: f64, eps: f64, v: ScalarField) -> Result<Self> {
+        Operator::laplacian_fd(dim, eps)?
+            .scaled(-kinetic)
+            .plus(Operator::potential(dim, v))
+    }
+
+    /// A kernel on pairs, k(x, x′).
+    pub fn pair_kernel(kernel: PairFn) -> Self {
+        Operator::PairKernel { kernel, scale: 1.0 }
+    }
+
+    /// s K.
+    pub fn scaled(self, s: f64) -> Self {
+        match self {
+            Operator::Stencil { dim, terms } => Operator::Stencil {
+                dim,
+                terms: terms
+                    .into_iter()
+                    .map(|t| StencilTerm {
+                        offset: t.offset,
+                        coef: t.coef.scaled(s),
+                    })
+                    .collect(),
+            },
+            Operator::PairKernel { kernel, scale } => Operator::PairKernel {
+                kernel,
+                scale: scale * s,
+            },
+        }
+    }
+
+    /// K + K′ (both local operators of the same dimension, or both kernels on pairs).
+    pub fn plus(self, other: Operator) -> Result<Self> {
+        match (self, other) {
+            (Operator::Stencil { dim, mut terms }, Operator::Stencil { dim: d2, terms: t2 })
+                if dim == d2 =>
+            {
+                terms.extend(t2);
+                Ok(Operator::Stencil { dim, terms })
+            }
+            (
+                Operator::PairKernel {
+                    kernel: k1,
+                    scale: s1,
+                },
+                Operator::PairKernel {
+                    kernel: k2,
+                    scale: s2,
+                },
+            ) => Ok(Operator::PairKernel {
+                kernel: Arc::new(move |x: &[f64], y: &[f64]| s1 * k1(x, y) + s2 * k2(x, y)),
+                scale: 1.0,
+            }),
+            (a, b) => Err(SpinError::Config(format!(
+                "cannot add operators {a:?} and {b:?}"
+            ))),
+        }
+    }
+
+    /// K − K′.
+    pub fn minus(self, other: Operator) -> Result<Self> {
+        self.plus(other.scaled(-1.0))
+    }
+
+    /// Distinct offsets of a stencil, the zero offset first.
+    fn distinct_offsets(terms: &[StencilTerm], dim: usize) -> Vec<Vec<f64>> {
+        let mut offsets = vec![vec![0.0; dim]];
+        for t in terms {
+            if !offsets.iter().any(|o| o == &t.offset) {
+                offsets.push(t.offset.clone());
+            }
+        }
+        offsets
+    }
+
+    /// Builds the batch for samples `points` (count, dim) with importance weights.
+    /// Points are the network's inputs.
+    pub fn batch(&self, points: &[f64], dim: usize, weights: &[f64]) -> Result<Batch> {
+        let count = weights.len();
+        if points.len() != count * dim || count == 0 {
+            return Err(SpinError::Shape(format!(
+                "{} point coordinates for {count} samples of dimension {dim}",
+                points.len()
+            )));
+        }
+        match self {
+            Operator::Stencil { dim: d, terms } => {
+                if *d != dim {
+                    return Err(SpinError::Shape(format!(
+                        "operator of dimension {d} on points of dimension {dim}"
+                    )));
+                }
+                let offsets = Self::distinct_offsets(terms, dim);
+                let rows = count * offsets.len();
+                let mut inputs = Vec::with_capacity(rows * dim);
+                for off in &offsets {
+                    for s in 0..count {
+                        for i in 0..dim {
+                            inputs.push((points[s * dim + i] + off[i]) as f32);
+                        }
+                    }
+                }
+                let ty = offsets.len();
+                let mut y_terms = Vec::with_capacity(count * ty);
+                for s in 0..count {
+                    let x = &points[s * dim..(s + 1) * dim];
+                    for (oi, off) in offsets.iter().enumerate() {
+                        let c: f64 = terms
+                            .iter()
+                            .filter(|t| &t.offset == off)
+                            .map(|t| t.coef.at(x))
+                            .sum();
+                        y_terms.push(Term {
+                            row: (oi * count + s) as u32,
+                            coef: c as f32,
+                        });
+                    }
+                }
+                let x_terms = (0..count)
+                    .map(|s| Term {
+                        row: s as u32,
+                        coef: 1.0,
+                    })
+                    .collect();
+                let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
+                Ok(Batch {
+                    shape: BatchShape {
+                        input_dim: dim,
+                        rows,
+                        samples: count,
+                        pairs: count,
+                        tx: 1,
+                        ty,
+                    },
+                    inputs,
+                    sample_weights: w.clone(),
+                    x_terms,
+                    y_terms,
+                    pair_weights: w,
+                })
+            }
+            Operator::PairKernel { kernel, scale } => {
+                if count < 2 || count % 2 != 0 {
+                    return Err(SpinError::Config(format!(
+                        "a kernel operator needs an even batch of at least 2 samples, got {count}"
+                    )));
+                }
+                let pairs = count / 2;
+                let mut x_terms = Vec::with_capacity(pairs);
+                let mut y_terms = Vec::with_capacity(pairs);
+                let mut pair_weights = Vec::with_capacity(pairs);
+                for q in 0..pairs {
+                    let x = &points[q * dim..(q + 1) * dim];
+                    let y = &points[(q + pairs) * dim..(q + pairs + 1) * dim];
+                    x_terms.push(Term {
+                        row: q as u32,
+                        coef: 1.0,
+                    });
+                    y_terms.push(Term {
+                        row: (q + pairs) as u32,
+                        coef: (scale * kernel(x, y)) as f32,
+                    });
+                    pair_weights.push((weights[q] * weights[q + pairs]) as f32);
+                }
+                Ok(Batch {
+                    shape: BatchShape {
+                        input_dim: dim,
+                        rows: count,
+                        samples: count,
+                        pairs,
+                        tx: 1,
+                        ty: 1,
+                    },
+                    inputs: points.iter().map(|&v| v as f32).collect(),
+                    sample_weights: weights.iter().map(|&w| w as f32).collect(),
+                    x_terms,
+                    y_terms,
+                    pair_weights,
+                })
+            }
+        }
+    }
+}
+
+/// CPU f64 oracle of `operator_apply.wgsl`: X and Y (pairs, n) from outputs u (rows, n).
+pub fn apply(batch: &Batch, u: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let s = &batch.shape;
+    let gather = |terms: &[Term], t: usize| {
+        let mut out = vec![0.0; s.pairs * n];
+        for q in 0..s.pairs {
+            for term in &terms[q * t..(q + 1) * t] {
+                for m in 0..n {
+                    out[q * n + m] += term.coef as f64 * u[term.row as usize * n + m];
+                }
+            }
+        }
+        out
+    };
+    (gather(&batch.x_terms, s.tx), gather(&batch.y_terms, s.ty))
+}
+
+/// CPU f64 oracle of the reductions: (Σ̂, Π̂), each (n, n) row-major.
+pub fn statistics(
+    batch: &Batch,
+    u: &[f64],
+    xs: &[f64],
+    ys: &[f64],
+    n: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let s = &batch.shape;
+    let mut sigma = vec![0.0; n * n];
+    let mut pi = vec![0.0; n * n];
+    for r in 0..s.samples {
+        let w = batch.sample_weights[r] as f64;
+        for j in 0..n {
+            for k in 0..n {
+                sigma[j * n + k] += w * u[r * n + j] * u[r * n + k] / s.samples as f64;
+            }
+        }
+    }
+    for q in 0..s.pairs {
+        let w = batch.pair_weights[q] as f64;
+        for j in 0..n {
+            for k in 0..n {
+                pi[j * n + k] += w * xs[q * n + j] * ys[q * n + k] / s.pairs as f64;
+            }
+        }
+    }
+    (sigma, pi)
+}
+
+/// CPU f64 oracle of `operator_backward.wgsl`: the cotangent on the raw outputs f (rows, n)
+/// from Π̂ with the covariance rule, given G_Π (n, n) and the envelope per row.
+pub fn pi_cotangent(
+    batch: &Batch,
+    xs: &[f64],
+    ys: &[f64],
+    g_pi: &[f64],
+    env: &[f64],
+    n: usize,
+) -> Vec<f64> {
+    let s = &batch.shape;
+    let mut cot = vec![0.0; s.rows * n];
+    let times_g =
+        |z: &[f64], q: usize, m: usize| (0..n).map(|a| z[q * n + a] * g_pi[a * n + m]).sum::<f64>();
+    for (terms, t, other) in [(&batch.x_terms, s.tx, ys), (&batch.y_terms, s.ty, xs)] {
+        for (idx, term) in terms.iter().enumerate() {
+            let q = idx / t;
+            let w = batch.pair_weights[q] as f64 / s.pairs as f64;
+            for m in 0..n {
+                cot[term.row as usize * n + m] += term.coef as f64 * w * times_g(other, q, m);
+            }
+        }
+    }
+    for r in 0..s.rows {
+        for m in 0..n {
+            cot[r * n + m] *= env[r];
+        }
+    }
+    cot
+}
+
+impl Batch {
+    /// A batch that only evaluates the network at `points` (X = Y = u): for reading outputs.
+    pub fn plain(points: &[f64], dim: usize) -> Result<Batch> {
+        let count = points.len() / dim.max(1);
+        if count == 0 || points.len() != count * dim {
+            return Err(SpinError::Shape(format!(
+                "{} coordinates are not points of dimension {dim}",
+                points.len()
+            )));
+        }
+        let terms: Vec<Term> = (0..count)
+            .map(|s| Term {
+                row: s as u32,
+                coef: 1.0,
+            })
+            .collect();
+        Ok(Batch {
+            shape: BatchShape {
+                input_dim: dim,
+                rows: count,
+                samples: count,
+                pairs: count,
+                tx: 1,
+                ty: 1,
+            },
+            inputs: points.iter().map(|&v| v as f32).collect(),
+            sample_weights: vec![1.0; count],
+            x_terms: terms.clone(),
+            y_terms: terms,
+            pair_weights: vec![1.0; count],
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! The host's part of a SpIN step (SPEC §2), in f64 with nalgebra: Σ̄ update, Cholesky, Λ and
+//! the two gradient matrices G_Π and G_Σ.
+
+use nalgebra::DMatrix;
+
+use crate::error::{Result, SpinError};
+
+/// What the host derives from Σ̄ and Π̂ in one step.
+#[derive(Clone, Debug)]
+pub struct StepMatrices {
+    /// L = chol(Σ̄), lower triangular.
+    pub chol: DMatrix<f64>,
+    /// L⁻¹.
+    pub chol_inv: DMatrix<f64>,
+    /// Λ = L⁻¹ Π̂ L⁻ᵀ.
+    pub lambda: DMatrix<f64>,
+    /// G_Π = L⁻ᵀ diag(L⁻¹) (upper triangular).
+    pub g_pi: DMatrix<f64>,
+    /// G_Σ = −L⁻ᵀ triu(Λ diag(L⁻¹)) (upper triangular).
+    pub g_sigma: DMatrix<f64>,
+}
+
+impl StepMatrices {
+    /// tr Λ, the loss.
+    pub fn loss(&self) -> f64 {
+        self.lambda.trace()
+    }
+    /// diag Λ, the eigenvalue estimates.
+    pub fn eigenvalues(&self) -> Vec<f64> {
+        self.lambda.diagonal().iter().copied().collect()
+    }
+}
+
+/// A row-major n×n matrix from a flat slice.
+pub fn matrix(flat: &[f32], n: usize) -> DMatrix<f64> {
+    DMatrix::from_fn(n, n, |i, j| flat[i * n + j] as f64)
+}
+
+/// Flattens a matrix row-major.
+pub fn flat(m: &DMatrix<f64>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(m.nrows() * m.ncols());
+    for i in 0..m.nrows() {
+        for j in 0..m.ncols() {
+            out.push(m[(i, j)]);
+        }
+    }
+    out
+}
+
+/// Cholesky factor of a symmetric matrix, or an error naming the first feature whose pivot is
+/// not positive.
+pub fn cholesky(sigma: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+    let sym = (sigma + sigma.transpose()) * 0.5;
+    if let Some(c) = nalgebra::Cholesky::new(sym.clone()) {
+        let l = c.l();
+        if l.iter().all(|v| v.is_finite()) {
+            return Ok(l);
+        }
+    }
+    // Find the first leading block that is not positive definite, for the message.
+    let n = sym.nrows();
+    for k in 1..=n {
+        let block = sym.view((0, 0), (k, k)).into_owned();
+        if nalgebra::Cholesky::new(block.clone()).is_none() {
+            let pivot = if k == 1 {
+                block[(0, 0)]
+            } else {
+                let prev = nalgebra::Cholesky::new(sym.view((0, 0), (k - 1, k - 1)).into_owned())
+                    .map(|c| c.l())
+                    .unwrap_or_else(|| DMatrix::identity(k - 1, k - 1));
+                let b = sym.view((0, k - 1), (k - 1, 1)).into_owned();
+                let y = prev.solve_lower_triangular(&b).unwrap_or(b);
+                block[(k - 1, k - 1)] - y.norm_squared()
+            };
+            return Err(SpinError::Cholesky {
+                feature: k - 1,
+                pivot,
+            });
+        }
+    }
+    Err(SpinError::Cholesky {
+        feature: n.saturating_sub(1),
+        pivot: f64::NAN,
+    })
+}
+
+/// Λ, G_Π and G_Σ from the moving average Σ̄ and this step's Π̂ (SPEC §2).
+pub fn step_matrices(sigma_avg: &DMatrix<f64>, pi: &DMatrix<f64>) -> Result<StepMatrices> {
+    let n = sigma_avg.nrows();
+    let chol = cholesky(sigma_avg)?;
+    let chol_inv = chol
+        .solve_lower_triangular(&DMatrix::identity(n, n))
+        .ok_or(SpinError::Cholesky {
+            feature: 0,
+            pivot: 0.0,
+        })?;
+    let lambda = &chol_inv * pi * chol_inv.transpose();
+    let dl = DMatrix::from_diagonal(&chol_inv.diagonal());
+    let g_pi = chol_inv.transpose() * &dl;
+    let g_sigma = -(chol_inv.transpose() * (&lambda * &dl).upper_triangle());
+    Ok(StepMatrices {
+        chol,
+        chol_inv,
+        lambda,
+        g_pi,
+        g_sigma,
+    })
+}
+
+/// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.
+pub fn ritz_values(lambda: &DMatrix<f64>) -> Vec<f64> {
+    let sym = (lambda + lambda.transpose()) * 0.5;
+    let mut v: Vec<f64> = sym.symmetric_eigenvalues().iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    v
+}

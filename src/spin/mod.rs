@@ -1,0 +1,11 @@
+//! The SpIN step: the GPU engine, the host's matrix work, optimisers and the trainer.
+
+pub mod engine;
+pub mod host;
+pub mod optim;
+pub mod oracle;
+pub mod trainer;
+
+pub use engine::{Engine, Probe};
+pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+pub use trainer::{Evaluation, Problem, StepReport, TrainConfig, Trainer};

@@ -1,0 +1,362 @@
+//! The training loop: samples a batch, runs the GPU passes, does the host's matrix work and the
+//! optimiser update; and the final evaluation on a large fresh sample (SPEC §2).
+
+use std::sync::Arc;
+
+use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::engine::{Engine, Probe};
+use super::host::{flat, matrix, ritz_values, step_matrices};
+use super::optim::{Optimizer, OptimizerConfig};
+use crate::error::{Result, SpinError};
+use crate::gpu::GpuContext;
+use crate::nn::MlpSpec;
+use crate::operators::samplers::Sampler;
+use crate::operators::{Batch, Operator};
+
+/// What is learned: a network, an operator and the sampling distribution.
+pub struct Problem {
+    /// The network.
+    pub spec: MlpSpec,
+    /// The operator K.
+    pub operator: Operator,
+    /// p(x).
+    pub sampler: Box<dyn Sampler>,
+}
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// Moving-average rate β of Σ̄ and J̄ (1: no averaging).
+    pub beta: f64,
+    /// Samples per step (ignored with `exhaustive`).
+    pub batch: usize,
+    /// Total steps (for schedules).
+    pub steps: u64,
+    /// RNG seed.
+    pub seed: u64,
+    /// Optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Rate of the eigenvalue EMA reported in curves (reference: 0.01).
+    pub eigen_ema: f64,
+    /// Use the sampler's exhaustive batch every step (deterministic; finite spaces only).
+    pub exhaustive: bool,
+}
+
+impl TrainConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        if !(self.beta > 0.0 && self.beta <= 1.0) {
+            return Err(SpinError::Config(format!(
+                "β must be in (0, 1], got {}",
+                self.beta
+            )));
+        }
+        if !self.exhaustive && self.batch < 2 {
+            return Err(SpinError::Config(format!(
+                "batch must be at least 2, got {}",
+                self.batch
+            )));
+        }
+        if !(self.eigen_ema > 0.0 && self.eigen_ema <= 1.0) {
+            return Err(SpinError::Config(format!(
+                "eigenvalue EMA rate must be in (0, 1], got {}",
+                self.eigen_ema
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one step reports.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    /// Step number (1-based, after this step).
+    pub step: u64,
+    /// tr Λ.
+    pub loss: f64,
+    /// diag Λ this step.
+    pub eigenvalues: Vec<f64>,
+    /// EMA of diag Λ.
+    pub eigenvalues_ema: Vec<f64>,
+}
+
+/// The final evaluation on a large sample.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Evaluation {
+    /// Samples used.
+    pub samples: usize,
+    /// diag Λ with Λ = L⁻¹ Π L⁻ᵀ, L = chol(Σ) of the evaluation sample (ordered eigenfunctions).
+    pub lambda_diag: Vec<f64>,
+    /// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.
+    pub eigenvalues: Vec<f64>,
+    /// Σ (N, N) row-major.
+    #[serde(skip)]
+    pub sigma: Vec<f64>,
+    /// Π (N, N) row-major.
+    #[serde(skip)]
+    pub pi: Vec<f64>,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    ctx: Arc<GpuContext>,
+    problem: Problem,
+    config: TrainConfig,
+    engine: Engine,
+    /// Parameters θ.
+    pub params: Vec<f32>,
+    /// Optimiser state.
+    pub optimizer: Optimizer,
+    /// Σ̄.
+    pub sigma_avg: DMatrix<f64>,
+    /// EMA of diag Λ.
+    pub lambda_ema: Vec<f64>,
+    /// Steps done.
+    pub step: u64,
+    rng: ChaCha8Rng,
+    fixed_batch: Option<Batch>,
+}
+
+impl Trainer {
+    /// Initialises parameters (reference init), Σ̄ = I, J̄ = 0.
+    pub fn new(ctx: Arc<GpuContext>, problem: Problem, config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        problem.spec.validate()?;
+        if problem.sampler.dim() != problem.spec.input_dim {
+            return Err(SpinError::Shape(format!(
+                "sampler gives points of dimension {}, the network takes {}",
+                problem.sampler.dim(),
+                problem.spec.input_dim
+            )));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let params = problem.spec.init_params(&mut rng);
+        let fixed_batch = if config.exhaustive {
+            let (points, weights) = problem.sampler.exhaustive().ok_or_else(|| {
+                SpinError::Config(
+                    "this sampler has no exhaustive batch (only finite spaces do)".into(),
+                )
+            })?;
+            Some(
+                problem
+                    .operator
+                    .batch(&points, problem.sampler.dim(), &weights)?,
+            )
+        } else {
+            None
+        };
+        let first = match &fixed_batch {
+            Some(b) => b.clone(),
+            None => {
+                let (points, weights) = problem.sampler.sample(&mut rng, config.batch);
+                problem
+                    .operator
+                    .batch(&points, problem.sampler.dim(), &weights)?
+            }
+        };
+        let engine = Engine::new(ctx.clone(), &problem.spec, first.shape, true)?;
+        let n = problem.spec.outputs;
+        let optimizer = Optimizer::new(config.optimizer.clone(), params.len());
+        // Re-seed so that the first training batch does not depend on whether a probe batch was drawn.
+        let rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(0x5EED));
+        Ok(Self {
+            ctx,
+            problem,
+            config,
+            engine,
+            params,
+            optimizer,
+            sigma_avg: DMatrix::identity(n, n),
+            lambda_ema: Vec::new(),
+            step: 0,
+            rng,
+            fixed_batch,
+        })
+    }
+
+    /// The GPU context.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// The problem.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The GPU engine (for profiling and tests).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn next_batch(&mut self) -> Result<Batch> {
+        match &self.fixed_batch {
+            Some(b) => Ok(b.clone()),
+            None => {
+                let (points, weights) = self
+                    .problem
+                    .sampler
+                    .sample(&mut self.rng, self.config.batch);
+                self.problem
+                    .operator
+                    .batch(&points, self.problem.sampler.dim(), &weights)
+            }
+        }
+    }
+
+    /// One SpIN step. On a non-finite loss or gradient, or a collapsed Σ̄, returns an error and
+    /// leaves θ, Σ̄ and the optimiser as they were.
+    pub fn step(&mut self) -> Result<StepReport> {
+        let n = self.problem.spec.outputs;
+        let beta = self.config.beta;
+        let batch = self.next_batch()?;
+        self.engine.set_params(&self.params)?;
+        self.engine.set_batch(&batch)?;
+        let (sigma, pi) = self.engine.statistics()?;
+        let step = self.step + 1;
+        if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
+            return Err(SpinError::NonFinite {
+                what: "Σ̂/Π̂ (network outputs)".into(),
+                step,
+            });
+        }
+        let sigma_avg = &self.sigma_avg * (1.0 - beta) + matrix(&sigma, n) * beta;
+        let m = step_matrices(&sigma_avg, &matrix(&pi, n))?;
+        let loss = m.loss();
+        if !loss.is_finite() {
+            return Err(SpinError::NonFinite {
+                what: "the loss tr Λ".into(),
+                step,
+            });
+        }
+        let grad = self
+            .engine
+            .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), beta)?;
+        if grad.iter().any(|v| !v.is_finite()) {
+            return Err(SpinError::NonFinite {
+                what: "the gradient".into(),
+                step,
+            });
+        }
+        self.optimizer
+            .step(&mut self.params, &grad, self.config.steps);
+        self.sigma_avg = sigma_avg;
+        let eig = m.eigenvalues();
+        if self.lambda_ema.is_empty() {
+            self.lambda_ema = eig.clone();
+        } else {
+            let r = self.config.eigen_ema;
+            for (e, v) in self.lambda_ema.iter_mut().zip(&eig) {
+                *e = (1.0 - r) * *e + r * v;
+            }
+        }
+        self.step = step;
+        Ok(StepReport {
+            step,
+            loss,
+            eigenvalues: eig,
+            eigenvalues_ema: self.lambda_ema.clone(),
+        })
+    }
+
+    /// The final evaluation (SPEC §2): Σ, Π on `samples` fresh points in chunks of `chunk`
+    /// (or the exhaustive batch of a finite space), Λ = L⁻¹ Π L⁻ᵀ, its diagonal and Ritz values.
+    pub fn evaluate(&mut self, samples: usize, chunk: usize, seed: u64) -> Result<Evaluation> {
+        let n = self.problem.spec.outputs;
+        let dim = self.problem.sampler.dim();
+        let mut sigma = vec![0.0f64; n * n];
+        let mut pi = vec![0.0f64; n * n];
+        let (mut s_total, mut q_total) = (0usize, 0usize);
+        let mut add = |engine: &Engine, batch: &Batch| -> Result<()> {
+            engine.set_params(&self.params)?;
+            engine.set_batch(batch)?;
+            let (s, p) = engine.statistics()?;
+            let (ns, nq) = (batch.shape.samples, batch.shape.pairs);
+            for i in 0..n * n {
+                sigma[i] += s[i] as f64 * ns as f64;
+                pi[i] += p[i] as f64 * nq as f64;
+            }
+            s_total += ns;
+            q_total += nq;
+            Ok(())
+        };
+        if let Some((points, weights)) = self.problem.sampler.exhaustive() {
+            let batch = self.problem.operator.batch(&points, dim, &weights)?;
+            let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
+            add(&engine, &batch)?;
+        } else {
+            let chunk = chunk.max(2).min(samples.max(2)) & !1;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut engine: Option<Engine> = None;
+            let mut done = 0;
+            while done < samples {
+                let (points, weights) = self.problem.sampler.sample(&mut rng, chunk);
+                let batch = self.problem.operator.batch(&points, dim, &weights)?;
+                if engine.as_ref().is_none_or(|e| e.shape() != batch.shape) {
+                    engine = Some(Engine::new(
+                        self.ctx.clone(),
+                        &self.problem.spec,
+                        batch.shape,
+                        false,
+                    )?);
+                }
+                if let Some(e) = &engine {
+                    add(e, &batch)?;
+                }
+                done += chunk;
+            }
+        }
+        let sigma: Vec<f64> = sigma.iter().map(|v| v / s_total as f64).collect();
+        let pi: Vec<f64> = pi.iter().map(|v| v / q_total as f64).collect();
+        let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
+        let m = step_matrices(&to_m(&sigma), &to_m(&pi))?;
+        Ok(Evaluation {
+            samples: s_total,
+            lambda_diag: m.eigenvalues(),
+            eigenvalues: ritz_values(&m.lambda),
+            sigma,
+            pi,
+        })
+    }
+
+    /// Network outputs u at `points` (count, dim) → (count, N).
+    pub fn outputs(&self, points: &[f64]) -> Result<Vec<f64>> {
+        let dim = self.problem.sampler.dim();
+        let batch = Batch::plain(points, dim)?;
+        let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
+        engine.set_params(&self.params)?;
+        engine.set_batch(&batch)?;
+        engine.statistics()?;
+        Ok(engine
+            .read(Probe::U)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect())
+    }
+
+    /// Ordered eigenfunctions v = L⁻¹ u at `points`, with L = chol(`sigma`) ((N, N) row-major).
+    pub fn eigenfunctions(&self, points: &[f64], sigma: &[f64]) -> Result<Vec<f64>> {
+        let n = self.problem.spec.outputs;
+        let u = self.outputs(points)?;
+        let l = super::host::cholesky(&DMatrix::from_fn(n, n, |i, j| sigma[i * n + j]))?;
+        let count = u.len() / n;
+        let umat = DMatrix::from_fn(n, count, |i, c| u[c * n + i]);
+        let v = l.solve_lower_triangular(&umat).ok_or(SpinError::Cholesky {
+            feature: 0,
+            pivot: 0.0,
+        })?;
+        Ok((0..count)
+            .flat_map(|c| (0..n).map(move |i| (c, i)))
+            .map(|(c, i)| v[(i, c)])
+            .collect())
+    }
+}

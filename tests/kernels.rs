@@ -1,0 +1,197 @@
+//! Every kernel against the CPU f64 oracle, on shapes that are not multiples of the tile or
+//! workgroup sizes.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_close, ctx, scale};
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use spectral_inference::nn::MlpSpec;
+use spectral_inference::operators::samplers::{OneHot, Sampler, UniformBox};
+use spectral_inference::operators::{Batch, Operator};
+use spectral_inference::spin::{oracle, Engine, Probe};
+
+fn random_spd(n: usize, rng: &mut ChaCha8Rng) -> DMatrix<f64> {
+    let a = DMatrix::from_fn(n, n, |_, _| rng.random_range(-0.5..0.5));
+    &a * a.transpose() + DMatrix::identity(n, n)
+}
+
+fn check_engine(spec: &MlpSpec, batch: &Batch, beta: f64, seed: u64) {
+    let ctx = ctx();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let params32 = spec.init_params(&mut rng);
+    let params: Vec<f64> = params32.iter().map(|&v| v as f64).collect();
+    let n = spec.outputs;
+    let p = spec.num_params();
+    let jbar0: Vec<f64> = (0..n * (n + 1) / 2 * p)
+        .map(|_| rng.random_range(-0.1..0.1))
+        .collect();
+    let sigma_avg = random_spd(n, &mut rng);
+    let want = oracle::step(spec, &params, batch, &sigma_avg, &jbar0, beta).expect("oracle step");
+
+    let engine = Engine::new(Arc::clone(&ctx), spec, batch.shape, true).expect("engine");
+    engine.set_params(&params32).unwrap();
+    engine.set_batch(batch).unwrap();
+    engine
+        .write_jbar(&jbar0.iter().map(|&v| v as f32).collect::<Vec<_>>())
+        .unwrap();
+    let (sigma, pi) = engine.statistics().unwrap();
+
+    for (l, z) in want.forward.z.iter().enumerate() {
+        assert_close(
+            &format!("z[{l}]"),
+            &engine.read(Probe::Z(l)).unwrap(),
+            z,
+            1e-4,
+            1e-4 * scale(z),
+        );
+        let a = &want.forward.a[l];
+        assert_close(
+            &format!("a[{l}]"),
+            &engine.read(Probe::A(l)).unwrap(),
+            a,
+            1e-4,
+            1e-4 * scale(a),
+        );
+    }
+    assert_close(
+        "envelope",
+        &engine.read(Probe::Envelope).unwrap(),
+        &want.forward.env,
+        1e-5,
+        1e-6,
+    );
+    let u = &want.forward.u;
+    assert_close(
+        "u",
+        &engine.read(Probe::U).unwrap(),
+        u,
+        1e-4,
+        1e-4 * scale(u),
+    );
+    assert_close(
+        "X",
+        &engine.read(Probe::X).unwrap(),
+        &want.xs,
+        1e-3,
+        1e-4 * scale(&want.xs),
+    );
+    assert_close(
+        "Y",
+        &engine.read(Probe::Y).unwrap(),
+        &want.ys,
+        1e-3,
+        1e-3 * scale(&want.ys),
+    );
+    assert_close(
+        "sigma",
+        &sigma,
+        &want.sigma,
+        1e-3,
+        1e-4 * scale(&want.sigma),
+    );
+    assert_close("pi", &pi, &want.pi, 1e-3, 1e-3 * scale(&want.pi));
+
+    let m = &want.matrices;
+    let flat = spectral_inference::spin::host::flat;
+    let grad = engine
+        .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), beta)
+        .unwrap();
+    let jbar = engine.read_jbar().unwrap();
+    assert_close("jbar", &jbar, &want.jbar, 1e-3, 1e-4 * scale(&want.jbar));
+    assert_close("grad", &grad, &want.grad, 2e-3, 2e-3 * scale(&want.grad));
+}
+
+#[test]
+fn mlp_fd_hamiltonian_step_matches_oracle() {
+    let spec = MlpSpec {
+        input_dim: 3,
+        hidden: vec![5, 7],
+        outputs: 3,
+        envelope: Some(2.0),
+    };
+    let op = Operator::hamiltonian_fd(
+        3,
+        1.0,
+        0.1,
+        Arc::new(|x: &[f64]| -1.0 / (x.iter().map(|v| v * v).sum::<f64>().sqrt() + 0.1)),
+    )
+    .unwrap();
+    let sampler = UniformBox {
+        dim: 3,
+        half_width: 1.9,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (points, _) = sampler.sample(&mut rng, 13);
+    let weights: Vec<f64> = (0..13).map(|_| rng.random_range(0.5..1.5)).collect();
+    let batch = op.batch(&points, 3, &weights).unwrap();
+    check_engine(&spec, &batch, 0.3, 1);
+}
+
+#[test]
+fn wide_mlp_without_envelope_matches_oracle() {
+    let spec = MlpSpec {
+        input_dim: 2,
+        hidden: vec![33, 18, 9],
+        outputs: 5,
+        envelope: None,
+    };
+    let op = Operator::hamiltonian_fd(
+        2,
+        0.5,
+        0.05,
+        Arc::new(|x: &[f64]| x[0] * x[0] + 2.0 * x[1] * x[1]),
+    )
+    .unwrap();
+    let sampler = UniformBox {
+        dim: 2,
+        half_width: 3.0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (points, w) = sampler.sample(&mut rng, 70);
+    let batch = op.batch(&points, 2, &w).unwrap();
+    check_engine(&spec, &batch, 0.05, 2);
+}
+
+#[test]
+fn linear_model_kernel_operator_matches_oracle() {
+    let spec = MlpSpec {
+        input_dim: 6,
+        hidden: vec![],
+        outputs: 4,
+        envelope: None,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let m = DMatrix::from_fn(6, 6, |_, _| rng.random_range(-1.0..1.0));
+    let m = &m + m.transpose();
+    let op = Operator::pair_kernel(Arc::new(move |x: &[f64], y: &[f64]| {
+        let (i, j) = (OneHot::decode(x), OneHot::decode(y));
+        6.0 * m[(i, j)]
+    }));
+    let sampler = OneHot::new(6).unwrap();
+    let (points, w) = sampler.sample(&mut rng, 150);
+    let batch = op.batch(&points, 6, &w).unwrap();
+    check_engine(&spec, &batch, 1.0, 4);
+}
+
+#[test]
+fn single_hidden_layer_one_output_matches_oracle() {
+    let spec = MlpSpec {
+        input_dim: 1,
+        hidden: vec![1],
+        outputs: 1,
+        envelope: Some(1.0),
+    };
+    let op = Operator::hamiltonian_fd(1, 1.0, 0.01, Arc::new(|x: &[f64]| x[0] * x[0])).unwrap();
+    let sampler = UniformBox {
+        dim: 1,
+        half_width: 1.0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (points, w) = sampler.sample(&mut rng, 1);
+    let batch = op.batch(&points, 1, &w).unwrap();
+    check_engine(&spec, &batch, 0.5, 6);
+}
