@@ -11,3 +11,4 @@ pub use error::{Result, SpinError};
 pub mod nn;
 pub mod operators;
 pub mod spin;
+pub mod experiments;

@@ -1,0 +1,3 @@
+//! Experiments built on the SpIN trainer.
+
+pub mod matrix;
