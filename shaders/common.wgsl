@@ -25,8 +25,3 @@ fn softplus_d2(z: f32) -> f32 {
     let s = softplus_d1(z);
     return s * (1.0 - s);
 }
-
-// Index of the pair (j, k), j ≤ k, in the packed upper triangle of an N×N matrix.
-fn pair_index(j: u32, k: u32) -> u32 {
-    return k * (k + 1u) / 2u + j;
-}

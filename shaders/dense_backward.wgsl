@@ -2,42 +2,53 @@
 // δ_in[r, i] = σ'(z_in[r / ROW_DIV, i]) Σ_o W[i, o] δ_out[r, o].
 // ROW_DIV = 1 for the batch VJP; ROW_DIV = N for the per-sample sensitivities, whose rows are
 // (sample, output k) pairs that share the sample's pre-activations.
-// Each invocation computes a 4×4 tile (4 rows × 4 inputs).
+// Each invocation computes 4 rows × one vec4 of inputs; per vec4 of outputs, 4 sensitivity and
+// 4 weight loads feed 16 dot products.
 
 override ROWS: u32;
-override IN: u32;
-override OUT: u32;
-override W_OFF: u32;
+override IN4: u32;
+override OUT4: u32;
+override W_OFF4: u32;
 override ROW_DIV: u32;
 
-@group(0) @binding(0) var<storage, read> params: array<f32>;
-@group(0) @binding(1) var<storage, read> delta_out: array<f32>;    // (ROWS, OUT)
-@group(0) @binding(2) var<storage, read> z_in: array<f32>;         // (ROWS / ROW_DIV, IN)
-@group(0) @binding(3) var<storage, read_write> delta_in: array<f32>; // (ROWS, IN)
+@group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> delta_out: array<vec4<f32>>;    // (ROWS, OUT4)
+@group(0) @binding(2) var<storage, read> z_in: array<vec4<f32>>;         // (ROWS / ROW_DIV, IN4)
+@group(0) @binding(3) var<storage, read_write> delta_in: array<vec4<f32>>; // (ROWS, IN4)
+
+fn logistic4(z: vec4<f32>) -> vec4<f32> {
+    let e = exp(-abs(z));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= vec4<f32>(0.0));
+}
 
 @compute @workgroup_size(64)
 fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
-    let i_tiles = (IN + 3u) / 4u;
     let r_tiles = (ROWS + 3u) / 4u;
-    if (t >= i_tiles * r_tiles) {
+    if (t >= IN4 * r_tiles) {
         return;
     }
-    let i0 = (t % i_tiles) * 4u;
-    let r0 = (t / i_tiles) * 4u;
-    let ic = vec4<u32>(min(i0, IN - 1u), min(i0 + 1u, IN - 1u), min(i0 + 2u, IN - 1u), min(i0 + 3u, IN - 1u));
-    let rd = vec4<u32>(min(r0, ROWS - 1u), min(r0 + 1u, ROWS - 1u), min(r0 + 2u, ROWS - 1u), min(r0 + 3u, ROWS - 1u)) * OUT;
+    let iq = t % IN4;
+    let r0 = (t / IN4) * 4u;
+    let rd = vec4<u32>(r0, min(r0 + 1u, ROWS - 1u), min(r0 + 2u, ROWS - 1u), min(r0 + 3u, ROWS - 1u)) * OUT4;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    let wr = W_OFF + ic * OUT;
-    for (var o = 0u; o < OUT; o++) {
-        let w = vec4<f32>(params[wr.x + o], params[wr.y + o], params[wr.z + o], params[wr.w + o]);
-        acc0 += delta_out[rd.x + o] * w;
-        acc1 += delta_out[rd.y + o] * w;
-        acc2 += delta_out[rd.z + o] * w;
-        acc3 += delta_out[rd.w + o] * w;
+    let wrow = W_OFF4 + 4u * iq * OUT4;
+    for (var oq = 0u; oq < OUT4; oq++) {
+        let w0 = params[wrow + oq];
+        let w1 = params[wrow + OUT4 + oq];
+        let w2 = params[wrow + 2u * OUT4 + oq];
+        let w3 = params[wrow + 3u * OUT4 + oq];
+        let d0 = delta_out[rd.x + oq];
+        let d1 = delta_out[rd.y + oq];
+        let d2 = delta_out[rd.z + oq];
+        let d3 = delta_out[rd.w + oq];
+        acc0 += vec4<f32>(dot(w0, d0), dot(w1, d0), dot(w2, d0), dot(w3, d0));
+        acc1 += vec4<f32>(dot(w0, d1), dot(w1, d1), dot(w2, d1), dot(w3, d1));
+        acc2 += vec4<f32>(dot(w0, d2), dot(w1, d2), dot(w2, d2), dot(w3, d2));
+        acc3 += vec4<f32>(dot(w0, d3), dot(w1, d3), dot(w2, d3), dot(w3, d3));
     }
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var rr = 0u; rr < 4u; rr++) {
@@ -45,13 +56,6 @@ fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
         if (r >= ROWS) {
             break;
         }
-        let zr = (r / ROW_DIV) * IN;
-        for (var ii = 0u; ii < 4u; ii++) {
-            let i = i0 + ii;
-            if (i >= IN) {
-                break;
-            }
-            delta_in[r * IN + i] = softplus_d1(z_in[zr + i]) * accs[rr][ii];
-        }
+        delta_in[r * IN4 + iq] = logistic4(z_in[(r / ROW_DIV) * IN4 + iq]) * accs[rr];
     }
 }

@@ -1,44 +1,53 @@
 // One dense layer on a batch of rows: z = a W + b, out = act(z).
-// Each invocation computes a 4×4 tile (4 rows × 4 outputs) so every weight and activation load
-// feeds four multiply-adds.
+// Widths are padded to multiples of 4 (IN4, OUT4 count vec4s). Each invocation computes 4 rows ×
+// one vec4 of outputs: per step of 4 inputs, 4 activation and 4 weight vec4 loads feed 64
+// multiply-adds.
 
 override ROWS: u32;
-override IN: u32;
-override OUT: u32;
-override W_OFF: u32;   // offset of this layer's W (IN, OUT) in params; b (OUT) follows it
+override IN4: u32;
+override OUT4: u32;
+override W_OFF4: u32;  // offset of this layer's (4·IN4 + 1, 4·OUT4) block, in vec4s; bias is its last row
 override ACT: u32;     // 1: softplus; 0: identity (output layer)
 
-@group(0) @binding(0) var<storage, read> params: array<f32>;
-@group(0) @binding(1) var<storage, read> a_in: array<f32>;        // (ROWS, IN)
-@group(0) @binding(2) var<storage, read_write> z_out: array<f32>; // (ROWS, OUT) pre-activation
-@group(0) @binding(3) var<storage, read_write> a_out: array<f32>; // (ROWS, OUT) act(z)
+@group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a_in: array<vec4<f32>>;        // (ROWS, IN4)
+@group(0) @binding(2) var<storage, read_write> z_out: array<vec4<f32>>; // (ROWS, OUT4) pre-activation
+@group(0) @binding(3) var<storage, read_write> a_out: array<vec4<f32>>; // (ROWS, OUT4) act(z)
+
+fn softplus4(z: vec4<f32>) -> vec4<f32> {
+    return max(z, vec4<f32>(0.0)) + log(vec4<f32>(1.0) + exp(-abs(z)));
+}
 
 @compute @workgroup_size(64)
 fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
-    let o_tiles = (OUT + 3u) / 4u;
     let r_tiles = (ROWS + 3u) / 4u;
-    if (t >= o_tiles * r_tiles) {
+    if (t >= OUT4 * r_tiles) {
         return;
     }
-    let o0 = (t % o_tiles) * 4u;
-    let r0 = (t / o_tiles) * 4u;
-    // Clamped indices keep loads in bounds; the stores below are guarded.
-    let oc = vec4<u32>(min(o0, OUT - 1u), min(o0 + 1u, OUT - 1u), min(o0 + 2u, OUT - 1u), min(o0 + 3u, OUT - 1u));
-    let ra = vec4<u32>(min(r0, ROWS - 1u), min(r0 + 1u, ROWS - 1u), min(r0 + 2u, ROWS - 1u), min(r0 + 3u, ROWS - 1u)) * IN;
-    let b_off = W_OFF + IN * OUT;
-    let bias = vec4<f32>(params[b_off + oc.x], params[b_off + oc.y], params[b_off + oc.z], params[b_off + oc.w]);
+    let oq = t % OUT4;
+    let r0 = (t / OUT4) * 4u;
+    // Clamped rows keep loads in bounds; stores are guarded.
+    let ra = vec4<u32>(r0, min(r0 + 1u, ROWS - 1u), min(r0 + 2u, ROWS - 1u), min(r0 + 3u, ROWS - 1u)) * IN4;
+    let bias = params[W_OFF4 + 4u * IN4 * OUT4 + oq];
     var acc0 = bias;
     var acc1 = bias;
     var acc2 = bias;
     var acc3 = bias;
-    for (var i = 0u; i < IN; i++) {
-        let wr = W_OFF + i * OUT;
-        let w = vec4<f32>(params[wr + oc.x], params[wr + oc.y], params[wr + oc.z], params[wr + oc.w]);
-        acc0 += a_in[ra.x + i] * w;
-        acc1 += a_in[ra.y + i] * w;
-        acc2 += a_in[ra.z + i] * w;
-        acc3 += a_in[ra.w + i] * w;
+    for (var iq = 0u; iq < IN4; iq++) {
+        let wrow = W_OFF4 + 4u * iq * OUT4 + oq;
+        let w0 = params[wrow];
+        let w1 = params[wrow + OUT4];
+        let w2 = params[wrow + 2u * OUT4];
+        let w3 = params[wrow + 3u * OUT4];
+        let x0 = a_in[ra.x + iq];
+        let x1 = a_in[ra.y + iq];
+        let x2 = a_in[ra.z + iq];
+        let x3 = a_in[ra.w + iq];
+        acc0 += x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
+        acc1 += x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
+        acc2 += x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;
+        acc3 += x3.x * w0 + x3.y * w1 + x3.z * w2 + x3.w * w3;
     }
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var rr = 0u; rr < 4u; rr++) {
@@ -46,14 +55,8 @@ fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
         if (r >= ROWS) {
             break;
         }
-        for (var oo = 0u; oo < 4u; oo++) {
-            let o = o0 + oo;
-            if (o >= OUT) {
-                break;
-            }
-            let z = accs[rr][oo];
-            z_out[r * OUT + o] = z;
-            a_out[r * OUT + o] = select(z, softplus(z), ACT == 1u);
-        }
+        let z = accs[rr];
+        z_out[r * OUT4 + oq] = z;
+        a_out[r * OUT4 + oq] = select(z, softplus4(z), ACT == 1u);
     }
 }

@@ -1,62 +1,68 @@
-// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average and with the
-// contraction against G_Σ (SPEC §3):
+// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average (SPEC §3):
 //   Ĵ[j,k,p]  = (2/S) Σ_b w_b u_{b,j} δ_{b,k,o} a_{b,i}      p = (i, o), j ≤ k   (a = 1 for the bias)
 //   J̄[j,k,p] ← (1 − β) J̄[j,k,p] + β Ĵ[j,k,p]
-//   grad[p]   += Σ_{j≤k} (G_Σ)_{jk} J̄[j,k,p]
-// One invocation per parameter, so the gradient needs no atomics and nothing of size B×N×P exists.
+// A GEMM per pair (j, k): each invocation owns 4 inputs × one vec4 of outputs of one pair, so
+// nothing of size B×N×P is formed and no N² backward passes run. `jbar_contract` then folds
+// J̄ into the gradient.
 
 override SAMPLES: u32;
-override IN: u32;
-override OUT: u32;
+override IN4: u32;
+override OUT4: u32;
 override NEIG: u32;
-override W_OFF: u32;
-override NPARAMS: u32;
-override FIRST_K: u32;   // outputs below FIRST_K have no parameters in this block (0 for dense)
+override W_OFF4: u32;
+override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
 
-@group(0) @binding(0) var<storage, read> a_in: array<f32>;         // (ROWS, IN); rows 0..SAMPLES used
-@group(0) @binding(1) var<storage, read> sens: array<f32>;         // (SAMPLES, NEIG, OUT)
-@group(0) @binding(2) var<storage, read> u: array<f32>;            // (ROWS, NEIG)
-@group(0) @binding(3) var<storage, read> w: array<f32>;            // (SAMPLES) importance weights
-@group(0) @binding(4) var<storage, read> gmat: array<f32>;         // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
-@group(0) @binding(5) var<storage, read_write> jbar: array<f32>;   // (N(N+1)/2, NPARAMS)
-@group(0) @binding(6) var<storage, read_write> grad: array<f32>;   // (NPARAMS)
-
-const MAX_NEIG: u32 = 64u;
+@group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;     // (ROWS, IN4); rows 0..SAMPLES used
+@group(0) @binding(1) var<storage, read> sens: array<vec4<f32>>;     // (SAMPLES, NEIG, OUT4)
+@group(0) @binding(2) var<storage, read> u: array<f32>;              // (ROWS, NEIG)
+@group(0) @binding(3) var<storage, read> w: array<f32>;              // (SAMPLES) importance weights
+@group(0) @binding(4) var<storage, read> gmat: array<f32>;           // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
+@group(0) @binding(5) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
 
 @compute @workgroup_size(64)
 fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
-    if (t >= (IN + 1u) * OUT) {
+    let tiles = (IN4 + 1u) * OUT4;
+    let pair = t / tiles;
+    if (pair >= NEIG * (NEIG + 1u) / 2u) {
         return;
     }
-    let i = t / OUT;
-    let o = t % OUT;
-    let p = W_OFF + t;
-    let is_w = i < IN;
-    let il = min(i, IN - 1u);
+    // Unpack pair = k(k+1)/2 + j.
+    var k = u32((sqrt(8.0 * f32(pair) + 1.0) - 1.0) * 0.5);
+    if ((k + 1u) * (k + 2u) / 2u <= pair) {
+        k += 1u;
+    }
+    if (k * (k + 1u) / 2u > pair) {
+        k -= 1u;
+    }
+    let j = pair - k * (k + 1u) / 2u;
+    let tile = t % tiles;
+    let oq = tile % OUT4;
+    let iq = tile / OUT4;
+    let is_bias = iq == IN4;
+    let ia = min(iq, IN4 - 1u);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var b = 0u; b < SAMPLES; b++) {
+        let s = w[b] * u[b * NEIG + j];
+        let d = s * sens[(b * NEIG + k) * OUT4 + oq];
+        let a = select(a_in[b * IN4 + ia], vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        acc0 += a.x * d;
+        acc1 += a.y * d;
+        acc2 += a.z * d;
+        acc3 += a.w * d;
+    }
     let nn = NEIG * NEIG;
     let beta = gmat[2u * nn];
-    let scale = gmat[2u * nn + 1u];
-    var g = 0.0;
-    var acc: array<f32, MAX_NEIG>;
-    for (var k = FIRST_K; k < NEIG; k++) {
-        for (var j = 0u; j <= k; j++) {
-            acc[j] = 0.0;
-        }
-        for (var b = 0u; b < SAMPLES; b++) {
-            let a = select(1.0, a_in[b * IN + il], is_w);
-            let s = w[b] * sens[(b * NEIG + k) * OUT + o] * a;
-            let ub = b * NEIG;
-            for (var j = 0u; j <= k; j++) {
-                acc[j] += u[ub + j] * s;
-            }
-        }
-        for (var j = 0u; j <= k; j++) {
-            let idx = pair_index(j, k) * NPARAMS + p;
-            let jb = (1.0 - beta) * jbar[idx] + beta * scale * acc[j];
-            jbar[idx] = jb;
-            g += gmat[nn + j * NEIG + k] * jb;
-        }
+    let scale = beta * gmat[2u * nn + 1u];
+    let keep = 1.0 - beta;
+    let base = pair * NPAR4 + W_OFF4 + 4u * iq * OUT4 + oq;
+    jbar[base] = keep * jbar[base] + scale * acc0;
+    if (!is_bias) {
+        jbar[base + OUT4] = keep * jbar[base + OUT4] + scale * acc1;
+        jbar[base + 2u * OUT4] = keep * jbar[base + 2u * OUT4] + scale * acc2;
+        jbar[base + 3u * OUT4] = keep * jbar[base + 3u * OUT4] + scale * acc3;
     }
-    grad[p] += g;
 }

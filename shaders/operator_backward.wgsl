@@ -12,6 +12,7 @@ struct Entry {
 
 override ROWS: u32;
 override NEIG: u32;
+override NEIG_PAD: u32;
 
 @group(0) @binding(0) var<storage, read> xs: array<f32>;           // (PAIRS, NEIG)
 @group(0) @binding(1) var<storage, read> ys: array<f32>;           // (PAIRS, NEIG)
@@ -20,16 +21,20 @@ override NEIG: u32;
 @group(0) @binding(4) var<storage, read> entries: array<Entry>;    // (row_ptr[ROWS])
 @group(0) @binding(5) var<storage, read> gmat: array<f32>;         // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
 @group(0) @binding(6) var<storage, read> env: array<f32>;          // (ROWS)
-@group(0) @binding(7) var<storage, read_write> delta: array<f32>;  // (ROWS, NEIG) cotangent on f
+@group(0) @binding(7) var<storage, read_write> delta: array<f32>;  // (ROWS, NEIG_PAD) cotangent on f
 
 @compute @workgroup_size(64)
 fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
-    if (t >= ROWS * NEIG) {
+    if (t >= ROWS * NEIG_PAD) {
         return;
     }
-    let r = t / NEIG;
-    let n = t % NEIG;
+    let r = t / NEIG_PAD;
+    let n = t % NEIG_PAD;
+    if (n >= NEIG) {
+        delta[t] = 0.0;
+        return;
+    }
     let inv_q = gmat[2u * NEIG * NEIG + 2u];
     var acc = 0.0;
     for (var e = row_ptr[r]; e < row_ptr[r + 1u]; e++) {

@@ -3,18 +3,19 @@
 
 override SAMPLES: u32;
 override NEIG: u32;
+override NEIG_PAD: u32;
 
 @group(0) @binding(0) var<storage, read> env: array<f32>;          // (ROWS) envelope g; first SAMPLES rows used
-@group(0) @binding(1) var<storage, read_write> sens: array<f32>;   // (SAMPLES, NEIG, NEIG)
+@group(0) @binding(1) var<storage, read_write> sens: array<f32>;   // (SAMPLES, NEIG, NEIG_PAD)
 
 @compute @workgroup_size(64)
 fn sens_init(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
-    if (t >= SAMPLES * NEIG * NEIG) {
+    if (t >= SAMPLES * NEIG * NEIG_PAD) {
         return;
     }
-    let b = t / (NEIG * NEIG);
-    let k = (t / NEIG) % NEIG;
-    let o = t % NEIG;
+    let b = t / (NEIG * NEIG_PAD);
+    let k = (t / NEIG_PAD) % NEIG;
+    let o = t % NEIG_PAD;
     sens[t] = select(0.0, env[b], o == k);
 }

@@ -12,3 +12,4 @@ pub mod nn;
 pub mod operators;
 pub mod spin;
 pub mod experiments;
+

@@ -1,3 +1,5 @@
 //! Experiments built on the SpIN trainer.
 
+pub mod bench;
 pub mod matrix;
+pub mod schrodinger;

@@ -41,11 +41,12 @@ macro_rules! kernels {
 
 kernels! {
     DenseForward => "dense_forward.wgsl",
-    Envelope => "envelope.wgsl",
+    Envelope => "apply_envelope.wgsl",
     DenseBackward => "dense_backward.wgsl",
     ParamGrad => "param_grad.wgsl",
     SensInit => "sens_init.wgsl",
     JbarUpdate => "jbar_update.wgsl",
+    JbarContract => "jbar_contract.wgsl",
     OperatorApply => "operator_apply.wgsl",
     OperatorBackward => "operator_backward.wgsl",
     StatsPartial => "stats_partial.wgsl",

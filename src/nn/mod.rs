@@ -26,6 +26,10 @@ pub struct MlpSpec {
 }
 
 /// One dense layer's place in the flat parameter vector.
+///
+/// The GPU keeps its own copy of the parameters with every width rounded up to a multiple of 4
+/// (`in_pad`, `out_pad`), so that kernels load `vec4`s; the padding is zero and never trained
+/// (the host packs θ into it and unpacks gradients from it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DenseLayout {
     /// Inputs.
@@ -36,6 +40,17 @@ pub struct DenseLayout {
     pub offset: usize,
     /// Whether a softplus follows (hidden) or not (output layer).
     pub softplus: bool,
+    /// Inputs rounded up to a multiple of 4.
+    pub in_pad: usize,
+    /// Outputs rounded up to a multiple of 4.
+    pub out_pad: usize,
+    /// Offset of this layer's (in_pad + 1, out_pad) block in the GPU's padded vector.
+    pub gpu_offset: usize,
+}
+
+/// `n` rounded up to a multiple of 4.
+pub fn pad4(n: usize) -> usize {
+    n.div_ceil(4) * 4
 }
 
 impl DenseLayout {
@@ -54,6 +69,15 @@ impl DenseLayout {
     /// Index of b[o] in the flat vector.
     pub fn b(&self, o: usize) -> usize {
         self.offset + self.inputs * self.outputs + o
+    }
+    /// Parameters in the GPU's padded block.
+    pub fn gpu_len(&self) -> usize {
+        (self.in_pad + 1) * self.out_pad
+    }
+    /// Index of W[i, o] (i = inputs: the bias) in the GPU's padded vector.
+    pub fn gpu(&self, i: usize, o: usize) -> usize {
+        let row = if i == self.inputs { self.in_pad } else { i };
+        self.gpu_offset + row * self.out_pad + o
     }
 }
 
@@ -88,6 +112,7 @@ impl MlpSpec {
         dims.extend(&self.hidden);
         dims.push(self.outputs);
         let mut offset = 0;
+        let mut gpu_offset = 0;
         let last = dims.len() - 2;
         (0..dims.len() - 1)
             .map(|l| {
@@ -96,11 +121,48 @@ impl MlpSpec {
                     outputs: dims[l + 1],
                     offset,
                     softplus: l != last,
+                    in_pad: pad4(dims[l]),
+                    out_pad: pad4(dims[l + 1]),
+                    gpu_offset,
                 };
                 offset += layer.len();
+                gpu_offset += layer.gpu_len();
                 layer
             })
             .collect()
+    }
+
+    /// Size of the GPU's padded parameter vector.
+    pub fn gpu_params(&self) -> usize {
+        self.layers().iter().map(|l| l.gpu_len()).sum()
+    }
+
+    /// θ in the GPU's padded layout (padding zero).
+    pub fn pack(&self, params: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.gpu_params()];
+        for l in self.layers() {
+            for i in 0..=l.inputs {
+                for o in 0..l.outputs {
+                    let src = if i == l.inputs { l.b(o) } else { l.w(i, o) };
+                    out[l.gpu(i, o)] = params[src];
+                }
+            }
+        }
+        out
+    }
+
+    /// A vector in the GPU's padded layout (e.g. a gradient) back in θ's layout.
+    pub fn unpack(&self, padded: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.num_params()];
+        for l in self.layers() {
+            for i in 0..=l.inputs {
+                for o in 0..l.outputs {
+                    let dst = if i == l.inputs { l.b(o) } else { l.w(i, o) };
+                    out[dst] = padded[l.gpu(i, o)];
+                }
+            }
+        }
+        out
     }
 
     /// Total number of parameters P.

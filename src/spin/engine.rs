@@ -40,6 +40,7 @@ pub struct Engine {
     layers: Vec<DenseLayout>,
     shape: BatchShape,
     nparams: usize,
+    gpu_params: usize,
     entries_len: usize,
     params: wgpu::Buffer,
     inputs: wgpu::Buffer,
@@ -75,6 +76,25 @@ fn u(v: usize) -> f64 {
     v as f64
 }
 
+/// Compiles (or fetches) `kernel` with `constants` and binds `buffers` at bindings 0, 1, ...
+fn dispatch(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    constants: &[(&'static str, f64)],
+    buffers: &[&wgpu::Buffer],
+    invocations: usize,
+    label: String,
+) -> Result<Dispatch> {
+    let pipeline = ctx.pipeline(kernel, kernel.name(), constants)?;
+    let bind_group = ctx.bind(&label, &pipeline, buffers);
+    Ok(Dispatch {
+        label,
+        pipeline,
+        bind_group,
+        groups: grid(invocations as u32),
+    })
+}
+
 impl Engine {
     /// Allocates everything for `spec` on batches of `shape`. With `training = false` only the
     /// statistics pass exists (evaluation).
@@ -92,46 +112,41 @@ impl Engine {
             )));
         }
         let layers = spec.layers();
+        let last = layers.len() - 1;
         let n = spec.outputs;
+        let npad = crate::nn::pad4(n);
         let nparams = spec.num_params();
+        let gpu_params = spec.gpu_params();
+        let npar4 = gpu_params / 4;
+        let in_pad = layers[0].in_pad;
         let r = shape.rows;
+        let s = shape.samples;
         let entries_len = shape.pairs * (shape.tx + shape.ty);
         let npairs = n * (n + 1) / 2;
+        let widest = layers.iter().map(|l| l.out_pad.max(l.in_pad)).max().unwrap_or(4);
         let limit = ctx.adapter().max_storage_buffer_binding_size as usize;
-        let biggest = [
-            r * layers
-                .iter()
-                .map(|l| l.outputs.max(l.inputs))
-                .max()
-                .unwrap_or(1),
-            if training { npairs * nparams } else { 0 },
-            if training {
-                shape.samples * n * layers.iter().map(|l| l.outputs).max().unwrap_or(1)
-            } else {
-                0
-            },
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0)
-            * 4;
-        if biggest > limit {
+        let mut biggest = r * widest;
+        if training {
+            biggest = biggest.max(npairs * gpu_params).max(s * n * widest);
+        }
+        if biggest * 4 > limit {
             return Err(SpinError::Config(format!(
-                "a buffer of {biggest} bytes exceeds the adapter's storage binding limit of {limit} bytes; use a smaller batch, network or number of eigenfunctions"
+                "a buffer of {} bytes exceeds the adapter's storage binding limit of {limit} bytes; use a smaller batch, network or number of eigenfunctions",
+                biggest * 4
             )));
         }
 
-        let params = ctx.storage("params", nparams);
-        let inputs = ctx.storage("inputs", r * shape.input_dim);
+        let params = ctx.storage("params", gpu_params);
+        let inputs = ctx.storage("inputs", r * in_pad);
         let z: Vec<_> = layers
             .iter()
             .enumerate()
-            .map(|(l, ly)| ctx.storage(&format!("z{l}"), r * ly.outputs))
+            .map(|(l, ly)| ctx.storage(&format!("z{l}"), r * ly.out_pad))
             .collect();
         let a: Vec<_> = layers
             .iter()
             .enumerate()
-            .map(|(l, ly)| ctx.storage(&format!("a{l}"), r * ly.outputs))
+            .map(|(l, ly)| ctx.storage(&format!("a{l}"), r * ly.out_pad))
             .collect();
         let env = ctx.storage("envelope", r);
         let ubuf = ctx.storage("u", r * n);
@@ -139,109 +154,79 @@ impl Engine {
         let y_terms = ctx.storage("y_terms", 2 * shape.pairs * shape.ty);
         let xs = ctx.storage("X", shape.pairs * n);
         let ys = ctx.storage("Y", shape.pairs * n);
-        let sample_w = ctx.storage("sample_weights", shape.samples);
+        let sample_w = ctx.storage("sample_weights", s);
         let pair_w = ctx.storage("pair_weights", shape.pairs);
-        let chunks = shape.samples.max(shape.pairs).div_ceil(STATS_CHUNK);
+        let chunks = s.max(shape.pairs).div_ceil(STATS_CHUNK);
         let partial = ctx.storage("stats_partial", chunks * 2 * n * n);
         let stats = ctx.storage("stats", 2 * n * n);
         let stats_staging = ctx.staging("stats_staging", 2 * n * n);
+        let dense = |ly: &DenseLayout| {
+            [
+                ("IN4", u(ly.in_pad / 4)),
+                ("OUT4", u(ly.out_pad / 4)),
+                ("W_OFF4", u(ly.gpu_offset / 4)),
+            ]
+        };
 
         let mut forward = Vec::new();
         for (l, ly) in layers.iter().enumerate() {
             let a_in = if l == 0 { &inputs } else { &a[l - 1] };
-            let p = ctx.pipeline(
+            let [c0, c1, c2] = dense(ly);
+            forward.push(dispatch(
+                &ctx,
                 Kernel::DenseForward,
-                "dense_forward",
-                &[
-                    ("ROWS", u(r)),
-                    ("IN", u(ly.inputs)),
-                    ("OUT", u(ly.outputs)),
-                    ("W_OFF", u(ly.offset)),
-                    ("ACT", if ly.softplus { 1.0 } else { 0.0 }),
-                ],
-            )?;
-            let bg = ctx.bind("dense_forward", &p, &[&params, a_in, &z[l], &a[l]]);
-            forward.push(Dispatch {
-                label: format!("dense_forward[{l}]"),
-                pipeline: p,
-                bind_group: bg,
-                groups: grid((r.div_ceil(4) * ly.outputs.div_ceil(4)) as u32),
-            });
+                &[("ROWS", u(r)), c0, c1, c2, ("ACT", u(ly.softplus as usize))],
+                &[&params, a_in, &z[l], &a[l]],
+                r.div_ceil(4) * ly.out_pad / 4,
+                format!("dense_forward[{l}]"),
+            )?);
         }
-        let last = layers.len() - 1;
-        let p = ctx.pipeline(
+        forward.push(dispatch(
+            &ctx,
             Kernel::Envelope,
-            "apply_envelope",
             &[
                 ("ROWS", u(r)),
                 ("DIM", u(shape.input_dim)),
+                ("DIM_PAD", u(in_pad)),
                 ("NEIG", u(n)),
-                ("ENVELOPE", if spec.envelope.is_some() { 1.0 } else { 0.0 }),
+                ("NEIG_PAD", u(npad)),
+                ("ENVELOPE", u(spec.envelope.is_some() as usize)),
                 ("BOX", spec.envelope.unwrap_or(1.0) as f64),
             ],
-        )?;
-        let bg = ctx.bind("apply_envelope", &p, &[&inputs, &a[last], &env, &ubuf]);
-        forward.push(Dispatch {
-            label: "apply_envelope".into(),
-            pipeline: p,
-            bind_group: bg,
-            groups: grid(r as u32),
-        });
-        let p = ctx.pipeline(
+            &[&inputs, &a[last], &env, &ubuf],
+            r,
+            "apply_envelope".into(),
+        )?);
+        forward.push(dispatch(
+            &ctx,
             Kernel::OperatorApply,
-            "operator_apply",
             &[
                 ("PAIRS", u(shape.pairs)),
                 ("NEIG", u(n)),
                 ("TX", u(shape.tx)),
                 ("TY", u(shape.ty)),
             ],
-        )?;
-        let bg = ctx.bind("operator_apply", &p, &[&ubuf, &x_terms, &y_terms, &xs, &ys]);
-        forward.push(Dispatch {
-            label: "operator_apply".into(),
-            pipeline: p,
-            bind_group: bg,
-            groups: grid((shape.pairs * n) as u32),
-        });
-        let p = ctx.pipeline(
+            &[&ubuf, &x_terms, &y_terms, &xs, &ys],
+            shape.pairs * n,
+            "operator_apply".into(),
+        )?);
+        let sizes = [("SAMPLES", u(s)), ("PAIRS", u(shape.pairs)), ("NEIG", u(n))];
+        forward.push(dispatch(
+            &ctx,
             Kernel::StatsPartial,
-            "stats_partial",
-            &[
-                ("SAMPLES", u(shape.samples)),
-                ("PAIRS", u(shape.pairs)),
-                ("NEIG", u(n)),
-                ("CHUNK", u(STATS_CHUNK)),
-            ],
-        )?;
-        let bg = ctx.bind(
-            "stats_partial",
-            &p,
+            &[sizes[0], sizes[1], sizes[2], ("CHUNK", u(STATS_CHUNK))],
             &[&ubuf, &sample_w, &xs, &ys, &pair_w, &partial],
-        );
-        forward.push(Dispatch {
-            label: "stats_partial".into(),
-            pipeline: p,
-            bind_group: bg,
-            groups: grid((chunks * 2 * n * n) as u32),
-        });
-        let p = ctx.pipeline(
+            chunks * 2 * n * n,
+            "stats_partial".into(),
+        )?);
+        forward.push(dispatch(
+            &ctx,
             Kernel::StatsFinal,
-            "stats_final",
-            &[
-                ("SAMPLES", u(shape.samples)),
-                ("PAIRS", u(shape.pairs)),
-                ("NEIG", u(n)),
-                ("CHUNKS", u(chunks)),
-            ],
-        )?;
-        let bg = ctx.bind("stats_final", &p, &[&partial, &stats]);
-        forward.push(Dispatch {
-            label: "stats_final".into(),
-            pipeline: p,
-            bind_group: bg,
-            groups: grid((2 * n * n) as u32),
-        });
+            &[sizes[0], sizes[1], sizes[2], ("CHUNKS", u(chunks))],
+            &[&partial, &stats],
+            2 * n * n,
+            "stats_final".into(),
+        )?);
 
         let backward = if training {
             let row_ptr = ctx.storage("row_ptr", r + 1);
@@ -250,128 +235,95 @@ impl Engine {
             let delta: Vec<_> = layers
                 .iter()
                 .enumerate()
-                .map(|(l, ly)| ctx.storage(&format!("delta{l}"), r * ly.outputs))
+                .map(|(l, ly)| ctx.storage(&format!("delta{l}"), r * ly.out_pad))
                 .collect();
             let sens: Vec<_> = layers
                 .iter()
                 .enumerate()
-                .map(|(l, ly)| ctx.storage(&format!("sens{l}"), shape.samples * n * ly.outputs))
+                .map(|(l, ly)| ctx.storage(&format!("sens{l}"), s * n * ly.out_pad))
                 .collect();
-            let jbar = ctx.storage("sigma_jacobian_avg", npairs * nparams);
-            let grad = ctx.storage("grad", nparams);
-            let grad_staging = ctx.staging("grad_staging", nparams);
-            let mut d = Vec::new();
-            let p = ctx.pipeline(
+            let jbar = ctx.storage("sigma_jacobian_avg", npairs * gpu_params);
+            let grad = ctx.storage("grad", gpu_params);
+            let grad_staging = ctx.staging("grad_staging", gpu_params);
+            let mut d = vec![dispatch(
+                &ctx,
                 Kernel::OperatorBackward,
-                "operator_backward",
-                &[("ROWS", u(r)), ("NEIG", u(n))],
-            )?;
-            let bg = ctx.bind(
-                "operator_backward",
-                &p,
-                &[
-                    &xs,
-                    &ys,
-                    &pair_w,
-                    &row_ptr,
-                    &entries,
-                    &gmat,
-                    &env,
-                    &delta[last],
-                ],
-            );
-            d.push(Dispatch {
-                label: "operator_backward".into(),
-                pipeline: p,
-                bind_group: bg,
-                groups: grid((r * n) as u32),
-            });
+                &[("ROWS", u(r)), ("NEIG", u(n)), ("NEIG_PAD", u(npad))],
+                &[&xs, &ys, &pair_w, &row_ptr, &entries, &gmat, &env, &delta[last]],
+                r * npad,
+                "operator_backward".into(),
+            )?];
+            // The batch VJP of Π̂, layer by layer from the output.
             for l in (0..layers.len()).rev() {
                 let ly = &layers[l];
                 let a_in = if l == 0 { &inputs } else { &a[l - 1] };
-                let p = ctx.pipeline(
+                let [c0, c1, c2] = dense(ly);
+                d.push(dispatch(
+                    &ctx,
                     Kernel::ParamGrad,
-                    "param_grad",
-                    &[
-                        ("ROWS", u(r)),
-                        ("IN", u(ly.inputs)),
-                        ("OUT", u(ly.outputs)),
-                        ("W_OFF", u(ly.offset)),
-                    ],
-                )?;
-                let bg = ctx.bind("param_grad", &p, &[a_in, &delta[l], &grad]);
-                d.push(Dispatch {
-                    label: format!("param_grad[{l}]"),
-                    pipeline: p,
-                    bind_group: bg,
-                    groups: grid(((ly.inputs + 1).div_ceil(4) * ly.outputs.div_ceil(4)) as u32),
-                });
+                    &[("ROWS", u(r)), c0, c1, c2],
+                    &[a_in, &delta[l], &grad],
+                    (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+                    format!("param_grad[{l}]"),
+                )?);
                 if l > 0 {
-                    d.push(Self::backward_dispatch(
+                    d.push(dispatch(
                         &ctx,
-                        &params,
-                        ly,
-                        r,
-                        1,
-                        &delta[l],
-                        &z[l - 1],
-                        &delta[l - 1],
-                        l,
+                        Kernel::DenseBackward,
+                        &[("ROWS", u(r)), c0, c1, c2, ("ROW_DIV", 1.0)],
+                        &[&params, &delta[l], &z[l - 1], &delta[l - 1]],
+                        r.div_ceil(4) * ly.in_pad / 4,
+                        format!("dense_backward[{l}]"),
                     )?);
                 }
             }
-            let p = ctx.pipeline(
+            // N sensitivity back-passes at once: rows are (sample, output) pairs.
+            d.push(dispatch(
+                &ctx,
                 Kernel::SensInit,
-                "sens_init",
-                &[("SAMPLES", u(shape.samples)), ("NEIG", u(n))],
-            )?;
-            let bg = ctx.bind("sens_init", &p, &[&env, &sens[last]]);
-            d.push(Dispatch {
-                label: "sens_init".into(),
-                pipeline: p,
-                bind_group: bg,
-                groups: grid((shape.samples * n * n) as u32),
-            });
+                &[("SAMPLES", u(s)), ("NEIG", u(n)), ("NEIG_PAD", u(npad))],
+                &[&env, &sens[last]],
+                s * n * npad,
+                "sens_init".into(),
+            )?);
             for l in (1..layers.len()).rev() {
-                d.push(Self::backward_dispatch(
+                let [c0, c1, c2] = dense(&layers[l]);
+                d.push(dispatch(
                     &ctx,
-                    &params,
-                    &layers[l],
-                    shape.samples * n,
-                    n,
-                    &sens[l],
-                    &z[l - 1],
-                    &sens[l - 1],
-                    l,
+                    Kernel::DenseBackward,
+                    &[("ROWS", u(s * n)), c0, c1, c2, ("ROW_DIV", u(n))],
+                    &[&params, &sens[l], &z[l - 1], &sens[l - 1]],
+                    (s * n).div_ceil(4) * layers[l].in_pad / 4,
+                    format!("sens_backward[{l}]"),
                 )?);
             }
             for (l, ly) in layers.iter().enumerate() {
                 let a_in = if l == 0 { &inputs } else { &a[l - 1] };
-                let p = ctx.pipeline(
+                let [c0, c1, c2] = dense(ly);
+                d.push(dispatch(
+                    &ctx,
                     Kernel::JbarUpdate,
-                    "jbar_update",
                     &[
-                        ("SAMPLES", u(shape.samples)),
-                        ("IN", u(ly.inputs)),
-                        ("OUT", u(ly.outputs)),
+                        ("SAMPLES", u(s)),
                         ("NEIG", u(n)),
-                        ("W_OFF", u(ly.offset)),
-                        ("NPARAMS", u(nparams)),
-                        ("FIRST_K", 0.0),
+                        ("NPAR4", u(npar4)),
+                        c0,
+                        c1,
+                        c2,
                     ],
-                )?;
-                let bg = ctx.bind(
-                    "jbar_update",
-                    &p,
-                    &[a_in, &sens[l], &ubuf, &sample_w, &gmat, &jbar, &grad],
-                );
-                d.push(Dispatch {
-                    label: format!("jbar_update[{l}]"),
-                    pipeline: p,
-                    bind_group: bg,
-                    groups: grid(ly.len() as u32),
-                });
+                    &[a_in, &sens[l], &ubuf, &sample_w, &gmat, &jbar],
+                    npairs * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+                    format!("jbar_update[{l}]"),
+                )?);
             }
+            d.push(dispatch(
+                &ctx,
+                Kernel::JbarContract,
+                &[("NEIG", u(n)), ("NPAR4", u(npar4))],
+                &[&gmat, &jbar, &grad],
+                npar4,
+                "jbar_contract".into(),
+            )?);
             Some(Backward {
                 row_ptr,
                 entries,
@@ -393,6 +345,7 @@ impl Engine {
             layers,
             shape,
             nparams,
+            gpu_params,
             entries_len,
             params,
             inputs,
@@ -410,45 +363,6 @@ impl Engine {
             stats_staging,
             forward,
             backward,
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn backward_dispatch(
-        ctx: &GpuContext,
-        params: &wgpu::Buffer,
-        ly: &DenseLayout,
-        rows: usize,
-        row_div: usize,
-        delta_out: &wgpu::Buffer,
-        z_in: &wgpu::Buffer,
-        delta_in: &wgpu::Buffer,
-        l: usize,
-    ) -> Result<Dispatch> {
-        let p = ctx.pipeline(
-            Kernel::DenseBackward,
-            "dense_backward",
-            &[
-                ("ROWS", u(rows)),
-                ("IN", u(ly.inputs)),
-                ("OUT", u(ly.outputs)),
-                ("W_OFF", u(ly.offset)),
-                ("ROW_DIV", u(row_div)),
-            ],
-        )?;
-        let bg = ctx.bind("dense_backward", &p, &[params, delta_out, z_in, delta_in]);
-        Ok(Dispatch {
-            label: format!(
-                "{}[{l}]",
-                if row_div == 1 {
-                    "dense_backward"
-                } else {
-                    "sens_backward"
-                }
-            ),
-            pipeline: p,
-            bind_group: bg,
-            groups: grid((rows.div_ceil(4) * ly.inputs.div_ceil(4)) as u32),
         })
     }
 
@@ -476,9 +390,10 @@ impl Engine {
                 self.nparams
             )));
         }
+        let packed = self.spec.pack(params);
         self.ctx
             .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&packed));
         Ok(())
     }
 
@@ -492,7 +407,16 @@ impl Engine {
             )));
         }
         let q = &self.ctx.queue;
-        q.write_buffer(&self.inputs, 0, bytemuck::cast_slice(&batch.inputs));
+        let (d, dp) = (batch.shape.input_dim, self.layers[0].in_pad);
+        if d == dp {
+            q.write_buffer(&self.inputs, 0, bytemuck::cast_slice(&batch.inputs));
+        } else {
+            let mut padded = vec![0.0f32; batch.shape.rows * dp];
+            for (dst, src) in padded.chunks_mut(dp).zip(batch.inputs.chunks(d)) {
+                dst[..d].copy_from_slice(src);
+            }
+            q.write_buffer(&self.inputs, 0, bytemuck::cast_slice(&padded));
+        }
         q.write_buffer(
             &self.sample_w,
             0,
@@ -575,17 +499,23 @@ impl Engine {
                 label: Some("gradient"),
             });
         self.encode(&mut enc, &b.dispatches);
-        enc.copy_buffer_to_buffer(&b.grad, 0, &b.grad_staging, 0, (self.nparams * 4) as u64);
+        enc.copy_buffer_to_buffer(&b.grad, 0, &b.grad_staging, 0, (self.gpu_params * 4) as u64);
         self.ctx.queue.submit([enc.finish()]);
-        self.ctx.read_staging(&b.grad_staging, self.nparams)
+        let padded = self.ctx.read_staging(&b.grad_staging, self.gpu_params)?;
+        Ok(self.spec.unpack(&padded))
     }
 
     /// The moving average J̄ (N(N+1)/2, P), for checkpoints and tests.
     pub fn read_jbar(&self) -> Result<Vec<f32>> {
         let b = self.backward()?;
         let n = self.spec.outputs;
-        self.ctx
-            .read_buffer(&b.jbar, n * (n + 1) / 2 * self.nparams)
+        let padded = self
+            .ctx
+            .read_buffer(&b.jbar, n * (n + 1) / 2 * self.gpu_params)?;
+        Ok(padded
+            .chunks(self.gpu_params)
+            .flat_map(|c| self.spec.unpack(c))
+            .collect())
     }
 
     /// Overwrites J̄ (for resuming from a checkpoint, or zeroing).
@@ -599,9 +529,13 @@ impl Engine {
                 n * (n + 1) / 2 * self.nparams
             )));
         }
+        let padded: Vec<f32> = jbar
+            .chunks(self.nparams)
+            .flat_map(|c| self.spec.pack(c))
+            .collect();
         self.ctx
             .queue
-            .write_buffer(&b.jbar, 0, bytemuck::cast_slice(jbar));
+            .write_buffer(&b.jbar, 0, bytemuck::cast_slice(&padded));
         Ok(())
     }
 
@@ -609,20 +543,20 @@ impl Engine {
     pub fn read(&self, what: Probe) -> Result<Vec<f32>> {
         let n = self.spec.outputs;
         let r = self.shape.rows;
-        let (buf, len) = match what {
-            Probe::Z(l) => (&self.z[l], r * self.layers[l].outputs),
-            Probe::A(l) => (&self.a[l], r * self.layers[l].outputs),
-            Probe::Envelope => (&self.env, r),
-            Probe::U => (&self.u, r * n),
-            Probe::X => (&self.xs, self.shape.pairs * n),
-            Probe::Y => (&self.ys, self.shape.pairs * n),
-            Probe::Delta(l) => (&self.backward()?.delta[l], r * self.layers[l].outputs),
-            Probe::Sens(l) => (
-                &self.backward()?.sens[l],
-                self.shape.samples * n * self.layers[l].outputs,
-            ),
+        let ly = |l: usize| (self.layers[l].out_pad, self.layers[l].outputs);
+        // (buffer, rows, padded width, width)
+        let (buf, rows, (wp, w)) = match what {
+            Probe::Z(l) => (&self.z[l], r, ly(l)),
+            Probe::A(l) => (&self.a[l], r, ly(l)),
+            Probe::Envelope => (&self.env, r, (1, 1)),
+            Probe::U => (&self.u, r, (n, n)),
+            Probe::X => (&self.xs, self.shape.pairs, (n, n)),
+            Probe::Y => (&self.ys, self.shape.pairs, (n, n)),
+            Probe::Delta(l) => (&self.backward()?.delta[l], r, ly(l)),
+            Probe::Sens(l) => (&self.backward()?.sens[l], self.shape.samples * n, ly(l)),
         };
-        self.ctx.read_buffer(buf, len)
+        let padded = self.ctx.read_buffer(buf, rows * wp)?;
+        Ok(padded.chunks(wp).flat_map(|c| c[..w].to_vec()).collect())
     }
 
     /// Runs statistics + gradient once per dispatch in its own pass with timestamps, returning

@@ -1,0 +1,61 @@
+//! Schrödinger operators H = −c∇² + V and their closed-form spectra (SPEC §4, §7).
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::nn::MlpSpec;
+use crate::operators::samplers::UniformBox;
+use crate::operators::{Operator, ScalarField};
+use crate::spin::Problem;
+
+/// The hydrogen-like potential −Z/‖x‖ (softened at the origin by `1e-6` to stay finite).
+pub fn hydrogen_potential(charge: f64) -> ScalarField {
+    Arc::new(move |x: &[f64]| -charge / x.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-6))
+}
+
+/// The isotropic harmonic potential Σ_i x_i².
+pub fn harmonic_potential() -> ScalarField {
+    Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum())
+}
+
+/// Lowest `k` eigenvalues of −c∇² − Z/‖x‖ in 2D or 3D (SPEC §7), with degeneracy.
+pub fn hydrogen_eigenvalues(dim: usize, charge: f64, kinetic: f64, k: usize) -> Option<Vec<f64>> {
+    let mut out = Vec::with_capacity(k);
+    let mut n = 0usize;
+    while out.len() < k {
+        let (e, deg) = match dim {
+            2 => (-charge * charge / (4.0 * kinetic * (n as f64 + 0.5).powi(2)), 2 * n + 1),
+            3 => (-charge * charge / (4.0 * kinetic * ((n + 1) as f64).powi(2)), (n + 1) * (n + 1)),
+            _ => return None,
+        };
+        out.extend(std::iter::repeat_n(e, deg));
+        n += 1;
+    }
+    out.truncate(k);
+    Some(out)
+}
+
+/// Lowest `k` eigenvalues of −c∇² + Σ_i x_i² in `dim` dimensions: Σ_i (2n_i + 1)√c.
+pub fn harmonic_eigenvalues(dim: usize, kinetic: f64, k: usize) -> Vec<f64> {
+    let max_level = k + 1;
+    let mut levels = vec![0usize];
+    for _ in 0..dim {
+        levels = levels.iter().flat_map(|&s| (0..max_level).map(move |n| s + n)).collect();
+    }
+    levels.sort();
+    levels.iter().take(k).map(|&s| (2.0 * s as f64 + dim as f64) * kinetic.sqrt()).collect()
+}
+
+/// A finite-difference Hamiltonian problem on the box [−D, D]^d with uniform sampling.
+pub fn fd_problem(dim: usize, potential: ScalarField, kinetic: f64, eps: f64, half_width: f64, hidden: Vec<usize>, neig: usize, envelope: bool) -> Result<Problem> {
+    Ok(Problem {
+        spec: MlpSpec {
+            input_dim: dim,
+            hidden,
+            outputs: neig,
+            envelope: envelope.then_some(half_width as f32),
+        },
+        operator: Operator::hamiltonian_fd(dim, kinetic, eps, potential)?,
+        sampler: Box::new(UniformBox { dim, half_width }),
+    })
+}
