@@ -11,6 +11,7 @@ override OUT4: u32;
 override NEIG: u32;
 override W_OFF4: u32;
 override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
+override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad holding k is nonzero
 
 @group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;     // (ROWS, IN4); rows 0..SAMPLES used
 @group(0) @binding(1) var<storage, read> sens: array<vec4<f32>>;     // (SAMPLES, NEIG, OUT4)
@@ -45,7 +46,9 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var b = 0u; b < SAMPLES; b++) {
+    // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
+    let samples = select(SAMPLES, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
+    for (var b = 0u; b < samples; b++) {
         let s = w[b] * u[b * NEIG + j];
         let d = s * sens[(b * NEIG + k) * OUT4 + oq];
         let a = select(a_in[b * IN4 + ia], vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);

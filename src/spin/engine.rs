@@ -307,6 +307,7 @@ impl Engine {
                         ("SAMPLES", u(s)),
                         ("NEIG", u(n)),
                         ("NPAR4", u(npar4)),
+                        ("OUTPUT_LAYER", u((l == last) as usize)),
                         c0,
                         c1,
                         c2,
