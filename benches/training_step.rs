@@ -13,7 +13,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     println!("adapter: {}", ctx.adapter().name);
     for config in configs() {
         if !filter.is_empty() && !filter.iter().any(|f| config.name.contains(f.as_str())) {
@@ -21,7 +24,10 @@ fn main() {
         }
         match run(ctx.clone(), &config, 10, 20, 5.0) {
             Ok(r) => {
-                println!("{:<20} {:>9.1} steps/s  {:>8.2} ms/step  ({} steps)", r.name, r.steps_per_second, r.ms_per_step, r.steps);
+                println!(
+                    "{:<20} {:>9.1} steps/s  {:>8.2} ms/step  ({} steps)",
+                    r.name, r.steps_per_second, r.ms_per_step, r.steps
+                );
                 if let Some(k) = r.kernels {
                     for t in k {
                         println!("    {:<24} {:>8.3} ms", t.label, t.ms);

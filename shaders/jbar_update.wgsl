@@ -23,7 +23,7 @@ override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad ho
 @compute @workgroup_size(64)
 fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
-    let tiles = (IN4 + 1u) * OUT4;
+    let tiles = ((IN4 + 2u) / 2u) * OUT4;
     let pair = t / tiles;
     if (pair >= NEIG * (NEIG + 1u) / 2u) {
         return;
@@ -39,33 +39,46 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     let j = pair - k * (k + 1u) / 2u;
     let tile = t % tiles;
     let oq = tile % OUT4;
-    let iq = tile / OUT4;
-    let is_bias = iq == IN4;
-    let ia = min(iq, IN4 - 1u);
+    // Two input quads per invocation: quads q0 = 2·ip and q1 = 2·ip + 1 (quad IN4 is the bias).
+    let q0 = (tile / OUT4) * 2u;
+    let q1 = q0 + 1u;
+    let l0 = min(q0, IN4 - 1u);
+    let l1 = min(q1, IN4 - 1u);
+    let one = vec4<f32>(1.0, 0.0, 0.0, 0.0);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
     // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
     let samples = select(SAMPLES, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
     for (var b = 0u; b < samples; b++) {
         let s = w[b] * u[b * NEIG + j];
         let d = s * sens[(b * NEIG + k) * OUT4 + oq];
-        let a = select(a_in[b * IN4 + ia], vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let a = select(a_in[b * IN4 + l0], one, q0 == IN4);
+        let c = select(select(a_in[b * IN4 + l1], one, q1 == IN4), vec4<f32>(0.0), q1 > IN4);
         acc0 += a.x * d;
         acc1 += a.y * d;
         acc2 += a.z * d;
         acc3 += a.w * d;
+        acc4 += c.x * d;
+        acc5 += c.y * d;
+        acc6 += c.z * d;
+        acc7 += c.w * d;
     }
     let nn = NEIG * NEIG;
     let beta = gmat[2u * nn];
     let scale = beta * gmat[2u * nn + 1u];
     let keep = 1.0 - beta;
-    let base = pair * NPAR4 + W_OFF4 + 4u * iq * OUT4 + oq;
-    jbar[base] = keep * jbar[base] + scale * acc0;
-    if (!is_bias) {
-        jbar[base + OUT4] = keep * jbar[base + OUT4] + scale * acc1;
-        jbar[base + 2u * OUT4] = keep * jbar[base + 2u * OUT4] + scale * acc2;
-        jbar[base + 3u * OUT4] = keep * jbar[base + 3u * OUT4] + scale * acc3;
+    var accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    // Rows of the layer's block this invocation owns: 4·q0 .. 4·q0 + 7, up to the bias row 4·IN4.
+    let row0 = 4u * q0;
+    let rows = min(8u, 4u * IN4 + 1u - row0);
+    for (var rr = 0u; rr < rows; rr++) {
+        let idx = pair * NPAR4 + W_OFF4 + (row0 + rr) * OUT4 + oq;
+        jbar[idx] = keep * jbar[idx] + scale * accs[rr];
     }
 }

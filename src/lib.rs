@@ -8,8 +8,7 @@ pub mod error;
 pub mod gpu;
 
 pub use error::{Result, SpinError};
+pub mod experiments;
 pub mod nn;
 pub mod operators;
 pub mod spin;
-pub mod experiments;
-

@@ -9,7 +9,9 @@ use common::{assert_close, ctx, scale};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spectral_inference::nn::oracle::{backward, forward, pair_index, sensitivities, sigma_jacobian};
+use spectral_inference::nn::oracle::{
+    backward, forward, pair_index, sensitivities, sigma_jacobian,
+};
 use spectral_inference::nn::MlpSpec;
 use spectral_inference::operators::samplers::{OneHot, Sampler, UniformBox};
 use spectral_inference::operators::{apply, statistics, Batch, Operator};
@@ -27,12 +29,20 @@ fn spec() -> MlpSpec {
 
 fn params(spec: &MlpSpec, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    spec.init_params(&mut rng).iter().map(|&v| v as f64).collect()
+    spec.init_params(&mut rng)
+        .iter()
+        .map(|&v| v as f64)
+        .collect()
 }
 
 fn points(count: usize, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    UniformBox { dim: 2, half_width: 2.0 }.sample(&mut rng, count).0
+    UniformBox {
+        dim: 2,
+        half_width: 2.0,
+    }
+    .sample(&mut rng, count)
+    .0
 }
 
 fn rel_err(a: f64, b: f64) -> f64 {
@@ -46,9 +56,20 @@ fn mlp_vjp_matches_finite_differences() {
     let x = points(9, 2);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let c: Vec<f64> = (0..9 * 3).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let loss = |th: &[f64]| forward(&spec, th, &x).u.iter().zip(&c).map(|(u, c)| u * c).sum::<f64>();
+    let loss = |th: &[f64]| {
+        forward(&spec, th, &x)
+            .u
+            .iter()
+            .zip(&c)
+            .map(|(u, c)| u * c)
+            .sum::<f64>()
+    };
     let fwd = forward(&spec, &theta, &x);
-    let delta_f: Vec<f64> = c.iter().enumerate().map(|(t, c)| c * fwd.env[t / 3]).collect();
+    let delta_f: Vec<f64> = c
+        .iter()
+        .enumerate()
+        .map(|(t, c)| c * fwd.env[t / 3])
+        .collect();
     let grad = backward(&spec, &theta, &x, &fwd, &delta_f);
     let h = 1e-6;
     for p in 0..theta.len() {
@@ -57,7 +78,11 @@ fn mlp_vjp_matches_finite_differences() {
         let mut tm = theta.clone();
         tm[p] -= h;
         let fd = (loss(&tp) - loss(&tm)) / (2.0 * h);
-        assert!(rel_err(grad[p], fd) < 1e-6, "param {p}: analytic {} vs fd {fd}", grad[p]);
+        assert!(
+            rel_err(grad[p], fd) < 1e-6,
+            "param {p}: analytic {} vs fd {fd}",
+            grad[p]
+        );
     }
 }
 
@@ -83,10 +108,16 @@ fn per_sample_sigma_jacobian_matches_finite_differences() {
         for k in 0..n {
             for j in 0..=k {
                 let fd: f64 = (0..s)
-                    .map(|b| 2.0 / s as f64 * w[b] * fwd.u[b * n + j] * (up[b * n + k] - um[b * n + k]) / (2.0 * h))
+                    .map(|b| {
+                        2.0 / s as f64 * w[b] * fwd.u[b * n + j] * (up[b * n + k] - um[b * n + k])
+                            / (2.0 * h)
+                    })
                     .sum();
                 let an = jac[pair_index(j, k) * p_total + p];
-                assert!(rel_err(an, fd) < 1e-5, "Ĵ[{j},{k},{p}]: analytic {an} vs fd {fd}");
+                assert!(
+                    rel_err(an, fd) < 1e-5,
+                    "Ĵ[{j},{k},{p}]: analytic {an} vs fd {fd}"
+                );
             }
         }
     }
@@ -96,17 +127,34 @@ fn per_sample_sigma_jacobian_matches_finite_differences() {
 fn beta_one_sigma_term_equals_backprop_of_two_u_g_sigma() {
     let spec = spec();
     let theta = params(&spec, 6);
-    let op = Operator::hamiltonian_fd(2, 1.0, 0.1, Arc::new(|x: &[f64]| 0.5 * (x[0] * x[0] + x[1] * x[1]))).unwrap();
+    let op = Operator::hamiltonian_fd(
+        2,
+        1.0,
+        0.1,
+        Arc::new(|x: &[f64]| 0.5 * (x[0] * x[0] + x[1] * x[1])),
+    )
+    .unwrap();
     let x = points(11, 7);
     let w: Vec<f64> = (0..11).map(|i| 0.7 + 0.05 * i as f64).collect();
     let batch = op.batch(&x, 2, &w).unwrap();
     let n = spec.outputs;
     let p = theta.len();
-    let step = oracle::step(&spec, &theta, &batch, &DMatrix::identity(n, n), &vec![0.0; n * (n + 1) / 2 * p], 1.0).unwrap();
+    let step = oracle::step(
+        &spec,
+        &theta,
+        &batch,
+        &DMatrix::identity(n, n),
+        &vec![0.0; n * (n + 1) / 2 * p],
+        1.0,
+    )
+    .unwrap();
     let mut sigma_term = vec![0.0; p];
     for k in 0..n {
         for j in 0..=k {
-            for (t, r) in sigma_term.iter_mut().zip(&step.jacobian[pair_index(j, k) * p..][..p]) {
+            for (t, r) in sigma_term
+                .iter_mut()
+                .zip(&step.jacobian[pair_index(j, k) * p..][..p])
+            {
                 *t += step.matrices.g_sigma[(j, k)] * r;
             }
         }
@@ -172,30 +220,56 @@ fn masked_gradient_is_d_lambda_kk_d_theta_k() {
     let (spec, theta, batch) = masked_setup();
     let n = spec.outputs;
     let p = theta.len();
-    let step = oracle::step(&spec, &theta, &batch, &DMatrix::identity(n, n), &vec![0.0; n * (n + 1) / 2 * p], 1.0).unwrap();
+    let step = oracle::step(
+        &spec,
+        &theta,
+        &batch,
+        &DMatrix::identity(n, n),
+        &vec![0.0; n * (n + 1) / 2 * p],
+        1.0,
+    )
+    .unwrap();
     // GPU gradient for the same step, from the GPU's own statistics.
     let engine = Engine::new(ctx(), &spec, batch.shape, true).unwrap();
-    engine.set_params(&theta.iter().map(|&v| v as f32).collect::<Vec<_>>()).unwrap();
+    engine
+        .set_params(&theta.iter().map(|&v| v as f32).collect::<Vec<_>>())
+        .unwrap();
     engine.set_batch(&batch).unwrap();
     engine.statistics().unwrap();
     let m = &step.matrices;
-    let gpu = engine.gradient(&flat(&m.g_pi), &flat(&m.g_sigma), 1.0).unwrap();
+    let gpu = engine
+        .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), 1.0)
+        .unwrap();
     let layer = spec.layers()[0];
     let h = 1e-6;
     let mut fd_all = vec![0.0; p];
     for k in 0..n {
-        let owned: Vec<usize> = (0..layer.inputs).map(|i| layer.w(i, k)).chain([layer.b(k)]).collect();
+        let owned: Vec<usize> = (0..layer.inputs)
+            .map(|i| layer.w(i, k))
+            .chain([layer.b(k)])
+            .collect();
         for &q in &owned {
             let mut tp = theta.clone();
             tp[q] += h;
             let mut tm = theta.clone();
             tm[q] -= h;
-            let fd = (lambda_kk(&spec, &tp, &batch, k) - lambda_kk(&spec, &tm, &batch, k)) / (2.0 * h);
+            let fd =
+                (lambda_kk(&spec, &tp, &batch, k) - lambda_kk(&spec, &tm, &batch, k)) / (2.0 * h);
             fd_all[q] = fd;
-            assert!(rel_err(step.grad[q], fd) < 1e-6, "output {k}, param {q}: masked gradient {} vs ∂Λ_kk/∂θ_k {fd}", step.grad[q]);
+            assert!(
+                rel_err(step.grad[q], fd) < 1e-6,
+                "output {k}, param {q}: masked gradient {} vs ∂Λ_kk/∂θ_k {fd}",
+                step.grad[q]
+            );
         }
     }
-    assert_close("gpu masked gradient vs finite differences", &gpu, &fd_all, 1e-3, 1e-3 * scale(&fd_all));
+    assert_close(
+        "gpu masked gradient vs finite differences",
+        &gpu,
+        &fd_all,
+        1e-3,
+        1e-3 * scale(&fd_all),
+    );
 }
 
 #[test]
@@ -204,8 +278,24 @@ fn decay_zero_is_beta_one() {
     let (spec, theta, batch) = masked_setup();
     let n = spec.outputs;
     let p = theta.len();
-    let a = oracle::step(&spec, &theta, &batch, &DMatrix::identity(n, n), &vec![0.0; n * (n + 1) / 2 * p], 1.0).unwrap();
-    let b = oracle::step(&spec, &theta, &batch, &(DMatrix::identity(n, n) * 3.0), &vec![0.7; n * (n + 1) / 2 * p], 1.0).unwrap();
+    let a = oracle::step(
+        &spec,
+        &theta,
+        &batch,
+        &DMatrix::identity(n, n),
+        &vec![0.0; n * (n + 1) / 2 * p],
+        1.0,
+    )
+    .unwrap();
+    let b = oracle::step(
+        &spec,
+        &theta,
+        &batch,
+        &(DMatrix::identity(n, n) * 3.0),
+        &vec![0.7; n * (n + 1) / 2 * p],
+        1.0,
+    )
+    .unwrap();
     for i in 0..p {
         assert!((a.grad[i] - b.grad[i]).abs() < 1e-12);
     }

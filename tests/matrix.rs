@@ -30,10 +30,18 @@ fn deterministic_all_pairs_gradient_descent() {
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.eigenvalues.iter().zip(&r.exact_eigenvalues).enumerate() {
-        assert!((a - b).abs() < 1e-4, "eigenvalue {k}: learned {a} vs exact {b} (all {:?} vs {:?})", r.eigenvalues, r.exact_eigenvalues);
+        assert!(
+            (a - b).abs() < 1e-4,
+            "eigenvalue {k}: learned {a} vs exact {b} (all {:?} vs {:?})",
+            r.eigenvalues,
+            r.exact_eigenvalues
+        );
     }
     for (k, (a, b)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
-        assert!((a - b).abs() < 1e-4, "ordered eigenvalue {k}: diag Λ {a} vs exact {b}");
+        assert!(
+            (a - b).abs() < 1e-4,
+            "ordered eigenvalue {k}: diag Λ {a} vs exact {b}"
+        );
     }
 }
 
@@ -55,13 +63,21 @@ fn stochastic_minibatch_with_moving_averages() {
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
-        assert!((a - b).abs() < 0.1, "eigenvalue {k}: learned {a} vs exact {b} ({:?} vs {:?})", r.lambda_diag, r.exact_eigenvalues);
+        assert!(
+            (a - b).abs() < 0.1,
+            "eigenvalue {k}: learned {a} vs exact {b} ({:?} vs {:?})",
+            r.lambda_diag,
+            r.exact_eigenvalues
+        );
     }
     for (k, v) in r.eigenvectors.iter().enumerate() {
         for (j, e) in r.exact_eigenvectors.iter().enumerate() {
             if j != k {
                 let dot: f64 = v.iter().zip(e).map(|(a, b)| a * b).sum();
-                assert!(dot.abs() < 0.1, "learned eigenvector {k} overlaps exact eigenvector {j}: {dot}");
+                assert!(
+                    dot.abs() < 0.1,
+                    "learned eigenvector {k} overlaps exact eigenvector {j}: {dot}"
+                );
             }
         }
     }

@@ -69,8 +69,23 @@ pub struct BenchResult {
 
 /// Runs `config`: `warmup` untimed steps, then timed steps for at least `seconds` (and at least
 /// `min_steps`).
-pub fn run(ctx: Arc<GpuContext>, config: &BenchConfig, warmup: u64, min_steps: u64, seconds: f64) -> Result<BenchResult> {
-    let problem = fd_problem(2, hydrogen_potential(1.0), 1.0, config.eps, 50.0, config.hidden.clone(), config.neig, true)?;
+pub fn run(
+    ctx: Arc<GpuContext>,
+    config: &BenchConfig,
+    warmup: u64,
+    min_steps: u64,
+    seconds: f64,
+) -> Result<BenchResult> {
+    let problem = fd_problem(
+        2,
+        hydrogen_potential(1.0),
+        1.0,
+        config.eps,
+        50.0,
+        config.hidden.clone(),
+        config.neig,
+        true,
+    )?;
     let train = TrainConfig {
         beta: config.beta,
         batch: config.batch,
@@ -93,7 +108,9 @@ pub fn run(ctx: Arc<GpuContext>, config: &BenchConfig, warmup: u64, min_steps: u
     let wall = start.elapsed().as_secs_f64();
     let n = config.neig;
     let eye = nalgebra::DMatrix::<f64>::identity(n, n);
-    let kernels = trainer.engine().profile(&flat(&eye), &flat(&eye), config.beta)?;
+    let kernels = trainer
+        .engine()
+        .profile(&flat(&eye), &flat(&eye), config.beta)?;
     if steps == 0 {
         return Err(SpinError::Config("no steps timed".into()));
     }

@@ -16,7 +16,10 @@ use crate::spin::{Problem, TrainConfig, Trainer};
 /// Reads a square symmetric matrix from CSV (comma- or whitespace-separated, no header).
 pub fn read_matrix_csv(path: &Path) -> Result<DMatrix<f64>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SpinError::Io { path: name.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SpinError::Io {
+        path: name.clone(),
+        source,
+    })?;
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (ln, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -33,7 +36,11 @@ pub fn read_matrix_csv(path: &Path) -> Result<DMatrix<f64>> {
                     .filter(|v| v.is_finite())
                     .ok_or_else(|| SpinError::Parse {
                         path: name.clone(),
-                        message: format!("line {}, column {}: `{tok}` is not a finite number", ln + 1, col + 1),
+                        message: format!(
+                            "line {}, column {}: `{tok}` is not a finite number",
+                            ln + 1,
+                            col + 1
+                        ),
                     })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -41,12 +48,19 @@ pub fn read_matrix_csv(path: &Path) -> Result<DMatrix<f64>> {
     }
     let n = rows.len();
     if n == 0 {
-        return Err(SpinError::Parse { path: name, message: "the file holds no matrix".into() });
+        return Err(SpinError::Parse {
+            path: name,
+            message: "the file holds no matrix".into(),
+        });
     }
     if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != n) {
         return Err(SpinError::Parse {
             path: name,
-            message: format!("the matrix is not square: {n} rows but row {} has {} entries", i + 1, r.len()),
+            message: format!(
+                "the matrix is not square: {n} rows but row {} has {} entries",
+                i + 1,
+                r.len()
+            ),
         });
     }
     let m = DMatrix::from_fn(n, n, |i, j| rows[i][j]);
@@ -82,7 +96,9 @@ pub fn exact_eigenpairs(m: &DMatrix<f64>) -> (Vec<f64>, DMatrix<f64>) {
 pub fn matrix_problem(m: &DMatrix<f64>, k: usize) -> Result<Problem> {
     let n = m.nrows();
     if k == 0 || k > n {
-        return Err(SpinError::Config(format!("--neig must be between 1 and {n}, got {k}")));
+        return Err(SpinError::Config(format!(
+            "--neig must be between 1 and {n}, got {k}"
+        )));
     }
     let mm = Arc::new(m.clone());
     let operator = Operator::pair_kernel(Arc::new(move |x: &[f64], y: &[f64]| {
@@ -128,7 +144,13 @@ pub struct MatrixResult {
 }
 
 /// Trains on the lowest `k` eigenpairs of `m` and evaluates exactly (all pairs).
-pub fn learn_matrix(ctx: Arc<GpuContext>, m: &DMatrix<f64>, k: usize, config: TrainConfig, mut on_step: impl FnMut(&crate::spin::StepReport)) -> Result<MatrixResult> {
+pub fn learn_matrix(
+    ctx: Arc<GpuContext>,
+    m: &DMatrix<f64>,
+    k: usize,
+    config: TrainConfig,
+    mut on_step: impl FnMut(&crate::spin::StepReport),
+) -> Result<MatrixResult> {
     let problem = matrix_problem(m, k)?;
     let steps = config.steps;
     let mut trainer = Trainer::new(ctx.clone(), problem, config)?;
@@ -167,7 +189,9 @@ pub fn learn_matrix(ctx: Arc<GpuContext>, m: &DMatrix<f64>, k: usize, config: Tr
         exact_eigenvalues: exact,
         relative_errors,
         eigenvectors,
-        exact_eigenvectors: (0..k).map(|j| vectors.column(j).iter().copied().collect()).collect(),
+        exact_eigenvectors: (0..k)
+            .map(|j| vectors.column(j).iter().copied().collect())
+            .collect(),
         steps,
         wall_seconds: wall,
         steps_per_second: steps as f64 / wall.max(1e-9),

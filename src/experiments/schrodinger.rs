@@ -24,8 +24,14 @@ pub fn hydrogen_eigenvalues(dim: usize, charge: f64, kinetic: f64, k: usize) -> 
     let mut n = 0usize;
     while out.len() < k {
         let (e, deg) = match dim {
-            2 => (-charge * charge / (4.0 * kinetic * (n as f64 + 0.5).powi(2)), 2 * n + 1),
-            3 => (-charge * charge / (4.0 * kinetic * ((n + 1) as f64).powi(2)), (n + 1) * (n + 1)),
+            2 => (
+                -charge * charge / (4.0 * kinetic * (n as f64 + 0.5).powi(2)),
+                2 * n + 1,
+            ),
+            3 => (
+                -charge * charge / (4.0 * kinetic * ((n + 1) as f64).powi(2)),
+                (n + 1) * (n + 1),
+            ),
             _ => return None,
         };
         out.extend(std::iter::repeat_n(e, deg));
@@ -40,14 +46,30 @@ pub fn harmonic_eigenvalues(dim: usize, kinetic: f64, k: usize) -> Vec<f64> {
     let max_level = k + 1;
     let mut levels = vec![0usize];
     for _ in 0..dim {
-        levels = levels.iter().flat_map(|&s| (0..max_level).map(move |n| s + n)).collect();
+        levels = levels
+            .iter()
+            .flat_map(|&s| (0..max_level).map(move |n| s + n))
+            .collect();
     }
     levels.sort();
-    levels.iter().take(k).map(|&s| (2.0 * s as f64 + dim as f64) * kinetic.sqrt()).collect()
+    levels
+        .iter()
+        .take(k)
+        .map(|&s| (2.0 * s as f64 + dim as f64) * kinetic.sqrt())
+        .collect()
 }
 
 /// A finite-difference Hamiltonian problem on the box [−D, D]^d with uniform sampling.
-pub fn fd_problem(dim: usize, potential: ScalarField, kinetic: f64, eps: f64, half_width: f64, hidden: Vec<usize>, neig: usize, envelope: bool) -> Result<Problem> {
+pub fn fd_problem(
+    dim: usize,
+    potential: ScalarField,
+    kinetic: f64,
+    eps: f64,
+    half_width: f64,
+    hidden: Vec<usize>,
+    neig: usize,
+    envelope: bool,
+) -> Result<Problem> {
     Ok(Problem {
         spec: MlpSpec {
             input_dim: dim,

@@ -123,7 +123,11 @@ impl Engine {
         let s = shape.samples;
         let entries_len = shape.pairs * (shape.tx + shape.ty);
         let npairs = n * (n + 1) / 2;
-        let widest = layers.iter().map(|l| l.out_pad.max(l.in_pad)).max().unwrap_or(4);
+        let widest = layers
+            .iter()
+            .map(|l| l.out_pad.max(l.in_pad))
+            .max()
+            .unwrap_or(4);
         let limit = ctx.adapter().max_storage_buffer_binding_size as usize;
         let mut biggest = r * widest;
         if training {
@@ -249,7 +253,16 @@ impl Engine {
                 &ctx,
                 Kernel::OperatorBackward,
                 &[("ROWS", u(r)), ("NEIG", u(n)), ("NEIG_PAD", u(npad))],
-                &[&xs, &ys, &pair_w, &row_ptr, &entries, &gmat, &env, &delta[last]],
+                &[
+                    &xs,
+                    &ys,
+                    &pair_w,
+                    &row_ptr,
+                    &entries,
+                    &gmat,
+                    &env,
+                    &delta[last],
+                ],
                 r * npad,
                 "operator_backward".into(),
             )?];
@@ -313,7 +326,7 @@ impl Engine {
                         c2,
                     ],
                     &[a_in, &sens[l], &ubuf, &sample_w, &gmat, &jbar],
-                    npairs * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+                    npairs * (ly.in_pad / 4 + 2) / 2 * ly.out_pad / 4,
                     format!("jbar_update[{l}]"),
                 )?);
             }
