@@ -9,6 +9,7 @@ pub mod gpu;
 
 pub use error::{Result, SpinError};
 pub mod experiments;
+pub mod io;
 pub mod nn;
 pub mod operators;
 pub mod spin;

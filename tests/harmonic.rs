@@ -5,22 +5,22 @@ mod common;
 
 use common::ctx;
 use spectral_inference::experiments::schrodinger::{
-    fd_problem, harmonic_eigenvalues, harmonic_potential,
+    harmonic_eigenvalues, harmonic_potential, FdBox,
 };
 use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig, Trainer};
 
 #[test]
 fn harmonic_oscillator_1d_three_lowest_levels() {
-    let problem = fd_problem(
-        1,
-        harmonic_potential(),
-        1.0,
-        0.05,
-        5.0,
-        vec![32, 32],
-        3,
-        true,
-    )
+    let problem = FdBox {
+        dim: 1,
+        kinetic: 1.0,
+        eps: 0.05,
+        half_width: 5.0,
+        hidden: vec![32, 32],
+        neig: 3,
+        envelope: true,
+    }
+    .problem(harmonic_potential())
     .unwrap();
     let steps = 5000;
     let mut opt = OptimizerConfig::new(OptimizerKind::Adam, 3e-3);

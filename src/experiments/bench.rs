@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::schrodinger::{fd_problem, hydrogen_potential};
+use super::schrodinger::{hydrogen_potential, FdBox};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
 use crate::spin::engine::KernelTime;
@@ -76,16 +76,16 @@ pub fn run(
     min_steps: u64,
     seconds: f64,
 ) -> Result<BenchResult> {
-    let problem = fd_problem(
-        2,
-        hydrogen_potential(1.0),
-        1.0,
-        config.eps,
-        50.0,
-        config.hidden.clone(),
-        config.neig,
-        true,
-    )?;
+    let problem = FdBox {
+        dim: 2,
+        kinetic: 1.0,
+        eps: config.eps,
+        half_width: 50.0,
+        hidden: config.hidden.clone(),
+        neig: config.neig,
+        envelope: true,
+    }
+    .problem(hydrogen_potential(1.0))?;
     let train = TrainConfig {
         beta: config.beta,
         batch: config.batch,

@@ -59,25 +59,41 @@ pub fn harmonic_eigenvalues(dim: usize, kinetic: f64, k: usize) -> Vec<f64> {
         .collect()
 }
 
-/// A finite-difference Hamiltonian problem on the box [−D, D]^d with uniform sampling.
-pub fn fd_problem(
-    dim: usize,
-    potential: ScalarField,
-    kinetic: f64,
-    eps: f64,
-    half_width: f64,
-    hidden: Vec<usize>,
-    neig: usize,
-    envelope: bool,
-) -> Result<Problem> {
-    Ok(Problem {
-        spec: MlpSpec {
-            input_dim: dim,
-            hidden,
-            outputs: neig,
-            envelope: envelope.then_some(half_width as f32),
-        },
-        operator: Operator::hamiltonian_fd(dim, kinetic, eps, potential)?,
-        sampler: Box::new(UniformBox { dim, half_width }),
-    })
+/// A Hamiltonian H = −c∇² + V with the finite-difference Laplacian on the box [−D, D]^d,
+/// sampled uniformly, learned by an MLP.
+#[derive(Clone, Debug)]
+pub struct FdBox {
+    /// Dimension d.
+    pub dim: usize,
+    /// Kinetic coefficient c.
+    pub kinetic: f64,
+    /// Finite-difference step ε.
+    pub eps: f64,
+    /// Box half-width D.
+    pub half_width: f64,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Eigenfunctions N.
+    pub neig: usize,
+    /// Multiply by the boundary envelope of the box.
+    pub envelope: bool,
+}
+
+impl FdBox {
+    /// The SpIN problem for potential `v`.
+    pub fn problem(&self, v: ScalarField) -> Result<Problem> {
+        Ok(Problem {
+            spec: MlpSpec {
+                input_dim: self.dim,
+                hidden: self.hidden.clone(),
+                outputs: self.neig,
+                envelope: self.envelope.then_some(self.half_width as f32),
+            },
+            operator: Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,
+            sampler: Box::new(UniformBox {
+                dim: self.dim,
+                half_width: self.half_width,
+            }),
+        })
+    }
 }

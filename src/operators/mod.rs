@@ -375,7 +375,7 @@ impl Operator {
                 })
             }
             Operator::PairKernel { kernel, scale } => {
-                if count < 2 || count % 2 != 0 {
+                if count < 2 || !count.is_multiple_of(2) {
                     return Err(SpinError::Config(format!(
                         "a kernel operator needs an even batch of at least 2 samples, got {count}"
                     )));
