@@ -7,6 +7,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use spectral_inference::experiments::schrodinger::{
+    self, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
+};
 use spectral_inference::experiments::{bench, matrix};
 use spectral_inference::gpu::{list_adapters, AdapterRequest, BackendChoice, GpuContext};
 use spectral_inference::io::write_json;
@@ -37,8 +40,113 @@ enum Command {
     /// Learn the K lowest eigenpairs of a symmetric matrix given as CSV (the reference's
     /// sanity check: one-hot inputs, a linear network and the kernel operator on pairs).
     Matrix(MatrixArgs),
+    /// Learn the lowest eigenfunctions of H = −c∇² + V (any potential, 1–3 dimensions).
+    Schrodinger(SchrodingerArgs),
+    /// The 2D hydrogen atom (N = 9) with our best defaults, or `--preset reference`.
+    Hydrogen(HydrogenArgs),
+    /// Eigenfunction values v = L⁻¹u of a trained run at new points (CSV in, CSV out).
+    Eval(EvalArgs),
     /// Steps per second of whole training steps for the named configurations.
     Bench(BenchArgs),
+}
+
+/// Settings of a Schrödinger run; unset ones come from the preset.
+#[derive(clap::Args, Debug, Default)]
+struct SchrodingerArgs {
+    /// Dimension: 1, 2 or 3.
+    #[arg(long)]
+    dim: Option<usize>,
+    /// `hydrogen`, `harmonic` or a WGSL expression in `x` (vecD<f32>, f32 in 1D), e.g. `dot(x, x)`.
+    #[arg(long, allow_hyphen_values = true)]
+    potential: Option<String>,
+    /// Nuclear charge Z of the hydrogen potential −Z/‖x‖.
+    #[arg(long)]
+    charge: Option<f64>,
+    /// Kinetic coefficient c in H = −c∇² + V.
+    #[arg(long)]
+    kinetic: Option<f64>,
+    /// Half-width D of the box [−D, D]^d.
+    #[arg(long = "box")]
+    half_width: Option<f64>,
+    /// Multiply the network by the box envelope: true or false.
+    #[arg(long)]
+    envelope: Option<bool>,
+    /// Laplacian: fd.
+    #[arg(long)]
+    laplacian: Option<LaplacianKind>,
+    /// Finite-difference step ε.
+    #[arg(long)]
+    eps: Option<f64>,
+    /// Sampler: uniform (the reference) or importance.
+    #[arg(long)]
+    sampler: Option<SamplerKind>,
+    /// Hidden layer widths, e.g. 64,64,64.
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Number of eigenfunctions N.
+    #[arg(long)]
+    neig: Option<usize>,
+    /// Samples per step.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Training steps (the run stops at this step).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Stop training after this many seconds (then evaluate and write outputs).
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Optimiser: rmsprop, adam or sgd.
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Schedule: constant, cosine or inverse.
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// Moving-average rate β (1 = no bias correction, the paper's ablation).
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Points in the final evaluation.
+    #[arg(long)]
+    eval_samples: Option<usize>,
+    /// Half-width of the eigenfunction plots.
+    #[arg(long)]
+    plot_extent: Option<f64>,
+    /// Continue the run saved in this folder (its configuration; --steps and --time-limit may be changed).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct HydrogenArgs {
+    /// best (our defaults) or reference (the reference code's flag defaults).
+    #[arg(long, default_value = "best")]
+    preset: Preset,
+    #[command(flatten)]
+    run: SchrodingerArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    /// A run's output folder (with checkpoint.safetensors).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Points, one per line, d coordinates separated by commas.
+    #[arg(long)]
+    points: PathBuf,
+    /// Output CSV (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,7 +212,213 @@ pub fn run() -> Result<()> {
         Command::Info => info(&cli),
         Command::Matrix(args) => run_matrix(&cli, args),
         Command::Bench(args) => run_bench(&cli, args),
+        Command::Schrodinger(args) => {
+            run_schrodinger(&cli, SchrodingerConfig::generic(), args, "runs/schrodinger")
+        }
+        Command::Hydrogen(args) => run_schrodinger(
+            &cli,
+            SchrodingerConfig::hydrogen(args.preset),
+            &args.run,
+            match args.preset {
+                Preset::Best => "runs/hydrogen",
+                Preset::Reference => "runs/hydrogen-reference",
+            },
+        ),
+        Command::Eval(args) => run_eval(&cli, args),
     }
+}
+
+fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
+    macro_rules! set {
+        ($field:expr, $arg:expr) => {
+            if let Some(v) = $arg.clone() {
+                $field = v;
+            }
+        };
+    }
+    set!(cfg.dim, a.dim);
+    set!(cfg.potential, a.potential);
+    set!(cfg.charge, a.charge);
+    set!(cfg.kinetic, a.kinetic);
+    set!(cfg.half_width, a.half_width);
+    set!(cfg.envelope, a.envelope);
+    set!(cfg.laplacian, a.laplacian);
+    set!(cfg.eps, a.eps);
+    set!(cfg.sampler, a.sampler);
+    set!(cfg.hidden, a.hidden);
+    set!(cfg.neig, a.neig);
+    set!(cfg.train.batch, a.batch);
+    set!(cfg.train.steps, a.steps);
+    set!(cfg.train.optimizer.lr, a.lr);
+    set!(cfg.train.optimizer.schedule, a.schedule);
+    set!(cfg.train.beta, a.beta);
+    set!(cfg.train.seed, a.seed);
+    set!(cfg.checkpoint_every, a.checkpoint_every);
+    set!(cfg.eval_samples, a.eval_samples);
+    set!(cfg.plot_extent, a.plot_extent);
+    if let Some(kind) = a.optimizer {
+        let lr = a.lr.unwrap_or(cfg.train.optimizer.lr);
+        let schedule = cfg.train.optimizer.schedule;
+        cfg.train.optimizer = OptimizerConfig::new(kind, lr);
+        cfg.train.optimizer.schedule = schedule;
+    }
+    if a.time_limit.is_some() {
+        cfg.time_limit = a.time_limit;
+    }
+}
+
+fn run_schrodinger(
+    cli: &Cli,
+    base: SchrodingerConfig,
+    args: &SchrodingerArgs,
+    default_out: &str,
+) -> Result<()> {
+    let (cfg, out, state) = match &args.resume {
+        Some(dir) => {
+            let (state, run) = spectral_inference::spin::checkpoint::load(dir)?;
+            let mut cfg: SchrodingerConfig = serde_json::from_value(run["config"].clone())
+                .with_context(|| {
+                    format!(
+                        "{}: the checkpoint holds no Schrödinger configuration",
+                        dir.display()
+                    )
+                })?;
+            if let Some(s) = args.steps {
+                cfg.train.steps = s;
+            }
+            if args.time_limit.is_some() {
+                cfg.time_limit = args.time_limit;
+            }
+            (
+                cfg,
+                args.out.clone().unwrap_or_else(|| dir.clone()),
+                Some(state),
+            )
+        }
+        None => {
+            let mut cfg = base;
+            apply(&mut cfg, args);
+            (
+                cfg,
+                args.out
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(default_out)),
+                None,
+            )
+        }
+    };
+    cfg.validate()?;
+    let ctx = context(cli)?;
+    eprintln!("adapter: {}", ctx.adapter().name);
+    eprintln!(
+        "{} in {}D, N = {}, MLP {:?}, {:?} Laplacian, {:?} sampling, batch {}, {:?} lr {}, β {}{}",
+        cfg.potential,
+        cfg.dim,
+        cfg.neig,
+        cfg.hidden,
+        cfg.laplacian,
+        cfg.sampler,
+        cfg.train.batch,
+        cfg.train.optimizer.kind,
+        cfg.train.optimizer.lr,
+        cfg.train.beta,
+        state
+            .as_ref()
+            .map(|s| format!(", resuming at step {}", s.step))
+            .unwrap_or_default()
+    );
+    let m = schrodinger::run(ctx, &cfg, &out, state)?;
+    let learned: Vec<f64> = serde_json::from_value(m["eigenvalues"].clone())?;
+    let exact: Option<Vec<f64>> = serde_json::from_value(m["exact_eigenvalues"].clone()).ok();
+    println!(
+        "{:>4}  {:>12}  {:>12}  {:>10}",
+        "k", "learned", "exact", "rel. error"
+    );
+    for (k, l) in learned.iter().enumerate() {
+        match exact.as_ref().and_then(|e| e.get(k)) {
+            Some(e) => println!(
+                "{k:>4}  {l:>12.6}  {e:>12.6}  {:>9.3}%",
+                100.0 * (l - e).abs() / e.abs()
+            ),
+            None => println!("{k:>4}  {l:>12.6}"),
+        }
+    }
+    if let Some(mre) = m["mean_relative_error"].as_f64() {
+        println!("mean relative error {:.3}%", 100.0 * mre);
+    }
+    println!(
+        "{} steps in {:.1} s ({:.1} steps/s); wrote {}",
+        m["steps"],
+        m["wall_seconds"].as_f64().unwrap_or(0.0),
+        m["steps_per_second"].as_f64().unwrap_or(0.0),
+        out.display()
+    );
+    Ok(())
+}
+
+fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
+    let (state, run) = spectral_inference::spin::checkpoint::load(&args.checkpoint)?;
+    let cfg: SchrodingerConfig =
+        serde_json::from_value(run["config"].clone()).with_context(|| {
+            format!(
+                "{}: the checkpoint holds no Schrödinger configuration",
+                args.checkpoint.display()
+            )
+        })?;
+    let text = std::fs::read_to_string(&args.points)
+        .with_context(|| format!("reading {}", args.points.display()))?;
+    let mut points = Vec::new();
+    for (ln, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let row: Vec<f64> = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| {
+                format!(
+                    "{}: line {}: `{line}` is not a row of numbers",
+                    args.points.display(),
+                    ln + 1
+                )
+            })?;
+        if row.len() != cfg.dim {
+            bail!(
+                "{}: line {}: {} coordinates, the run is {}-dimensional",
+                args.points.display(),
+                ln + 1,
+                row.len(),
+                cfg.dim
+            );
+        }
+        points.extend(row);
+    }
+    if points.is_empty() {
+        bail!("{}: no points", args.points.display());
+    }
+    let ctx = context(cli)?;
+    let problem = cfg.problem(&ctx)?;
+    let mut trainer = spectral_inference::spin::Trainer::new(ctx, problem, cfg.train.clone())?;
+    trainer.restore(&state)?;
+    let v = trainer.eigenfunctions(&points, &state.sigma_avg)?;
+    let n = cfg.neig;
+    let mut out = String::new();
+    let coords: Vec<String> = (0..cfg.dim).map(|i| format!("x{i}")).collect();
+    let funcs: Vec<String> = (0..n).map(|k| format!("v{k}")).collect();
+    out.push_str(&format!("{},{}\n", coords.join(","), funcs.join(",")));
+    for (p, row) in points.chunks(cfg.dim).zip(v.chunks(n)) {
+        let cells: Vec<String> = p.iter().chain(row).map(|x| format!("{x}")).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    match &args.out {
+        Some(path) => spectral_inference::io::write_atomic(path, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    Ok(())
 }
 
 fn info(cli: &Cli) -> Result<()> {

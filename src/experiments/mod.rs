@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod matrix;
+pub mod plot;
 pub mod schrodinger;

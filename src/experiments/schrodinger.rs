@@ -97,3 +97,499 @@ impl FdBox {
         })
     }
 }
+
+/// How the Laplacian is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaplacianKind {
+    /// Central finite differences with step ε (network at 2d + 1 points per sample).
+    Fd,
+}
+
+impl std::str::FromStr for LaplacianKind {
+    type Err = crate::error::SpinError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fd" => Ok(Self::Fd),
+            _ => Err(crate::error::SpinError::Config(format!(
+                "unknown Laplacian `{s}` (expected fd)"
+            ))),
+        }
+    }
+}
+
+/// How samples are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerKind {
+    /// Uniform on the box (the reference).
+    Uniform,
+    /// A proposal concentrated near the origin with importance weights p/q.
+    Importance,
+}
+
+impl std::str::FromStr for SamplerKind {
+    type Err = crate::error::SpinError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "uniform" => Ok(Self::Uniform),
+            "importance" => Ok(Self::Importance),
+            _ => Err(crate::error::SpinError::Config(format!(
+                "unknown sampler `{s}` (expected uniform or importance)"
+            ))),
+        }
+    }
+}
+
+/// Everything that defines a Schrödinger run (saved in metrics and checkpoints).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SchrodingerConfig {
+    /// Dimension d (1, 2 or 3).
+    pub dim: usize,
+    /// `hydrogen`, `harmonic` or a WGSL expression in `x`.
+    pub potential: String,
+    /// Nuclear charge Z (hydrogen).
+    pub charge: f64,
+    /// Kinetic coefficient c in H = −c∇² + V.
+    pub kinetic: f64,
+    /// Box half-width D.
+    pub half_width: f64,
+    /// Multiply the network by the box envelope.
+    pub envelope: bool,
+    /// Laplacian.
+    pub laplacian: LaplacianKind,
+    /// Finite-difference step.
+    pub eps: f64,
+    /// Sampler.
+    pub sampler: SamplerKind,
+    /// Length scales of the importance proposal.
+    pub proposal_scales: Vec<f64>,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Eigenfunctions N.
+    pub neig: usize,
+    /// Training.
+    pub train: crate::spin::TrainConfig,
+    /// Stop after this many seconds of training, if set.
+    pub time_limit: Option<f64>,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Points in the final evaluation.
+    pub eval_samples: usize,
+    /// Half-width of the eigenfunction plots.
+    pub plot_extent: f64,
+}
+
+impl SchrodingerConfig {
+    /// Checks the values that the trainer does not.
+    pub fn validate(&self) -> Result<()> {
+        use crate::error::SpinError;
+        if !(1..=3).contains(&self.dim) {
+            return Err(SpinError::Config(format!(
+                "--dim must be 1, 2 or 3, got {}",
+                self.dim
+            )));
+        }
+        let positive = [
+            ("--kinetic", self.kinetic),
+            ("--box", self.half_width),
+            ("--eps", self.eps),
+            ("--plot-extent", self.plot_extent),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(SpinError::Config(format!(
+                    "{name} must be positive, got {v}"
+                )));
+            }
+        }
+        if self.neig == 0 || self.neig > 64 {
+            return Err(SpinError::Config(format!(
+                "--neig must be between 1 and 64, got {}",
+                self.neig
+            )));
+        }
+        if self.eval_samples < 2 {
+            return Err(SpinError::Config(
+                "the evaluation needs at least 2 samples".into(),
+            ));
+        }
+        if let Some(t) = self.time_limit {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(SpinError::Config(format!(
+                    "--time-limit must be positive seconds, got {t}"
+                )));
+            }
+        }
+        self.train.validate()
+    }
+
+    /// The closed-form eigenvalues, where known (hydrogen in 2D/3D, the isotropic oscillator).
+    pub fn exact_eigenvalues(&self) -> Option<Vec<f64>> {
+        match self.potential.as_str() {
+            "hydrogen" => hydrogen_eigenvalues(self.dim, self.charge, self.kinetic, self.neig),
+            "harmonic" => Some(harmonic_eigenvalues(self.dim, self.kinetic, self.neig)),
+            _ => None,
+        }
+    }
+
+    /// The potential as a field (built-ins on the host in f64, expressions on the GPU).
+    pub fn potential_field(
+        &self,
+        ctx: &std::sync::Arc<crate::gpu::GpuContext>,
+    ) -> Result<ScalarField> {
+        Ok(match self.potential.as_str() {
+            "hydrogen" => hydrogen_potential(self.charge),
+            "harmonic" => harmonic_potential(),
+            expr => Arc::new(crate::operators::wgsl_field::WgslField::new(
+                ctx.clone(),
+                expr,
+                self.dim,
+            )?),
+        })
+    }
+
+    /// The SpIN problem.
+    pub fn problem(&self, ctx: &std::sync::Arc<crate::gpu::GpuContext>) -> Result<Problem> {
+        let v = self.potential_field(ctx)?;
+        let spec = MlpSpec {
+            input_dim: self.dim,
+            hidden: self.hidden.clone(),
+            outputs: self.neig,
+            envelope: self.envelope.then_some(self.half_width as f32),
+        };
+        let operator = match self.laplacian {
+            LaplacianKind::Fd => Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,
+        };
+        let sampler: Box<dyn crate::operators::samplers::Sampler> = match self.sampler {
+            SamplerKind::Uniform => Box::new(UniformBox {
+                dim: self.dim,
+                half_width: self.half_width,
+            }),
+            SamplerKind::Importance => Box::new(crate::operators::samplers::ImportanceBox::new(
+                self.dim,
+                self.half_width,
+                self.proposal_scales.clone(),
+                0.1,
+            )?),
+        };
+        Ok(Problem {
+            spec,
+            operator,
+            sampler,
+        })
+    }
+}
+
+/// Grid points of the plotting slice: an n×n grid over [−e, e]² (other coordinates 0), rows from
+/// the top (y = e) down; in 1D, n points on [−e, e].
+pub fn slice_points(dim: usize, n: usize, extent: f64) -> Vec<f64> {
+    let h = 2.0 * extent / n as f64;
+    let mut pts = Vec::new();
+    if dim == 1 {
+        for j in 0..n {
+            pts.push(-extent + (j as f64 + 0.5) * h);
+        }
+        return pts;
+    }
+    for i in 0..n {
+        for j in 0..n {
+            let mut p = vec![0.0; dim];
+            p[0] = -extent + (j as f64 + 0.5) * h;
+            p[1] = extent - (i as f64 + 0.5) * h;
+            pts.extend(p);
+        }
+    }
+    pts
+}
+
+/// Relative errors |a − b|/|b| of ascending `learned` against ascending `exact`.
+pub fn relative_errors(learned: &[f64], exact: &[f64]) -> Vec<f64> {
+    let mut l = learned.to_vec();
+    l.sort_by(f64::total_cmp);
+    l.iter()
+        .zip(exact)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1e-300))
+        .collect()
+}
+
+/// Trains (or continues) a Schrödinger run, writing into `out`: `eigenvalues.csv` as it goes,
+/// checkpoints, and at the end `metrics.json`, `eigenvalues.png`, `eigenfunctions.png`.
+/// Returns the metrics.
+pub fn run(
+    ctx: Arc<crate::gpu::GpuContext>,
+    cfg: &SchrodingerConfig,
+    out: &std::path::Path,
+    resume: Option<crate::spin::checkpoint::TrainerState>,
+) -> Result<serde_json::Value> {
+    use std::io::Write;
+
+    use crate::error::SpinError;
+    use crate::spin::checkpoint;
+
+    cfg.validate()?;
+    let io_err = |path: &std::path::Path| {
+        let p = path.display().to_string();
+        move |source| SpinError::Io {
+            path: p.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let problem = cfg.problem(&ctx)?;
+    let mut trainer = crate::spin::Trainer::new(ctx.clone(), problem, cfg.train.clone())?;
+    let n = cfg.neig;
+    let csv_path = out.join("eigenvalues.csv");
+    let header = {
+        let mut h = vec!["step".to_string(), "loss".to_string()];
+        h.extend((0..n).map(|k| format!("lambda_{k}")));
+        h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+        h.join(",")
+    };
+    // Rows already written by the run being resumed, up to its checkpoint.
+    let mut kept = String::new();
+    if let Some(state) = &resume {
+        trainer.restore(state)?;
+        if let Ok(text) = std::fs::read_to_string(&csv_path) {
+            for line in text.lines().skip(1) {
+                let step: Option<u64> = line.split(',').next().and_then(|s| s.parse().ok());
+                if step.is_some_and(|s| s <= state.step) {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+        }
+    }
+    crate::io::write_atomic(&csv_path, format!("{header}\n{kept}").as_bytes())?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .map_err(io_err(&csv_path))?;
+    let mut csv = std::io::BufWriter::new(file);
+    let run_json = serde_json::json!({ "experiment": "schrodinger", "config": cfg });
+    let save = |trainer: &crate::spin::Trainer,
+                csv: &mut std::io::BufWriter<std::fs::File>|
+     -> Result<()> {
+        csv.flush().map_err(io_err(&csv_path))?;
+        checkpoint::save(out, &trainer.state()?, &run_json)
+    };
+
+    let total = cfg.train.steps;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(trainer.step);
+    let log_lines = bar.is_hidden();
+    let log_every = (total / 20).max(1);
+    let start = std::time::Instant::now();
+    let first_step = trainer.step;
+    let mut steps_axis = Vec::new();
+    let mut ema_curves: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut stopped_by_time = false;
+    while trainer.step < total {
+        if cfg
+            .time_limit
+            .is_some_and(|t| start.elapsed().as_secs_f64() >= t)
+        {
+            stopped_by_time = true;
+            break;
+        }
+        let r = match trainer.step() {
+            Ok(r) => r,
+            Err(e) => {
+                bar.abandon();
+                let _ = csv.flush();
+                return Err(e);
+            }
+        };
+        let mut line = format!("{},{}", r.step, r.loss);
+        for v in r.eigenvalues.iter().chain(&r.eigenvalues_ema) {
+            line.push_str(&format!(",{v}"));
+        }
+        writeln!(csv, "{line}").map_err(io_err(&csv_path))?;
+        if r.step % 10 == 0 || r.step == total {
+            steps_axis.push(r.step);
+            for (c, v) in ema_curves.iter_mut().zip(&r.eigenvalues_ema) {
+                c.push(*v);
+            }
+        }
+        bar.set_position(r.step);
+        if r.step % 25 == 0 {
+            let shown: Vec<String> = r
+                .eigenvalues_ema
+                .iter()
+                .take(9)
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            bar.set_message(format!("λ [{}]", shown.join(", ")));
+        }
+        if log_lines && (r.step % log_every == 0 || r.step == total) {
+            let rate = (r.step - first_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            let shown: Vec<String> = r
+                .eigenvalues_ema
+                .iter()
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            eprintln!(
+                "step {:>8}/{total}  {rate:>7.1} steps/s  loss {:>10.5}  λ [{}]",
+                r.step,
+                r.loss,
+                shown.join(", ")
+            );
+        }
+        if cfg.checkpoint_every > 0 && r.step % cfg.checkpoint_every == 0 {
+            save(&trainer, &mut csv)?;
+        }
+    }
+    bar.finish_and_clear();
+    let wall = start.elapsed().as_secs_f64();
+    save(&trainer, &mut csv)?;
+    let done = trainer.step - first_step;
+
+    let eval = trainer.evaluate(cfg.eval_samples, 8192, cfg.train.seed ^ 0xE7A1)?;
+    let exact = cfg.exact_eigenvalues();
+    let mut metrics = serde_json::json!({
+        "experiment": "schrodinger",
+        "config": cfg,
+        "eigenvalues": eval.eigenvalues,
+        "lambda_diag": eval.lambda_diag,
+        "eval_samples": eval.samples,
+        "steps": trainer.step,
+        "steps_this_run": done,
+        "stopped_by_time_limit": stopped_by_time,
+        "wall_seconds": wall,
+        "steps_per_second": done as f64 / wall.max(1e-9),
+        "adapter": ctx.adapter().name,
+    });
+    if let Some(e) = &exact {
+        let rel = relative_errors(&eval.eigenvalues, e);
+        let rel_diag = relative_errors(&eval.lambda_diag, e);
+        metrics["exact_eigenvalues"] = serde_json::json!(e);
+        metrics["mean_relative_error"] =
+            serde_json::json!(rel.iter().sum::<f64>() / rel.len().max(1) as f64);
+        metrics["max_relative_error"] = serde_json::json!(rel.iter().cloned().fold(0.0, f64::max));
+        metrics["relative_errors"] = serde_json::json!(rel);
+        metrics["relative_errors_diag"] = serde_json::json!(rel_diag);
+    }
+    crate::io::write_json(&out.join("metrics.json"), &metrics)?;
+
+    // Figures: the curves of this invocation (the CSV has the whole run).
+    let title = format!(
+        "{} in {}D: eigenvalue EMA (exact dashed)",
+        cfg.potential, cfg.dim
+    );
+    super::plot::eigenvalue_curves(
+        &out.join("eigenvalues.png"),
+        &steps_axis,
+        &ema_curves,
+        exact.as_deref(),
+        &title,
+    )?;
+    let grid_n = if cfg.dim == 1 { 400 } else { 96 };
+    let pts = slice_points(cfg.dim, grid_n, cfg.plot_extent);
+    let v = trainer.eigenfunctions(&pts, &eval.sigma)?;
+    let count = pts.len() / cfg.dim;
+    let per_fn: Vec<Vec<f64>> = (0..n)
+        .map(|k| (0..count).map(|c| v[c * n + k]).collect())
+        .collect();
+    let labels: Vec<String> = (0..n)
+        .map(|k| format!("v{k}  λ = {:.4}", eval.lambda_diag[k]))
+        .collect();
+    if cfg.dim == 1 {
+        super::plot::eigenfunction_lines(&out.join("eigenfunctions.png"), &pts, &per_fn, &labels)?;
+    } else {
+        super::plot::eigenfunction_panels(
+            &out.join("eigenfunctions.png"),
+            &per_fn,
+            grid_n,
+            cfg.plot_extent,
+            &labels,
+        )?;
+    }
+    Ok(metrics)
+}
+
+/// Named starting points for `spin hydrogen`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// Our best defaults for the 2D hydrogen atom.
+    Best,
+    /// The reference code's flag defaults.
+    Reference,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = crate::error::SpinError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "best" => Ok(Self::Best),
+            "reference" => Ok(Self::Reference),
+            _ => Err(crate::error::SpinError::Config(format!(
+                "unknown preset `{s}` (expected best or reference)"
+            ))),
+        }
+    }
+}
+
+impl SchrodingerConfig {
+    /// A generic starting point: the 2D hydrogen atom, FD Laplacian, uniform sampling.
+    pub fn generic() -> Self {
+        use crate::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
+        let mut optimizer = OptimizerConfig::new(OptimizerKind::Adam, 1e-3);
+        optimizer.schedule = Schedule::Cosine;
+        Self {
+            dim: 2,
+            potential: "hydrogen".into(),
+            charge: 1.0,
+            kinetic: 1.0,
+            half_width: 50.0,
+            envelope: true,
+            laplacian: LaplacianKind::Fd,
+            eps: 0.1,
+            sampler: SamplerKind::Uniform,
+            proposal_scales: vec![0.5, 1.5, 3.0, 6.0, 12.0],
+            hidden: vec![64, 64, 64],
+            neig: 9,
+            train: TrainConfig {
+                beta: 0.01,
+                batch: 128,
+                steps: 20_000,
+                seed: 0,
+                optimizer,
+                eigen_ema: 0.01,
+                exhaustive: false,
+            },
+            time_limit: None,
+            checkpoint_every: 1000,
+            eval_samples: 65_536,
+            plot_extent: 25.0,
+        }
+    }
+
+    /// The 2D hydrogen atom with `preset`'s settings.
+    pub fn hydrogen(preset: Preset) -> Self {
+        use crate::spin::{OptimizerConfig, OptimizerKind};
+        let mut c = Self::generic();
+        match preset {
+            Preset::Best => {
+                c.sampler = SamplerKind::Importance;
+                c.eps = 0.05;
+                c.train.batch = 256;
+                c.train.beta = 0.05;
+                c.train.steps = 100_000;
+                c.time_limit = Some(1800.0);
+            }
+            Preset::Reference => {
+                c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5);
+                c.train.beta = 0.01;
+                c.train.batch = 128;
+                c.train.steps = 1_000_000;
+            }
+        }
+        c
+    }
+}

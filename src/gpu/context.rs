@@ -359,6 +359,45 @@ impl GpuContext {
         Ok(pipeline)
     }
 
+    /// A pipeline compiled from WGSL generated at run time (e.g. a user's potential), not
+    /// cached. The source is validated with naga first, so errors quote it.
+    pub fn pipeline_from_source(
+        &self,
+        name: &str,
+        source: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        crate::gpu::kernels::validate_wgsl(name, source)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(SpinError::Shader {
+                kernel: name.to_string(),
+                message: err.to_string(),
+            });
+        }
+        Ok(pipeline)
+    }
+
     /// A storage buffer of `len` f32 (or u32) words, zero-initialised.
     pub fn storage(&self, label: &str, words: usize) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {

@@ -9,13 +9,27 @@
 //! derivatives) adds a new variant and a kernel that writes Y, without touching the step.
 
 pub mod samplers;
+pub mod wgsl_field;
 
 use std::sync::Arc;
 
 use crate::error::{Result, SpinError};
 
-/// A scalar function of a point, e.g. a potential V(x).
-pub type ScalarField = Arc<dyn Fn(&[f64]) -> f64 + Send + Sync>;
+/// A scalar function of points, evaluated a batch at a time (on the host, or on the GPU for
+/// potentials given as WGSL expressions).
+pub trait Field: Send + Sync {
+    /// Values at `points` (count, dim).
+    fn values(&self, points: &[f64], dim: usize) -> Result<Vec<f64>>;
+}
+
+impl<F: Fn(&[f64]) -> f64 + Send + Sync> Field for F {
+    fn values(&self, points: &[f64], dim: usize) -> Result<Vec<f64>> {
+        Ok(points.chunks(dim).map(self).collect())
+    }
+}
+
+/// A shared scalar field, e.g. a potential V(x).
+pub type ScalarField = Arc<dyn Field>;
 /// A kernel k(x, x′) on pairs of points.
 pub type PairFn = Arc<dyn Fn(&[f64], &[f64]) -> f64 + Send + Sync>;
 
@@ -142,10 +156,21 @@ pub enum Coef {
 }
 
 impl Coef {
-    fn at(&self, x: &[f64]) -> f64 {
+    /// The coefficient at every point of a batch.
+    fn values(&self, points: &[f64], dim: usize) -> Result<Vec<f64>> {
+        let count = points.len() / dim;
         match self {
-            Coef::Const(c) => *c,
-            Coef::Field(c, v) => c * v(x),
+            Coef::Const(c) => Ok(vec![*c; count]),
+            Coef::Field(c, v) => {
+                let vals = v.values(points, dim)?;
+                if vals.len() != count {
+                    return Err(SpinError::Shape(format!(
+                        "a field gave {} values for {count} points",
+                        vals.len()
+                    )));
+                }
+                Ok(vals.into_iter().map(|x| c * x).collect())
+            }
         }
     }
     fn scaled(&self, s: f64) -> Self {
@@ -336,14 +361,18 @@ impl Operator {
                     }
                 }
                 let ty = offsets.len();
+                let coefs = terms
+                    .iter()
+                    .map(|t| t.coef.values(points, dim))
+                    .collect::<Result<Vec<_>>>()?;
                 let mut y_terms = Vec::with_capacity(count * ty);
                 for s in 0..count {
-                    let x = &points[s * dim..(s + 1) * dim];
                     for (oi, off) in offsets.iter().enumerate() {
                         let c: f64 = terms
                             .iter()
-                            .filter(|t| &t.offset == off)
-                            .map(|t| t.coef.at(x))
+                            .zip(&coefs)
+                            .filter(|(t, _)| &t.offset == off)
+                            .map(|(_, v)| v[s])
                             .sum();
                         y_terms.push(Term {
                             row: (oi * count + s) as u32,

@@ -1,5 +1,6 @@
 //! The SpIN step: the GPU engine, the host's matrix work, optimisers and the trainer.
 
+pub mod checkpoint;
 pub mod engine;
 pub mod host;
 pub mod optim;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use nalgebra::DMatrix;
 use rand::SeedableRng;
+
+use super::checkpoint::TrainerState;
 use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, Probe};
@@ -326,6 +328,53 @@ impl Trainer {
             sigma,
             pi,
         })
+    }
+
+    /// Everything needed to resume: reads J̄ back from the GPU.
+    pub fn state(&self) -> Result<TrainerState> {
+        Ok(TrainerState {
+            step: self.step,
+            params: self.params.clone(),
+            sigma_avg: flat(&self.sigma_avg),
+            jbar: self.engine.read_jbar()?,
+            opt_m: self.optimizer.m.clone(),
+            opt_v: self.optimizer.v.clone(),
+            opt_t: self.optimizer.t,
+            lambda_ema: self.lambda_ema.clone(),
+            rng_seed: self.rng.get_seed(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos(),
+        })
+    }
+
+    /// Continues from a saved state (same problem and configuration).
+    pub fn restore(&mut self, state: &TrainerState) -> Result<()> {
+        let n = self.problem.spec.outputs;
+        let p = self.params.len();
+        let opt_len = |v: &Vec<f64>, want: &Vec<f64>| v.len() == want.len();
+        if state.params.len() != p
+            || state.sigma_avg.len() != n * n
+            || state.jbar.len() != n * (n + 1) / 2 * p
+            || !opt_len(&state.opt_m, &self.optimizer.m)
+            || !opt_len(&state.opt_v, &self.optimizer.v)
+        {
+            return Err(SpinError::Shape(
+                "the checkpoint does not match this network, number of eigenfunctions or optimiser"
+                    .into(),
+            ));
+        }
+        self.engine.write_jbar(&state.jbar)?;
+        self.params = state.params.clone();
+        self.sigma_avg = DMatrix::from_fn(n, n, |i, j| state.sigma_avg[i * n + j]);
+        self.optimizer.m = state.opt_m.clone();
+        self.optimizer.v = state.opt_v.clone();
+        self.optimizer.t = state.opt_t;
+        self.lambda_ema = state.lambda_ema.clone();
+        self.step = state.step;
+        self.rng = ChaCha8Rng::from_seed(state.rng_seed);
+        self.rng.set_stream(state.rng_stream);
+        self.rng.set_word_pos(state.rng_word_pos);
+        Ok(())
     }
 
     /// Network outputs u at `points` (count, dim) → (count, N).
