@@ -125,8 +125,8 @@ impl ImportanceBox {
         uniform_fraction: f64,
     ) -> Result<Self> {
         if dim == 0
-            || !(half_width > 0.0)
-            || scales.iter().any(|s| !(*s > 0.0))
+            || !(half_width.is_finite() && half_width > 0.0)
+            || scales.iter().any(|s| !(s.is_finite() && *s > 0.0))
             || !(0.0..=1.0).contains(&uniform_fraction)
             || (scales.is_empty() && uniform_fraction < 1.0)
         {
