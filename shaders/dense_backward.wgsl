@@ -10,6 +10,7 @@ override IN4: u32;
 override OUT4: u32;
 override W_OFF4: u32;
 override ROW_DIV: u32;
+override ACT_D1: u32;   // 1: multiply by σ'(z_in); 0: plain Wᵀ product (tangent rows, see tangent_act_backward)
 
 @group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> delta_out: array<vec4<f32>>;    // (ROWS, OUT4)
@@ -56,6 +57,7 @@ fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
         if (r >= ROWS) {
             break;
         }
-        delta_in[r * IN4 + iq] = logistic4(z_in[(r / ROW_DIV) * IN4 + iq]) * accs[rr];
+        let d1 = select(vec4<f32>(1.0), logistic4(z_in[(r / ROW_DIV) * IN4 + iq]), ACT_D1 == 1u);
+        delta_in[r * IN4 + iq] = d1 * accs[rr];
     }
 }

@@ -7,7 +7,8 @@ override ROWS: u32;
 override IN4: u32;
 override OUT4: u32;
 override W_OFF4: u32;  // offset of this layer's (4·IN4 + 1, 4·OUT4) block, in vec4s; bias is its last row
-override ACT: u32;     // 1: softplus; 0: identity (output layer)
+override ACT: u32;     // 1: softplus; 0: identity (output layer, or tangents: see tangent_act)
+override BIAS_ROWS: u32; // rows that get the bias: all, or only the value channel of tangent rows
 
 @group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> a_in: array<vec4<f32>>;        // (ROWS, IN4)
@@ -30,10 +31,11 @@ fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
     // Clamped rows keep loads in bounds; stores are guarded.
     let ra = vec4<u32>(r0, min(r0 + 1u, ROWS - 1u), min(r0 + 2u, ROWS - 1u), min(r0 + 3u, ROWS - 1u)) * IN4;
     let bias = params[W_OFF4 + 4u * IN4 * OUT4 + oq];
-    var acc0 = bias;
-    var acc1 = bias;
-    var acc2 = bias;
-    var acc3 = bias;
+    let zero = vec4<f32>(0.0);
+    var acc0 = select(zero, bias, r0 < BIAS_ROWS);
+    var acc1 = select(zero, bias, r0 + 1u < BIAS_ROWS);
+    var acc2 = select(zero, bias, r0 + 2u < BIAS_ROWS);
+    var acc3 = select(zero, bias, r0 + 3u < BIAS_ROWS);
     for (var iq = 0u; iq < IN4; iq++) {
         let wrow = W_OFF4 + 4u * iq * OUT4 + oq;
         let w0 = params[wrow];

@@ -13,6 +13,7 @@ struct Entry {
 override ROWS: u32;
 override NEIG: u32;
 override NEIG_PAD: u32;
+override ENV_MULT: u32;  // 1: multiply by the envelope (plain rows); 0: leave to tangent_envelope_backward
 
 @group(0) @binding(0) var<storage, read> xs: array<f32>;           // (PAIRS, NEIG)
 @group(0) @binding(1) var<storage, read> ys: array<f32>;           // (PAIRS, NEIG)
@@ -53,5 +54,5 @@ fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
         }
         acc += entry.coef * wq[entry.q] * zg;
     }
-    delta[t] = env[r] * acc * inv_q;
+    delta[t] = select(1.0, env[r], ENV_MULT == 1u) * acc * inv_q;
 }

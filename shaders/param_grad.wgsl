@@ -7,6 +7,7 @@ override ROWS: u32;
 override IN4: u32;
 override OUT4: u32;
 override W_OFF4: u32;
+override BIAS_ROWS: u32; // rows that carry the bias (the value channel of tangent rows)
 
 @group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;       // (ROWS, IN4)
 @group(0) @binding(1) var<storage, read> delta: array<vec4<f32>>;      // (ROWS, OUT4)
@@ -26,7 +27,8 @@ fn param_grad(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgro
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var r = 0u; r < ROWS; r++) {
+    let rows = select(ROWS, min(ROWS, BIAS_ROWS), is_bias);
+    for (var r = 0u; r < rows; r++) {
         let d = delta[r * OUT4 + oq];
         let a = select(a_in[r * IN4 + ia], vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
         acc0 += a.x * d;

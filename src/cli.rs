@@ -71,7 +71,7 @@ struct SchrodingerArgs {
     /// Multiply the network by the box envelope: true or false.
     #[arg(long)]
     envelope: Option<bool>,
-    /// Laplacian: fd.
+    /// Laplacian: fd (finite differences, see --eps) or exact (forward mode).
     #[arg(long)]
     laplacian: Option<LaplacianKind>,
     /// Finite-difference step ε.

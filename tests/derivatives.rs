@@ -10,7 +10,7 @@ use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectral_inference::nn::oracle::{
-    backward, forward, pair_index, sensitivities, sigma_jacobian,
+    backward, forward, forward_rows, pair_index, sensitivities, sigma_jacobian,
 };
 use spectral_inference::nn::MlpSpec;
 use spectral_inference::operators::samplers::{OneHot, Sampler, UniformBox};
@@ -65,12 +65,7 @@ fn mlp_vjp_matches_finite_differences() {
             .sum::<f64>()
     };
     let fwd = forward(&spec, &theta, &x);
-    let delta_f: Vec<f64> = c
-        .iter()
-        .enumerate()
-        .map(|(t, c)| c * fwd.env[t / 3])
-        .collect();
-    let grad = backward(&spec, &theta, &x, &fwd, &delta_f);
+    let grad = backward(&spec, &theta, &x, &fwd, &c);
     let h = 1e-6;
     for p in 0..theta.len() {
         let mut tp = theta.clone();
@@ -168,7 +163,7 @@ fn beta_one_sigma_term_equals_backprop_of_two_u_g_sigma() {
     for b in 0..s {
         for k in 0..n {
             let ug: f64 = (0..n).map(|j| fwd.u[b * n + j] * g[(j, k)]).sum();
-            cot[b * n + k] = 2.0 * batch.sample_weights[b] as f64 * ug / s as f64 * fwd.env[b];
+            cot[b * n + k] = 2.0 * batch.sample_weights[b] as f64 * ug / s as f64;
         }
     }
     let direct = backward(&spec, &theta, &inputs, fwd, &cot);
@@ -298,5 +293,112 @@ fn decay_zero_is_beta_one() {
     .unwrap();
     for i in 0..p {
         assert!((a.grad[i] - b.grad[i]).abs() < 1e-12);
+    }
+}
+
+/// Inputs for channel-major tangent rows: values, unit vectors, zeros.
+fn tangent_inputs(x: &[f64], d: usize) -> Vec<f64> {
+    let s = x.len() / d;
+    let mut inputs = x.to_vec();
+    for i in 0..d {
+        for _ in 0..s {
+            inputs.extend((0..d).map(|j| if i == j { 1.0 } else { 0.0 }));
+        }
+    }
+    inputs.extend(std::iter::repeat_n(0.0, s * d));
+    inputs
+}
+
+#[test]
+fn exact_laplacian_matches_finite_differences_of_the_network() {
+    for (d, envelope) in [(1, Some(3.0)), (2, Some(2.5)), (3, None), (3, Some(2.0))] {
+        let spec = MlpSpec {
+            input_dim: d,
+            hidden: vec![7, 5],
+            outputs: 3,
+            envelope,
+        };
+        let theta = params(&spec, 10 + d as u64);
+        let s = 6;
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let x: Vec<f64> = (0..s * d).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let fwd = forward_rows(&spec, &theta, &tangent_inputs(&x, d), d + 2, s);
+        let n = spec.outputs;
+        let u_at = |p: &[f64]| forward(&spec, &theta, p).u;
+        let h = 1e-3;
+        for b in 0..s {
+            let x0 = &x[b * d..(b + 1) * d];
+            let u0 = u_at(x0);
+            let mut lap = vec![0.0; n];
+            for i in 0..d {
+                let mut xp = x0.to_vec();
+                xp[i] += h;
+                let mut xm = x0.to_vec();
+                xm[i] -= h;
+                let (up, um) = (u_at(&xp), u_at(&xm));
+                for m in 0..n {
+                    lap[m] += (up[m] + um[m] - 2.0 * u0[m]) / (h * h);
+                    let grad_fd = (up[m] - um[m]) / (2.0 * h);
+                    let grad = fwd.u[((i + 1) * s + b) * n + m];
+                    assert!(
+                        (grad - grad_fd).abs() < 1e-6 * (1.0 + grad_fd.abs()),
+                        "d {d}, sample {b}, ∂{i}u{m}: {grad} vs fd {grad_fd}"
+                    );
+                }
+            }
+            for m in 0..n {
+                assert!((fwd.u[b * n + m] - u0[m]).abs() < 1e-12);
+                let exact = fwd.u[((d + 1) * s + b) * n + m];
+                assert!(
+                    (exact - lap[m]).abs() < 1e-4 * (1.0 + lap[m].abs()),
+                    "d {d}, sample {b}, Δu{m}: forward mode {exact} vs fd {}",
+                    lap[m]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tangent_backward_matches_finite_differences() {
+    for (d, envelope) in [(2, Some(2.5)), (3, None)] {
+        let spec = MlpSpec {
+            input_dim: d,
+            hidden: vec![6, 5],
+            outputs: 2,
+            envelope,
+        };
+        let theta = params(&spec, 20 + d as u64);
+        let s = 5;
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let x: Vec<f64> = (0..s * d).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let inputs = tangent_inputs(&x, d);
+        let rows = s * (d + 2);
+        let c: Vec<f64> = (0..rows * spec.outputs)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let loss = |th: &[f64]| -> f64 {
+            forward_rows(&spec, th, &inputs, d + 2, s)
+                .u
+                .iter()
+                .zip(&c)
+                .map(|(u, c)| u * c)
+                .sum()
+        };
+        let fwd = forward_rows(&spec, &theta, &inputs, d + 2, s);
+        let grad = backward(&spec, &theta, &inputs, &fwd, &c);
+        let h = 1e-6;
+        for p in 0..theta.len() {
+            let mut tp = theta.clone();
+            tp[p] += h;
+            let mut tm = theta.clone();
+            tm[p] -= h;
+            let fd = (loss(&tp) - loss(&tm)) / (2.0 * h);
+            assert!(
+                rel_err(grad[p], fd) < 1e-5,
+                "d {d}, param {p}: analytic {} vs fd {fd}",
+                grad[p]
+            );
+        }
     }
 }

@@ -195,3 +195,50 @@ fn single_hidden_layer_one_output_matches_oracle() {
     let batch = op.batch(&points, 1, &w).unwrap();
     check_engine(&spec, &batch, 0.5, 6);
 }
+
+#[test]
+fn exact_laplacian_2d_with_envelope_matches_oracle() {
+    let spec = MlpSpec {
+        input_dim: 2,
+        hidden: vec![10, 7],
+        outputs: 3,
+        envelope: Some(3.0),
+    };
+    let op = Operator::hamiltonian_exact(
+        2,
+        1.0,
+        Arc::new(|x: &[f64]| -1.0 / (x[0].hypot(x[1]) + 0.1)),
+    )
+    .unwrap();
+    let sampler = UniformBox {
+        dim: 2,
+        half_width: 2.9,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (points, _) = sampler.sample(&mut rng, 21);
+    let weights: Vec<f64> = (0..21).map(|_| rng.random_range(0.5..1.5)).collect();
+    let batch = op.batch(&points, 2, &weights).unwrap();
+    assert_eq!(batch.shape.channels, 4);
+    check_engine(&spec, &batch, 0.2, 8);
+}
+
+#[test]
+fn exact_laplacian_3d_without_envelope_matches_oracle() {
+    let spec = MlpSpec {
+        input_dim: 3,
+        hidden: vec![9, 12, 5],
+        outputs: 4,
+        envelope: None,
+    };
+    let op =
+        Operator::hamiltonian_exact(3, 0.5, Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum()))
+            .unwrap();
+    let sampler = UniformBox {
+        dim: 3,
+        half_width: 2.0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let (points, w) = sampler.sample(&mut rng, 13);
+    let batch = op.batch(&points, 3, &w).unwrap();
+    check_engine(&spec, &batch, 1.0, 9);
+}

@@ -104,6 +104,8 @@ impl FdBox {
 pub enum LaplacianKind {
     /// Central finite differences with step ε (network at 2d + 1 points per sample).
     Fd,
+    /// Forward mode through the network: (h, ∇h, Δh) carried through every layer.
+    Exact,
 }
 
 impl std::str::FromStr for LaplacianKind {
@@ -111,8 +113,9 @@ impl std::str::FromStr for LaplacianKind {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "fd" => Ok(Self::Fd),
+            "exact" => Ok(Self::Exact),
             _ => Err(crate::error::SpinError::Config(format!(
-                "unknown Laplacian `{s}` (expected fd)"
+                "unknown Laplacian `{s}` (expected fd or exact)"
             ))),
         }
     }
@@ -260,6 +263,7 @@ impl SchrodingerConfig {
         };
         let operator = match self.laplacian {
             LaplacianKind::Fd => Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,
+            LaplacianKind::Exact => Operator::hamiltonian_exact(self.dim, self.kinetic, v)?,
         };
         let sampler: Box<dyn crate::operators::samplers::Sampler> = match self.sampler {
             SamplerKind::Uniform => Box::new(UniformBox {
@@ -584,6 +588,7 @@ impl SchrodingerConfig {
                 c.time_limit = Some(1800.0);
             }
             Preset::Reference => {
+                c.laplacian = LaplacianKind::Exact;
                 c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5);
                 c.train.beta = 0.01;
                 c.train.batch = 128;

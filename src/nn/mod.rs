@@ -218,3 +218,31 @@ pub fn envelope(x: &[f64], d: f64) -> f64 {
         .map(|v| v.max(0.0))
         .product()
 }
+
+/// The envelope with its gradient and Laplacian at x: (g, ∇g, Δg).
+pub fn envelope_tangent(x: &[f64], d: f64) -> (f64, Vec<f64>, f64) {
+    let parts: Vec<(f64, f64, f64)> = x
+        .iter()
+        .map(|&t| {
+            let q = 2.0 * d * d - t * t;
+            let r = q.max(0.0).sqrt();
+            if r > d {
+                ((r - d) / d, -t / (d * r), -2.0 * d / (q * r))
+            } else {
+                (0.0, 0.0, 0.0)
+            }
+        })
+        .collect();
+    let g: f64 = parts.iter().map(|p| p.0).product();
+    let others = |i: usize| -> f64 {
+        parts
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p.0)
+            .product()
+    };
+    let grad = (0..x.len()).map(|i| parts[i].1 * others(i)).collect();
+    let lap = (0..x.len()).map(|i| parts[i].2 * others(i)).sum();
+    (g, grad, lap)
+}

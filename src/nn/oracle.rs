@@ -10,55 +10,125 @@ pub struct Forward {
     pub z: Vec<Vec<f64>>,
     /// Per layer, activations (rows, outputs); the last equals the raw output f.
     pub a: Vec<Vec<f64>>,
-    /// Envelope g per row (1 without an envelope).
+    /// Envelope per row: g (plain rows); g, ∂_i g, Δg on the channels of tangent rows.
     pub env: Vec<f64>,
-    /// Network outputs u = g f (rows, N).
+    /// Network outputs u = g f (rows, N), or their tangents on tangent rows.
     pub u: Vec<f64>,
+    /// 1, or d + 2 for channel-major tangent rows (see `BatchShape::channels`).
+    pub channels: usize,
+    /// Samples S (rows per channel).
+    pub samples: usize,
 }
 
-/// Forward pass of `spec` with `params` on `inputs` (rows, input_dim).
+/// Forward pass of `spec` with `params` on `inputs` (rows, input_dim), every row a value.
 pub fn forward(spec: &MlpSpec, params: &[f64], inputs: &[f64]) -> Forward {
     let rows = inputs.len() / spec.input_dim;
+    forward_rows(spec, params, inputs, 1, rows)
+}
+
+/// Forward pass on rows with `channels` channels (1: plain; d + 2: value, gradient and
+/// Laplacian in forward mode, channel-major with `samples` rows per channel).
+pub fn forward_rows(
+    spec: &MlpSpec,
+    params: &[f64],
+    inputs: &[f64],
+    channels: usize,
+    samples: usize,
+) -> Forward {
+    let rows = inputs.len() / spec.input_dim;
+    let value_rows = if channels == 1 { rows } else { samples };
+    let d = spec.input_dim;
     let mut z_all = Vec::new();
     let mut a_all = Vec::new();
     let mut prev = inputs.to_vec();
     for layer in spec.layers() {
-        let mut z = vec![0.0; rows * layer.outputs];
+        let w = layer.outputs;
+        let mut z = vec![0.0; rows * w];
         for r in 0..rows {
-            for o in 0..layer.outputs {
-                let mut acc = params[layer.b(o)];
+            for o in 0..w {
+                let mut acc = if r < value_rows {
+                    params[layer.b(o)]
+                } else {
+                    0.0
+                };
                 for i in 0..layer.inputs {
                     acc += prev[r * layer.inputs + i] * params[layer.w(i, o)];
                 }
-                z[r * layer.outputs + o] = acc;
+                z[r * w + o] = acc;
             }
         }
-        let a: Vec<f64> = if layer.softplus {
+        let a: Vec<f64> = if !layer.softplus {
+            z.clone()
+        } else if channels == 1 {
             z.iter().map(|&v| softplus(v)).collect()
         } else {
-            z.clone()
+            let mut a = vec![0.0; rows * w];
+            for b in 0..samples {
+                for o in 0..w {
+                    let zv = z[b * w + o];
+                    let (s1, s2) = (softplus_d1(zv), super::softplus_d2(zv));
+                    a[b * w + o] = softplus(zv);
+                    let mut sq = 0.0;
+                    for i in 1..=d {
+                        let zg = z[(i * samples + b) * w + o];
+                        a[(i * samples + b) * w + o] = s1 * zg;
+                        sq += zg * zg;
+                    }
+                    let l = ((d + 1) * samples + b) * w + o;
+                    a[l] = s1 * z[l] + s2 * sq;
+                }
+            }
+            a
         };
         prev = a.clone();
         z_all.push(z);
         a_all.push(a);
     }
     let n = spec.outputs;
-    let env: Vec<f64> = (0..rows)
-        .map(|r| match spec.envelope {
-            Some(d) => envelope(
-                &inputs[r * spec.input_dim..(r + 1) * spec.input_dim],
-                d as f64,
-            ),
-            None => 1.0,
-        })
-        .collect();
     let f = a_all.last().cloned().unwrap_or_default();
-    let u = (0..rows * n).map(|t| env[t / n] * f[t]).collect();
+    let mut env = vec![1.0; rows];
+    let mut u = vec![0.0; rows * n];
+    if channels == 1 {
+        for r in 0..rows {
+            if let Some(dd) = spec.envelope {
+                env[r] = envelope(&inputs[r * d..(r + 1) * d], dd as f64);
+            }
+            for m in 0..n {
+                u[r * n + m] = env[r] * f[r * n + m];
+            }
+        }
+    } else {
+        for b in 0..samples {
+            let (g, grad, lap) = match spec.envelope {
+                Some(dd) => super::envelope_tangent(&inputs[b * d..(b + 1) * d], dd as f64),
+                None => (1.0, vec![0.0; d], 0.0),
+            };
+            let lrow = (d + 1) * samples + b;
+            env[b] = g;
+            env[lrow] = lap;
+            for i in 0..d {
+                env[(i + 1) * samples + b] = grad[i];
+            }
+            for m in 0..n {
+                let fv = f[b * n + m];
+                let mut l = g * f[lrow * n + m] + fv * lap;
+                for i in 0..d {
+                    let grow = (i + 1) * samples + b;
+                    u[grow * n + m] = grad[i] * fv + g * f[grow * n + m];
+                    l += 2.0 * grad[i] * f[grow * n + m];
+                }
+                u[b * n + m] = g * fv;
+                u[lrow * n + m] = l;
+            }
+        }
+    }
     Forward {
         z: z_all,
         a: a_all,
         env,
         u,
+        channels,
+        samples,
     }
 }
 
@@ -84,12 +154,19 @@ pub fn dense_backward(
     out
 }
 
-/// `param_grad`: grad[W_io] = Σ_r a_in[r,i] δ[r,o], grad[b_o] = Σ_r δ[r,o], written into `grad`.
-pub fn param_grad(layer: &super::DenseLayout, a_in: &[f64], delta: &[f64], grad: &mut [f64]) {
+/// `param_grad`: grad[W_io] = Σ_r a_in[r,i] δ[r,o], grad[b_o] = Σ_{r < bias_rows} δ[r,o],
+/// written into `grad`.
+pub fn param_grad(
+    layer: &super::DenseLayout,
+    a_in: &[f64],
+    delta: &[f64],
+    bias_rows: usize,
+    grad: &mut [f64],
+) {
     let rows = delta.len() / layer.outputs;
     for o in 0..layer.outputs {
         let mut b = 0.0;
-        for r in 0..rows {
+        for r in 0..rows.min(bias_rows) {
             b += delta[r * layer.outputs + o];
         }
         grad[layer.b(o)] = b;
@@ -103,23 +180,91 @@ pub fn param_grad(layer: &super::DenseLayout, a_in: &[f64], delta: &[f64], grad:
     }
 }
 
-/// Back-propagates a cotangent `delta_f` on the raw outputs f (rows, N) to the parameters.
+/// Back-propagates a cotangent on the outputs u (rows, N) — through the envelope and every
+/// layer, in forward-mode tangents where the rows have channels — to the parameters.
 pub fn backward(
     spec: &MlpSpec,
     params: &[f64],
     inputs: &[f64],
     fwd: &Forward,
-    delta_f: &[f64],
+    cot_u: &[f64],
 ) -> Vec<f64> {
     let layers = spec.layers();
+    let n = spec.outputs;
+    let d = spec.input_dim;
+    let (c, s) = (fwd.channels, fwd.samples);
+    let rows = cot_u.len() / n;
+    let value_rows = if c == 1 { rows } else { s };
+    let mut delta = vec![0.0; rows * n];
+    if c == 1 {
+        for r in 0..rows {
+            for m in 0..n {
+                delta[r * n + m] = fwd.env[r] * cot_u[r * n + m];
+            }
+        }
+    } else {
+        for b in 0..s {
+            let lrow = (d + 1) * s + b;
+            let g = fwd.env[b];
+            for m in 0..n {
+                let cl = cot_u[lrow * n + m];
+                let mut dv = g * cot_u[b * n + m] + fwd.env[lrow] * cl;
+                for i in 0..d {
+                    let grow = (i + 1) * s + b;
+                    let cg = cot_u[grow * n + m];
+                    dv += fwd.env[grow] * cg;
+                    delta[grow * n + m] = g * cg + 2.0 * fwd.env[grow] * cl;
+                }
+                delta[b * n + m] = dv;
+                delta[lrow * n + m] = g * cl;
+            }
+        }
+    }
     let mut grad = vec![0.0; spec.num_params()];
-    let mut delta = delta_f.to_vec();
     for l in (0..layers.len()).rev() {
         let a_in: &[f64] = if l == 0 { inputs } else { &fwd.a[l - 1] };
-        param_grad(&layers[l], a_in, &delta, &mut grad);
-        if l > 0 {
-            delta = dense_backward(params, &layers[l], &delta, &fwd.z[l - 1], 1);
+        param_grad(&layers[l], a_in, &delta, value_rows, &mut grad);
+        if l == 0 {
+            break;
         }
+        if c == 1 {
+            delta = dense_backward(params, &layers[l], &delta, &fwd.z[l - 1], 1);
+            continue;
+        }
+        // Wᵀ product, then reverse mode through the tangent softplus.
+        let ly = &layers[l];
+        let w = ly.inputs;
+        let mut cot_a = vec![0.0; rows * w];
+        for r in 0..rows {
+            for i in 0..w {
+                cot_a[r * w + i] = (0..ly.outputs)
+                    .map(|o| params[ly.w(i, o)] * delta[r * ly.outputs + o])
+                    .sum();
+            }
+        }
+        let z = &fwd.z[l - 1];
+        let mut dz = vec![0.0; rows * w];
+        for b in 0..s {
+            for i in 0..w {
+                let v = b * w + i;
+                let lr = ((d + 1) * s + b) * w + i;
+                let zv = z[v];
+                let s1 = softplus_d1(zv);
+                let s2 = s1 * (1.0 - s1);
+                let s3 = s2 * (1.0 - 2.0 * s1);
+                let cl = cot_a[lr];
+                let mut dv = s1 * cot_a[v] + s2 * z[lr] * cl;
+                for k in 1..=d {
+                    let idx = (k * s + b) * w + i;
+                    let zg = z[idx];
+                    dv += s2 * zg * cot_a[idx] + s3 * zg * zg * cl;
+                    dz[idx] = s1 * cot_a[idx] + 2.0 * s2 * zg * cl;
+                }
+                dz[v] = dv;
+                dz[lr] = s1 * cl;
+            }
+        }
+        delta = dz;
     }
     grad
 }

@@ -73,6 +73,10 @@ pub struct BatchShape {
     pub tx: usize,
     /// Terms per Y.
     pub ty: usize,
+    /// 1: every row is a network value. d + 2 (exact Laplacian): rows are channel-major,
+    /// row c·S + b holds channel c of sample b (value, ∂_1..∂_d, Δ) and the network is run in
+    /// forward mode.
+    pub channels: usize,
 }
 
 /// A training or evaluation batch: network inputs and the operator's gathers.
@@ -128,6 +132,7 @@ impl Batch {
         let ok = self.inputs.len() == s.rows * s.input_dim
             && self.sample_weights.len() == s.samples
             && s.samples <= s.rows
+            && (s.channels == 1 || s.rows == s.channels * s.samples)
             && self.x_terms.len() == s.pairs * s.tx
             && self.y_terms.len() == s.pairs * s.ty
             && self.pair_weights.len() == s.pairs
@@ -200,6 +205,16 @@ pub enum Operator {
         /// Terms.
         terms: Vec<StencilTerm>,
     },
+    /// (Ku)(x) = Σ_t c_t(x) [D_t u](x) with D_t the identity or the exact Laplacian, computed
+    /// in forward mode through the network (SPEC §4).
+    Tangent {
+        /// Dimension of the points.
+        dim: usize,
+        /// Coefficients of u.
+        value: Vec<Coef>,
+        /// Coefficients of Δu.
+        laplacian: Vec<Coef>,
+    },
     /// (Ku)(x) = E_{x′}[k(x, x′) u(x′)], estimated on pairs made from the two halves of a batch.
     PairKernel {
         /// The kernel.
@@ -216,6 +231,7 @@ impl std::fmt::Debug for Operator {
                 write!(f, "Stencil(dim {dim}, {} terms)", terms.len())
             }
             Operator::PairKernel { scale, .. } => write!(f, "PairKernel(scale {scale})"),
+            Operator::Tangent { dim, .. } => write!(f, "Tangent(dim {dim})"),
         }
     }
 }
@@ -257,6 +273,22 @@ impl Operator {
         }
     }
 
+    /// The exact Laplacian Δu, by forward mode through the network.
+    pub fn laplacian_exact(dim: usize) -> Self {
+        Operator::Tangent {
+            dim,
+            value: Vec::new(),
+            laplacian: vec![Coef::Const(1.0)],
+        }
+    }
+
+    /// H = −c Δ + V with the exact (forward-mode) Laplacian.
+    pub fn hamiltonian_exact(dim: usize, kinetic: f64, v: ScalarField) -> Result<Self> {
+        Operator::laplacian_exact(dim)
+            .scaled(-kinetic)
+            .plus(Operator::potential(dim, v))
+    }
+
     /// H = −c Δ + V with the finite-difference Laplacian.
     pub fn hamiltonian_fd(dim: usize, kinetic: f64, eps: f64, v: ScalarField) -> Result<Self> {
         Operator::laplacian_fd(dim, eps)?
@@ -286,6 +318,15 @@ impl Operator {
                 kernel,
                 scale: scale * s,
             },
+            Operator::Tangent {
+                dim,
+                value,
+                laplacian,
+            } => Operator::Tangent {
+                dim,
+                value: value.iter().map(|c| c.scaled(s)).collect(),
+                laplacian: laplacian.iter().map(|c| c.scaled(s)).collect(),
+            },
         }
     }
 
@@ -311,6 +352,50 @@ impl Operator {
                 kernel: Arc::new(move |x: &[f64], y: &[f64]| s1 * k1(x, y) + s2 * k2(x, y)),
                 scale: 1.0,
             }),
+            (
+                Operator::Tangent {
+                    dim,
+                    mut value,
+                    mut laplacian,
+                },
+                Operator::Tangent {
+                    dim: d2,
+                    value: v2,
+                    laplacian: l2,
+                },
+            ) if dim == d2 => {
+                value.extend(v2);
+                laplacian.extend(l2);
+                Ok(Operator::Tangent {
+                    dim,
+                    value,
+                    laplacian,
+                })
+            }
+            // A local operator without offsets (a potential) acts on the value channel.
+            (
+                Operator::Tangent {
+                    dim,
+                    mut value,
+                    laplacian,
+                },
+                Operator::Stencil { dim: d2, terms },
+            )
+            | (
+                Operator::Stencil { dim: d2, terms },
+                Operator::Tangent {
+                    dim,
+                    mut value,
+                    laplacian,
+                },
+            ) if dim == d2 && terms.iter().all(|t| t.offset.iter().all(|&o| o == 0.0)) => {
+                value.extend(terms.into_iter().map(|t| t.coef));
+                Ok(Operator::Tangent {
+                    dim,
+                    value,
+                    laplacian,
+                })
+            }
             (a, b) => Err(SpinError::Config(format!(
                 "cannot add operators {a:?} and {b:?}"
             ))),
@@ -395,10 +480,75 @@ impl Operator {
                         pairs: count,
                         tx: 1,
                         ty,
+                        channels: 1,
                     },
                     inputs,
                     sample_weights: w.clone(),
                     x_terms,
+                    y_terms,
+                    pair_weights: w,
+                })
+            }
+            Operator::Tangent {
+                dim: d,
+                value,
+                laplacian,
+            } => {
+                if *d != dim {
+                    return Err(SpinError::Shape(format!(
+                        "operator of dimension {d} on points of dimension {dim}"
+                    )));
+                }
+                let channels = dim + 2;
+                let rows = count * channels;
+                let mut inputs = Vec::with_capacity(rows * dim);
+                inputs.extend(points.iter().map(|&v| v as f32));
+                for i in 0..dim {
+                    for _ in 0..count {
+                        inputs.extend((0..dim).map(|j| if i == j { 1.0f32 } else { 0.0 }));
+                    }
+                }
+                inputs.extend(std::iter::repeat_n(0.0f32, count * dim));
+                let sum = |coefs: &[Coef]| -> Result<Vec<f64>> {
+                    let mut total = vec![0.0; count];
+                    for c in coefs {
+                        for (t, v) in total.iter_mut().zip(c.values(points, dim)?) {
+                            *t += v;
+                        }
+                    }
+                    Ok(total)
+                };
+                let (cv, cl) = (sum(value)?, sum(laplacian)?);
+                let mut y_terms = Vec::with_capacity(2 * count);
+                for s in 0..count {
+                    y_terms.push(Term {
+                        row: ((dim + 1) * count + s) as u32,
+                        coef: cl[s] as f32,
+                    });
+                    y_terms.push(Term {
+                        row: s as u32,
+                        coef: cv[s] as f32,
+                    });
+                }
+                let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
+                Ok(Batch {
+                    shape: BatchShape {
+                        input_dim: dim,
+                        rows,
+                        samples: count,
+                        pairs: count,
+                        tx: 1,
+                        ty: 2,
+                        channels,
+                    },
+                    inputs,
+                    sample_weights: w.clone(),
+                    x_terms: (0..count)
+                        .map(|s| Term {
+                            row: s as u32,
+                            coef: 1.0,
+                        })
+                        .collect(),
                     y_terms,
                     pair_weights: w,
                 })
@@ -434,6 +584,7 @@ impl Operator {
                         pairs,
                         tx: 1,
                         ty: 1,
+                        channels: 1,
                     },
                     inputs: points.iter().map(|&v| v as f32).collect(),
                     sample_weights: weights.iter().map(|&w| w as f32).collect(),
@@ -493,16 +644,9 @@ pub fn statistics(
     (sigma, pi)
 }
 
-/// CPU f64 oracle of `operator_backward.wgsl`: the cotangent on the raw outputs f (rows, n)
-/// from Π̂ with the covariance rule, given G_Π (n, n) and the envelope per row.
-pub fn pi_cotangent(
-    batch: &Batch,
-    xs: &[f64],
-    ys: &[f64],
-    g_pi: &[f64],
-    env: &[f64],
-    n: usize,
-) -> Vec<f64> {
+/// CPU f64 oracle of `operator_backward.wgsl`: the cotangent on the outputs u (rows, n) from
+/// Π̂ with the covariance rule, given G_Π (n, n).
+pub fn pi_cotangent(batch: &Batch, xs: &[f64], ys: &[f64], g_pi: &[f64], n: usize) -> Vec<f64> {
     let s = &batch.shape;
     let mut cot = vec![0.0; s.rows * n];
     let times_g =
@@ -514,11 +658,6 @@ pub fn pi_cotangent(
             for m in 0..n {
                 cot[term.row as usize * n + m] += term.coef as f64 * w * times_g(other, q, m);
             }
-        }
-    }
-    for r in 0..s.rows {
-        for m in 0..n {
-            cot[r * n + m] *= env[r];
         }
     }
     cot
@@ -548,6 +687,7 @@ impl Batch {
                 pairs: count,
                 tx: 1,
                 ty: 1,
+                channels: 1,
             },
             inputs: points.iter().map(|&v| v as f32).collect(),
             sample_weights: vec![1.0; count],

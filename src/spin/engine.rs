@@ -121,6 +121,9 @@ impl Engine {
         let in_pad = layers[0].in_pad;
         let r = shape.rows;
         let s = shape.samples;
+        // Forward-mode tangent rows (exact Laplacian): only the value channel carries the bias.
+        let tangent = shape.channels > 1;
+        let value_rows = if tangent { s } else { r };
         let entries_len = shape.pairs * (shape.tx + shape.ty);
         let npairs = n * (n + 1) / 2;
         let widest = layers
@@ -179,28 +182,64 @@ impl Engine {
             forward.push(dispatch(
                 &ctx,
                 Kernel::DenseForward,
-                &[("ROWS", u(r)), c0, c1, c2, ("ACT", u(ly.softplus as usize))],
+                &[
+                    ("ROWS", u(r)),
+                    c0,
+                    c1,
+                    c2,
+                    ("ACT", u((ly.softplus && !tangent) as usize)),
+                    ("BIAS_ROWS", u(value_rows)),
+                ],
                 &[&params, a_in, &z[l], &a[l]],
                 r.div_ceil(4) * ly.out_pad / 4,
                 format!("dense_forward[{l}]"),
             )?);
+            if tangent && ly.softplus {
+                forward.push(dispatch(
+                    &ctx,
+                    Kernel::TangentAct,
+                    &[
+                        ("SAMPLES", u(s)),
+                        ("DIM", u(shape.input_dim)),
+                        ("OUT4", u(ly.out_pad / 4)),
+                    ],
+                    &[&z[l], &a[l]],
+                    s * ly.out_pad / 4,
+                    format!("tangent_act[{l}]"),
+                )?);
+            }
         }
-        forward.push(dispatch(
-            &ctx,
-            Kernel::Envelope,
-            &[
-                ("ROWS", u(r)),
-                ("DIM", u(shape.input_dim)),
-                ("DIM_PAD", u(in_pad)),
-                ("NEIG", u(n)),
-                ("NEIG_PAD", u(npad)),
-                ("ENVELOPE", u(spec.envelope.is_some() as usize)),
-                ("BOX", spec.envelope.unwrap_or(1.0) as f64),
-            ],
-            &[&inputs, &a[last], &env, &ubuf],
-            r,
-            "apply_envelope".into(),
-        )?);
+        let envelope_constants = [
+            ("DIM", u(shape.input_dim)),
+            ("DIM_PAD", u(in_pad)),
+            ("NEIG", u(n)),
+            ("NEIG_PAD", u(npad)),
+            ("ENVELOPE", u(spec.envelope.is_some() as usize)),
+            ("BOX", spec.envelope.unwrap_or(1.0) as f64),
+        ];
+        if tangent {
+            let mut c = vec![("SAMPLES", u(s))];
+            c.extend(envelope_constants);
+            forward.push(dispatch(
+                &ctx,
+                Kernel::TangentEnvelope,
+                &c,
+                &[&inputs, &a[last], &env, &ubuf],
+                s,
+                "tangent_envelope".into(),
+            )?);
+        } else {
+            let mut c = vec![("ROWS", u(r))];
+            c.extend(envelope_constants);
+            forward.push(dispatch(
+                &ctx,
+                Kernel::Envelope,
+                &c,
+                &[&inputs, &a[last], &env, &ubuf],
+                r,
+                "apply_envelope".into(),
+            )?);
+        }
         forward.push(dispatch(
             &ctx,
             Kernel::OperatorApply,
@@ -249,10 +288,19 @@ impl Engine {
             let jbar = ctx.storage("sigma_jacobian_avg", npairs * gpu_params);
             let grad = ctx.storage("grad", gpu_params);
             let grad_staging = ctx.staging("grad_staging", gpu_params);
+            // Tangent rows need two scratch buffers: the cotangent on u before the envelope, and
+            // the cotangent on a layer's activations before the tangent softplus.
+            let cot_u = ctx.storage("cot_u", if tangent { r * npad } else { 1 });
+            let cot_a = ctx.storage("cot_a", if tangent { r * widest } else { 1 });
             let mut d = vec![dispatch(
                 &ctx,
                 Kernel::OperatorBackward,
-                &[("ROWS", u(r)), ("NEIG", u(n)), ("NEIG_PAD", u(npad))],
+                &[
+                    ("ROWS", u(r)),
+                    ("NEIG", u(n)),
+                    ("NEIG_PAD", u(npad)),
+                    ("ENV_MULT", u(!tangent as usize)),
+                ],
                 &[
                     &xs,
                     &ys,
@@ -261,11 +309,26 @@ impl Engine {
                     &entries,
                     &gmat,
                     &env,
-                    &delta[last],
+                    if tangent { &cot_u } else { &delta[last] },
                 ],
                 r * npad,
                 "operator_backward".into(),
             )?];
+            if tangent {
+                d.push(dispatch(
+                    &ctx,
+                    Kernel::TangentEnvelopeBackward,
+                    &[
+                        ("SAMPLES", u(s)),
+                        ("DIM", u(shape.input_dim)),
+                        ("NEIG", u(n)),
+                        ("NEIG_PAD", u(npad)),
+                    ],
+                    &[&env, &cot_u, &delta[last]],
+                    s * npad,
+                    "tangent_envelope_backward".into(),
+                )?);
+            }
             // The batch VJP of Π̂, layer by layer from the output.
             for l in (0..layers.len()).rev() {
                 let ly = &layers[l];
@@ -274,7 +337,7 @@ impl Engine {
                 d.push(dispatch(
                     &ctx,
                     Kernel::ParamGrad,
-                    &[("ROWS", u(r)), c0, c1, c2],
+                    &[("ROWS", u(r)), c0, c1, c2, ("BIAS_ROWS", u(value_rows))],
                     &[a_in, &delta[l], &grad],
                     (ly.in_pad / 4 + 1) * ly.out_pad / 4,
                     format!("param_grad[{l}]"),
@@ -283,11 +346,37 @@ impl Engine {
                     d.push(dispatch(
                         &ctx,
                         Kernel::DenseBackward,
-                        &[("ROWS", u(r)), c0, c1, c2, ("ROW_DIV", 1.0)],
-                        &[&params, &delta[l], &z[l - 1], &delta[l - 1]],
+                        &[
+                            ("ROWS", u(r)),
+                            c0,
+                            c1,
+                            c2,
+                            ("ROW_DIV", 1.0),
+                            ("ACT_D1", u(!tangent as usize)),
+                        ],
+                        &[
+                            &params,
+                            &delta[l],
+                            &z[l - 1],
+                            if tangent { &cot_a } else { &delta[l - 1] },
+                        ],
                         r.div_ceil(4) * ly.in_pad / 4,
                         format!("dense_backward[{l}]"),
                     )?);
+                    if tangent {
+                        d.push(dispatch(
+                            &ctx,
+                            Kernel::TangentActBackward,
+                            &[
+                                ("SAMPLES", u(s)),
+                                ("DIM", u(shape.input_dim)),
+                                ("OUT4", u(ly.in_pad / 4)),
+                            ],
+                            &[&z[l - 1], &cot_a, &delta[l - 1]],
+                            s * ly.in_pad / 4,
+                            format!("tangent_act_backward[{l}]"),
+                        )?);
+                    }
                 }
             }
             // N sensitivity back-passes at once: rows are (sample, output) pairs.
@@ -304,7 +393,14 @@ impl Engine {
                 d.push(dispatch(
                     &ctx,
                     Kernel::DenseBackward,
-                    &[("ROWS", u(s * n)), c0, c1, c2, ("ROW_DIV", u(n))],
+                    &[
+                        ("ROWS", u(s * n)),
+                        c0,
+                        c1,
+                        c2,
+                        ("ROW_DIV", u(n)),
+                        ("ACT_D1", 1.0),
+                    ],
                     &[&params, &sens[l], &z[l - 1], &sens[l - 1]],
                     (s * n).div_ceil(4) * layers[l].in_pad / 4,
                     format!("sens_backward[{l}]"),

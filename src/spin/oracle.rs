@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 
 use super::host::{flat, step_matrices, StepMatrices};
 use crate::error::Result;
-use crate::nn::oracle::{backward, forward, sensitivities, sigma_jacobian, Forward};
+use crate::nn::oracle::{backward, forward_rows, sensitivities, sigma_jacobian, Forward};
 use crate::nn::MlpSpec;
 use crate::operators::{apply, pi_cotangent, statistics, Batch};
 
@@ -46,13 +46,19 @@ pub fn step(
 ) -> Result<OracleStep> {
     let n = spec.outputs;
     let inputs: Vec<f64> = batch.inputs.iter().map(|&v| v as f64).collect();
-    let fwd = forward(spec, params, &inputs);
+    let fwd = forward_rows(
+        spec,
+        params,
+        &inputs,
+        batch.shape.channels,
+        batch.shape.samples,
+    );
     let (xs, ys) = apply(batch, &fwd.u, n);
     let (sigma, pi) = statistics(batch, &fwd.u, &xs, &ys, n);
     let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
     let new_avg = sigma_avg * (1.0 - beta) + to_m(&sigma) * beta;
     let m = step_matrices(&new_avg, &to_m(&pi))?;
-    let cot = pi_cotangent(batch, &xs, &ys, &flat(&m.g_pi), &fwd.env, n);
+    let cot = pi_cotangent(batch, &xs, &ys, &flat(&m.g_pi), n);
     let vjp_pi = backward(spec, params, &inputs, &fwd, &cot);
     let sens = sensitivities(spec, params, &fwd, batch.shape.samples);
     let w: Vec<f64> = batch.sample_weights.iter().map(|&v| v as f64).collect();
