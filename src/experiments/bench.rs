@@ -26,6 +26,8 @@ pub struct BenchConfig {
     pub eps: f64,
     /// Moving-average rate.
     pub beta: f64,
+    /// Exact (forward-mode) Laplacian instead of finite differences.
+    pub exact: bool,
 }
 
 /// The named configurations.
@@ -38,6 +40,16 @@ pub fn configs() -> Vec<BenchConfig> {
             batch: 128,
             eps: 0.1,
             beta: 0.01,
+            exact: false,
+        },
+        BenchConfig {
+            name: "hydrogen-3x64-exact",
+            hidden: vec![64; 3],
+            neig: 9,
+            batch: 128,
+            eps: 0.0,
+            beta: 0.01,
+            exact: true,
         },
         BenchConfig {
             name: "hydrogen-4x128-fd",
@@ -46,6 +58,7 @@ pub fn configs() -> Vec<BenchConfig> {
             batch: 128,
             eps: 0.1,
             beta: 0.01,
+            exact: false,
         },
     ]
 }
@@ -76,16 +89,36 @@ pub fn run(
     min_steps: u64,
     seconds: f64,
 ) -> Result<BenchResult> {
-    let problem = FdBox {
-        dim: 2,
-        kinetic: 1.0,
-        eps: config.eps,
-        half_width: 50.0,
-        hidden: config.hidden.clone(),
-        neig: config.neig,
-        envelope: true,
-    }
-    .problem(hydrogen_potential(1.0))?;
+    let problem = if config.exact {
+        crate::spin::Problem {
+            spec: crate::nn::MlpSpec {
+                input_dim: 2,
+                hidden: config.hidden.clone(),
+                outputs: config.neig,
+                envelope: Some(50.0),
+            },
+            operator: crate::operators::Operator::hamiltonian_exact(
+                2,
+                1.0,
+                hydrogen_potential(1.0),
+            )?,
+            sampler: Box::new(crate::operators::samplers::UniformBox {
+                dim: 2,
+                half_width: 50.0,
+            }),
+        }
+    } else {
+        FdBox {
+            dim: 2,
+            kinetic: 1.0,
+            eps: config.eps,
+            half_width: 50.0,
+            hidden: config.hidden.clone(),
+            neig: config.neig,
+            envelope: true,
+        }
+        .problem(hydrogen_potential(1.0))?
+    };
     let train = TrainConfig {
         beta: config.beta,
         batch: config.batch,

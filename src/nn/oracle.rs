@@ -112,10 +112,10 @@ pub fn forward_rows(
             for m in 0..n {
                 let fv = f[b * n + m];
                 let mut l = g * f[lrow * n + m] + fv * lap;
-                for i in 0..d {
+                for (i, gi) in grad.iter().enumerate() {
                     let grow = (i + 1) * samples + b;
-                    u[grow * n + m] = grad[i] * fv + g * f[grow * n + m];
-                    l += 2.0 * grad[i] * f[grow * n + m];
+                    u[grow * n + m] = gi * fv + g * f[grow * n + m];
+                    l += 2.0 * gi * f[grow * n + m];
                 }
                 u[b * n + m] = g * fv;
                 u[lrow * n + m] = l;

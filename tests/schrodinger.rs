@@ -1,0 +1,373 @@
+//! The Schrödinger front end: closed forms, potentials as WGSL expressions, importance
+//! sampling, checkpoints and resuming, the 2D harmonic oscillator, `spin eval`.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::ctx;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use spectral_inference::experiments::schrodinger::{
+    harmonic_eigenvalues, hydrogen_eigenvalues, LaplacianKind, SamplerKind, SchrodingerConfig,
+};
+use spectral_inference::operators::samplers::{ImportanceBox, Sampler, UniformBox};
+use spectral_inference::operators::wgsl_field::WgslField;
+use spectral_inference::operators::Field;
+use spectral_inference::spin::checkpoint;
+use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule, Trainer};
+use spectral_inference::SpinError;
+
+#[test]
+fn closed_forms() {
+    let h2 = hydrogen_eigenvalues(2, 1.0, 1.0, 9).unwrap();
+    let want = [
+        -1.0,
+        -1.0 / 9.0,
+        -1.0 / 9.0,
+        -1.0 / 9.0,
+        -0.04,
+        -0.04,
+        -0.04,
+        -0.04,
+        -0.04,
+    ];
+    for (a, b) in h2.iter().zip(want) {
+        assert!((a - b).abs() < 1e-15, "{h2:?}");
+    }
+    // E_n = −Z²/(4c(n+½)²): Z = 2, c = 0.5 scales by Z²/c = 8.
+    let scaled = hydrogen_eigenvalues(2, 2.0, 0.5, 4).unwrap();
+    assert!(
+        (scaled[0] + 8.0).abs() < 1e-12 && (scaled[3] + 8.0 / 9.0).abs() < 1e-12,
+        "{scaled:?}"
+    );
+    let h3 = hydrogen_eigenvalues(3, 1.0, 1.0, 5).unwrap();
+    assert!(
+        (h3[0] + 0.25).abs() < 1e-15 && h3[1..5].iter().all(|e| (e + 1.0 / 16.0).abs() < 1e-15),
+        "{h3:?}"
+    );
+    assert!(hydrogen_eigenvalues(1, 1.0, 1.0, 3).is_none());
+    assert_eq!(
+        harmonic_eigenvalues(2, 1.0, 6),
+        vec![2.0, 4.0, 4.0, 6.0, 6.0, 6.0]
+    );
+    assert_eq!(harmonic_eigenvalues(1, 4.0, 3), vec![2.0, 6.0, 10.0]);
+    assert_eq!(harmonic_eigenvalues(3, 1.0, 4), vec![3.0, 5.0, 5.0, 5.0]);
+}
+
+#[test]
+fn wgsl_potential_matches_host() {
+    let ctx = ctx();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for (d, expr, host) in [
+        (
+            2,
+            "-1.0 / length(x)",
+            Box::new(|x: &[f64]| -1.0 / x.iter().map(|v| v * v).sum::<f64>().sqrt())
+                as Box<dyn Fn(&[f64]) -> f64>,
+        ),
+        (
+            3,
+            "dot(x, x)",
+            Box::new(|x: &[f64]| x.iter().map(|v| v * v).sum::<f64>()),
+        ),
+        (
+            1,
+            "0.5 * x * x + sin(x)",
+            Box::new(|x: &[f64]| 0.5 * x[0] * x[0] + x[0].sin()),
+        ),
+    ] {
+        let field = WgslField::new(ctx.clone(), expr, d).unwrap();
+        let (pts, _) = UniformBox {
+            dim: d,
+            half_width: 3.0,
+        }
+        .sample(&mut rng, 77);
+        let gpu = field.values(&pts, d).unwrap();
+        for (i, p) in pts.chunks(d).enumerate() {
+            let want = host(p);
+            assert!(
+                (gpu[i] - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "{expr} at {p:?}: gpu {} vs host {want}",
+                gpu[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn invalid_expression_is_a_clear_error() {
+    let ctx = ctx();
+    for (expr, want) in [
+        ("-1.0 / lenth(x)", "lenth"),
+        ("dot(x)", "dot"),
+        ("x +", "expected"),
+        ("1.0; }", "one WGSL expression"),
+        ("vec2<f32>(1.0)", ""),
+    ] {
+        match WgslField::new(ctx.clone(), expr, 2) {
+            Err(SpinError::Shader { kernel, message }) => {
+                assert!(
+                    kernel.contains(expr),
+                    "the error should quote `{expr}`: {kernel}"
+                );
+                assert!(
+                    message.contains(want),
+                    "`{expr}`: expected `{want}` in {message}"
+                );
+            }
+            Err(e) => panic!("`{expr}`: unexpected error {e}"),
+            Ok(_) => panic!("`{expr}` was accepted"),
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args([
+            "schrodinger",
+            "--potential",
+            "-1.0 / lenth(x)",
+            "--steps",
+            "5",
+            "--out",
+        ])
+        .arg(std::env::temp_dir().join("spin-bad-expr"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("-1.0 / lenth(x)") && err.contains("lenth") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn importance_weights_are_unbiased() {
+    let q = ImportanceBox::new(2, 10.0, vec![0.5, 2.0], 0.1).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (pts, w) = q.sample(&mut rng, 400_000);
+    let n = w.len() as f64;
+    let mean_w = w.iter().sum::<f64>() / n;
+    // E_p[x₀²] = D²/3 for p uniform on [−D, D]².
+    let mean_f = pts
+        .chunks(2)
+        .zip(&w)
+        .map(|(p, w)| w * p[0] * p[0])
+        .sum::<f64>()
+        / n;
+    assert!((mean_w - 1.0).abs() < 0.02, "E_q[w] = {mean_w}");
+    assert!(
+        (mean_f - 100.0 / 3.0).abs() / (100.0 / 3.0) < 0.03,
+        "E_q[w x²] = {mean_f}"
+    );
+    // Most draws land where the radial components put them.
+    let near = pts.chunks(2).filter(|p| p[0].hypot(p[1]) < 4.0).count() as f64 / n;
+    assert!(near > 0.7, "{near}");
+}
+
+fn small_config(out_steps: u64) -> SchrodingerConfig {
+    let mut c = SchrodingerConfig::generic();
+    c.dim = 2;
+    c.potential = "harmonic".into();
+    c.half_width = 5.0;
+    c.hidden = vec![16, 16];
+    c.neig = 3;
+    c.laplacian = LaplacianKind::Exact;
+    c.sampler = SamplerKind::Importance;
+    c.proposal_scales = vec![1.0];
+    c.train.batch = 64;
+    c.train.steps = out_steps;
+    c.train.beta = 0.1;
+    c.train.optimizer = OptimizerConfig::new(OptimizerKind::Adam, 1e-3);
+    c.eval_samples = 4096;
+    c.plot_extent = 4.0;
+    c
+}
+
+#[test]
+fn checkpoint_round_trip_and_resume_is_exact() {
+    let ctx = ctx();
+    let cfg = small_config(40);
+    let dir = std::env::temp_dir().join(format!("spin-ckpt-{}", std::process::id()));
+    // Uninterrupted.
+    let mut a = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    for _ in 0..40 {
+        a.step().unwrap();
+    }
+    // Interrupted at 17, saved, loaded into a fresh trainer, continued.
+    let mut b = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    for _ in 0..17 {
+        b.step().unwrap();
+    }
+    let state = b.state().unwrap();
+    let run = serde_json::json!({ "config": cfg });
+    checkpoint::save(&dir, &state, &run).unwrap();
+    drop(b);
+    let (loaded, run_back) = checkpoint::load(&dir).unwrap();
+    assert_eq!(loaded, state, "checkpoint round trip changed the state");
+    assert_eq!(run_back, run);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["step"], 17);
+    let mut c = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    c.restore(&loaded).unwrap();
+    assert_eq!(c.state().unwrap(), state);
+    for _ in 17..40 {
+        c.step().unwrap();
+    }
+    assert_eq!(
+        c.params, a.params,
+        "resumed run ended with different parameters"
+    );
+    assert_eq!(c.sigma_avg, a.sigma_avg);
+    // A file that is not a checkpoint is a clear error.
+    std::fs::write(dir.join("checkpoint.safetensors"), b"not a checkpoint").unwrap();
+    assert!(checkpoint::load(&dir)
+        .unwrap_err()
+        .to_string()
+        .contains("checkpoint.safetensors"));
+}
+
+fn spin(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn final_params(dir: &std::path::Path) -> Vec<f32> {
+    checkpoint::load(dir).unwrap().0.params
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_parameters() {
+    let base = std::env::temp_dir().join(format!("spin-kill-{}", std::process::id()));
+    let (full, killed) = (base.join("full"), base.join("killed"));
+    let common = [
+        "schrodinger",
+        "--dim",
+        "1",
+        "--potential",
+        "harmonic",
+        "--box",
+        "5",
+        "--hidden",
+        "16,16",
+        "--neig",
+        "2",
+        "--batch",
+        "64",
+        "--steps",
+        "400",
+        "--checkpoint-every",
+        "25",
+        "--eval-samples",
+        "2048",
+        "--seed",
+        "7",
+    ];
+    let out = spin(&[&common[..], &["--out", full.to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Start the same run, kill it once a checkpoint exists, resume it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(common)
+        .args(["--out", killed.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !killed.join("checkpoint.json").exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at = checkpoint::load(&killed).unwrap().0.step;
+    assert!(at >= 25, "killed before the first checkpoint? step {at}");
+    let out = spin(&["schrodinger", "--resume", killed.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        final_params(&killed),
+        final_params(&full),
+        "killed at step {at} and resumed: parameters differ"
+    );
+    // The CSV has every step once.
+    let csv = std::fs::read_to_string(killed.join("eigenvalues.csv")).unwrap();
+    let steps: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=400).collect::<Vec<_>>());
+    // eval at new points.
+    let pts = base.join("points.csv");
+    std::fs::write(&pts, "0.0\n1.5\n-2.25\n").unwrap();
+    let out = spin(&[
+        "eval",
+        "--checkpoint",
+        full.to_str().unwrap(),
+        "--points",
+        pts.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "x0,v0,v1");
+    assert_eq!(lines.len(), 4);
+    for l in &lines[1..] {
+        let v: Vec<f64> = l.split(',').map(|t| t.parse().unwrap()).collect();
+        assert!(v.iter().all(|x| x.is_finite()) && v.len() == 3);
+    }
+    for f in [
+        "metrics.json",
+        "eigenvalues.png",
+        "eigenfunctions.png",
+        "checkpoint.safetensors",
+    ] {
+        assert!(full.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn harmonic_oscillator_2d_three_lowest_levels() {
+    let ctx = ctx();
+    let mut c = SchrodingerConfig::generic();
+    c.potential = "harmonic".into();
+    c.half_width = 5.0;
+    c.hidden = vec![32, 32];
+    c.neig = 3;
+    c.laplacian = LaplacianKind::Exact;
+    c.sampler = SamplerKind::Uniform;
+    c.train.batch = 256;
+    c.train.steps = 4000;
+    c.train.beta = 0.5;
+    c.train.optimizer = OptimizerConfig::new(OptimizerKind::Adam, 3e-3);
+    c.train.optimizer.schedule = Schedule::Cosine;
+    let mut t = Trainer::new(ctx.clone(), c.problem(&ctx).unwrap(), c.train.clone()).unwrap();
+    for _ in 0..c.train.steps {
+        t.step().unwrap();
+    }
+    let eval = t.evaluate(65_536, 8192, 1).unwrap();
+    let exact = c.exact_eigenvalues().unwrap();
+    assert_eq!(exact, vec![2.0, 4.0, 4.0]);
+    for (k, (a, b)) in eval.lambda_diag.iter().zip(&exact).enumerate() {
+        assert!(
+            (a - b).abs() / b < 0.02,
+            "level {k}: {a} vs {b} ({:?})",
+            eval.lambda_diag
+        );
+    }
+    let _ = Arc::clone(&ctx);
+}
