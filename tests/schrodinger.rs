@@ -371,3 +371,61 @@ fn harmonic_oscillator_2d_three_lowest_levels() {
     }
     let _ = Arc::clone(&ctx);
 }
+
+#[test]
+fn grid_eigensolver_matches_a_dense_solve() {
+    use spectral_inference::experiments::grid::{solve, GridConfig};
+    use spectral_inference::experiments::schrodinger::hydrogen_potential;
+    // Hydrogen on a small 2D grid: exactly degenerate pairs by the square's symmetry.
+    let cfg = GridConfig {
+        dim: 2,
+        n: 14,
+        half_width: 6.0,
+        kinetic: 1.0,
+        neig: 7,
+    };
+    let v = hydrogen_potential(1.0);
+    let r = solve(&cfg, &v).unwrap();
+    let pts = cfg.points();
+    let pot = v.values(&pts, 2).unwrap();
+    let n = cfg.n;
+    let total = n * n;
+    let c = cfg.kinetic / cfg.spacing().powi(2);
+    let h = nalgebra::DMatrix::from_fn(total, total, |i, j| {
+        let (xi, yi, xj, yj) = (i % n, i / n, j % n, j / n);
+        if i == j {
+            4.0 * c + pot[i]
+        } else if (xi == xj && yi.abs_diff(yj) == 1) || (yi == yj && xi.abs_diff(xj) == 1) {
+            -c
+        } else {
+            0.0
+        }
+    });
+    let mut dense: Vec<f64> = h.symmetric_eigenvalues().iter().copied().collect();
+    dense.sort_by(f64::total_cmp);
+    for k in 0..cfg.neig {
+        assert!(
+            (r.eigenvalues[k] - dense[k]).abs() < 1e-7,
+            "eigenvalue {k}: {} vs dense {} (all {:?} vs {:?})",
+            r.eigenvalues[k],
+            dense[k],
+            r.eigenvalues,
+            &dense[..cfg.neig]
+        );
+    }
+    // And the 2D oscillator converges to its closed form as the grid refines.
+    let fine = solve(
+        &GridConfig {
+            dim: 2,
+            n: 80,
+            half_width: 6.0,
+            kinetic: 1.0,
+            neig: 3,
+        },
+        &spectral_inference::experiments::schrodinger::harmonic_potential(),
+    )
+    .unwrap();
+    for (a, b) in fine.eigenvalues.iter().zip([2.0, 4.0, 4.0]) {
+        assert!((a - b).abs() / b < 0.005, "{:?}", fine.eigenvalues);
+    }
+}

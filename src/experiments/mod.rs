@@ -1,6 +1,7 @@
 //! Experiments built on the SpIN trainer.
 
 pub mod bench;
+pub mod grid;
 pub mod matrix;
 pub mod plot;
 pub mod schrodinger;
