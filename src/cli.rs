@@ -125,6 +125,9 @@ struct SchrodingerArgs {
     /// Half-width of the eigenfunction plots.
     #[arg(long)]
     plot_extent: Option<f64>,
+    /// Input length scale: the first layer's initial weights are divided by it.
+    #[arg(long)]
+    input_scale: Option<f64>,
     /// Continue the run saved in this folder (its configuration; --steps and --time-limit may be changed).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -400,6 +403,7 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.checkpoint_every, a.checkpoint_every);
     set!(cfg.eval_samples, a.eval_samples);
     set!(cfg.plot_extent, a.plot_extent);
+    set!(cfg.input_scale, a.input_scale);
     if let Some(kind) = a.optimizer {
         let lr = a.lr.unwrap_or(cfg.train.optimizer.lr);
         let schedule = cfg.train.optimizer.schedule;

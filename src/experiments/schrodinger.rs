@@ -181,6 +181,14 @@ pub struct SchrodingerConfig {
     pub eval_samples: usize,
     /// Half-width of the eigenfunction plots.
     pub plot_extent: f64,
+    /// Length scale of the inputs: the first layer's initial weights are divided by it, so the
+    /// first layer starts out seeing x / scale (1: the reference initialisation).
+    #[serde(default = "one")]
+    pub input_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl SchrodingerConfig {
@@ -198,6 +206,7 @@ impl SchrodingerConfig {
             ("--box", self.half_width),
             ("--eps", self.eps),
             ("--plot-extent", self.plot_extent),
+            ("--input-scale", self.input_scale),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -342,6 +351,14 @@ pub fn run(
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let problem = cfg.problem(&ctx)?;
     let mut trainer = crate::spin::Trainer::new(ctx.clone(), problem, cfg.train.clone())?;
+    if cfg.input_scale != 1.0 {
+        let first = trainer.problem().spec.layers()[0];
+        for i in 0..first.inputs {
+            for o in 0..first.outputs {
+                trainer.params[first.w(i, o)] /= cfg.input_scale as f32;
+            }
+        }
+    }
     let n = cfg.neig;
     let csv_path = out.join("eigenvalues.csv");
     let header = {
@@ -571,6 +588,7 @@ impl SchrodingerConfig {
             checkpoint_every: 1000,
             eval_samples: 65_536,
             plot_extent: 25.0,
+            input_scale: 1.0,
         }
     }
 
