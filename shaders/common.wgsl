@@ -25,3 +25,13 @@ fn softplus_d2(z: f32) -> f32 {
     let s = softplus_d1(z);
     return s * (1.0 - s);
 }
+
+// The same on vec4s: softplus and σ'.
+fn softplus4(z: vec4<f32>) -> vec4<f32> {
+    return max(z, vec4<f32>(0.0)) + log(vec4<f32>(1.0) + exp(-abs(z)));
+}
+
+fn softplus4_d1(z: vec4<f32>) -> vec4<f32> {
+    let e = exp(-abs(z));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= vec4<f32>(0.0));
+}

@@ -17,11 +17,6 @@ override ACT_D1: u32;   // 1: multiply by σ'(z_in); 0: plain Wᵀ product (tang
 @group(0) @binding(2) var<storage, read> z_in: array<vec4<f32>>;         // (ROWS / ROW_DIV, IN4)
 @group(0) @binding(3) var<storage, read_write> delta_in: array<vec4<f32>>; // (ROWS, IN4)
 
-fn logistic4(z: vec4<f32>) -> vec4<f32> {
-    let e = exp(-abs(z));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= vec4<f32>(0.0));
-}
-
 @compute @workgroup_size(64)
 fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
@@ -57,7 +52,7 @@ fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
         if (r >= ROWS) {
             break;
         }
-        let d1 = select(vec4<f32>(1.0), logistic4(z_in[(r / ROW_DIV) * IN4 + iq]), ACT_D1 == 1u);
+        let d1 = select(vec4<f32>(1.0), softplus4_d1(z_in[(r / ROW_DIV) * IN4 + iq]), ACT_D1 == 1u);
         delta_in[r * IN4 + iq] = d1 * accs[rr];
     }
 }

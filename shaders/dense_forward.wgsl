@@ -15,10 +15,6 @@ override BIAS_ROWS: u32; // rows that get the bias: all, or only the value chann
 @group(0) @binding(2) var<storage, read_write> z_out: array<vec4<f32>>; // (ROWS, OUT4) pre-activation
 @group(0) @binding(3) var<storage, read_write> a_out: array<vec4<f32>>; // (ROWS, OUT4) act(z)
 
-fn softplus4(z: vec4<f32>) -> vec4<f32> {
-    return max(z, vec4<f32>(0.0)) + log(vec4<f32>(1.0) + exp(-abs(z)));
-}
-
 @compute @workgroup_size(64)
 fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);

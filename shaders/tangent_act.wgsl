@@ -20,10 +20,9 @@ fn tangent_act(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     let oq = t % OUT4;
     let stride = SAMPLES * OUT4;
     let zv = z[b * OUT4 + oq];
-    let e = exp(-abs(zv));
-    let s1 = select(e / (1.0 + e), 1.0 / (1.0 + e), zv >= vec4<f32>(0.0));
+    let s1 = softplus4_d1(zv);
     let s2 = s1 * (1.0 - s1);
-    a[b * OUT4 + oq] = max(zv, vec4<f32>(0.0)) + log(1.0 + e);
+    a[b * OUT4 + oq] = softplus4(zv);
     var sq = vec4<f32>(0.0);
     for (var i = 1u; i <= DIM; i++) {
         let idx = i * stride + b * OUT4 + oq;

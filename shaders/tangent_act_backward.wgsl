@@ -24,8 +24,7 @@ fn tangent_act_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(n
     let v = b * OUT4 + oq;
     let l = (DIM + 1u) * stride + v;
     let zv = z[v];
-    let e = exp(-abs(zv));
-    let s1 = select(e / (1.0 + e), 1.0 / (1.0 + e), zv >= vec4<f32>(0.0));
+    let s1 = softplus4_d1(zv);
     let s2 = s1 * (1.0 - s1);
     let s3 = s2 * (1.0 - 2.0 * s1);
     let cl = cot_a[l];

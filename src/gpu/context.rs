@@ -326,41 +326,15 @@ impl GpuContext {
             return Ok(p.clone());
         }
         let label = format!("{}::{}", kernel.name(), entry);
-        // Parse and validate with naga first: its message quotes the offending WGSL line.
-        kernel.validate()?;
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.name()),
-                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(SpinError::Shader {
-                kernel: label,
-                message: err.to_string(),
-            });
-        }
+        let pipeline = self.pipeline_from_source(&label, kernel.source(), entry, constants)?;
         let pipeline = Arc::new(pipeline);
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 
-    /// A pipeline compiled from WGSL generated at run time (e.g. a user's potential), not
-    /// cached. The source is validated with naga first, so errors quote it.
+    /// A pipeline compiled from WGSL source (a kernel, or WGSL generated at run time such as a
+    /// user's potential), not cached. The source is validated with naga first, so errors quote
+    /// it; the driver's own validation runs inside an error scope and is reported under `name`.
     pub fn pipeline_from_source(
         &self,
         name: &str,
