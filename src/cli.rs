@@ -128,6 +128,9 @@ struct SchrodingerArgs {
     /// Input length scale: the first layer's initial weights are divided by it.
     #[arg(long)]
     input_scale: Option<f64>,
+    /// Block-sparse layers with K blocks (paper appendix C.1; 0: dense).
+    #[arg(long)]
+    blocks: Option<usize>,
     /// Continue the run saved in this folder (its configuration; --steps and --time-limit may be changed).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -404,6 +407,7 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.eval_samples, a.eval_samples);
     set!(cfg.plot_extent, a.plot_extent);
     set!(cfg.input_scale, a.input_scale);
+    set!(cfg.blocks, a.blocks);
     if let Some(kind) = a.optimizer {
         let lr = a.lr.unwrap_or(cfg.train.optimizer.lr);
         let schedule = cfg.train.optimizer.schedule;

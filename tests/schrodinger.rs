@@ -429,3 +429,68 @@ fn grid_eigensolver_matches_a_dense_solve() {
         assert!((a - b).abs() / b < 0.005, "{:?}", fine.eigenvalues);
     }
 }
+
+#[test]
+fn block_sparse_layers_keep_their_zeros() {
+    use spectral_inference::nn::{block_sparse_mask, MlpSpec};
+    let spec = MlpSpec {
+        input_dim: 2,
+        hidden: vec![12, 12, 12],
+        outputs: 4,
+        envelope: Some(5.0),
+    };
+    let mask = block_sparse_mask(&spec, 4).unwrap();
+    let layers = spec.layers();
+    // First layer dense.
+    assert!((0..layers[0].len()).all(|p| mask[layers[0].offset + p] == 1.0));
+    // Deeper layers thinner; the output layer gives each eigenfunction its own inputs.
+    let dense_frac = |l: usize| {
+        let ly = layers[l];
+        (0..ly.inputs)
+            .flat_map(|i| (0..ly.outputs).map(move |o| (i, o)))
+            .filter(|&(i, o)| mask[ly.w(i, o)] == 1.0)
+            .count() as f64
+            / (ly.inputs * ly.outputs) as f64
+    };
+    assert!(
+        dense_frac(1) < 1.0 && dense_frac(2) < dense_frac(1) + 1e-9,
+        "{} {}",
+        dense_frac(1),
+        dense_frac(2)
+    );
+    let out = layers[3];
+    let seen: Vec<Vec<usize>> = (0..4)
+        .map(|o| {
+            (0..out.inputs)
+                .filter(|&i| mask[out.w(i, o)] == 1.0)
+                .collect()
+        })
+        .collect();
+    assert!(seen.iter().all(|s| !s.is_empty()));
+    assert_ne!(
+        seen[0], seen[3],
+        "eigenfunctions 0 and 3 should see different blocks"
+    );
+    assert!(block_sparse_mask(&spec, 1).is_err());
+    // Training keeps the masked weights at zero.
+    let ctx = ctx();
+    let mut c = small_config(30);
+    c.hidden = vec![12, 12, 12];
+    c.neig = 4;
+    let problem = c.problem(&ctx).unwrap();
+    let mut t = Trainer::new(ctx.clone(), problem, c.train.clone()).unwrap();
+    t.set_mask(mask.clone()).unwrap();
+    for _ in 0..30 {
+        t.step().unwrap();
+    }
+    for (p, m) in t.params.iter().zip(&mask) {
+        if *m == 0.0 {
+            assert_eq!(*p, 0.0);
+        }
+    }
+    assert!(t
+        .params
+        .iter()
+        .zip(&mask)
+        .any(|(p, m)| *m == 1.0 && *p != 0.0));
+}

@@ -185,6 +185,9 @@ pub struct SchrodingerConfig {
     /// first layer starts out seeing x / scale (1: the reference initialisation).
     #[serde(default = "one")]
     pub input_scale: f64,
+    /// Block-sparse hidden and output layers with this many blocks (0: dense).
+    #[serde(default)]
+    pub blocks: usize,
 }
 
 fn one() -> f64 {
@@ -358,6 +361,12 @@ pub fn run(
                 trainer.params[first.w(i, o)] /= cfg.input_scale as f32;
             }
         }
+    }
+    if cfg.blocks > 0 {
+        trainer.set_mask(crate::nn::block_sparse_mask(
+            &trainer.problem().spec,
+            cfg.blocks,
+        )?)?;
     }
     let n = cfg.neig;
     let csv_path = out.join("eigenvalues.csv");
@@ -589,6 +598,7 @@ impl SchrodingerConfig {
             eval_samples: 65_536,
             plot_extent: 25.0,
             input_scale: 1.0,
+            blocks: 0,
         }
     }
 
@@ -598,11 +608,11 @@ impl SchrodingerConfig {
         let mut c = Self::generic();
         match preset {
             Preset::Best => {
+                c.laplacian = LaplacianKind::Exact;
                 c.sampler = SamplerKind::Importance;
-                c.eps = 0.05;
-                c.train.batch = 256;
+                c.train.batch = 128;
                 c.train.beta = 0.05;
-                c.train.steps = 100_000;
+                c.train.steps = 60_000;
                 c.time_limit = Some(1800.0);
             }
             Preset::Reference => {

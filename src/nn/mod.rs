@@ -246,3 +246,51 @@ pub fn envelope_tangent(x: &[f64], d: f64) -> (f64, Vec<f64>, f64) {
     let lap = (0..x.len()).map(|i| parts[i].2 * others(i)).sum();
     (g, grad, lap)
 }
+
+/// The block-sparse connectivity of the paper's appendix C.1 (SPEC §5) as a 0/1 mask over θ:
+/// for layer ℓ of L with m inputs, n outputs and K blocks, β₀ = (ℓ−1)/L, β₁ = (L−ℓ+1)/L and
+/// α_k = k/(K−1)·β₀ (k = 0..K−1), block k joins inputs [α_k m, (α_k+β₁) m) to outputs
+/// [α_k n, (α_k+β₁) n). The first layer is dense; in the output layer, eigenfunction j belongs to
+/// block ⌊jK/N⌋ and sees only that block's inputs. Biases are kept.
+pub fn block_sparse_mask(spec: &MlpSpec, blocks: usize) -> Result<Vec<f32>> {
+    if blocks < 2 {
+        return Err(SpinError::Config(format!(
+            "block-sparse layers need at least 2 blocks, got {blocks}"
+        )));
+    }
+    let layers = spec.layers();
+    let total = layers.len();
+    let mut mask = vec![1.0f32; spec.num_params()];
+    for (idx, ly) in layers.iter().enumerate().skip(1) {
+        let l = (idx + 1) as f64;
+        let big_l = total as f64;
+        let (b0, b1) = ((l - 1.0) / big_l, (big_l - l + 1.0) / big_l);
+        let range = |alpha: f64, width: f64, size: usize| {
+            let lo = (alpha * size as f64).floor() as usize;
+            let hi = (((alpha + width) * size as f64).ceil() as usize).min(size);
+            lo.min(size)..hi.max(lo.min(size) + 1).min(size)
+        };
+        for i in 0..ly.inputs {
+            for o in 0..ly.outputs {
+                mask[ly.w(i, o)] = 0.0;
+            }
+        }
+        for k in 0..blocks {
+            let alpha = k as f64 / (blocks - 1) as f64 * b0;
+            let inputs = range(alpha, b1, ly.inputs);
+            let outputs: Vec<usize> = if ly.softplus {
+                range(alpha, b1, ly.outputs).collect()
+            } else {
+                (0..ly.outputs)
+                    .filter(|&j| j * blocks / ly.outputs == k)
+                    .collect()
+            };
+            for i in inputs {
+                for &o in &outputs {
+                    mask[ly.w(i, o)] = 1.0;
+                }
+            }
+        }
+    }
+    Ok(mask)
+}

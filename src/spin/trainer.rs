@@ -121,6 +121,7 @@ pub struct Trainer {
     pub step: u64,
     rng: ChaCha8Rng,
     fixed_batch: Option<Batch>,
+    mask: Option<Vec<f32>>,
 }
 
 impl Trainer {
@@ -177,7 +178,25 @@ impl Trainer {
             step: 0,
             rng,
             fixed_batch,
+            mask: None,
         })
+    }
+
+    /// Restricts training to the parameters where `mask` is 1 (block-sparse layers): the others
+    /// are set to 0 now and their gradient is dropped at every step.
+    pub fn set_mask(&mut self, mask: Vec<f32>) -> Result<()> {
+        if mask.len() != self.params.len() {
+            return Err(SpinError::Shape(format!(
+                "mask of {} for {} parameters",
+                mask.len(),
+                self.params.len()
+            )));
+        }
+        for (p, m) in self.params.iter_mut().zip(&mask) {
+            *p *= m;
+        }
+        self.mask = Some(mask);
+        Ok(())
     }
 
     /// The GPU context.
@@ -240,9 +259,14 @@ impl Trainer {
                 step,
             });
         }
-        let grad = self
+        let mut grad = self
             .engine
             .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), beta)?;
+        if let Some(mask) = &self.mask {
+            for (g, k) in grad.iter_mut().zip(mask) {
+                *g *= k;
+            }
+        }
         if grad.iter().any(|v| !v.is_finite()) {
             return Err(SpinError::NonFinite {
                 what: "the gradient".into(),
