@@ -102,8 +102,11 @@ impl Sampler for OneHot {
 
 /// Uniform p on the box [−D, D]^d, drawn from a proposal q concentrated near the origin, with
 /// importance weights w = p/q so that every estimator still targets E_p: a mixture of the uniform
-/// box (a fraction `uniform_fraction`, so w stays bounded) and radial exponentials
-/// q_s(x) ∝ e^{−‖x‖/s} for each scale s. Draws outside the box get w = 0.
+/// box (a fraction `uniform_fraction`, so w stays bounded) and, for each scale s, a radial
+/// component q_s(x) ∝ e^{−r/s} / r (r = ‖x‖; in 1D ∝ e^{−|x|/s}). The 1/r makes w ∝ r near the
+/// origin, which cancels a Coulomb singularity: w·V stays bounded, so Π̂ has finite variance
+/// (with q ∝ e^{−r/s}, or uniform sampling, E[(wVu²)²] diverges logarithmically in 2D).
+/// Draws outside the box get w = 0.
 #[derive(Clone, Debug)]
 pub struct ImportanceBox {
     /// Dimension d.
@@ -148,6 +151,11 @@ impl ImportanceBox {
         2.0 * std::f64::consts::PI.powf(h) / gamma(h)
     }
 
+    /// Shape of the Gamma law of the radius: r^{k−1} e^{−r/s} with k = max(d − 1, 1).
+    fn radial_shape(&self) -> usize {
+        self.dim.saturating_sub(1).max(1)
+    }
+
     /// The proposal density q(x).
     pub fn density(&self, x: &[f64]) -> f64 {
         let d = self.dim;
@@ -157,12 +165,17 @@ impl ImportanceBox {
         } else {
             0.0
         };
-        let r = x.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let norm = gamma(d as f64) * Self::sphere_area(d);
+        let r = x.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
+        let k = self.radial_shape();
+        // q_s(x) = f(r) / (S_{d−1} r^{d−1}) with f the Gamma(k, s) density of r.
         let radial: f64 = self
             .scales
             .iter()
-            .map(|&s| (-r / s).exp() / (norm * s.powi(d as i32)))
+            .map(|&s| {
+                let f =
+                    r.powi(k as i32 - 1) * (-r / s).exp() / (gamma(k as f64) * s.powi(k as i32));
+                f / (Self::sphere_area(d) * r.powi(d as i32 - 1))
+            })
             .sum::<f64>()
             / self.scales.len().max(1) as f64;
         self.uniform_fraction * p_box + (1.0 - self.uniform_fraction) * radial
@@ -196,7 +209,7 @@ impl Sampler for ImportanceBox {
                 points.extend((0..d).map(|_| rng.random_range(-self.half_width..self.half_width)));
             } else {
                 let s = self.scales[rng.random_range(0..self.scales.len())];
-                let r = Gamma::new(d as f64, s)
+                let r = Gamma::new(self.radial_shape() as f64, s)
                     .map(|g| g.sample(rng))
                     .unwrap_or(0.0);
                 let dir: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
