@@ -420,6 +420,9 @@ pub fn run(
     let mut steps_axis = Vec::new();
     let mut ema_curves: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut stopped_by_time = false;
+    // A failed step (collapsed Σ̄, non-finite loss) leaves the trainer at its last good state:
+    // keep that as the checkpoint, still evaluate and write the outputs, then report the error.
+    let mut failure: Option<SpinError> = None;
     while trainer.step < total {
         if cfg
             .time_limit
@@ -430,6 +433,12 @@ pub fn run(
         }
         let r = match trainer.step() {
             Ok(r) => r,
+            Err(e @ (SpinError::Cholesky { .. } | SpinError::NonFinite { .. })) => {
+                bar.abandon();
+                eprintln!("training stopped at step {}: {e}", trainer.step + 1);
+                failure = Some(e);
+                break;
+            }
             Err(e) => {
                 bar.abandon();
                 let _ = csv.flush();
@@ -491,6 +500,7 @@ pub fn run(
         "steps": trainer.step,
         "steps_this_run": done,
         "stopped_by_time_limit": stopped_by_time,
+        "stopped_by_error": failure.as_ref().map(|e| e.to_string()),
         "wall_seconds": wall,
         "steps_per_second": done as f64 / wall.max(1e-9),
         "adapter": ctx.adapter().name,
@@ -540,7 +550,10 @@ pub fn run(
             &labels,
         )?;
     }
-    Ok(metrics)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(metrics),
+    }
 }
 
 /// Named starting points for `spin hydrogen`.
