@@ -287,10 +287,9 @@ fn run_grid(cli: &Cli, args: &GridArgs) -> Result<()> {
         neig: args.neig,
     };
     // Built-in potentials need no GPU; expressions are evaluated on it.
-    let field = match args.potential.as_str() {
-        "hydrogen" => schrodinger::hydrogen_potential(args.charge),
-        "harmonic" => schrodinger::harmonic_potential(),
-        _ => sc.potential_field(&context(cli)?)?,
+    let field = match sc.builtin_potential() {
+        Some(v) => v,
+        None => sc.potential_field(&context(cli)?)?,
     };
     let start = Instant::now();
     let r = grid::solve(&cfg, &field)?;

@@ -248,17 +248,26 @@ impl SchrodingerConfig {
         }
     }
 
+    /// The built-in potentials (evaluated on the host in f64, no GPU needed); `None` for an
+    /// expression.
+    pub fn builtin_potential(&self) -> Option<ScalarField> {
+        match self.potential.as_str() {
+            "hydrogen" => Some(hydrogen_potential(self.charge)),
+            "harmonic" => Some(harmonic_potential()),
+            _ => None,
+        }
+    }
+
     /// The potential as a field (built-ins on the host in f64, expressions on the GPU).
     pub fn potential_field(
         &self,
         ctx: &std::sync::Arc<crate::gpu::GpuContext>,
     ) -> Result<ScalarField> {
-        Ok(match self.potential.as_str() {
-            "hydrogen" => hydrogen_potential(self.charge),
-            "harmonic" => harmonic_potential(),
-            expr => Arc::new(crate::operators::wgsl_field::WgslField::new(
+        Ok(match self.builtin_potential() {
+            Some(v) => v,
+            None => Arc::new(crate::operators::wgsl_field::WgslField::new(
                 ctx.clone(),
-                expr,
+                &self.potential,
                 self.dim,
             )?),
         })

@@ -465,29 +465,7 @@ impl Operator {
                         });
                     }
                 }
-                let x_terms = (0..count)
-                    .map(|s| Term {
-                        row: s as u32,
-                        coef: 1.0,
-                    })
-                    .collect();
-                let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
-                Ok(Batch {
-                    shape: BatchShape {
-                        input_dim: dim,
-                        rows,
-                        samples: count,
-                        pairs: count,
-                        tx: 1,
-                        ty,
-                        channels: 1,
-                    },
-                    inputs,
-                    sample_weights: w.clone(),
-                    x_terms,
-                    y_terms,
-                    pair_weights: w,
-                })
+                Ok(local_batch(dim, rows, 1, inputs, y_terms, weights))
             }
             Operator::Tangent {
                 dim: d,
@@ -530,28 +508,7 @@ impl Operator {
                         coef: cv[s] as f32,
                     });
                 }
-                let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
-                Ok(Batch {
-                    shape: BatchShape {
-                        input_dim: dim,
-                        rows,
-                        samples: count,
-                        pairs: count,
-                        tx: 1,
-                        ty: 2,
-                        channels,
-                    },
-                    inputs,
-                    sample_weights: w.clone(),
-                    x_terms: (0..count)
-                        .map(|s| Term {
-                            row: s as u32,
-                            coef: 1.0,
-                        })
-                        .collect(),
-                    y_terms,
-                    pair_weights: w,
-                })
+                Ok(local_batch(dim, rows, channels, inputs, y_terms, weights))
             }
             Operator::PairKernel { kernel, scale } => {
                 if count < 2 || !count.is_multiple_of(2) {
@@ -594,6 +551,41 @@ impl Operator {
                 })
             }
         }
+    }
+}
+
+/// A batch of a local operator: pair q is sample q, X_q = u(x_q), Y_q given by `y_terms`
+/// (count × ty), sample and pair weights the same.
+fn local_batch(
+    dim: usize,
+    rows: usize,
+    channels: usize,
+    inputs: Vec<f32>,
+    y_terms: Vec<Term>,
+    weights: &[f64],
+) -> Batch {
+    let count = weights.len();
+    let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
+    Batch {
+        shape: BatchShape {
+            input_dim: dim,
+            rows,
+            samples: count,
+            pairs: count,
+            tx: 1,
+            ty: y_terms.len() / count,
+            channels,
+        },
+        inputs,
+        sample_weights: w.clone(),
+        x_terms: (0..count)
+            .map(|s| Term {
+                row: s as u32,
+                coef: 1.0,
+            })
+            .collect(),
+        y_terms,
+        pair_weights: w,
     }
 }
 

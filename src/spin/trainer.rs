@@ -121,6 +121,7 @@ pub struct Trainer {
     pub step: u64,
     rng: ChaCha8Rng,
     fixed_batch: Option<Batch>,
+    fixed_uploaded: bool,
     mask: Option<Vec<f32>>,
 }
 
@@ -178,6 +179,7 @@ impl Trainer {
             step: 0,
             rng,
             fixed_batch,
+            fixed_uploaded: false,
             mask: None,
         })
     }
@@ -219,17 +221,27 @@ impl Trainer {
         &self.engine
     }
 
-    fn next_batch(&mut self) -> Result<Batch> {
+    /// Uploads the next batch: a fresh sample, or the exhaustive batch (uploaded once, since
+    /// evaluation uses engines of its own and never overwrites it).
+    fn upload_next_batch(&mut self) -> Result<()> {
         match &self.fixed_batch {
-            Some(b) => Ok(b.clone()),
+            Some(b) => {
+                if !self.fixed_uploaded {
+                    self.engine.set_batch(b)?;
+                    self.fixed_uploaded = true;
+                }
+                Ok(())
+            }
             None => {
                 let (points, weights) = self
                     .problem
                     .sampler
                     .sample(&mut self.rng, self.config.batch);
-                self.problem
-                    .operator
-                    .batch(&points, self.problem.sampler.dim(), &weights)
+                let batch =
+                    self.problem
+                        .operator
+                        .batch(&points, self.problem.sampler.dim(), &weights)?;
+                self.engine.set_batch(&batch)
             }
         }
     }
@@ -239,9 +251,8 @@ impl Trainer {
     pub fn step(&mut self) -> Result<StepReport> {
         let n = self.problem.spec.outputs;
         let beta = self.config.beta;
-        let batch = self.next_batch()?;
+        self.upload_next_batch()?;
         self.engine.set_params(&self.params)?;
-        self.engine.set_batch(&batch)?;
         let (sigma, pi) = self.engine.statistics()?;
         let step = self.step + 1;
         if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
