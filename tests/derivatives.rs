@@ -24,6 +24,7 @@ fn spec() -> MlpSpec {
         hidden: vec![6, 5],
         outputs: 3,
         envelope: Some(2.5),
+        radial: false,
     }
 }
 
@@ -185,6 +186,7 @@ fn masked_setup() -> (MlpSpec, Vec<f64>, Batch) {
         hidden: vec![],
         outputs: 3,
         envelope: None,
+        radial: false,
     };
     let theta = params(&spec, 8);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -311,20 +313,43 @@ fn tangent_inputs(x: &[f64], d: usize) -> Vec<f64> {
 
 #[test]
 fn exact_laplacian_matches_finite_differences_of_the_network() {
-    for (d, envelope) in [(1, Some(3.0)), (2, Some(2.5)), (3, None), (3, Some(2.0))] {
+    let cases = [
+        (1, Some(3.0), false),
+        (2, Some(2.5), false),
+        (3, None, false),
+        (3, Some(2.0), false),
+        (2, Some(2.5), true),
+        (3, None, true),
+    ];
+    for (d, envelope, radial) in cases {
         let spec = MlpSpec {
-            input_dim: d,
+            input_dim: d + radial as usize,
             hidden: vec![7, 5],
             outputs: 3,
             envelope,
+            radial,
+        };
+        // The network's inputs for value rows or forward-mode rows of points in R^d.
+        let features = |rows: Vec<f64>, channels: usize| {
+            if radial {
+                spectral_inference::nn::radial_inputs(&rows, d, channels)
+            } else {
+                rows
+            }
         };
         let theta = params(&spec, 10 + d as u64);
         let s = 6;
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let x: Vec<f64> = (0..s * d).map(|_| rng.random_range(-1.5..1.5)).collect();
-        let fwd = forward_rows(&spec, &theta, &tangent_inputs(&x, d), d + 2, s);
+        let fwd = forward_rows(
+            &spec,
+            &theta,
+            &features(tangent_inputs(&x, d), d + 2),
+            d + 2,
+            s,
+        );
         let n = spec.outputs;
-        let u_at = |p: &[f64]| forward(&spec, &theta, p).u;
+        let u_at = |p: &[f64]| forward(&spec, &theta, &features(p.to_vec(), 1)).u;
         let h = 1e-3;
         for b in 0..s {
             let x0 = &x[b * d..(b + 1) * d];
@@ -342,7 +367,7 @@ fn exact_laplacian_matches_finite_differences_of_the_network() {
                     let grad = fwd.u[((i + 1) * s + b) * n + m];
                     assert!(
                         (grad - grad_fd).abs() < 1e-6 * (1.0 + grad_fd.abs()),
-                        "d {d}, sample {b}, ∂{i}u{m}: {grad} vs fd {grad_fd}"
+                        "d {d} (radial {radial}), sample {b}, ∂{i}u{m}: {grad} vs fd {grad_fd}"
                     );
                 }
             }
@@ -351,7 +376,7 @@ fn exact_laplacian_matches_finite_differences_of_the_network() {
                 let exact = fwd.u[((d + 1) * s + b) * n + m];
                 assert!(
                     (exact - lap[m]).abs() < 1e-4 * (1.0 + lap[m].abs()),
-                    "d {d}, sample {b}, Δu{m}: forward mode {exact} vs fd {}",
+                    "d {d} (radial {radial}), sample {b}, Δu{m}: forward mode {exact} vs fd {}",
                     lap[m]
                 );
             }
@@ -367,6 +392,7 @@ fn tangent_backward_matches_finite_differences() {
             hidden: vec![6, 5],
             outputs: 2,
             envelope,
+            radial: false,
         };
         let theta = params(&spec, 20 + d as u64);
         let s = 5;
@@ -399,6 +425,65 @@ fn tangent_backward_matches_finite_differences() {
                 "d {d}, param {p}: analytic {} vs fd {fd}",
                 grad[p]
             );
+        }
+    }
+}
+
+#[test]
+fn weak_form_equals_laplacian_form_by_parts() {
+    // With the envelope, u = 0 on the box boundary, so ⟨∇u_j, ∇u_k⟩ = ⟨u_j, −Δu_k⟩: the weak
+    // form's Π and the exact Laplacian's Π agree as integrals. Midpoint rule on a fine grid
+    // (smooth integrands: O(h²) error).
+    let d = 2;
+    let half = 2.5;
+    let spec = MlpSpec {
+        input_dim: d,
+        hidden: vec![7, 5],
+        outputs: 3,
+        envelope: Some(half as f32),
+        radial: false,
+    };
+    let theta = params(&spec, 41);
+    let m = 240;
+    let h = 2.0 * half / m as f64;
+    let mut pts = Vec::with_capacity(m * m * d);
+    for i in 0..m {
+        for j in 0..m {
+            pts.push(-half + (i as f64 + 0.5) * h);
+            pts.push(-half + (j as f64 + 0.5) * h);
+        }
+    }
+    let w = vec![1.0; m * m];
+    let n = spec.outputs;
+    let pi_of = |op: Operator| {
+        let batch = op.batch(&pts, d, &w).unwrap();
+        let inputs: Vec<f64> = pts
+            .iter()
+            .copied()
+            .chain(batch.inputs[pts.len()..].iter().map(|&v| v as f64))
+            .collect();
+        let fwd = forward_rows(
+            &spec,
+            &theta,
+            &inputs,
+            batch.shape.channels,
+            batch.shape.samples,
+        );
+        let (xs, ys) = apply(&batch, &fwd.u, n);
+        statistics(&batch, &fwd.u, &xs, &ys, n).1
+    };
+    let weak = pi_of(Operator::dirichlet_form(d));
+    let strong = pi_of(Operator::laplacian_exact(d).scaled(-1.0));
+    let big = weak.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    for j in 0..n {
+        for k in 0..n {
+            let (a, b) = (weak[j * n + k], strong[j * n + k]);
+            assert!(
+                (a - b).abs() < 2e-3 * big,
+                "Π[{j},{k}]: weak {a} vs Laplacian {b} (largest |Π| {big})"
+            );
+            // The weak form is symmetric batch by batch.
+            assert!((a - weak[k * n + j]).abs() < 1e-12 * big);
         }
     }
 }

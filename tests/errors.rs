@@ -145,3 +145,28 @@ fn non_finite_loss_stops_and_keeps_the_last_good_state() {
     assert_eq!(trainer.step, 0);
     assert_eq!(trainer.sigma_avg, DMatrix::identity(2, 2));
 }
+
+#[test]
+fn bad_schrodinger_values_are_rejected() {
+    for (args, want) in [
+        (
+            vec!["--laplacian", "weak", "--envelope", "false"],
+            "--laplacian weak needs the boundary envelope",
+        ),
+        (vec!["--laplacian", "spectral"], "unknown Laplacian"),
+        (
+            vec!["--proposal-scales", "1,-2"],
+            "--proposal-scales must be positive",
+        ),
+        (vec!["--radial", "maybe"], "invalid value"),
+    ] {
+        let mut all = vec!["schrodinger", "--steps", "1", "--out"];
+        let dir = std::env::temp_dir().join("spin-bad-schrodinger");
+        let dir = dir.to_str().unwrap().to_string();
+        all.push(&dir);
+        all.extend(&args);
+        let (ok, err) = spin(&all);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(err.contains(want), "{args:?}: expected `{want}` in: {err}");
+    }
+}

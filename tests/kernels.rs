@@ -112,6 +112,7 @@ fn mlp_fd_hamiltonian_step_matches_oracle() {
         hidden: vec![5, 7],
         outputs: 3,
         envelope: Some(2.0),
+        radial: false,
     };
     let op = Operator::hamiltonian_fd(
         3,
@@ -138,6 +139,7 @@ fn wide_mlp_without_envelope_matches_oracle() {
         hidden: vec![33, 18, 9],
         outputs: 5,
         envelope: None,
+        radial: false,
     };
     let op = Operator::hamiltonian_fd(
         2,
@@ -163,6 +165,7 @@ fn linear_model_kernel_operator_matches_oracle() {
         hidden: vec![],
         outputs: 4,
         envelope: None,
+        radial: false,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let m = DMatrix::from_fn(6, 6, |_, _| rng.random_range(-1.0..1.0));
@@ -184,6 +187,7 @@ fn single_hidden_layer_one_output_matches_oracle() {
         hidden: vec![1],
         outputs: 1,
         envelope: Some(1.0),
+        radial: false,
     };
     let op = Operator::hamiltonian_fd(1, 1.0, 0.01, Arc::new(|x: &[f64]| x[0] * x[0])).unwrap();
     let sampler = UniformBox {
@@ -203,6 +207,7 @@ fn exact_laplacian_2d_with_envelope_matches_oracle() {
         hidden: vec![10, 7],
         outputs: 3,
         envelope: Some(3.0),
+        radial: false,
     };
     let op = Operator::hamiltonian_exact(
         2,
@@ -229,6 +234,7 @@ fn exact_laplacian_3d_without_envelope_matches_oracle() {
         hidden: vec![9, 12, 5],
         outputs: 4,
         envelope: None,
+        radial: false,
     };
     let op =
         Operator::hamiltonian_exact(3, 0.5, Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum()))
@@ -241,4 +247,64 @@ fn exact_laplacian_3d_without_envelope_matches_oracle() {
     let (points, w) = sampler.sample(&mut rng, 13);
     let batch = op.batch(&points, 3, &w).unwrap();
     check_engine(&spec, &batch, 1.0, 9);
+}
+
+#[test]
+fn exact_laplacian_with_radial_feature_matches_oracle() {
+    // The network sees (x, ‖x‖): the radial column carries ∂_i r = x_i/r and Δr = (d − 1)/r on
+    // the forward-mode rows, so the first layer's Laplacian input is not zero.
+    for (d, envelope, seed) in [(2usize, Some(3.0f32), 23u64), (3, None, 29)] {
+        let spec = MlpSpec {
+            input_dim: d + 1,
+            hidden: vec![10, 7],
+            outputs: 3,
+            envelope,
+            radial: true,
+        };
+        let op = Operator::hamiltonian_exact(
+            d,
+            1.0,
+            Arc::new(|x: &[f64]| -1.0 / x.iter().map(|v| v * v).sum::<f64>().sqrt()),
+        )
+        .unwrap();
+        let sampler = UniformBox {
+            dim: d,
+            half_width: 2.9,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (points, w) = sampler.sample(&mut rng, 19);
+        let mut batch = op.batch(&points, d, &w).unwrap();
+        batch.add_radial_feature();
+        assert_eq!(batch.shape.input_dim, d + 1);
+        check_engine(&spec, &batch, 0.3, seed + 1);
+    }
+}
+
+#[test]
+fn weak_form_matches_oracle() {
+    // Π̂ from ⟨∇u, c∇u⟩ + V u uᵀ: (d + 1) pairs per sample over the derivative channels.
+    let spec = MlpSpec {
+        input_dim: 3,
+        hidden: vec![10, 7],
+        outputs: 3,
+        envelope: Some(3.0),
+        radial: true,
+    };
+    let op = Operator::hamiltonian_weak(
+        2,
+        0.7,
+        Arc::new(|x: &[f64]| -1.0 / (x[0].hypot(x[1]) + 0.1)),
+    )
+    .unwrap();
+    let sampler = UniformBox {
+        dim: 2,
+        half_width: 2.9,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let (points, _) = sampler.sample(&mut rng, 17);
+    let weights: Vec<f64> = (0..17).map(|_| rng.random_range(0.5..1.5)).collect();
+    let mut batch = op.batch(&points, 2, &weights).unwrap();
+    assert_eq!(batch.shape.pairs, 3 * 17);
+    batch.add_radial_feature();
+    check_engine(&spec, &batch, 0.4, 32);
 }

@@ -438,6 +438,7 @@ fn block_sparse_layers_keep_their_zeros() {
         hidden: vec![12, 12, 12],
         outputs: 4,
         envelope: Some(5.0),
+        radial: false,
     };
     let mask = block_sparse_mask(&spec, 4).unwrap();
     let layers = spec.layers();

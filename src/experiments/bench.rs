@@ -96,6 +96,7 @@ pub fn run(
                 hidden: config.hidden.clone(),
                 outputs: config.neig,
                 envelope: Some(50.0),
+                radial: false,
             },
             operator: crate::operators::Operator::hamiltonian_exact(
                 2,

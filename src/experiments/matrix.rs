@@ -110,6 +110,7 @@ pub fn matrix_problem(m: &DMatrix<f64>, k: usize) -> Result<Problem> {
             hidden: vec![],
             outputs: k,
             envelope: None,
+            radial: false,
         },
         operator,
         sampler: Box::new(OneHot::new(n)?),

@@ -23,6 +23,12 @@ pub struct MlpSpec {
     pub outputs: usize,
     /// Half-width D of the box [−D, D]^d for the boundary envelope; `None`: no envelope.
     pub envelope: Option<f32>,
+    /// The last input is the radial feature ‖x‖ of the first `input_dim − 1` (the point's
+    /// coordinates), added to every batch by [`radial_inputs`]. Central potentials (hydrogen)
+    /// have eigenfunctions that are simple in (x, ‖x‖): a cusp at the origin and exponential
+    /// tails are one softplus unit of ‖x‖ each.
+    #[serde(default)]
+    pub radial: bool,
 }
 
 /// One dense layer's place in the flat parameter vector.
@@ -82,9 +88,14 @@ impl DenseLayout {
 }
 
 impl MlpSpec {
+    /// Dimension d of the points (the inputs without the radial feature).
+    pub fn space_dim(&self) -> usize {
+        self.input_dim - self.radial as usize
+    }
+
     /// Checks that every size is usable.
     pub fn validate(&self) -> Result<()> {
-        if self.input_dim == 0 || self.outputs == 0 || self.hidden.contains(&0) {
+        if self.input_dim <= self.radial as usize || self.outputs == 0 || self.hidden.contains(&0) {
             return Err(SpinError::Config(format!(
                 "network sizes must be positive (input {}, hidden {:?}, outputs {})",
                 self.input_dim, self.hidden, self.outputs
@@ -209,6 +220,42 @@ pub fn softplus_d1(z: f64) -> f64 {
 pub fn softplus_d2(z: f64) -> f64 {
     let s = softplus_d1(z);
     s * (1.0 - s)
+}
+
+/// Appends the radial feature r = ‖x‖ to network inputs given as rows of `dim` coordinates.
+///
+/// With `channels == 1` every row is a point. With `channels == dim + 2` the rows are
+/// forward-mode channels, channel-major with `inputs.len() / (dim · channels)` samples per
+/// channel (value, ∂_1..∂_d, Δ; see `BatchShape::channels`): the new column carries r, its
+/// derivatives ∂_i r = x_i / r and its Laplacian Δr = (d − 1)/r, taken at the sample's point
+/// (its value row). r is floored at 1e-6 so that the origin stays finite.
+pub fn radial_inputs(inputs: &[f64], dim: usize, channels: usize) -> Vec<f64> {
+    let rows = inputs.len() / dim;
+    let samples = rows / channels;
+    let radius = |b: usize| -> f64 {
+        inputs[b * dim..(b + 1) * dim]
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-6)
+    };
+    let mut out = Vec::with_capacity(rows * (dim + 1));
+    for (row, x) in inputs.chunks(dim).enumerate() {
+        out.extend_from_slice(x);
+        let (c, b) = if channels == 1 {
+            (0, row)
+        } else {
+            (row / samples, row % samples)
+        };
+        let r = radius(b);
+        out.push(match c {
+            0 => r,
+            c if c <= dim => inputs[b * dim + c - 1] / r,
+            _ => (dim as f64 - 1.0) / r,
+        });
+    }
+    out
 }
 
 /// The reference boundary envelope of [−D, D]^d at x: Π_i max((√(2D² − x_i²) − D)/D, 0).

@@ -37,7 +37,7 @@ pub fn forward_rows(
 ) -> Forward {
     let rows = inputs.len() / spec.input_dim;
     let value_rows = if channels == 1 { rows } else { samples };
-    let d = spec.input_dim;
+    let (d, w_in) = (spec.space_dim(), spec.input_dim);
     let mut z_all = Vec::new();
     let mut a_all = Vec::new();
     let mut prev = inputs.to_vec();
@@ -91,7 +91,7 @@ pub fn forward_rows(
     if channels == 1 {
         for r in 0..rows {
             if let Some(dd) = spec.envelope {
-                env[r] = envelope(&inputs[r * d..(r + 1) * d], dd as f64);
+                env[r] = envelope(&inputs[r * w_in..r * w_in + d], dd as f64);
             }
             for m in 0..n {
                 u[r * n + m] = env[r] * f[r * n + m];
@@ -100,7 +100,7 @@ pub fn forward_rows(
     } else {
         for b in 0..samples {
             let (g, grad, lap) = match spec.envelope {
-                Some(dd) => super::envelope_tangent(&inputs[b * d..(b + 1) * d], dd as f64),
+                Some(dd) => super::envelope_tangent(&inputs[b * w_in..b * w_in + d], dd as f64),
                 None => (1.0, vec![0.0; d], 0.0),
             };
             let lrow = (d + 1) * samples + b;
@@ -191,7 +191,7 @@ pub fn backward(
 ) -> Vec<f64> {
     let layers = spec.layers();
     let n = spec.outputs;
-    let d = spec.input_dim;
+    let d = spec.space_dim();
     let (c, s) = (fwd.channels, fwd.samples);
     let rows = cot_u.len() / n;
     let value_rows = if c == 1 { rows } else { s };

@@ -97,6 +97,18 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Appends the radial feature ‖x‖ (and its derivatives on forward-mode rows) to the inputs:
+    /// the batch of a network with [`crate::nn::MlpSpec::radial`] set.
+    pub fn add_radial_feature(&mut self) {
+        let d = self.shape.input_dim;
+        let inputs: Vec<f64> = self.inputs.iter().map(|&v| v as f64).collect();
+        self.inputs = crate::nn::radial_inputs(&inputs, d, self.shape.channels)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        self.shape.input_dim = d + 1;
+    }
+
     /// The gathers transposed as CSR over rows: (row_ptr (rows + 1), entries).
     pub fn transpose(&self) -> (Vec<u32>, Vec<Entry>) {
         let rows = self.shape.rows;
@@ -214,6 +226,10 @@ pub enum Operator {
         value: Vec<Coef>,
         /// Coefficients of Δu.
         laplacian: Vec<Coef>,
+        /// Coefficients c(x) of the weak-form term ⟨∇u_j, c ∇u_k⟩: Π̂ gains
+        /// (1/B) Σ_b w_b c(x_b) Σ_i ∂_i u(x_b) ∂_i u(x_b)ᵀ, which equals ⟨u, −∇·(c∇u)⟩ when u
+        /// vanishes on the boundary (the envelope) — symmetric, first derivatives only.
+        gradient: Vec<Coef>,
     },
     /// (Ku)(x) = E_{x′}[k(x, x′) u(x′)], estimated on pairs made from the two halves of a batch.
     PairKernel {
@@ -279,7 +295,26 @@ impl Operator {
             dim,
             value: Vec::new(),
             laplacian: vec![Coef::Const(1.0)],
+            gradient: Vec::new(),
         }
+    }
+
+    /// −Δ in weak form: ⟨u_j, −Δu_k⟩ = ⟨∇u_j, ∇u_k⟩ for functions that vanish on the boundary
+    /// (SPEC §4, weak form), by forward mode through the network.
+    pub fn dirichlet_form(dim: usize) -> Self {
+        Operator::Tangent {
+            dim,
+            value: Vec::new(),
+            laplacian: Vec::new(),
+            gradient: vec![Coef::Const(1.0)],
+        }
+    }
+
+    /// H = −c Δ + V in weak form: Π̂ from c ∇u·∇uᵀ + V u uᵀ.
+    pub fn hamiltonian_weak(dim: usize, kinetic: f64, v: ScalarField) -> Result<Self> {
+        Operator::dirichlet_form(dim)
+            .scaled(kinetic)
+            .plus(Operator::potential(dim, v))
     }
 
     /// H = −c Δ + V with the exact (forward-mode) Laplacian.
@@ -322,10 +357,12 @@ impl Operator {
                 dim,
                 value,
                 laplacian,
+                gradient,
             } => Operator::Tangent {
                 dim,
                 value: value.iter().map(|c| c.scaled(s)).collect(),
                 laplacian: laplacian.iter().map(|c| c.scaled(s)).collect(),
+                gradient: gradient.iter().map(|c| c.scaled(s)).collect(),
             },
         }
     }
@@ -357,19 +394,23 @@ impl Operator {
                     dim,
                     mut value,
                     mut laplacian,
+                    mut gradient,
                 },
                 Operator::Tangent {
                     dim: d2,
                     value: v2,
                     laplacian: l2,
+                    gradient: g2,
                 },
             ) if dim == d2 => {
                 value.extend(v2);
                 laplacian.extend(l2);
+                gradient.extend(g2);
                 Ok(Operator::Tangent {
                     dim,
                     value,
                     laplacian,
+                    gradient,
                 })
             }
             // A local operator without offsets (a potential) acts on the value channel.
@@ -378,6 +419,7 @@ impl Operator {
                     dim,
                     mut value,
                     laplacian,
+                    gradient,
                 },
                 Operator::Stencil { dim: d2, terms },
             )
@@ -387,6 +429,7 @@ impl Operator {
                     dim,
                     mut value,
                     laplacian,
+                    gradient,
                 },
             ) if dim == d2 && terms.iter().all(|t| t.offset.iter().all(|&o| o == 0.0)) => {
                 value.extend(terms.into_iter().map(|t| t.coef));
@@ -394,6 +437,7 @@ impl Operator {
                     dim,
                     value,
                     laplacian,
+                    gradient,
                 })
             }
             (a, b) => Err(SpinError::Config(format!(
@@ -471,6 +515,7 @@ impl Operator {
                 dim: d,
                 value,
                 laplacian,
+                gradient,
             } => {
                 if *d != dim {
                     return Err(SpinError::Shape(format!(
@@ -508,7 +553,29 @@ impl Operator {
                         coef: cv[s] as f32,
                     });
                 }
-                Ok(local_batch(dim, rows, channels, inputs, y_terms, weights))
+                let mut batch = local_batch(dim, rows, channels, inputs, y_terms, weights);
+                if !gradient.is_empty() {
+                    // One more pair per sample and derivative: X = ∂_i u, Y = c ∂_i u. With
+                    // (d + 1) pairs per sample, the pair weights carry the factor d + 1.
+                    let cg = sum(gradient)?;
+                    for i in 1..=dim {
+                        for s in 0..count {
+                            let row = (i * count + s) as u32;
+                            batch.x_terms.push(Term { row, coef: 1.0 });
+                            batch.y_terms.push(Term {
+                                row,
+                                coef: cg[s] as f32,
+                            });
+                            batch.y_terms.push(Term { row, coef: 0.0 });
+                        }
+                    }
+                    let k = (dim + 1) as f32;
+                    batch.pair_weights = (0..=dim)
+                        .flat_map(|_| weights.iter().map(move |&w| w as f32 * k))
+                        .collect();
+                    batch.shape.pairs = (dim + 1) * count;
+                }
+                Ok(batch)
             }
             Operator::PairKernel { kernel, scale } => {
                 if count < 2 || !count.is_multiple_of(2) {

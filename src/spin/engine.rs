@@ -123,6 +123,15 @@ impl Engine {
         let s = shape.samples;
         // Forward-mode tangent rows (exact Laplacian): only the value channel carries the bias.
         let tangent = shape.channels > 1;
+        if tangent && shape.channels != spec.space_dim() + 2 {
+            return Err(SpinError::Shape(format!(
+                "{} forward-mode channels for points of dimension {}",
+                shape.channels,
+                spec.space_dim()
+            )));
+        }
+        // Derivative channels of the tangent kernels, and the envelope's coordinates.
+        let space_dim = spec.space_dim();
         let value_rows = if tangent { s } else { r };
         let entries_len = shape.pairs * (shape.tx + shape.ty);
         let npairs = n * (n + 1) / 2;
@@ -200,7 +209,7 @@ impl Engine {
                     Kernel::TangentAct,
                     &[
                         ("SAMPLES", u(s)),
-                        ("DIM", u(shape.input_dim)),
+                        ("DIM", u(space_dim)),
                         ("OUT4", u(ly.out_pad / 4)),
                     ],
                     &[&z[l], &a[l]],
@@ -210,7 +219,7 @@ impl Engine {
             }
         }
         let envelope_constants = [
-            ("DIM", u(shape.input_dim)),
+            ("DIM", u(space_dim)),
             ("DIM_PAD", u(in_pad)),
             ("NEIG", u(n)),
             ("NEIG_PAD", u(npad)),
@@ -320,7 +329,7 @@ impl Engine {
                     Kernel::TangentEnvelopeBackward,
                     &[
                         ("SAMPLES", u(s)),
-                        ("DIM", u(shape.input_dim)),
+                        ("DIM", u(space_dim)),
                         ("NEIG", u(n)),
                         ("NEIG_PAD", u(npad)),
                     ],
@@ -369,7 +378,7 @@ impl Engine {
                             Kernel::TangentActBackward,
                             &[
                                 ("SAMPLES", u(s)),
-                                ("DIM", u(shape.input_dim)),
+                                ("DIM", u(space_dim)),
                                 ("OUT4", u(ly.in_pad / 4)),
                             ],
                             &[&z[l - 1], &cot_a, &delta[l - 1]],

@@ -28,6 +28,27 @@ pub struct Problem {
     pub sampler: Box<dyn Sampler>,
 }
 
+impl Problem {
+    /// The operator's batch for `points` (count, d) with importance weights, with the network's
+    /// input features (the radial feature, when the network has one).
+    pub fn batch(&self, points: &[f64], weights: &[f64]) -> Result<Batch> {
+        let mut batch = self.operator.batch(points, self.sampler.dim(), weights)?;
+        if self.spec.radial {
+            batch.add_radial_feature();
+        }
+        Ok(batch)
+    }
+
+    /// A batch of plain network values at `points` (count, d), with the input features.
+    pub fn plain_batch(&self, points: &[f64]) -> Result<Batch> {
+        let mut batch = Batch::plain(points, self.sampler.dim())?;
+        if self.spec.radial {
+            batch.add_radial_feature();
+        }
+        Ok(batch)
+    }
+}
+
 /// Training hyper-parameters.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -130,11 +151,11 @@ impl Trainer {
     pub fn new(ctx: Arc<GpuContext>, problem: Problem, config: TrainConfig) -> Result<Self> {
         config.validate()?;
         problem.spec.validate()?;
-        if problem.sampler.dim() != problem.spec.input_dim {
+        if problem.sampler.dim() != problem.spec.space_dim() {
             return Err(SpinError::Shape(format!(
                 "sampler gives points of dimension {}, the network takes {}",
                 problem.sampler.dim(),
-                problem.spec.input_dim
+                problem.spec.space_dim()
             )));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -145,11 +166,7 @@ impl Trainer {
                     "this sampler has no exhaustive batch (only finite spaces do)".into(),
                 )
             })?;
-            Some(
-                problem
-                    .operator
-                    .batch(&points, problem.sampler.dim(), &weights)?,
-            )
+            Some(problem.batch(&points, &weights)?)
         } else {
             None
         };
@@ -157,9 +174,7 @@ impl Trainer {
             Some(b) => b.clone(),
             None => {
                 let (points, weights) = problem.sampler.sample(&mut rng, config.batch);
-                problem
-                    .operator
-                    .batch(&points, problem.sampler.dim(), &weights)?
+                problem.batch(&points, &weights)?
             }
         };
         let engine = Engine::new(ctx.clone(), &problem.spec, first.shape, true)?;
@@ -237,10 +252,7 @@ impl Trainer {
                     .problem
                     .sampler
                     .sample(&mut self.rng, self.config.batch);
-                let batch =
-                    self.problem
-                        .operator
-                        .batch(&points, self.problem.sampler.dim(), &weights)?;
+                let batch = self.problem.batch(&points, &weights)?;
                 self.engine.set_batch(&batch)
             }
         }
@@ -309,7 +321,6 @@ impl Trainer {
     /// (or the exhaustive batch of a finite space), Λ = L⁻¹ Π L⁻ᵀ, its diagonal and Ritz values.
     pub fn evaluate(&mut self, samples: usize, chunk: usize, seed: u64) -> Result<Evaluation> {
         let n = self.problem.spec.outputs;
-        let dim = self.problem.sampler.dim();
         let mut sigma = vec![0.0f64; n * n];
         let mut pi = vec![0.0f64; n * n];
         let (mut s_total, mut q_total) = (0usize, 0usize);
@@ -327,7 +338,7 @@ impl Trainer {
             Ok(())
         };
         if let Some((points, weights)) = self.problem.sampler.exhaustive() {
-            let batch = self.problem.operator.batch(&points, dim, &weights)?;
+            let batch = self.problem.batch(&points, &weights)?;
             let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
             add(&engine, &batch)?;
         } else {
@@ -337,7 +348,7 @@ impl Trainer {
             let mut done = 0;
             while done < samples {
                 let (points, weights) = self.problem.sampler.sample(&mut rng, chunk);
-                let batch = self.problem.operator.batch(&points, dim, &weights)?;
+                let batch = self.problem.batch(&points, &weights)?;
                 if engine.as_ref().is_none_or(|e| e.shape() != batch.shape) {
                     engine = Some(Engine::new(
                         self.ctx.clone(),
@@ -414,8 +425,7 @@ impl Trainer {
 
     /// Network outputs u at `points` (count, dim) → (count, N).
     pub fn outputs(&self, points: &[f64]) -> Result<Vec<f64>> {
-        let dim = self.problem.sampler.dim();
-        let batch = Batch::plain(points, dim)?;
+        let batch = self.problem.plain_batch(points)?;
         let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
         engine.set_params(&self.params)?;
         engine.set_batch(&batch)?;
