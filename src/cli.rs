@@ -137,7 +137,8 @@ struct SchrodingerArgs {
     /// Length scales of the importance proposal's radial components, e.g. 0.5,1.5,3,6,12.
     #[arg(long, value_delimiter = ',')]
     proposal_scales: Option<Vec<f64>>,
-    /// Continue the run saved in this folder (its configuration; --steps and --time-limit may be changed).
+    /// Continue the run saved in this folder (its configuration; --steps, --time-limit, --eval-samples,
+    /// --plot-extent and --checkpoint-every may be changed).
     #[arg(long)]
     resume: Option<PathBuf>,
 }
@@ -450,6 +451,10 @@ fn run_schrodinger(
             if args.time_limit.is_some() {
                 cfg.time_limit = args.time_limit;
             }
+            // Settings that do not change the training trajectory.
+            cfg.eval_samples = args.eval_samples.unwrap_or(cfg.eval_samples);
+            cfg.plot_extent = args.plot_extent.unwrap_or(cfg.plot_extent);
+            cfg.checkpoint_every = args.checkpoint_every.unwrap_or(cfg.checkpoint_every);
             (
                 cfg,
                 args.out.clone().unwrap_or_else(|| dir.clone()),
@@ -491,17 +496,23 @@ fn run_schrodinger(
     let m = schrodinger::run(ctx, &cfg, &out, state)?;
     let learned: Vec<f64> = serde_json::from_value(m["eigenvalues"].clone())?;
     let exact: Option<Vec<f64>> = serde_json::from_value(m["exact_eigenvalues"].clone()).ok();
+    let std_err: Vec<f64> =
+        serde_json::from_value(m["eigenvalue_std_errors"].clone()).unwrap_or_default();
     println!(
-        "{:>4}  {:>12}  {:>12}  {:>10}",
-        "k", "learned", "exact", "rel. error"
+        "{:>4}  {:>12}  {:>10}  {:>12}  {:>10}",
+        "k", "learned", "± (MC)", "exact", "rel. error"
     );
     for (k, l) in learned.iter().enumerate() {
+        let se = std_err
+            .get(k)
+            .map(|v| format!("{v:.6}"))
+            .unwrap_or_default();
         match exact.as_ref().and_then(|e| e.get(k)) {
             Some(e) => println!(
-                "{k:>4}  {l:>12.6}  {e:>12.6}  {:>9.3}%",
+                "{k:>4}  {l:>12.6}  {se:>10}  {e:>12.6}  {:>9.3}%",
                 100.0 * (l - e).abs() / e.abs()
             ),
-            None => println!("{k:>4}  {l:>12.6}"),
+            None => println!("{k:>4}  {l:>12.6}  {se:>10}"),
         }
     }
     if let Some(mre) = m["mean_relative_error"].as_f64() {

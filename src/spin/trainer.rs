@@ -10,7 +10,7 @@ use super::checkpoint::TrainerState;
 use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, Probe};
-use super::host::{flat, matrix, ritz_values, step_matrices};
+use super::host::{flat, matrix, ritz_std_errors, ritz_values, step_matrices};
 use super::optim::{Optimizer, OptimizerConfig};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
@@ -116,6 +116,9 @@ pub struct Evaluation {
     pub lambda_diag: Vec<f64>,
     /// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.
     pub eigenvalues: Vec<f64>,
+    /// Monte Carlo standard errors of `eigenvalues`, from the spread over the evaluation's
+    /// chunks ([`super::host::ritz_std_errors`]); empty for an exhaustive (exact) evaluation.
+    pub eigenvalue_std_errors: Vec<f64>,
     /// Σ (N, N) row-major.
     #[serde(skip)]
     pub sigma: Vec<f64>,
@@ -324,10 +327,12 @@ impl Trainer {
         let mut sigma = vec![0.0f64; n * n];
         let mut pi = vec![0.0f64; n * n];
         let (mut s_total, mut q_total) = (0usize, 0usize);
+        let mut chunks = Vec::new();
         let mut add = |engine: &Engine, batch: &Batch| -> Result<()> {
             engine.set_params(&self.params)?;
             engine.set_batch(batch)?;
             let (s, p) = engine.statistics()?;
+            chunks.push((matrix(&s, n), matrix(&p, n)));
             let (ns, nq) = (batch.shape.samples, batch.shape.pairs);
             for i in 0..n * n {
                 sigma[i] += s[i] as f64 * ns as f64;
@@ -371,6 +376,7 @@ impl Trainer {
             samples: s_total,
             lambda_diag: m.eigenvalues(),
             eigenvalues: ritz_values(&m.lambda),
+            eigenvalue_std_errors: ritz_std_errors(&to_m(&sigma), &to_m(&pi), &chunks)?,
             sigma,
             pi,
         })
