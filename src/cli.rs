@@ -134,6 +134,9 @@ struct SchrodingerArgs {
     /// Give the network the radial feature ‖x‖ as an extra input: true or false.
     #[arg(long)]
     radial: Option<bool>,
+    /// One network per eigenfunction, each with the --hidden widths: true or false.
+    #[arg(long)]
+    separate: Option<bool>,
     /// Length scales of the importance proposal's radial components, e.g. 0.5,1.5,3,6,12.
     #[arg(long, value_delimiter = ',')]
     proposal_scales: Option<Vec<f64>>,
@@ -417,6 +420,7 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.input_scale, a.input_scale);
     set!(cfg.blocks, a.blocks);
     set!(cfg.radial, a.radial);
+    set!(cfg.separate, a.separate);
     set!(cfg.proposal_scales, a.proposal_scales);
     if let Some(kind) = a.optimizer {
         let lr = a.lr.unwrap_or(cfg.train.optimizer.lr);

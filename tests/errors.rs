@@ -159,6 +159,10 @@ fn bad_schrodinger_values_are_rejected() {
             "--proposal-scales must be positive",
         ),
         (vec!["--radial", "maybe"], "invalid value"),
+        (
+            vec!["--separate", "true", "--blocks", "2"],
+            "choose one of --blocks and --separate",
+        ),
     ] {
         let mut all = vec!["schrodinger", "--steps", "1", "--out"];
         let dir = std::env::temp_dir().join("spin-bad-schrodinger");

@@ -495,3 +495,48 @@ fn block_sparse_layers_keep_their_zeros() {
         .zip(&mask)
         .any(|(p, m)| *m == 1.0 && *p != 0.0));
 }
+
+#[test]
+fn separate_networks_do_not_share_parameters() {
+    use spectral_inference::nn::oracle::forward;
+    use spectral_inference::nn::{separate_networks_mask, MlpSpec};
+    let spec = MlpSpec {
+        input_dim: 2,
+        hidden: vec![6, 9],
+        outputs: 3,
+        envelope: Some(5.0),
+        radial: false,
+    };
+    let mask = separate_networks_mask(&spec).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let theta: Vec<f64> = spec
+        .init_params(&mut rng)
+        .iter()
+        .zip(&mask)
+        .map(|(&p, &m)| (p * m) as f64)
+        .collect();
+    let x = [0.3, -1.2, 2.0, 0.7];
+    let base = forward(&spec, &theta, &x).u;
+    // Moving any parameter changes at most one output (biases of the first layer's block j and
+    // everything after belong to output j; the first layer's weights too).
+    let mut owners = vec![0usize; spec.outputs];
+    for p in 0..theta.len() {
+        let mut t = theta.clone();
+        t[p] += 0.5 * mask[p] as f64;
+        let u = forward(&spec, &t, &x).u;
+        let moved: Vec<usize> = (0..spec.outputs)
+            .filter(|&k| (0..2).any(|b| (u[b * 3 + k] - base[b * 3 + k]).abs() > 1e-12))
+            .collect();
+        assert!(moved.len() <= 1, "parameter {p} moves outputs {moved:?}");
+        if let Some(&k) = moved.first() {
+            owners[k] += 1;
+        }
+    }
+    assert!(owners.iter().all(|&c| c > 0), "{owners:?}");
+    // Widths that do not split into N networks are an error.
+    let bad = MlpSpec {
+        hidden: vec![7],
+        ..spec
+    };
+    assert!(separate_networks_mask(&bad).is_err());
+}

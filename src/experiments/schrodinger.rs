@@ -196,6 +196,10 @@ pub struct SchrodingerConfig {
     /// Give the network ‖x‖ as an extra input (see [`MlpSpec::radial`]).
     #[serde(default)]
     pub radial: bool,
+    /// One network per eigenfunction, each with the widths `hidden` (one MLP N times as wide
+    /// with a block-diagonal mask, see [`crate::nn::separate_networks_mask`]).
+    #[serde(default)]
+    pub separate: bool,
 }
 
 fn one() -> f64 {
@@ -242,6 +246,11 @@ impl SchrodingerConfig {
                 "--neig must be between 1 and 64, got {}",
                 self.neig
             )));
+        }
+        if self.separate && self.blocks > 0 {
+            return Err(SpinError::Config(
+                "choose one of --blocks and --separate".into(),
+            ));
         }
         if self.laplacian == LaplacianKind::Weak && !self.envelope {
             return Err(SpinError::Config(
@@ -302,9 +311,10 @@ impl SchrodingerConfig {
     /// The SpIN problem.
     pub fn problem(&self, ctx: &std::sync::Arc<crate::gpu::GpuContext>) -> Result<Problem> {
         let v = self.potential_field(ctx)?;
+        let per_net = if self.separate { self.neig } else { 1 };
         let spec = MlpSpec {
             input_dim: self.dim + self.radial as usize,
-            hidden: self.hidden.clone(),
+            hidden: self.hidden.iter().map(|w| w * per_net).collect(),
             outputs: self.neig,
             envelope: self.envelope.then_some(self.half_width as f32),
             radial: self.radial,
@@ -404,6 +414,20 @@ pub fn run(
             &trainer.problem().spec,
             cfg.blocks,
         )?)?;
+    }
+    if cfg.separate {
+        // Each network gets the reference initialisation for its own fan-in (N times smaller
+        // than the wide layer's after the first layer).
+        let spec = trainer.problem().spec.clone();
+        let gain = (cfg.neig as f32).sqrt();
+        for ly in spec.layers().iter().skip(1) {
+            for i in 0..ly.inputs {
+                for o in 0..ly.outputs {
+                    trainer.params[ly.w(i, o)] *= gain;
+                }
+            }
+        }
+        trainer.set_mask(crate::nn::separate_networks_mask(&spec)?)?;
     }
     let n = cfg.neig;
     let csv_path = out.join("eigenvalues.csv");
@@ -653,6 +677,7 @@ impl SchrodingerConfig {
             input_scale: 1.0,
             blocks: 0,
             radial: false,
+            separate: false,
         }
     }
 

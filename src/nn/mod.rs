@@ -341,3 +341,30 @@ pub fn block_sparse_mask(spec: &MlpSpec, blocks: usize) -> Result<Vec<f32>> {
     }
     Ok(mask)
 }
+
+/// One network per eigenfunction, as a 0/1 mask over θ of one wide MLP: every hidden width must
+/// be a multiple of N, hidden layer ℓ is split into N equal blocks, the first layer is dense (each
+/// network sees the whole input), later hidden layers are block-diagonal and output j reads only
+/// block j. Output j then depends on its own parameters θ_j alone. Biases are kept.
+pub fn separate_networks_mask(spec: &MlpSpec) -> Result<Vec<f32>> {
+    let n = spec.outputs;
+    if let Some(w) = spec.hidden.iter().find(|&&w| w % n != 0) {
+        return Err(SpinError::Config(format!(
+            "one network per eigenfunction needs hidden widths divisible by N = {n}, got {w}"
+        )));
+    }
+    let layers = spec.layers();
+    let mut mask = vec![1.0f32; spec.num_params()];
+    for ly in layers.iter().skip(1) {
+        let in_block = ly.inputs / n;
+        let out_block = if ly.softplus { ly.outputs / n } else { 1 };
+        for i in 0..ly.inputs {
+            for o in 0..ly.outputs {
+                if i / in_block != o / out_block {
+                    mask[ly.w(i, o)] = 0.0;
+                }
+            }
+        }
+    }
+    Ok(mask)
+}
