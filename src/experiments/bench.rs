@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::schrodinger::{hydrogen_potential, FdBox};
+use super::schrodinger::{LaplacianKind, SamplerKind, SchrodingerConfig};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
 use crate::spin::engine::KernelTime;
@@ -26,8 +26,12 @@ pub struct BenchConfig {
     pub eps: f64,
     /// Moving-average rate.
     pub beta: f64,
-    /// Exact (forward-mode) Laplacian instead of finite differences.
-    pub exact: bool,
+    /// Laplacian: finite differences, exact (forward mode) or the weak form.
+    pub laplacian: LaplacianKind,
+    /// The radial input feature.
+    pub radial: bool,
+    /// Sampler.
+    pub sampler: SamplerKind,
 }
 
 /// The named configurations.
@@ -40,7 +44,9 @@ pub fn configs() -> Vec<BenchConfig> {
             batch: 128,
             eps: 0.1,
             beta: 0.01,
-            exact: false,
+            laplacian: LaplacianKind::Fd,
+            radial: false,
+            sampler: SamplerKind::Uniform,
         },
         BenchConfig {
             name: "hydrogen-3x64-exact",
@@ -49,7 +55,20 @@ pub fn configs() -> Vec<BenchConfig> {
             batch: 128,
             eps: 0.0,
             beta: 0.01,
-            exact: true,
+            laplacian: LaplacianKind::Exact,
+            radial: false,
+            sampler: SamplerKind::Uniform,
+        },
+        BenchConfig {
+            name: "hydrogen-3x64-weak-radial",
+            hidden: vec![64; 3],
+            neig: 9,
+            batch: 128,
+            eps: 0.0,
+            beta: 0.5,
+            laplacian: LaplacianKind::Weak,
+            radial: true,
+            sampler: SamplerKind::Importance,
         },
         BenchConfig {
             name: "hydrogen-4x128-fd",
@@ -58,7 +77,9 @@ pub fn configs() -> Vec<BenchConfig> {
             batch: 128,
             eps: 0.1,
             beta: 0.01,
-            exact: false,
+            laplacian: LaplacianKind::Fd,
+            radial: false,
+            sampler: SamplerKind::Uniform,
         },
     ]
 }
@@ -89,37 +110,15 @@ pub fn run(
     min_steps: u64,
     seconds: f64,
 ) -> Result<BenchResult> {
-    let problem = if config.exact {
-        crate::spin::Problem {
-            spec: crate::nn::MlpSpec {
-                input_dim: 2,
-                hidden: config.hidden.clone(),
-                outputs: config.neig,
-                envelope: Some(50.0),
-                radial: false,
-            },
-            operator: crate::operators::Operator::hamiltonian_exact(
-                2,
-                1.0,
-                hydrogen_potential(1.0),
-            )?,
-            sampler: Box::new(crate::operators::samplers::UniformBox {
-                dim: 2,
-                half_width: 50.0,
-            }),
-        }
-    } else {
-        FdBox {
-            dim: 2,
-            kinetic: 1.0,
-            eps: config.eps,
-            half_width: 50.0,
-            hidden: config.hidden.clone(),
-            neig: config.neig,
-            envelope: true,
-        }
-        .problem(hydrogen_potential(1.0))?
-    };
+    // The 2D hydrogen atom on [−50, 50]² with the envelope, as `spin hydrogen` builds it.
+    let mut hydrogen = SchrodingerConfig::generic();
+    hydrogen.hidden = config.hidden.clone();
+    hydrogen.neig = config.neig;
+    hydrogen.laplacian = config.laplacian;
+    hydrogen.eps = if config.eps > 0.0 { config.eps } else { 0.1 };
+    hydrogen.radial = config.radial;
+    hydrogen.sampler = config.sampler;
+    let problem = hydrogen.problem(&ctx)?;
     let train = TrainConfig {
         beta: config.beta,
         batch: config.batch,
