@@ -22,7 +22,7 @@ fn ritz_std_errors_match_the_spread_of_repeated_evaluations() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (reps, chunks) = (400, 32);
     let mut values = Vec::new();
-    let mut errors = vec![0.0; 3];
+    let mut errors = [0.0; 3];
     for _ in 0..reps {
         let cs: Vec<_> = (0..chunks)
             .map(|_| (noisy(&sigma0, 0.05, &mut rng), noisy(&pi0, 0.1, &mut rng)))

@@ -559,12 +559,12 @@ impl Operator {
                     // (d + 1) pairs per sample, the pair weights carry the factor d + 1.
                     let cg = sum(gradient)?;
                     for i in 1..=dim {
-                        for s in 0..count {
+                        for (s, &c) in cg.iter().enumerate() {
                             let row = (i * count + s) as u32;
                             batch.x_terms.push(Term { row, coef: 1.0 });
                             batch.y_terms.push(Term {
                                 row,
-                                coef: cg[s] as f32,
+                                coef: c as f32,
                             });
                             batch.y_terms.push(Term { row, coef: 0.0 });
                         }
