@@ -759,7 +759,7 @@ fn run_bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "{:<20} {:>9.1} steps/s  {:>8.2} ms/step  ({} steps)",
+                "{:<26} {:>7.1} steps/s  {:>8.2} ms/step  ({} steps)",
                 r.name, r.steps_per_second, r.ms_per_step, r.steps
             );
             match &r.kernels {
