@@ -32,20 +32,19 @@ impl Problem {
     /// The operator's batch for `points` (count, d) with importance weights, with the network's
     /// input features (the radial feature, when the network has one).
     pub fn batch(&self, points: &[f64], weights: &[f64]) -> Result<Batch> {
-        let mut batch = self.operator.batch(points, self.sampler.dim(), weights)?;
-        if self.spec.radial {
-            batch.add_radial_feature();
-        }
-        Ok(batch)
+        Ok(self.with_features(self.operator.batch(points, self.sampler.dim(), weights)?))
     }
 
     /// A batch of plain network values at `points` (count, d), with the input features.
     pub fn plain_batch(&self, points: &[f64]) -> Result<Batch> {
-        let mut batch = Batch::plain(points, self.sampler.dim())?;
+        Ok(self.with_features(Batch::plain(points, self.sampler.dim())?))
+    }
+
+    fn with_features(&self, mut batch: Batch) -> Batch {
         if self.spec.radial {
             batch.add_radial_feature();
         }
-        Ok(batch)
+        batch
     }
 }
 
