@@ -123,15 +123,14 @@ impl Engine {
         let s = shape.samples;
         // Forward-mode tangent rows (exact Laplacian): only the value channel carries the bias.
         let tangent = shape.channels > 1;
-        if tangent && shape.channels != spec.space_dim() + 2 {
-            return Err(SpinError::Shape(format!(
-                "{} forward-mode channels for points of dimension {}",
-                shape.channels,
-                spec.space_dim()
-            )));
-        }
         // Derivative channels of the tangent kernels, and the envelope's coordinates.
         let space_dim = spec.space_dim();
+        if tangent && shape.channels != space_dim + 2 {
+            return Err(SpinError::Shape(format!(
+                "{} forward-mode channels for points of dimension {space_dim}",
+                shape.channels
+            )));
+        }
         let value_rows = if tangent { s } else { r };
         let entries_len = shape.pairs * (shape.tx + shape.ty);
         let npairs = n * (n + 1) / 2;
