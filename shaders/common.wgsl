@@ -35,3 +35,35 @@ fn softplus4_d1(z: vec4<f32>) -> vec4<f32> {
     let e = exp(-abs(z));
     return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= vec4<f32>(0.0));
 }
+
+// Activations by code (the `ACT` constants): 0 identity, 1 softplus, 2 ReLU; and their
+// derivatives (ReLU'(0) = 0).
+fn act4(z: vec4<f32>, code: u32) -> vec4<f32> {
+    if (code == 1u) {
+        return softplus4(z);
+    }
+    if (code == 2u) {
+        return max(z, vec4<f32>(0.0));
+    }
+    return z;
+}
+
+fn act4_d1(z: vec4<f32>, code: u32) -> vec4<f32> {
+    if (code == 1u) {
+        return softplus4_d1(z);
+    }
+    if (code == 2u) {
+        return select(vec4<f32>(0.0), vec4<f32>(1.0), z > vec4<f32>(0.0));
+    }
+    return vec4<f32>(1.0);
+}
+
+// A chunk of samples of the Σ-Jacobian stage (one small storage buffer per chunk): the first
+// sample, how many, and whether this chunk applies the moving average's decay (the first one)
+// or only adds.
+struct Chunk {
+    offset: u32,
+    count: u32,
+    first: u32,
+    pad: u32,
+}

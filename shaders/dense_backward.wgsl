@@ -1,7 +1,7 @@
-// Back-propagates output sensitivities through a dense layer into its softplus input layer:
-// δ_in[r, i] = σ'(z_in[r / ROW_DIV, i]) Σ_o W[i, o] δ_out[r, o].
+// Back-propagates output sensitivities through a dense layer into its input layer:
+// δ_in[r, i] = act'(z_in[offset + r / ROW_DIV, i]) Σ_o W[i, o] δ_out[r, o].
 // ROW_DIV = 1 for the batch VJP; ROW_DIV = N for the per-sample sensitivities, whose rows are
-// (sample, output k) pairs that share the sample's pre-activations.
+// (sample, output k) pairs of one chunk of samples that share the sample's pre-activations.
 // Each invocation computes 4 rows × one vec4 of inputs; per vec4 of outputs, 4 sensitivity and
 // 4 weight loads feed 16 dot products.
 
@@ -10,12 +10,13 @@ override IN4: u32;
 override OUT4: u32;
 override W_OFF4: u32;
 override ROW_DIV: u32;
-override ACT_D1: u32;   // 1: multiply by σ'(z_in); 0: plain Wᵀ product (tangent rows, see tangent_act_backward)
+override ACT_D1: u32;   // the input layer's activation code (0: plain Wᵀ product, also for tangent rows: see tangent_act_backward)
 
 @group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> delta_out: array<vec4<f32>>;    // (ROWS, OUT4)
-@group(0) @binding(2) var<storage, read> z_in: array<vec4<f32>>;         // (ROWS / ROW_DIV, IN4)
+@group(0) @binding(2) var<storage, read> z_in: array<vec4<f32>>;         // (offset + ROWS / ROW_DIV, IN4)
 @group(0) @binding(3) var<storage, read_write> delta_in: array<vec4<f32>>; // (ROWS, IN4)
+@group(0) @binding(4) var<storage, read> chunk: Chunk;                      // sample offset of z_in rows
 
 @compute @workgroup_size(64)
 fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -52,7 +53,7 @@ fn dense_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
         if (r >= ROWS) {
             break;
         }
-        let d1 = select(vec4<f32>(1.0), softplus4_d1(z_in[(r / ROW_DIV) * IN4 + iq]), ACT_D1 == 1u);
+        let d1 = act4_d1(z_in[(chunk.offset + r / ROW_DIV) * IN4 + iq], ACT_D1);
         delta_in[r * IN4 + iq] = d1 * accs[rr];
     }
 }

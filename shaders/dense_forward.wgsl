@@ -1,4 +1,4 @@
-// One dense layer on a batch of rows: z = a W + b, out = act(z).
+// One dense layer on a batch of rows: z = a W + b, out = act(z) (identity, softplus or ReLU).
 // Widths are padded to multiples of 4 (IN4, OUT4 count vec4s). Each invocation computes 4 rows ×
 // one vec4 of outputs: per step of 4 inputs, 4 activation and 4 weight vec4 loads feed 64
 // multiply-adds.
@@ -7,7 +7,7 @@ override ROWS: u32;
 override IN4: u32;
 override OUT4: u32;
 override W_OFF4: u32;  // offset of this layer's (4·IN4 + 1, 4·OUT4) block, in vec4s; bias is its last row
-override ACT: u32;     // 1: softplus; 0: identity (output layer, or tangents: see tangent_act)
+override ACT: u32;     // 0 identity (output layer, or tangents: see tangent_act), 1 softplus, 2 ReLU
 override BIAS_ROWS: u32; // rows that get the bias: all, or only the value channel of tangent rows
 
 @group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
@@ -55,6 +55,6 @@ fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
         }
         let z = accs[rr];
         z_out[r * OUT4 + oq] = z;
-        a_out[r * OUT4 + oq] = select(z, softplus4(z), ACT == 1u);
+        a_out[r * OUT4 + oq] = act4(z, ACT);
     }
 }

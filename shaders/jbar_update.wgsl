@@ -3,9 +3,9 @@
 //   J̄[j,k,p] ← (1 − β) J̄[j,k,p] + β Ĵ[j,k,p]
 // A GEMM per pair (j, k): each invocation owns 4 inputs × one vec4 of outputs of one pair, so
 // nothing of size B×N×P is formed and no N² backward passes run. `jbar_contract` then folds
-// J̄ into the gradient.
+// J̄ into the gradient. Samples come in chunks (bounded sensitivity buffers): b counts from the
+// chunk's first sample, and only the first chunk applies the decay (1 − β); later ones add.
 
-override SAMPLES: u32;
 override IN4: u32;
 override OUT4: u32;
 override NEIG: u32;
@@ -13,12 +13,13 @@ override W_OFF4: u32;
 override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
 override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad holding k is nonzero
 
-@group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;     // (ROWS, IN4); rows 0..SAMPLES used
-@group(0) @binding(1) var<storage, read> sens: array<vec4<f32>>;     // (SAMPLES, NEIG, OUT4)
+@group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;     // (ROWS, IN4); the samples' rows used
+@group(0) @binding(1) var<storage, read> sens: array<vec4<f32>>;     // (chunk, NEIG, OUT4)
 @group(0) @binding(2) var<storage, read> u: array<f32>;              // (ROWS, NEIG)
-@group(0) @binding(3) var<storage, read> w: array<f32>;              // (SAMPLES) importance weights
+@group(0) @binding(3) var<storage, read> w: array<f32>;              // (S) importance weights
 @group(0) @binding(4) var<storage, read> gmat: array<f32>;           // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
 @group(0) @binding(5) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
+@group(0) @binding(6) var<storage, read> chunk: Chunk;
 
 @compute @workgroup_size(64)
 fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -54,12 +55,13 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
     // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
-    let samples = select(SAMPLES, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
+    let samples = select(chunk.count, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
     for (var b = 0u; b < samples; b++) {
-        let s = w[b] * u[b * NEIG + j];
+        let bs = chunk.offset + b;
+        let s = w[bs] * u[bs * NEIG + j];
         let d = s * sens[(b * NEIG + k) * OUT4 + oq];
-        let a = select(a_in[b * IN4 + l0], one, q0 == IN4);
-        let c = select(select(a_in[b * IN4 + l1], one, q1 == IN4), vec4<f32>(0.0), q1 > IN4);
+        let a = select(a_in[bs * IN4 + l0], one, q0 == IN4);
+        let c = select(select(a_in[bs * IN4 + l1], one, q1 == IN4), vec4<f32>(0.0), q1 > IN4);
         acc0 += a.x * d;
         acc1 += a.y * d;
         acc2 += a.z * d;
@@ -72,7 +74,7 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     let nn = NEIG * NEIG;
     let beta = gmat[2u * nn];
     let scale = beta * gmat[2u * nn + 1u];
-    let keep = 1.0 - beta;
+    let keep = select(1.0, 1.0 - beta, chunk.first == 1u);
     var accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
     // Rows of the layer's block this invocation owns: 4·q0 .. 4·q0 + 7, up to the bias row 4·IN4.
     let row0 = 4u * q0;

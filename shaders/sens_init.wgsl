@@ -1,12 +1,16 @@
 // Per-sample output sensitivities at the output layer: δ[b, k, o] = ∂u_k(x_b)/∂f_o = g_b [o = k],
-// the start of the N sensitivity back-passes for the Σ-Jacobian.
+// the start of the N sensitivity back-passes for the Σ-Jacobian, for one chunk of samples
+// (b counts from the chunk's first sample). With CONST_FIRST, output 0 is the constant
+// eigenfunction: its sensitivities are zero.
 
 override SAMPLES: u32;
 override NEIG: u32;
 override NEIG_PAD: u32;
+override CONST_FIRST: u32;
 
 @group(0) @binding(0) var<storage, read> env: array<f32>;          // (ROWS) envelope g; first SAMPLES rows used
-@group(0) @binding(1) var<storage, read_write> sens: array<f32>;   // (SAMPLES, NEIG, NEIG_PAD)
+@group(0) @binding(1) var<storage, read_write> sens: array<f32>;   // (SAMPLES, NEIG, NEIG_PAD), SAMPLES = the chunk size
+@group(0) @binding(2) var<storage, read> chunk: Chunk;
 
 @compute @workgroup_size(64)
 fn sens_init(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -17,5 +21,5 @@ fn sens_init(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgrou
     let b = t / (NEIG * NEIG_PAD);
     let k = (t / NEIG_PAD) % NEIG;
     let o = t % NEIG_PAD;
-    sens[t] = select(0.0, env[b], o == k);
+    sens[t] = select(0.0, env[chunk.offset + b], o == k && !(CONST_FIRST == 1u && k == 0u));
 }

@@ -12,23 +12,24 @@ use rand_chacha::ChaCha8Rng;
 use spectral_inference::nn::oracle::{
     backward, forward, forward_rows, pair_index, sensitivities, sigma_jacobian,
 };
-use spectral_inference::nn::MlpSpec;
+use spectral_inference::nn::NetworkSpec;
 use spectral_inference::operators::samplers::{OneHot, Sampler, UniformBox};
 use spectral_inference::operators::{apply, statistics, Batch, Operator};
 use spectral_inference::spin::host::{flat, step_matrices};
 use spectral_inference::spin::{oracle, Engine};
 
-fn spec() -> MlpSpec {
-    MlpSpec {
+fn spec() -> NetworkSpec {
+    NetworkSpec {
         input_dim: 2,
         hidden: vec![6, 5],
         outputs: 3,
         envelope: Some(2.5),
         radial: false,
+        ..Default::default()
     }
 }
 
-fn params(spec: &MlpSpec, seed: u64) -> Vec<f64> {
+fn params(spec: &NetworkSpec, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     spec.init_params(&mut rng)
         .iter()
@@ -179,14 +180,15 @@ fn beta_one_sigma_term_equals_backprop_of_two_u_g_sigma() {
 }
 
 /// Linear model on one-hot inputs with a kernel operator: output k owns W[:, k] and b_k.
-fn masked_setup() -> (MlpSpec, Vec<f64>, Batch) {
+fn masked_setup() -> (NetworkSpec, Vec<f64>, Batch) {
     let n_states = 5;
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: n_states,
         hidden: vec![],
         outputs: 3,
         envelope: None,
         radial: false,
+        ..Default::default()
     };
     let theta = params(&spec, 8);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -202,7 +204,7 @@ fn masked_setup() -> (MlpSpec, Vec<f64>, Batch) {
     (spec, theta, op.batch(&pts, n_states, &w).unwrap())
 }
 
-fn lambda_kk(spec: &MlpSpec, theta: &[f64], batch: &Batch, k: usize) -> f64 {
+fn lambda_kk(spec: &NetworkSpec, theta: &[f64], batch: &Batch, k: usize) -> f64 {
     let n = spec.outputs;
     let inputs: Vec<f64> = batch.inputs.iter().map(|&v| v as f64).collect();
     let u = forward(spec, theta, &inputs).u;
@@ -322,12 +324,13 @@ fn exact_laplacian_matches_finite_differences_of_the_network() {
         (3, None, true),
     ];
     for (d, envelope, radial) in cases {
-        let spec = MlpSpec {
+        let spec = NetworkSpec {
             input_dim: d + radial as usize,
             hidden: vec![7, 5],
             outputs: 3,
             envelope,
             radial,
+            ..Default::default()
         };
         // The network's inputs for value rows or forward-mode rows of points in R^d.
         let features = |rows: Vec<f64>, channels: usize| {
@@ -387,12 +390,13 @@ fn exact_laplacian_matches_finite_differences_of_the_network() {
 #[test]
 fn tangent_backward_matches_finite_differences() {
     for (d, envelope) in [(2, Some(2.5)), (3, None)] {
-        let spec = MlpSpec {
+        let spec = NetworkSpec {
             input_dim: d,
             hidden: vec![6, 5],
             outputs: 2,
             envelope,
             radial: false,
+            ..Default::default()
         };
         let theta = params(&spec, 20 + d as u64);
         let s = 5;
@@ -436,12 +440,13 @@ fn weak_form_equals_laplacian_form_by_parts() {
     // (smooth integrands: O(h²) error).
     let d = 2;
     let half = 2.5;
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: d,
         hidden: vec![7, 5],
         outputs: 3,
         envelope: Some(half as f32),
         radial: false,
+        ..Default::default()
     };
     let theta = params(&spec, 41);
     let m = 240;

@@ -9,7 +9,7 @@ use common::{assert_close, ctx, scale};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spectral_inference::nn::MlpSpec;
+use spectral_inference::nn::NetworkSpec;
 use spectral_inference::operators::samplers::{OneHot, Sampler, UniformBox};
 use spectral_inference::operators::{Batch, Operator};
 use spectral_inference::spin::{oracle, Engine, Probe};
@@ -19,7 +19,7 @@ fn random_spd(n: usize, rng: &mut ChaCha8Rng) -> DMatrix<f64> {
     &a * a.transpose() + DMatrix::identity(n, n)
 }
 
-fn check_engine(spec: &MlpSpec, batch: &Batch, beta: f64, seed: u64) {
+fn check_engine(spec: &NetworkSpec, batch: &Batch, beta: f64, seed: u64) {
     let ctx = ctx();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let params32 = spec.init_params(&mut rng);
@@ -107,12 +107,13 @@ fn check_engine(spec: &MlpSpec, batch: &Batch, beta: f64, seed: u64) {
 
 #[test]
 fn mlp_fd_hamiltonian_step_matches_oracle() {
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 3,
         hidden: vec![5, 7],
         outputs: 3,
         envelope: Some(2.0),
         radial: false,
+        ..Default::default()
     };
     let op = Operator::hamiltonian_fd(
         3,
@@ -134,12 +135,13 @@ fn mlp_fd_hamiltonian_step_matches_oracle() {
 
 #[test]
 fn wide_mlp_without_envelope_matches_oracle() {
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 2,
         hidden: vec![33, 18, 9],
         outputs: 5,
         envelope: None,
         radial: false,
+        ..Default::default()
     };
     let op = Operator::hamiltonian_fd(
         2,
@@ -160,12 +162,13 @@ fn wide_mlp_without_envelope_matches_oracle() {
 
 #[test]
 fn linear_model_kernel_operator_matches_oracle() {
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 6,
         hidden: vec![],
         outputs: 4,
         envelope: None,
         radial: false,
+        ..Default::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let m = DMatrix::from_fn(6, 6, |_, _| rng.random_range(-1.0..1.0));
@@ -182,12 +185,13 @@ fn linear_model_kernel_operator_matches_oracle() {
 
 #[test]
 fn single_hidden_layer_one_output_matches_oracle() {
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 1,
         hidden: vec![1],
         outputs: 1,
         envelope: Some(1.0),
         radial: false,
+        ..Default::default()
     };
     let op = Operator::hamiltonian_fd(1, 1.0, 0.01, Arc::new(|x: &[f64]| x[0] * x[0])).unwrap();
     let sampler = UniformBox {
@@ -202,12 +206,13 @@ fn single_hidden_layer_one_output_matches_oracle() {
 
 #[test]
 fn exact_laplacian_2d_with_envelope_matches_oracle() {
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 2,
         hidden: vec![10, 7],
         outputs: 3,
         envelope: Some(3.0),
         radial: false,
+        ..Default::default()
     };
     let op = Operator::hamiltonian_exact(
         2,
@@ -229,12 +234,13 @@ fn exact_laplacian_2d_with_envelope_matches_oracle() {
 
 #[test]
 fn exact_laplacian_3d_without_envelope_matches_oracle() {
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 3,
         hidden: vec![9, 12, 5],
         outputs: 4,
         envelope: None,
         radial: false,
+        ..Default::default()
     };
     let op =
         Operator::hamiltonian_exact(3, 0.5, Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum()))
@@ -254,12 +260,13 @@ fn exact_laplacian_with_radial_feature_matches_oracle() {
     // The network sees (x, ‖x‖): the radial column carries ∂_i r = x_i/r and Δr = (d − 1)/r on
     // the forward-mode rows, so the first layer's Laplacian input is not zero.
     for (d, envelope, seed) in [(2usize, Some(3.0f32), 23u64), (3, None, 29)] {
-        let spec = MlpSpec {
+        let spec = NetworkSpec {
             input_dim: d + 1,
             hidden: vec![10, 7],
             outputs: 3,
             envelope,
             radial: true,
+            ..Default::default()
         };
         let op = Operator::hamiltonian_exact(
             d,
@@ -283,12 +290,13 @@ fn exact_laplacian_with_radial_feature_matches_oracle() {
 #[test]
 fn weak_form_matches_oracle() {
     // Π̂ from ⟨∇u, c∇u⟩ + V u uᵀ: (d + 1) pairs per sample over the derivative channels.
-    let spec = MlpSpec {
+    let spec = NetworkSpec {
         input_dim: 3,
         hidden: vec![10, 7],
         outputs: 3,
         envelope: Some(3.0),
         radial: true,
+        ..Default::default()
     };
     let op = Operator::hamiltonian_weak(
         2,

@@ -432,13 +432,14 @@ fn grid_eigensolver_matches_a_dense_solve() {
 
 #[test]
 fn block_sparse_layers_keep_their_zeros() {
-    use spectral_inference::nn::{block_sparse_mask, MlpSpec};
-    let spec = MlpSpec {
+    use spectral_inference::nn::{block_sparse_mask, NetworkSpec};
+    let spec = NetworkSpec {
         input_dim: 2,
         hidden: vec![12, 12, 12],
         outputs: 4,
         envelope: Some(5.0),
         radial: false,
+        ..Default::default()
     };
     let mask = block_sparse_mask(&spec, 4).unwrap();
     let layers = spec.layers();
@@ -499,13 +500,14 @@ fn block_sparse_layers_keep_their_zeros() {
 #[test]
 fn separate_networks_do_not_share_parameters() {
     use spectral_inference::nn::oracle::forward;
-    use spectral_inference::nn::{separate_networks_mask, MlpSpec};
-    let spec = MlpSpec {
+    use spectral_inference::nn::{separate_networks_mask, NetworkSpec};
+    let spec = NetworkSpec {
         input_dim: 2,
         hidden: vec![6, 9],
         outputs: 3,
         envelope: Some(5.0),
         radial: false,
+        ..Default::default()
     };
     let mask = separate_networks_mask(&spec).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -534,7 +536,7 @@ fn separate_networks_do_not_share_parameters() {
     }
     assert!(owners.iter().all(|&c| c > 0), "{owners:?}");
     // Widths that do not split into N networks are an error.
-    let bad = MlpSpec {
+    let bad = NetworkSpec {
         hidden: vec![7],
         ..spec
     };

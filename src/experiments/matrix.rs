@@ -8,7 +8,7 @@ use nalgebra::DMatrix;
 
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
-use crate::nn::MlpSpec;
+use crate::nn::NetworkSpec;
 use crate::operators::samplers::OneHot;
 use crate::operators::Operator;
 use crate::spin::{Problem, TrainConfig, Trainer};
@@ -105,12 +105,13 @@ pub fn matrix_problem(m: &DMatrix<f64>, k: usize) -> Result<Problem> {
         n as f64 * mm[(OneHot::decode(x), OneHot::decode(y))]
     }));
     Ok(Problem {
-        spec: MlpSpec {
+        spec: NetworkSpec {
             input_dim: n,
             hidden: vec![],
             outputs: k,
             envelope: None,
             radial: false,
+            ..Default::default()
         },
         operator,
         sampler: Box::new(OneHot::new(n)?),

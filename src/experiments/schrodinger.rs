@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::nn::MlpSpec;
+use crate::nn::NetworkSpec;
 use crate::operators::samplers::UniformBox;
 use crate::operators::{Operator, ScalarField};
 use crate::spin::Problem;
@@ -83,12 +83,13 @@ impl FdBox {
     /// The SpIN problem for potential `v`.
     pub fn problem(&self, v: ScalarField) -> Result<Problem> {
         Ok(Problem {
-            spec: MlpSpec {
+            spec: NetworkSpec {
                 input_dim: self.dim,
                 hidden: self.hidden.clone(),
                 outputs: self.neig,
                 envelope: self.envelope.then_some(self.half_width as f32),
                 radial: false,
+                ..Default::default()
             },
             operator: Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,
             sampler: Box::new(UniformBox {
@@ -193,7 +194,7 @@ pub struct SchrodingerConfig {
     /// Block-sparse hidden and output layers with this many blocks (0: dense).
     #[serde(default)]
     pub blocks: usize,
-    /// Give the network ‖x‖ as an extra input (see [`MlpSpec::radial`]).
+    /// Give the network ‖x‖ as an extra input (see [`NetworkSpec::radial`]).
     #[serde(default)]
     pub radial: bool,
     /// One network per eigenfunction, each with the widths `hidden` (one MLP N times as wide
@@ -312,12 +313,13 @@ impl SchrodingerConfig {
     pub fn problem(&self, ctx: &std::sync::Arc<crate::gpu::GpuContext>) -> Result<Problem> {
         let v = self.potential_field(ctx)?;
         let per_net = if self.separate { self.neig } else { 1 };
-        let spec = MlpSpec {
+        let spec = NetworkSpec {
             input_dim: self.dim + self.radial as usize,
             hidden: self.hidden.iter().map(|w| w * per_net).collect(),
             outputs: self.neig,
             envelope: self.envelope.then_some(self.half_width as f32),
             radial: self.radial,
+            ..Default::default()
         };
         let operator = match self.laplacian {
             LaplacianKind::Fd => Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,

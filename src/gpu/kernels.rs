@@ -55,6 +55,10 @@ kernels! {
     OperatorBackward => "operator_backward.wgsl",
     StatsPartial => "stats_partial.wgsl",
     StatsFinal => "stats_final.wgsl",
+    Conv2dForward => "conv2d_forward.wgsl",
+    Conv2dBackward => "conv2d_backward.wgsl",
+    Conv2dParamGrad => "conv2d_param_grad.wgsl",
+    JbarSamples => "jbar_samples.wgsl",
 }
 
 impl Kernel {
@@ -80,4 +84,70 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<()> {
         message: e.emit_to_string(source),
     })?;
     Ok(())
+}
+
+impl Kernel {
+    /// The kernel's storage bindings by name (`@group(0) @binding(i) var<storage…> name`), read
+    /// from its WGSL with naga once and cached: dispatches bind buffers by these names, so a
+    /// renamed or reordered binding is an error at build time, not a silent mix-up.
+    pub fn bindings(self) -> Result<Vec<(String, u32)>> {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        type Cache = Mutex<HashMap<Kernel, Vec<(String, u32)>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        if let Some(b) = cache.lock().ok().and_then(|c| c.get(&self).cloned()) {
+            return Ok(b);
+        }
+        let module =
+            naga::front::wgsl::parse_str(self.source()).map_err(|e| SpinError::Shader {
+                kernel: self.name().to_string(),
+                message: e.emit_to_string(self.source()),
+            })?;
+        let mut out: Vec<(String, u32)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, v)| Some((v.name.clone()?, v.binding.as_ref()?.binding)))
+            .collect();
+        out.sort_by_key(|b| b.1);
+        if let Ok(mut c) = cache.lock() {
+            c.insert(self, out.clone());
+        }
+        Ok(out)
+    }
+
+    /// Orders named buffers by the kernel's binding numbers; every binding must be given once.
+    pub fn order_bindings<'a>(
+        self,
+        named: &[(&str, &'a wgpu::Buffer)],
+    ) -> Result<Vec<&'a wgpu::Buffer>> {
+        let bindings = self.bindings()?;
+        let mut out = Vec::with_capacity(bindings.len());
+        for (i, (name, binding)) in bindings.iter().enumerate() {
+            if *binding as usize != i {
+                return Err(SpinError::Shader {
+                    kernel: self.name().into(),
+                    message: format!("bindings must be numbered 0, 1, …; `{name}` is {binding}"),
+                });
+            }
+            let buf = named
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| SpinError::Shader {
+                    kernel: self.name().into(),
+                    message: format!("no buffer given for binding `{name}`"),
+                })?;
+            out.push(buf.1);
+        }
+        if let Some((extra, _)) = named
+            .iter()
+            .find(|(n, _)| !bindings.iter().any(|(b, _)| b == n))
+        {
+            return Err(SpinError::Shader {
+                kernel: self.name().into(),
+                message: format!("the kernel has no binding `{extra}`"),
+            });
+        }
+        Ok(out)
+    }
 }

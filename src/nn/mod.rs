@@ -1,25 +1,32 @@
-//! Networks: the shape and parameter layout of the MLP, its initialisation, and the CPU f64
-//! oracle of every network computation the GPU kernels perform.
+//! Networks: a network is a list of layers ([`layer::Layer`]: conv2d and dense, with their
+//! parameter layouts), built from a [`NetworkSpec`]; its initialisation, the structural masks
+//! (block-sparse, one network per eigenfunction, the constant first eigenfunction) and the CPU
+//! f64 oracle of every network computation the GPU kernels perform.
 //!
 //! Parameter layout (shared with the kernels): layer by layer, the weights as an (IN, OUT)
 //! row-major block followed by the bias (OUT), so a layer's parameters are an (IN + 1, OUT) block
-//! whose last row is the bias.
+//! whose last row is the bias (see [`layer`] for conv layers and the GPU's padded copy).
 
+pub mod layer;
 pub mod oracle;
+
+pub use layer::{pad4, Activation, Conv2dSpec, ConvGeom, ImageShape, Layer, LayerKind, Padding};
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{Result, SpinError};
 
-/// An MLP with softplus hidden layers, a linear output layer and an optional box envelope.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MlpSpec {
-    /// Input dimension (d for points in R^d, n for one-hot inputs).
+/// A network: optional conv2d layers on an image input, then dense hidden layers, then a linear
+/// output layer of N units, with an optional box envelope (point inputs) and an optional constant
+/// first eigenfunction.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkSpec {
+    /// Input dimension (d for points in R^d, n for one-hot inputs, H·W·C for images).
     pub input_dim: usize,
-    /// Widths of the softplus hidden layers (empty: a linear model).
+    /// Widths of the dense hidden layers (empty: a linear model on the last conv features).
     pub hidden: Vec<usize>,
-    /// Number of outputs N (eigenfunctions).
+    /// Number of outputs N (eigenfunctions), the constant one included when `constant_first`.
     pub outputs: usize,
     /// Half-width D of the box [−D, D]^d for the boundary envelope; `None`: no envelope.
     pub envelope: Option<f32>,
@@ -29,68 +36,42 @@ pub struct MlpSpec {
     /// tails are one softplus unit of ‖x‖ each.
     #[serde(default)]
     pub radial: bool,
+    /// The input is an image (NHWC) of this shape; required by conv layers.
+    #[serde(default)]
+    pub image: Option<ImageShape>,
+    /// Conv2d layers applied to the image before the dense layers (flattened NHWC in between).
+    #[serde(default)]
+    pub conv: Vec<Conv2dSpec>,
+    /// The activation of every hidden layer (conv and dense).
+    #[serde(default)]
+    pub activation: Activation,
+    /// Output 0 is the constant 1 (paper C.2): its weights are zero, its bias one, and it is
+    /// never trained ([`NetworkSpec::structural_mask`]), so its Jacobian is zero and, through
+    /// the Cholesky order, every learned feature is zero-mean.
+    #[serde(default)]
+    pub constant_first: bool,
 }
 
-/// One dense layer's place in the flat parameter vector.
-///
-/// The GPU keeps its own copy of the parameters with every width rounded up to a multiple of 4
-/// (`in_pad`, `out_pad`), so that kernels load `vec4`s; the padding is zero and never trained
-/// (the host packs θ into it and unpacks gradients from it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DenseLayout {
-    /// Inputs.
-    pub inputs: usize,
-    /// Outputs.
-    pub outputs: usize,
-    /// Offset of W (inputs, outputs); the bias (outputs) follows at `offset + inputs * outputs`.
-    pub offset: usize,
-    /// Whether a softplus follows (hidden) or not (output layer).
-    pub softplus: bool,
-    /// Inputs rounded up to a multiple of 4.
-    pub in_pad: usize,
-    /// Outputs rounded up to a multiple of 4.
-    pub out_pad: usize,
-    /// Offset of this layer's (in_pad + 1, out_pad) block in the GPU's padded vector.
-    pub gpu_offset: usize,
-}
+impl NetworkSpec {
+    /// A softplus MLP on points: the Schrödinger and matrix experiments' network.
+    pub fn mlp(input_dim: usize, hidden: Vec<usize>, outputs: usize) -> Self {
+        Self {
+            input_dim,
+            hidden,
+            outputs,
+            ..Default::default()
+        }
+    }
 
-/// `n` rounded up to a multiple of 4.
-pub fn pad4(n: usize) -> usize {
-    n.div_ceil(4) * 4
-}
-
-impl DenseLayout {
-    /// Parameters in this layer, bias included.
-    pub fn len(&self) -> usize {
-        (self.inputs + 1) * self.outputs
-    }
-    /// Whether the layer has no parameters (never, for a valid spec).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Index of W[i, o] in the flat vector.
-    pub fn w(&self, i: usize, o: usize) -> usize {
-        self.offset + i * self.outputs + o
-    }
-    /// Index of b[o] in the flat vector.
-    pub fn b(&self, o: usize) -> usize {
-        self.offset + self.inputs * self.outputs + o
-    }
-    /// Parameters in the GPU's padded block.
-    pub fn gpu_len(&self) -> usize {
-        (self.in_pad + 1) * self.out_pad
-    }
-    /// Index of W[i, o] (i = inputs: the bias) in the GPU's padded vector.
-    pub fn gpu(&self, i: usize, o: usize) -> usize {
-        let row = if i == self.inputs { self.in_pad } else { i };
-        self.gpu_offset + row * self.out_pad + o
-    }
-}
-
-impl MlpSpec {
     /// Dimension d of the points (the inputs without the radial feature).
     pub fn space_dim(&self) -> usize {
         self.input_dim - self.radial as usize
+    }
+
+    /// Whether every layer is dense with softplus hidden units: what forward-mode tangents
+    /// (exact Laplacian, weak form) need.
+    pub fn supports_tangents(&self) -> bool {
+        self.conv.is_empty() && (self.hidden.is_empty() || self.activation == Activation::Softplus)
     }
 
     /// Checks that every size is usable.
@@ -107,40 +88,157 @@ impl MlpSpec {
                 self.outputs
             )));
         }
+        if self.constant_first && self.outputs < 2 {
+            return Err(SpinError::Config(
+                "a constant first eigenfunction needs at least one learned one".into(),
+            ));
+        }
         if let Some(d) = self.envelope {
             if !(d.is_finite() && d > 0.0) {
                 return Err(SpinError::Config(format!(
                     "box half-width must be positive, got {d}"
                 )));
             }
+            if self.image.is_some() {
+                return Err(SpinError::Config(
+                    "the box envelope is for point inputs, not images".into(),
+                ));
+            }
+            if self.constant_first {
+                return Err(SpinError::Config(
+                    "a constant first eigenfunction cannot have the box envelope (it would not be constant)"
+                        .into(),
+                ));
+            }
         }
-        Ok(())
+        match self.image {
+            Some(img) => {
+                if img.height * img.width * img.channels != self.input_dim || img.channels == 0 {
+                    return Err(SpinError::Config(format!(
+                        "an image of {}×{}×{} has {} values, but the input dimension is {}",
+                        img.height,
+                        img.width,
+                        img.channels,
+                        img.height * img.width * img.channels,
+                        self.input_dim
+                    )));
+                }
+                if self.radial {
+                    return Err(SpinError::Config(
+                        "the radial feature is for point inputs, not images".into(),
+                    ));
+                }
+            }
+            None if !self.conv.is_empty() => {
+                return Err(SpinError::Config(
+                    "conv layers need an image input (height × width × channels)".into(),
+                ));
+            }
+            None => {}
+        }
+        self.try_layers().map(|_| ())
     }
 
-    /// The dense layers, input to output, with their parameter offsets.
-    pub fn layers(&self) -> Vec<DenseLayout> {
-        let mut dims = vec![self.input_dim];
-        dims.extend(&self.hidden);
-        dims.push(self.outputs);
+    /// The layers, input to output, with their parameter offsets and shapes.
+    ///
+    /// Panics on an invalid spec (conv geometry that does not fit); [`NetworkSpec::validate`]
+    /// reports the same problems as errors.
+    pub fn layers(&self) -> Vec<Layer> {
+        self.try_layers().expect("invalid network spec")
+    }
+
+    fn try_layers(&self) -> Result<Vec<Layer>> {
+        let mut out = Vec::new();
         let mut offset = 0;
         let mut gpu_offset = 0;
-        let last = dims.len() - 2;
-        (0..dims.len() - 1)
-            .map(|l| {
-                let layer = DenseLayout {
-                    inputs: dims[l],
-                    outputs: dims[l + 1],
-                    offset,
-                    softplus: l != last,
-                    in_pad: pad4(dims[l]),
-                    out_pad: pad4(dims[l + 1]),
-                    gpu_offset,
-                };
-                offset += layer.len();
-                gpu_offset += layer.gpu_len();
-                layer
-            })
-            .collect()
+        let mut push = |mut ly: Layer, out: &mut Vec<Layer>| {
+            ly.offset = offset;
+            ly.gpu_offset = gpu_offset;
+            offset += ly.len();
+            gpu_offset += ly.gpu_len();
+            out.push(ly);
+        };
+        // The current activation row: its values are `positions × channels` (channels padded).
+        let (mut positions, mut channels) = match self.image {
+            Some(img) => (img.height * img.width, img.channels),
+            None => (1, self.input_dim),
+        };
+        let mut hw = self.image.map(|i| (i.height, i.width));
+        for c in &self.conv {
+            let (h, w) =
+                hw.ok_or_else(|| SpinError::Config("conv layers need an image input".into()))?;
+            let g = ConvGeom::new(h, w, channels, c)?;
+            push(
+                Layer {
+                    kind: LayerKind::Conv2d(g),
+                    act: self.activation,
+                    inputs: g.kernel * g.kernel * g.in_c,
+                    outputs: g.out_c,
+                    offset: 0,
+                    in_pad: g.kernel * g.kernel * g.in_cp,
+                    out_pad: g.out_cp,
+                    gpu_offset: 0,
+                    group: g.in_c,
+                    group_pad: g.in_cp,
+                    in_width: h * w * g.in_cp,
+                    out_width: g.out_positions() * g.out_cp,
+                    positions: g.out_positions(),
+                },
+                &mut out,
+            );
+            hw = Some((g.out_h, g.out_w));
+            positions = g.out_positions();
+            channels = g.out_c;
+        }
+        let mut widths = self.hidden.clone();
+        widths.push(self.outputs);
+        let last = widths.len() - 1;
+        for (l, &width) in widths.iter().enumerate() {
+            let (group, inputs) = (channels, positions * channels);
+            let group_pad = pad4(group);
+            push(
+                Layer {
+                    kind: LayerKind::Dense,
+                    act: if l == last {
+                        Activation::Identity
+                    } else {
+                        self.activation
+                    },
+                    inputs,
+                    outputs: width,
+                    offset: 0,
+                    in_pad: positions * group_pad,
+                    out_pad: pad4(width),
+                    gpu_offset: 0,
+                    group,
+                    group_pad,
+                    in_width: positions * group_pad,
+                    out_width: pad4(width),
+                    positions: 1,
+                },
+                &mut out,
+            );
+            positions = 1;
+            channels = width;
+        }
+        Ok(out)
+    }
+
+    /// Floats per input row on the GPU (padded).
+    pub fn gpu_input_width(&self) -> usize {
+        self.layers()[0].in_width
+    }
+
+    /// An input row (input_dim values) in the GPU's padded layout.
+    pub fn pad_input_row(&self, row: &[f32], out: &mut [f32]) {
+        let first = self.layers()[0];
+        let (g, gp) = match first.kind {
+            LayerKind::Conv2d(c) => (c.in_c, c.in_cp),
+            LayerKind::Dense => (first.group, first.group_pad),
+        };
+        for (i, &v) in row.iter().enumerate() {
+            out[(i / g) * gp + i % g] = v;
+        }
     }
 
     /// Size of the GPU's padded parameter vector.
@@ -181,11 +279,19 @@ impl MlpSpec {
         self.layers().iter().map(|l| l.len()).sum()
     }
 
-    /// The reference initialisation: W ~ N(0, 1)/√fan_in, b ~ N(0, 1).
+    /// Multiply-adds of one forward pass of one input.
+    pub fn forward_macs(&self) -> usize {
+        self.layers().iter().map(|l| l.macs()).sum()
+    }
+
+    /// The reference initialisation: W ~ N(0, 1)/√fan_in (conv: fan_in = c_in·k²); dense
+    /// biases ~ N(0, 1) as the reference's MLP, conv biases 0 as its conv nets. With
+    /// `constant_first`, output 0 gets zero weights and bias 1.
     pub fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
         let mut params = vec![0.0f32; self.num_params()];
-        for layer in self.layers() {
-            let scale = 1.0 / (layer.inputs as f64).sqrt();
+        let layers = self.layers();
+        for layer in &layers {
+            let scale = 1.0 / (layer.fan_in() as f64).sqrt();
             for i in 0..layer.inputs {
                 for o in 0..layer.outputs {
                     let v: f64 = StandardNormal.sample(rng);
@@ -194,10 +300,39 @@ impl MlpSpec {
             }
             for o in 0..layer.outputs {
                 let v: f64 = StandardNormal.sample(rng);
-                params[layer.b(o)] = v as f32;
+                params[layer.b(o)] = match layer.kind {
+                    LayerKind::Dense => v as f32,
+                    LayerKind::Conv2d(_) => 0.0,
+                };
             }
         }
+        if self.constant_first {
+            let out = layers.last().expect("a network has an output layer");
+            for i in 0..out.inputs {
+                params[out.w(i, 0)] = 0.0;
+            }
+            params[out.b(0)] = 1.0;
+        }
         params
+    }
+
+    /// The parameters that training never moves, as a 0/1 mask over θ (0: frozen): the
+    /// constant first eigenfunction's weights and bias. `None` when everything trains.
+    pub fn structural_mask(&self) -> Option<Vec<f32>> {
+        if !self.constant_first {
+            return None;
+        }
+        let mut mask = vec![1.0f32; self.num_params()];
+        let out = *self.layers().last().expect("a network has an output layer");
+        for i in 0..=out.inputs {
+            let idx = if i == out.inputs {
+                out.b(0)
+            } else {
+                out.w(i, 0)
+            };
+            mask[idx] = 0.0;
+        }
+        Some(mask)
     }
 }
 
@@ -295,11 +430,14 @@ pub fn envelope_tangent(x: &[f64], d: f64) -> (f64, Vec<f64>, f64) {
 }
 
 /// The block-sparse connectivity of the paper's appendix C.1 (SPEC §5) as a 0/1 mask over θ:
-/// for layer ℓ of L with m inputs, n outputs and K blocks, β₀ = (ℓ−1)/L, β₁ = (L−ℓ+1)/L and
-/// α_k = k/(K−1)·β₀ (k = 0..K−1), block k joins inputs [α_k m, (α_k+β₁) m) to outputs
-/// [α_k n, (α_k+β₁) n). The first layer is dense; in the output layer, eigenfunction j belongs to
-/// block ⌊jK/N⌋ and sees only that block's inputs. Biases are kept.
-pub fn block_sparse_mask(spec: &MlpSpec, blocks: usize) -> Result<Vec<f32>> {
+/// for layer ℓ of L with m input units, n output units and K blocks, β₀ = (ℓ−1)/L,
+/// β₁ = (L−ℓ+1)/L and α_k = k/(K−1)·β₀ (k = 0..K−1), block k joins input units
+/// [α_k m, (α_k+β₁) m) to output units [α_k n, (α_k+β₁) n). Units are neurons of dense layers
+/// and whole feature maps (channels) of conv layers and of the dense layer after a flatten
+/// (paper C.2). The first layer is dense; in the output layer, learned eigenfunction j belongs to
+/// block ⌊jK/N⌋ and sees only that block's inputs. Biases are kept. Combined with
+/// [`NetworkSpec::structural_mask`].
+pub fn block_sparse_mask(spec: &NetworkSpec, blocks: usize) -> Result<Vec<f32>> {
     if blocks < 2 {
         return Err(SpinError::Config(format!(
             "block-sparse layers need at least 2 blocks, got {blocks}"
@@ -307,7 +445,11 @@ pub fn block_sparse_mask(spec: &MlpSpec, blocks: usize) -> Result<Vec<f32>> {
     }
     let layers = spec.layers();
     let total = layers.len();
-    let mut mask = vec![1.0f32; spec.num_params()];
+    let last = total - 1;
+    let skip = spec.constant_first as usize;
+    let mut mask = spec
+        .structural_mask()
+        .unwrap_or_else(|| vec![1.0f32; spec.num_params()]);
     for (idx, ly) in layers.iter().enumerate().skip(1) {
         let l = (idx + 1) as f64;
         let big_l = total as f64;
@@ -317,24 +459,29 @@ pub fn block_sparse_mask(spec: &MlpSpec, blocks: usize) -> Result<Vec<f32>> {
             let hi = (((alpha + width) * size as f64).ceil() as usize).min(size);
             lo.min(size)..hi.max(lo.min(size) + 1).min(size)
         };
-        for i in 0..ly.inputs {
-            for o in 0..ly.outputs {
-                mask[ly.w(i, o)] = 0.0;
-            }
-        }
+        let units = ly.units();
+        let mut keep = vec![false; units * ly.outputs];
         for k in 0..blocks {
             let alpha = k as f64 / (blocks - 1) as f64 * b0;
-            let inputs = range(alpha, b1, ly.inputs);
-            let outputs: Vec<usize> = if ly.softplus {
+            let inputs = range(alpha, b1, units);
+            let outputs: Vec<usize> = if idx != last {
                 range(alpha, b1, ly.outputs).collect()
             } else {
-                (0..ly.outputs)
-                    .filter(|&j| j * blocks / ly.outputs == k)
+                let learned = ly.outputs - skip;
+                (skip..ly.outputs)
+                    .filter(|&j| (j - skip) * blocks / learned == k)
                     .collect()
             };
             for i in inputs {
                 for &o in &outputs {
-                    mask[ly.w(i, o)] = 1.0;
+                    keep[i * ly.outputs + o] = true;
+                }
+            }
+        }
+        for i in 0..ly.inputs {
+            for o in 0..ly.outputs {
+                if !keep[ly.unit(i) * ly.outputs + o] {
+                    mask[ly.w(i, o)] = 0.0;
                 }
             }
         }
@@ -342,25 +489,42 @@ pub fn block_sparse_mask(spec: &MlpSpec, blocks: usize) -> Result<Vec<f32>> {
     Ok(mask)
 }
 
-/// One network per eigenfunction, as a 0/1 mask over θ of one wide MLP: every hidden width must
-/// be a multiple of N, hidden layer ℓ is split into N equal blocks, the first layer is dense (each
-/// network sees the whole input), later hidden layers are block-diagonal and output j reads only
-/// block j. Output j then depends on its own parameters θ_j alone. Biases are kept.
-pub fn separate_networks_mask(spec: &MlpSpec) -> Result<Vec<f32>> {
-    let n = spec.outputs;
-    if let Some(w) = spec.hidden.iter().find(|&&w| w % n != 0) {
+/// One network per eigenfunction, as a 0/1 mask over θ of one wide network: every hidden width
+/// (dense units or conv channels) must be a multiple of the learned N, hidden layer ℓ is split
+/// into N equal blocks, the first layer is dense (each network sees the whole input), later
+/// hidden layers are block-diagonal (between whole feature maps for conv layers) and learned
+/// output j reads only block j. Output j then depends on its own parameters θ_j alone. Biases
+/// are kept. Combined with [`NetworkSpec::structural_mask`].
+pub fn separate_networks_mask(spec: &NetworkSpec) -> Result<Vec<f32>> {
+    let skip = spec.constant_first as usize;
+    let n = spec.outputs - skip;
+    let widths = spec
+        .conv
+        .iter()
+        .map(|c| c.channels)
+        .chain(spec.hidden.iter().copied());
+    if let Some(w) = widths.clone().find(|&w| w % n != 0) {
         return Err(SpinError::Config(format!(
             "one network per eigenfunction needs hidden widths divisible by N = {n}, got {w}"
         )));
     }
     let layers = spec.layers();
-    let mut mask = vec![1.0f32; spec.num_params()];
-    for ly in layers.iter().skip(1) {
-        let in_block = ly.inputs / n;
-        let out_block = if ly.softplus { ly.outputs / n } else { 1 };
+    let last = layers.len() - 1;
+    let mut mask = spec
+        .structural_mask()
+        .unwrap_or_else(|| vec![1.0f32; spec.num_params()]);
+    for (idx, ly) in layers.iter().enumerate().skip(1) {
+        let in_block = ly.units() / n;
         for i in 0..ly.inputs {
             for o in 0..ly.outputs {
-                if i / in_block != o / out_block {
+                let block_o = if idx != last {
+                    o / (ly.outputs / n)
+                } else if o < skip {
+                    continue;
+                } else {
+                    o - skip
+                };
+                if ly.unit(i) / in_block != block_o {
                     mask[ly.w(i, o)] = 0.0;
                 }
             }

@@ -1,7 +1,181 @@
 //! CPU f64 implementation of the network kernels: the test oracle for `shaders/dense_*.wgsl`,
-//! `envelope.wgsl`, `param_grad.wgsl`, `sens_init.wgsl` and `jbar_update.wgsl`.
+//! `shaders/conv2d_*.wgsl`, `envelope.wgsl`, `param_grad.wgsl`, `sens_init.wgsl`,
+//! `jbar_update.wgsl` and `jbar_samples.wgsl`.
+//!
+//! Rows are unpadded here: a dense layer's row is its `inputs` values, a conv layer's row is its
+//! (H, W, C) image in NHWC order (see [`super::layer`]).
 
-use super::{envelope, softplus, softplus_d1, MlpSpec};
+use super::{envelope, softplus, softplus_d1, Activation, ConvGeom, Layer, LayerKind, NetworkSpec};
+
+/// The pre-activations z of `layer` on `rows` input rows (unpadded); only the first `bias_rows`
+/// rows get the bias (all of them except on forward-mode tangent rows).
+pub fn layer_forward(layer: &Layer, params: &[f64], a_in: &[f64], bias_rows: usize) -> Vec<f64> {
+    match layer.kind {
+        LayerKind::Dense => {
+            let rows = a_in.len() / layer.inputs;
+            let w = layer.outputs;
+            let mut z = vec![0.0; rows * w];
+            for r in 0..rows {
+                for o in 0..w {
+                    let mut acc = if r < bias_rows {
+                        params[layer.b(o)]
+                    } else {
+                        0.0
+                    };
+                    for i in 0..layer.inputs {
+                        acc += a_in[r * layer.inputs + i] * params[layer.w(i, o)];
+                    }
+                    z[r * w + o] = acc;
+                }
+            }
+            z
+        }
+        LayerKind::Conv2d(g) => {
+            let in_len = g.in_h * g.in_w * g.in_c;
+            let rows = a_in.len() / in_len;
+            let mut z = vec![0.0; rows * layer.out_len()];
+            for r in 0..rows {
+                for (pos, y, x) in out_positions(&g) {
+                    for o in 0..g.out_c {
+                        let mut acc = params[layer.b(o)];
+                        for (tap, src) in taps(&g, y, x) {
+                            for ci in 0..g.in_c {
+                                acc += params[layer.w(tap * g.in_c + ci, o)]
+                                    * a_in[r * in_len + src * g.in_c + ci];
+                            }
+                        }
+                        z[(r * g.out_positions() + pos) * g.out_c + o] = acc;
+                    }
+                }
+            }
+            z
+        }
+    }
+}
+
+/// Output positions of a conv layer as (index, y, x).
+fn out_positions(g: &ConvGeom) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    (0..g.out_h).flat_map(move |y| (0..g.out_w).map(move |x| (y * g.out_w + x, y, x)))
+}
+
+/// The kernel taps of output (y, x) that land inside the input: (tap index dy·k + dx, input
+/// position iy·W + ix).
+fn taps(g: &ConvGeom, y: usize, x: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(g.kernel * g.kernel);
+    for dy in 0..g.kernel {
+        let iy = (y * g.stride + dy) as isize - g.pad_top as isize;
+        if iy < 0 || iy >= g.in_h as isize {
+            continue;
+        }
+        for dx in 0..g.kernel {
+            let ix = (x * g.stride + dx) as isize - g.pad_left as isize;
+            if ix < 0 || ix >= g.in_w as isize {
+                continue;
+            }
+            out.push((dy * g.kernel + dx, iy as usize * g.in_w + ix as usize));
+        }
+    }
+    out
+}
+
+/// The input VJP of a layer: δ_in[r] = act_in′(z_in[r / row_div]) ⊙ (∂z/∂a)ᵀ δ_out[r]. `row_div`
+/// is 1 for the batch VJP and N for the per-sample sensitivities, whose rows are (sample, k).
+pub fn layer_backward(
+    layer: &Layer,
+    params: &[f64],
+    delta_out: &[f64],
+    z_in: &[f64],
+    act_in: Activation,
+    row_div: usize,
+) -> Vec<f64> {
+    let rows = delta_out.len() / layer.out_len();
+    let in_len = match layer.kind {
+        LayerKind::Dense => layer.inputs,
+        LayerKind::Conv2d(g) => g.in_h * g.in_w * g.in_c,
+    };
+    let mut out = vec![0.0; rows * in_len];
+    match layer.kind {
+        LayerKind::Dense => {
+            for r in 0..rows {
+                for i in 0..layer.inputs {
+                    let mut acc = 0.0;
+                    for o in 0..layer.outputs {
+                        acc += params[layer.w(i, o)] * delta_out[r * layer.outputs + o];
+                    }
+                    out[r * in_len + i] = acc;
+                }
+            }
+        }
+        LayerKind::Conv2d(g) => {
+            for r in 0..rows {
+                for (pos, y, x) in out_positions(&g) {
+                    let d = &delta_out[(r * g.out_positions() + pos) * g.out_c..][..g.out_c];
+                    for (tap, src) in taps(&g, y, x) {
+                        for ci in 0..g.in_c {
+                            let acc: f64 = (0..g.out_c)
+                                .map(|o| params[layer.w(tap * g.in_c + ci, o)] * d[o])
+                                .sum();
+                            out[r * in_len + src * g.in_c + ci] += acc;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for r in 0..rows {
+        for i in 0..in_len {
+            out[r * in_len + i] *= act_in.derivative(z_in[(r / row_div) * in_len + i]);
+        }
+    }
+    out
+}
+
+/// The parameter gradient of a layer from output cotangents, summed over rows:
+/// grad[W] = Σ_r (∂z_r/∂W)ᵀ δ_r, grad[b_o] = Σ_{r < bias_rows} Σ_positions δ[r, ·, o]; written
+/// into the layer's slice of `grad`.
+pub fn layer_param_grad(
+    layer: &Layer,
+    a_in: &[f64],
+    delta: &[f64],
+    bias_rows: usize,
+    grad: &mut [f64],
+) {
+    match layer.kind {
+        LayerKind::Dense => param_grad(layer, a_in, delta, bias_rows, grad),
+        LayerKind::Conv2d(g) => {
+            let rows = delta.len() / layer.out_len();
+            let in_len = g.in_h * g.in_w * g.in_c;
+            for i in 0..=layer.inputs {
+                for o in 0..layer.outputs {
+                    let idx = if i == layer.inputs {
+                        layer.b(o)
+                    } else {
+                        layer.w(i, o)
+                    };
+                    grad[idx] = 0.0;
+                }
+            }
+            for r in 0..rows {
+                for (pos, y, x) in out_positions(&g) {
+                    let d = &delta[(r * g.out_positions() + pos) * g.out_c..][..g.out_c];
+                    for o in 0..g.out_c {
+                        if r < bias_rows {
+                            grad[layer.b(o)] += d[o];
+                        }
+                    }
+                    for (tap, src) in taps(&g, y, x) {
+                        for ci in 0..g.in_c {
+                            let a = a_in[r * in_len + src * g.in_c + ci];
+                            for o in 0..g.out_c {
+                                grad[layer.w(tap * g.in_c + ci, o)] += a * d[o];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Everything the forward pass keeps for the backward passes.
 #[derive(Clone, Debug)]
@@ -21,7 +195,7 @@ pub struct Forward {
 }
 
 /// Forward pass of `spec` with `params` on `inputs` (rows, input_dim), every row a value.
-pub fn forward(spec: &MlpSpec, params: &[f64], inputs: &[f64]) -> Forward {
+pub fn forward(spec: &NetworkSpec, params: &[f64], inputs: &[f64]) -> Forward {
     let rows = inputs.len() / spec.input_dim;
     forward_rows(spec, params, inputs, 1, rows)
 }
@@ -29,7 +203,7 @@ pub fn forward(spec: &MlpSpec, params: &[f64], inputs: &[f64]) -> Forward {
 /// Forward pass on rows with `channels` channels (1: plain; d + 2: value, gradient and
 /// Laplacian in forward mode, channel-major with `samples` rows per channel).
 pub fn forward_rows(
-    spec: &MlpSpec,
+    spec: &NetworkSpec,
     params: &[f64],
     inputs: &[f64],
     channels: usize,
@@ -42,26 +216,15 @@ pub fn forward_rows(
     let mut a_all = Vec::new();
     let mut prev = inputs.to_vec();
     for layer in spec.layers() {
+        let z = layer_forward(&layer, params, &prev, value_rows);
         let w = layer.outputs;
-        let mut z = vec![0.0; rows * w];
-        for r in 0..rows {
-            for o in 0..w {
-                let mut acc = if r < value_rows {
-                    params[layer.b(o)]
-                } else {
-                    0.0
-                };
-                for i in 0..layer.inputs {
-                    acc += prev[r * layer.inputs + i] * params[layer.w(i, o)];
-                }
-                z[r * w + o] = acc;
-            }
-        }
-        let a: Vec<f64> = if !layer.softplus {
-            z.clone()
-        } else if channels == 1 {
-            z.iter().map(|&v| softplus(v)).collect()
+        let a: Vec<f64> = if channels == 1 || layer.act == Activation::Identity {
+            z.iter().map(|&v| layer.act.apply(v)).collect()
         } else {
+            assert!(
+                layer.act == Activation::Softplus && layer.kind == LayerKind::Dense,
+                "forward-mode tangents need dense softplus layers"
+            );
             let mut a = vec![0.0; rows * w];
             for b in 0..samples {
                 for o in 0..w {
@@ -132,37 +295,27 @@ pub fn forward_rows(
     }
 }
 
-/// `dense_backward`: δ_in[r, i] = σ′(z_in[r / row_div, i]) Σ_o W[i, o] δ_out[r, o].
+/// `dense_backward` with softplus below: δ_in[r, i] = σ′(z_in[r / row_div, i]) Σ_o W[i, o] δ_out[r, o].
 pub fn dense_backward(
     params: &[f64],
-    layer: &super::DenseLayout,
+    layer: &Layer,
     delta_out: &[f64],
     z_in: &[f64],
     row_div: usize,
 ) -> Vec<f64> {
-    let rows = delta_out.len() / layer.outputs;
-    let mut out = vec![0.0; rows * layer.inputs];
-    for r in 0..rows {
-        for i in 0..layer.inputs {
-            let mut acc = 0.0;
-            for o in 0..layer.outputs {
-                acc += params[layer.w(i, o)] * delta_out[r * layer.outputs + o];
-            }
-            out[r * layer.inputs + i] = softplus_d1(z_in[(r / row_div) * layer.inputs + i]) * acc;
-        }
-    }
-    out
+    layer_backward(
+        layer,
+        params,
+        delta_out,
+        z_in,
+        Activation::Softplus,
+        row_div,
+    )
 }
 
 /// `param_grad`: grad[W_io] = Σ_r a_in[r,i] δ[r,o], grad[b_o] = Σ_{r < bias_rows} δ[r,o],
 /// written into `grad`.
-pub fn param_grad(
-    layer: &super::DenseLayout,
-    a_in: &[f64],
-    delta: &[f64],
-    bias_rows: usize,
-    grad: &mut [f64],
-) {
+pub fn param_grad(layer: &Layer, a_in: &[f64], delta: &[f64], bias_rows: usize, grad: &mut [f64]) {
     let rows = delta.len() / layer.outputs;
     for o in 0..layer.outputs {
         let mut b = 0.0;
@@ -183,7 +336,7 @@ pub fn param_grad(
 /// Back-propagates a cotangent on the outputs u (rows, N) — through the envelope and every
 /// layer, in forward-mode tangents where the rows have channels — to the parameters.
 pub fn backward(
-    spec: &MlpSpec,
+    spec: &NetworkSpec,
     params: &[f64],
     inputs: &[f64],
     fwd: &Forward,
@@ -223,12 +376,13 @@ pub fn backward(
     let mut grad = vec![0.0; spec.num_params()];
     for l in (0..layers.len()).rev() {
         let a_in: &[f64] = if l == 0 { inputs } else { &fwd.a[l - 1] };
-        param_grad(&layers[l], a_in, &delta, value_rows, &mut grad);
+        layer_param_grad(&layers[l], a_in, &delta, value_rows, &mut grad);
         if l == 0 {
             break;
         }
         if c == 1 {
-            delta = dense_backward(params, &layers[l], &delta, &fwd.z[l - 1], 1);
+            let act = layers[l - 1].act;
+            delta = layer_backward(&layers[l], params, &delta, &fwd.z[l - 1], act, 1);
             continue;
         }
         // Wᵀ product, then reverse mode through the tangent softplus.
@@ -272,7 +426,7 @@ pub fn backward(
 /// Per-sample sensitivities δ_{b,k} = ∂u_k(x_b)/∂z_ℓ for the first `samples` rows, for every
 /// layer ℓ: element ℓ has shape (samples, N, outputs of layer ℓ).
 pub fn sensitivities(
-    spec: &MlpSpec,
+    spec: &NetworkSpec,
     params: &[f64],
     fwd: &Forward,
     samples: usize,
@@ -281,14 +435,16 @@ pub fn sensitivities(
     let n = spec.outputs;
     let mut sens = vec![Vec::new(); layers.len()];
     let mut top = vec![0.0; samples * n * n];
+    let first = spec.constant_first as usize;
     for b in 0..samples {
-        for k in 0..n {
+        for k in first..n {
             top[(b * n + k) * n + k] = fwd.env[b];
         }
     }
     sens[layers.len() - 1] = top;
     for l in (1..layers.len()).rev() {
-        sens[l - 1] = dense_backward(params, &layers[l], &sens[l], &fwd.z[l - 1], n);
+        let act = layers[l - 1].act;
+        sens[l - 1] = layer_backward(&layers[l], params, &sens[l], &fwd.z[l - 1], act, n);
     }
     sens
 }
@@ -301,7 +457,7 @@ pub fn pair_index(j: usize, k: usize) -> usize {
 /// The one-sided Σ-Jacobian Ĵ[j,k,p] = (2/S) Σ_b w_b u_{b,j} ∂u_k(x_b)/∂θ_p (j ≤ k), packed as
 /// (N(N+1)/2, P), computed directly from the sensitivities.
 pub fn sigma_jacobian(
-    spec: &MlpSpec,
+    spec: &NetworkSpec,
     inputs: &[f64],
     fwd: &Forward,
     sens: &[Vec<f64>],
@@ -314,17 +470,19 @@ pub fn sigma_jacobian(
     let mut jac = vec![0.0; n * (n + 1) / 2 * p_total];
     for (l, layer) in layers.iter().enumerate() {
         let a_in: &[f64] = if l == 0 { inputs } else { &fwd.a[l - 1] };
-        for k in 0..n {
-            for j in 0..=k {
-                let row = &mut jac[pair_index(j, k) * p_total..(pair_index(j, k) + 1) * p_total];
-                for b in 0..s {
+        let in_len = a_in.len() / (fwd.u.len() / n);
+        let out_len = layer.out_len();
+        // Per-sample, per-output gradients G_{b,k} (SPEC §9, order (a)), then Σ_b c_{b,j} G_{b,k}.
+        let mut g = vec![0.0; p_total];
+        for b in 0..s {
+            for k in 0..n {
+                let d = &sens[l][(b * n + k) * out_len..][..out_len];
+                layer_param_grad(layer, &a_in[b * in_len..][..in_len], d, 1, &mut g);
+                for j in 0..=k {
                     let c = 2.0 / s as f64 * weights[b] * fwd.u[b * n + j];
-                    for o in 0..layer.outputs {
-                        let d = sens[l][(b * n + k) * layer.outputs + o];
-                        row[layer.b(o)] += c * d;
-                        for i in 0..layer.inputs {
-                            row[layer.w(i, o)] += c * d * a_in[b * layer.inputs + i];
-                        }
+                    let row = &mut jac[pair_index(j, k) * p_total..][..p_total];
+                    for i in layer.offset..layer.offset + layer.len() {
+                        row[i] += c * g[i];
                     }
                 }
             }

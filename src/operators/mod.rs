@@ -98,7 +98,7 @@ pub struct Batch {
 
 impl Batch {
     /// Appends the radial feature ‖x‖ (and its derivatives on forward-mode rows) to the inputs:
-    /// the batch of a network with [`crate::nn::MlpSpec::radial`] set.
+    /// the batch of a network with [`crate::nn::NetworkSpec::radial`] set.
     pub fn add_radial_feature(&mut self) {
         let d = self.shape.input_dim;
         let inputs: Vec<f64> = self.inputs.iter().map(|&v| v as f64).collect();

@@ -1,21 +1,30 @@
 //! The GPU side of one SpIN step: buffers allocated once per (network, batch shape), bind groups
-//! built once, and two submits per step.
+//! built once, and two submits per step. The network is a list of layers ([`crate::nn::Layer`]);
+//! every stage iterates over it and matches on the layer's kind.
 //!
-//! Submit A ([`Engine::statistics`]): forward pass of every layer on all rows, envelope, operator
-//! gathers, Σ̂/Π̂ reductions → read back 2N² floats.
-//! Submit B ([`Engine::gradient`]): Π̂ cotangent through the operator and envelope, the batch VJP
-//! (param_grad + dense_backward per layer), the N per-sample sensitivity back-passes, the fused
-//! Σ-Jacobian/moving-average/G_Σ contraction per layer → read back the P-float gradient.
+//! Submit A ([`Engine::statistics`]) — the *statistics* stage: every layer's forward pass on all
+//! rows, envelope, operator gathers, Σ̂/Π̂ reductions → read back 2N² floats.
+//! Submit B ([`Engine::gradient`]) — the *Π-VJP* stage (Π̂ cotangent through the operator and
+//! envelope, then each layer's parameter gradient and input VJP from the top) and the
+//! *Σ-Jacobian* stage, in chunks of samples that bound its memory: the N per-sample sensitivity
+//! back-passes, each layer's share of J̄ ← (1−β)J̄ + βĴ (dense: one GEMM per pair; conv:
+//! per-sample gradients, then their contraction), and the G_Σ contraction → read back the
+//! P-float gradient.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::error::{Result, SpinError};
 use crate::gpu::{grid, GpuContext, Kernel};
-use crate::nn::{DenseLayout, MlpSpec};
+use crate::nn::{ConvGeom, Layer, LayerKind, NetworkSpec};
 use crate::operators::{Batch, BatchShape};
 
 /// Rows per chunk in the first stage of the Σ̂/Π̂ reduction.
 const STATS_CHUNK: usize = 64;
+
+/// Bytes that one chunk's largest Σ-Jacobian buffer (sensitivities, per-sample gradients) may
+/// take, capped by the adapter's storage binding limit.
+const CHUNK_BYTES: usize = 64 << 20;
 
 struct Dispatch {
     label: String,
@@ -33,15 +42,24 @@ pub struct KernelTime {
     pub ms: f64,
 }
 
+/// How the engine is built beyond the network and batch shape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineOptions {
+    /// Samples per chunk of the Σ-Jacobian stage; `None`: as many as fit [`CHUNK_BYTES`].
+    pub chunk_samples: Option<usize>,
+}
+
 /// GPU buffers, bind groups and pipelines for one network and one batch shape.
 pub struct Engine {
     ctx: Arc<GpuContext>,
-    spec: MlpSpec,
-    layers: Vec<DenseLayout>,
+    spec: NetworkSpec,
+    layers: Vec<Layer>,
     shape: BatchShape,
     nparams: usize,
     gpu_params: usize,
     entries_len: usize,
+    chunk_samples: usize,
+    memory_bytes: u64,
     params: wgpu::Buffer,
     inputs: wgpu::Buffer,
     z: Vec<wgpu::Buffer>,
@@ -76,17 +94,18 @@ fn u(v: usize) -> f64 {
     v as f64
 }
 
-/// Compiles (or fetches) `kernel` with `constants` and binds `buffers` at bindings 0, 1, ...
+/// Compiles (or fetches) `kernel` with `constants` and binds the named buffers.
 fn dispatch(
     ctx: &GpuContext,
     kernel: Kernel,
     constants: &[(&'static str, f64)],
-    buffers: &[&wgpu::Buffer],
+    buffers: &[(&str, &wgpu::Buffer)],
     invocations: usize,
     label: String,
 ) -> Result<Dispatch> {
     let pipeline = ctx.pipeline(kernel, kernel.name(), constants)?;
-    let bind_group = ctx.bind(&label, &pipeline, buffers);
+    let ordered = kernel.order_bindings(buffers)?;
+    let bind_group = ctx.bind(&label, &pipeline, &ordered);
     Ok(Dispatch {
         label,
         pipeline,
@@ -95,14 +114,165 @@ fn dispatch(
     })
 }
 
+/// The override constants of a dense layer's kernels.
+#[derive(Clone, Copy, Debug)]
+struct DenseShape {
+    in4: usize,
+    out4: usize,
+    w_off4: usize,
+}
+
+impl DenseShape {
+    fn of(ly: &Layer) -> Self {
+        Self {
+            in4: ly.in_pad / 4,
+            out4: ly.out_pad / 4,
+            w_off4: ly.gpu_offset / 4,
+        }
+    }
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("IN4", u(self.in4)),
+            ("OUT4", u(self.out4)),
+            ("W_OFF4", u(self.w_off4)),
+        ]
+    }
+}
+
+/// The override constants of a conv layer's geometry.
+fn conv_constants(g: &ConvGeom) -> Vec<(&'static str, f64)> {
+    vec![
+        ("IN_H", u(g.in_h)),
+        ("IN_W", u(g.in_w)),
+        ("CIN4", u(g.in_cp / 4)),
+        ("OUT_H", u(g.out_h)),
+        ("OUT_W", u(g.out_w)),
+        ("COUT4", u(g.out_cp / 4)),
+        ("K", u(g.kernel)),
+        ("STRIDE", u(g.stride)),
+        ("PAD_T", u(g.pad_top)),
+        ("PAD_L", u(g.pad_left)),
+    ]
+}
+
+fn with(mut c: Vec<(&'static str, f64)>, more: &[(&'static str, f64)]) -> Vec<(&'static str, f64)> {
+    c.extend_from_slice(more);
+    c
+}
+
+/// One layer's input VJP: δ_in = act′(z_in) ⊙ (∂z/∂a)ᵀ δ_out on `rows` rows whose z_in row is
+/// `chunk.offset + r / row_div`.
+#[allow(clippy::too_many_arguments)]
+fn input_vjp(
+    ctx: &GpuContext,
+    params: &wgpu::Buffer,
+    ly: &Layer,
+    act_below: u32,
+    rows: usize,
+    row_div: usize,
+    bufs: [&wgpu::Buffer; 4],
+    label: String,
+) -> Result<Dispatch> {
+    let [delta_out, z_in, delta_in, chunk] = bufs;
+    let named = [
+        ("params", params),
+        ("delta_out", delta_out),
+        ("z_in", z_in),
+        ("delta_in", delta_in),
+        ("chunk", chunk),
+    ];
+    let common = [
+        ("ROWS", u(rows)),
+        ("ROW_DIV", u(row_div)),
+        ("ACT_D1", act_below as f64),
+    ];
+    match ly.kind {
+        LayerKind::Dense => dispatch(
+            ctx,
+            Kernel::DenseBackward,
+            &with(DenseShape::of(ly).constants(), &common),
+            &named,
+            rows.div_ceil(4) * ly.in_pad / 4,
+            label,
+        ),
+        LayerKind::Conv2d(g) => dispatch(
+            ctx,
+            Kernel::Conv2dBackward,
+            &with(
+                with(conv_constants(&g), &common),
+                &[("W_OFF4", u(ly.gpu_offset / 4))],
+            ),
+            &named,
+            rows * g.in_h * g.in_w * g.in_cp / 4,
+            label.replace("dense", "conv2d"),
+        ),
+    }
+}
+
+/// A conv layer's parameter gradients summed within groups of rows (see conv2d_param_grad).
+#[allow(clippy::too_many_arguments)]
+fn conv_param_grad(
+    ctx: &GpuContext,
+    ly: &Layer,
+    g: &ConvGeom,
+    groups: usize,
+    group_rows: usize,
+    row_div: usize,
+    out_off: usize,
+    bufs: [&wgpu::Buffer; 4],
+    label: String,
+) -> Result<Dispatch> {
+    let [a_in, delta, grad, chunk] = bufs;
+    dispatch(
+        ctx,
+        Kernel::Conv2dParamGrad,
+        &with(
+            conv_constants(g),
+            &[
+                ("GROUPS", u(groups)),
+                ("GROUP_ROWS", u(group_rows)),
+                ("ROW_DIV", u(row_div)),
+                ("OUT_OFF4", u(out_off / 4)),
+                ("G_STRIDE4", u(ly.gpu_len() / 4)),
+            ],
+        ),
+        &[
+            ("a_in", a_in),
+            ("delta", delta),
+            ("grad", grad),
+            ("chunk", chunk),
+        ],
+        groups * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+        label,
+    )
+}
+
+/// The chunks of the Σ-Jacobian stage: (first sample, count).
+fn chunks(samples: usize, per_chunk: usize) -> Vec<(usize, usize)> {
+    (0..samples.div_ceil(per_chunk))
+        .map(|c| (c * per_chunk, per_chunk.min(samples - c * per_chunk)))
+        .collect()
+}
+
 impl Engine {
     /// Allocates everything for `spec` on batches of `shape`. With `training = false` only the
     /// statistics pass exists (evaluation).
     pub fn new(
         ctx: Arc<GpuContext>,
-        spec: &MlpSpec,
+        spec: &NetworkSpec,
         shape: BatchShape,
         training: bool,
+    ) -> Result<Self> {
+        Self::with_options(ctx, spec, shape, training, EngineOptions::default())
+    }
+
+    /// [`Engine::new`] with options (the Σ-Jacobian chunk size).
+    pub fn with_options(
+        ctx: Arc<GpuContext>,
+        spec: &NetworkSpec,
+        shape: BatchShape,
+        training: bool,
+        options: EngineOptions,
     ) -> Result<Self> {
         spec.validate()?;
         if shape.input_dim != spec.input_dim {
@@ -118,11 +288,16 @@ impl Engine {
         let nparams = spec.num_params();
         let gpu_params = spec.gpu_params();
         let npar4 = gpu_params / 4;
-        let in_pad = layers[0].in_pad;
+        let in_width = layers[0].in_width;
         let r = shape.rows;
         let s = shape.samples;
         // Forward-mode tangent rows (exact Laplacian): only the value channel carries the bias.
         let tangent = shape.channels > 1;
+        if tangent && !spec.supports_tangents() {
+            return Err(SpinError::Config(
+                "the exact Laplacian and the weak form need a dense softplus network (forward-mode tangents); conv layers and ReLU have none".into(),
+            ));
+        }
         // Derivative channels of the tangent kernels, and the envelope's coordinates.
         let space_dim = spec.space_dim();
         if tangent && shape.channels != space_dim + 2 {
@@ -136,13 +311,27 @@ impl Engine {
         let npairs = n * (n + 1) / 2;
         let widest = layers
             .iter()
-            .map(|l| l.out_pad.max(l.in_pad))
+            .map(|l| l.out_width.max(l.in_width))
             .max()
             .unwrap_or(4);
+        let widest_out = layers.iter().map(|l| l.out_width).max().unwrap_or(4);
+        let conv_block = layers
+            .iter()
+            .filter(|l| l.conv().is_some())
+            .map(|l| l.gpu_len())
+            .max()
+            .unwrap_or(0);
         let limit = ctx.adapter().max_storage_buffer_binding_size as usize;
+        let per_sample = n * widest_out.max(conv_block) * 4;
+        let chunk_samples = options
+            .chunk_samples
+            .unwrap_or_else(|| CHUNK_BYTES.min(limit) / per_sample)
+            .clamp(1, s);
         let mut biggest = r * widest;
         if training {
-            biggest = biggest.max(npairs * gpu_params).max(s * n * widest);
+            biggest = biggest
+                .max(npairs * gpu_params)
+                .max(chunk_samples * per_sample / 4);
         }
         if biggest * 4 > limit {
             return Err(SpinError::Config(format!(
@@ -150,100 +339,121 @@ impl Engine {
                 biggest * 4
             )));
         }
+        let memory = Cell::new(0u64);
+        let storage = |label: &str, words: usize| {
+            memory.set(memory.get() + 4 * words.max(1) as u64);
+            ctx.storage(label, words)
+        };
 
-        let params = ctx.storage("params", gpu_params);
-        let inputs = ctx.storage("inputs", r * in_pad);
+        let params = storage("params", gpu_params);
+        let inputs = storage("inputs", r * in_width);
         let z: Vec<_> = layers
             .iter()
             .enumerate()
-            .map(|(l, ly)| ctx.storage(&format!("z{l}"), r * ly.out_pad))
+            .map(|(l, ly)| storage(&format!("z{l}"), r * ly.out_width))
             .collect();
         let a: Vec<_> = layers
             .iter()
             .enumerate()
-            .map(|(l, ly)| ctx.storage(&format!("a{l}"), r * ly.out_pad))
+            .map(|(l, ly)| storage(&format!("a{l}"), r * ly.out_width))
             .collect();
-        let env = ctx.storage("envelope", r);
-        let ubuf = ctx.storage("u", r * n);
-        let x_terms = ctx.storage("x_terms", 2 * shape.pairs * shape.tx);
-        let y_terms = ctx.storage("y_terms", 2 * shape.pairs * shape.ty);
-        let xs = ctx.storage("X", shape.pairs * n);
-        let ys = ctx.storage("Y", shape.pairs * n);
-        let sample_w = ctx.storage("sample_weights", s);
-        let pair_w = ctx.storage("pair_weights", shape.pairs);
-        let chunks = s.max(shape.pairs).div_ceil(STATS_CHUNK);
-        let partial = ctx.storage("stats_partial", chunks * 2 * n * n);
-        let stats = ctx.storage("stats", 2 * n * n);
+        let env = storage("envelope", r);
+        let ubuf = storage("u", r * n);
+        let x_terms = storage("x_terms", 2 * shape.pairs * shape.tx);
+        let y_terms = storage("y_terms", 2 * shape.pairs * shape.ty);
+        let xs = storage("X", shape.pairs * n);
+        let ys = storage("Y", shape.pairs * n);
+        let sample_w = storage("sample_weights", s);
+        let pair_w = storage("pair_weights", shape.pairs);
+        let stat_chunks = s.max(shape.pairs).div_ceil(STATS_CHUNK);
+        let partial = storage("stats_partial", stat_chunks * 2 * n * n);
+        let stats = storage("stats", 2 * n * n);
         let stats_staging = ctx.staging("stats_staging", 2 * n * n);
-        let dense = |ly: &DenseLayout| {
-            [
-                ("IN4", u(ly.in_pad / 4)),
-                ("OUT4", u(ly.out_pad / 4)),
-                ("W_OFF4", u(ly.gpu_offset / 4)),
-            ]
-        };
 
+        // Statistics stage: layers forward, envelope, operator, reductions.
         let mut forward = Vec::new();
         for (l, ly) in layers.iter().enumerate() {
             let a_in = if l == 0 { &inputs } else { &a[l - 1] };
-            let [c0, c1, c2] = dense(ly);
-            forward.push(dispatch(
-                &ctx,
-                Kernel::DenseForward,
-                &[
-                    ("ROWS", u(r)),
-                    c0,
-                    c1,
-                    c2,
-                    ("ACT", u((ly.softplus && !tangent) as usize)),
-                    ("BIAS_ROWS", u(value_rows)),
-                ],
-                &[&params, a_in, &z[l], &a[l]],
-                r.div_ceil(4) * ly.out_pad / 4,
-                format!("dense_forward[{l}]"),
-            )?);
-            if tangent && ly.softplus {
-                forward.push(dispatch(
+            let named = [
+                ("params", &params),
+                ("a_in", a_in),
+                ("z_out", &z[l]),
+                ("a_out", &a[l]),
+            ];
+            match ly.kind {
+                LayerKind::Dense => {
+                    let act = if tangent { 0 } else { ly.act.code() };
+                    forward.push(dispatch(
+                        &ctx,
+                        Kernel::DenseForward,
+                        &with(
+                            DenseShape::of(ly).constants(),
+                            &[
+                                ("ROWS", u(r)),
+                                ("ACT", act as f64),
+                                ("BIAS_ROWS", u(value_rows)),
+                            ],
+                        ),
+                        &named,
+                        r.div_ceil(4) * ly.out_pad / 4,
+                        format!("dense_forward[{l}]"),
+                    )?);
+                    if tangent && ly.act.code() != 0 {
+                        forward.push(dispatch(
+                            &ctx,
+                            Kernel::TangentAct,
+                            &[
+                                ("SAMPLES", u(s)),
+                                ("DIM", u(space_dim)),
+                                ("OUT4", u(ly.out_pad / 4)),
+                            ],
+                            &[("z", &z[l]), ("a", &a[l])],
+                            s * ly.out_pad / 4,
+                            format!("tangent_act[{l}]"),
+                        )?);
+                    }
+                }
+                LayerKind::Conv2d(g) => forward.push(dispatch(
                     &ctx,
-                    Kernel::TangentAct,
-                    &[
-                        ("SAMPLES", u(s)),
-                        ("DIM", u(space_dim)),
-                        ("OUT4", u(ly.out_pad / 4)),
-                    ],
-                    &[&z[l], &a[l]],
-                    s * ly.out_pad / 4,
-                    format!("tangent_act[{l}]"),
-                )?);
+                    Kernel::Conv2dForward,
+                    &with(
+                        conv_constants(&g),
+                        &[
+                            ("ROWS", u(r)),
+                            ("W_OFF4", u(ly.gpu_offset / 4)),
+                            ("ACT", ly.act.code() as f64),
+                        ],
+                    ),
+                    &named,
+                    (r * g.out_positions()).div_ceil(4) * g.out_cp / 4,
+                    format!("conv2d_forward[{l}]"),
+                )?),
             }
         }
         let envelope_constants = [
-            ("DIM", u(space_dim)),
-            ("DIM_PAD", u(in_pad)),
+            ("DIM", u(space_dim.min(in_width))),
+            ("DIM_PAD", u(in_width)),
             ("NEIG", u(n)),
             ("NEIG_PAD", u(npad)),
             ("ENVELOPE", u(spec.envelope.is_some() as usize)),
             ("BOX", spec.envelope.unwrap_or(1.0) as f64),
         ];
+        let env_bufs = [("x", &inputs), ("f", &a[last]), ("env", &env), ("u", &ubuf)];
         if tangent {
-            let mut c = vec![("SAMPLES", u(s))];
-            c.extend(envelope_constants);
             forward.push(dispatch(
                 &ctx,
                 Kernel::TangentEnvelope,
-                &c,
-                &[&inputs, &a[last], &env, &ubuf],
+                &with(vec![("SAMPLES", u(s))], &envelope_constants),
+                &env_bufs,
                 s,
                 "tangent_envelope".into(),
             )?);
         } else {
-            let mut c = vec![("ROWS", u(r))];
-            c.extend(envelope_constants);
             forward.push(dispatch(
                 &ctx,
                 Kernel::Envelope,
-                &c,
-                &[&inputs, &a[last], &env, &ubuf],
+                &with(vec![("ROWS", u(r))], &envelope_constants),
+                &env_bufs,
                 r,
                 "apply_envelope".into(),
             )?);
@@ -257,7 +467,13 @@ impl Engine {
                 ("TX", u(shape.tx)),
                 ("TY", u(shape.ty)),
             ],
-            &[&ubuf, &x_terms, &y_terms, &xs, &ys],
+            &[
+                ("u", &ubuf),
+                ("x_terms", &x_terms),
+                ("y_terms", &y_terms),
+                ("xs", &xs),
+                ("ys", &ys),
+            ],
             shape.pairs * n,
             "operator_apply".into(),
         )?);
@@ -265,41 +481,65 @@ impl Engine {
         forward.push(dispatch(
             &ctx,
             Kernel::StatsPartial,
-            &[sizes[0], sizes[1], sizes[2], ("CHUNK", u(STATS_CHUNK))],
-            &[&ubuf, &sample_w, &xs, &ys, &pair_w, &partial],
-            chunks * 2 * n * n,
+            &with(sizes.to_vec(), &[("CHUNK", u(STATS_CHUNK))]),
+            &[
+                ("u", &ubuf),
+                ("w", &sample_w),
+                ("xs", &xs),
+                ("ys", &ys),
+                ("wq", &pair_w),
+                ("partial", &partial),
+            ],
+            stat_chunks * 2 * n * n,
             "stats_partial".into(),
         )?);
         forward.push(dispatch(
             &ctx,
             Kernel::StatsFinal,
-            &[sizes[0], sizes[1], sizes[2], ("CHUNKS", u(chunks))],
-            &[&partial, &stats],
+            &with(sizes.to_vec(), &[("CHUNKS", u(stat_chunks))]),
+            &[("partial", &partial), ("stats", &stats)],
             2 * n * n,
             "stats_final".into(),
         )?);
 
         let backward = if training {
-            let row_ptr = ctx.storage("row_ptr", r + 1);
-            let entries = ctx.storage("entries", 4 * entries_len);
-            let gmat = ctx.storage("gmat", 2 * n * n + 4);
+            let row_ptr = storage("row_ptr", r + 1);
+            let entries = storage("entries", 4 * entries_len);
+            let gmat = storage("gmat", 2 * n * n + 4);
             let delta: Vec<_> = layers
                 .iter()
                 .enumerate()
-                .map(|(l, ly)| ctx.storage(&format!("delta{l}"), r * ly.out_pad))
+                .map(|(l, ly)| storage(&format!("delta{l}"), r * ly.out_width))
                 .collect();
+            let c = chunk_samples;
             let sens: Vec<_> = layers
                 .iter()
                 .enumerate()
-                .map(|(l, ly)| ctx.storage(&format!("sens{l}"), s * n * ly.out_pad))
+                .map(|(l, ly)| storage(&format!("sens{l}"), c * n * ly.out_width))
                 .collect();
-            let jbar = ctx.storage("sigma_jacobian_avg", npairs * gpu_params);
-            let grad = ctx.storage("grad", gpu_params);
+            let g_bk = storage("per_sample_grads", c * n * conv_block);
+            let jbar = storage("sigma_jacobian_avg", npairs * gpu_params);
+            let grad = storage("grad", gpu_params);
             let grad_staging = ctx.staging("grad_staging", gpu_params);
+            let chunk_list = chunks(s, c);
+            let chunk_bufs: Vec<wgpu::Buffer> = chunk_list
+                .iter()
+                .enumerate()
+                .map(|(i, &(off, count))| {
+                    ctx.storage_from(
+                        &format!("chunk{i}"),
+                        &[off as u32, count as u32, (i == 0) as u32, 0],
+                    )
+                })
+                .collect();
+            let whole = ctx.storage_from("chunk_whole", &[0u32, s as u32, 1, 0]);
             // Tangent rows need two scratch buffers: the cotangent on u before the envelope, and
             // the cotangent on a layer's activations before the tangent softplus.
-            let cot_u = ctx.storage("cot_u", if tangent { r * npad } else { 1 });
-            let cot_a = ctx.storage("cot_a", if tangent { r * widest } else { 1 });
+            let cot_u = storage("cot_u", if tangent { r * npad } else { 1 });
+            let cot_a = storage("cot_a", if tangent { r * widest } else { 1 });
+
+            // Π-VJP stage: the cotangent of Π̂ through the operator and envelope, then layer by
+            // layer from the output.
             let mut d = vec![dispatch(
                 &ctx,
                 Kernel::OperatorBackward,
@@ -310,14 +550,14 @@ impl Engine {
                     ("ENV_MULT", u(!tangent as usize)),
                 ],
                 &[
-                    &xs,
-                    &ys,
-                    &pair_w,
-                    &row_ptr,
-                    &entries,
-                    &gmat,
-                    &env,
-                    if tangent { &cot_u } else { &delta[last] },
+                    ("xs", &xs),
+                    ("ys", &ys),
+                    ("wq", &pair_w),
+                    ("row_ptr", &row_ptr),
+                    ("entries", &entries),
+                    ("gmat", &gmat),
+                    ("env", &env),
+                    ("delta", if tangent { &cot_u } else { &delta[last] }),
                 ],
                 r * npad,
                 "operator_backward".into(),
@@ -332,43 +572,49 @@ impl Engine {
                         ("NEIG", u(n)),
                         ("NEIG_PAD", u(npad)),
                     ],
-                    &[&env, &cot_u, &delta[last]],
+                    &[("env", &env), ("cot_u", &cot_u), ("delta", &delta[last])],
                     s * npad,
                     "tangent_envelope_backward".into(),
                 )?);
             }
-            // The batch VJP of Π̂, layer by layer from the output.
             for l in (0..layers.len()).rev() {
                 let ly = &layers[l];
                 let a_in = if l == 0 { &inputs } else { &a[l - 1] };
-                let [c0, c1, c2] = dense(ly);
-                d.push(dispatch(
-                    &ctx,
-                    Kernel::ParamGrad,
-                    &[("ROWS", u(r)), c0, c1, c2, ("BIAS_ROWS", u(value_rows))],
-                    &[a_in, &delta[l], &grad],
-                    (ly.in_pad / 4 + 1) * ly.out_pad / 4,
-                    format!("param_grad[{l}]"),
-                )?);
-                if l > 0 {
-                    d.push(dispatch(
+                match ly.kind {
+                    LayerKind::Dense => d.push(dispatch(
                         &ctx,
-                        Kernel::DenseBackward,
-                        &[
-                            ("ROWS", u(r)),
-                            c0,
-                            c1,
-                            c2,
-                            ("ROW_DIV", 1.0),
-                            ("ACT_D1", u(!tangent as usize)),
-                        ],
-                        &[
-                            &params,
-                            &delta[l],
-                            &z[l - 1],
-                            if tangent { &cot_a } else { &delta[l - 1] },
-                        ],
-                        r.div_ceil(4) * ly.in_pad / 4,
+                        Kernel::ParamGrad,
+                        &with(
+                            DenseShape::of(ly).constants(),
+                            &[("ROWS", u(r)), ("BIAS_ROWS", u(value_rows))],
+                        ),
+                        &[("a_in", a_in), ("delta", &delta[l]), ("grad", &grad)],
+                        (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+                        format!("param_grad[{l}]"),
+                    )?),
+                    LayerKind::Conv2d(g) => d.push(conv_param_grad(
+                        &ctx,
+                        ly,
+                        &g,
+                        1,
+                        r,
+                        1,
+                        ly.gpu_offset,
+                        [a_in, &delta[l], &grad, &whole],
+                        format!("conv2d_param_grad[{l}]"),
+                    )?),
+                }
+                if l > 0 {
+                    let act_below = if tangent { 0 } else { layers[l - 1].act.code() };
+                    let target = if tangent { &cot_a } else { &delta[l - 1] };
+                    d.push(input_vjp(
+                        &ctx,
+                        &params,
+                        ly,
+                        act_below,
+                        r,
+                        1,
+                        [&delta[l], &z[l - 1], target, &whole],
                         format!("dense_backward[{l}]"),
                     )?);
                     if tangent {
@@ -380,65 +626,120 @@ impl Engine {
                                 ("DIM", u(space_dim)),
                                 ("OUT4", u(ly.in_pad / 4)),
                             ],
-                            &[&z[l - 1], &cot_a, &delta[l - 1]],
+                            &[
+                                ("z", &z[l - 1]),
+                                ("cot_a", &cot_a),
+                                ("delta", &delta[l - 1]),
+                            ],
                             s * ly.in_pad / 4,
                             format!("tangent_act_backward[{l}]"),
                         )?);
                     }
                 }
             }
-            // N sensitivity back-passes at once: rows are (sample, output) pairs.
-            d.push(dispatch(
-                &ctx,
-                Kernel::SensInit,
-                &[("SAMPLES", u(s)), ("NEIG", u(n)), ("NEIG_PAD", u(npad))],
-                &[&env, &sens[last]],
-                s * n * npad,
-                "sens_init".into(),
-            )?);
-            for l in (1..layers.len()).rev() {
-                let [c0, c1, c2] = dense(&layers[l]);
+            // Σ-Jacobian stage, chunk by chunk: the N sensitivity back-passes at once (rows are
+            // (sample, output) pairs), then each layer's share of J̄.
+            for (ci, chunk) in chunk_bufs.iter().enumerate() {
+                let tag = |name: &str, l: Option<usize>| match (chunk_bufs.len(), l) {
+                    (1, Some(l)) => format!("{name}[{l}]"),
+                    (1, None) => name.to_string(),
+                    (_, Some(l)) => format!("{name}[{l}] chunk {ci}"),
+                    (_, None) => format!("{name} chunk {ci}"),
+                };
                 d.push(dispatch(
                     &ctx,
-                    Kernel::DenseBackward,
+                    Kernel::SensInit,
                     &[
-                        ("ROWS", u(s * n)),
-                        c0,
-                        c1,
-                        c2,
-                        ("ROW_DIV", u(n)),
-                        ("ACT_D1", 1.0),
-                    ],
-                    &[&params, &sens[l], &z[l - 1], &sens[l - 1]],
-                    (s * n).div_ceil(4) * layers[l].in_pad / 4,
-                    format!("sens_backward[{l}]"),
-                )?);
-            }
-            for (l, ly) in layers.iter().enumerate() {
-                let a_in = if l == 0 { &inputs } else { &a[l - 1] };
-                let [c0, c1, c2] = dense(ly);
-                d.push(dispatch(
-                    &ctx,
-                    Kernel::JbarUpdate,
-                    &[
-                        ("SAMPLES", u(s)),
+                        ("SAMPLES", u(c)),
                         ("NEIG", u(n)),
-                        ("NPAR4", u(npar4)),
-                        ("OUTPUT_LAYER", u((l == last) as usize)),
-                        c0,
-                        c1,
-                        c2,
+                        ("NEIG_PAD", u(npad)),
+                        ("CONST_FIRST", u(spec.constant_first as usize)),
                     ],
-                    &[a_in, &sens[l], &ubuf, &sample_w, &gmat, &jbar],
-                    npairs * (ly.in_pad / 4 + 2) / 2 * ly.out_pad / 4,
-                    format!("jbar_update[{l}]"),
+                    &[("env", &env), ("sens", &sens[last]), ("chunk", chunk)],
+                    c * n * npad,
+                    tag("sens_init", None),
                 )?);
+                for l in (1..layers.len()).rev() {
+                    d.push(input_vjp(
+                        &ctx,
+                        &params,
+                        &layers[l],
+                        layers[l - 1].act.code(),
+                        c * n,
+                        n,
+                        [&sens[l], &z[l - 1], &sens[l - 1], chunk],
+                        tag("sens_backward", Some(l)),
+                    )?);
+                }
+                for (l, ly) in layers.iter().enumerate() {
+                    let a_in = if l == 0 { &inputs } else { &a[l - 1] };
+                    match ly.kind {
+                        LayerKind::Dense => d.push(dispatch(
+                            &ctx,
+                            Kernel::JbarUpdate,
+                            &with(
+                                DenseShape::of(ly).constants(),
+                                &[
+                                    ("NEIG", u(n)),
+                                    ("NPAR4", u(npar4)),
+                                    ("OUTPUT_LAYER", u((l == last) as usize)),
+                                ],
+                            ),
+                            &[
+                                ("a_in", a_in),
+                                ("sens", &sens[l]),
+                                ("u", &ubuf),
+                                ("w", &sample_w),
+                                ("gmat", &gmat),
+                                ("jbar", &jbar),
+                                ("chunk", chunk),
+                            ],
+                            npairs * (ly.in_pad / 4 + 2) / 2 * ly.out_pad / 4,
+                            tag("jbar_update", Some(l)),
+                        )?),
+                        LayerKind::Conv2d(g) => {
+                            d.push(conv_param_grad(
+                                &ctx,
+                                ly,
+                                &g,
+                                c * n,
+                                1,
+                                n,
+                                0,
+                                [a_in, &sens[l], &g_bk, chunk],
+                                tag("conv2d_sample_grads", Some(l)),
+                            )?);
+                            let njq = n.div_ceil(4);
+                            d.push(dispatch(
+                                &ctx,
+                                Kernel::JbarSamples,
+                                &[
+                                    ("NEIG", u(n)),
+                                    ("NJQ", u(njq)),
+                                    ("LAYER4", u(ly.gpu_len() / 4)),
+                                    ("W_OFF4", u(ly.gpu_offset / 4)),
+                                    ("NPAR4", u(npar4)),
+                                ],
+                                &[
+                                    ("g_bk", &g_bk),
+                                    ("u", &ubuf),
+                                    ("w", &sample_w),
+                                    ("gmat", &gmat),
+                                    ("jbar", &jbar),
+                                    ("chunk", chunk),
+                                ],
+                                n * njq * ly.gpu_len() / 4,
+                                tag("jbar_samples", Some(l)),
+                            )?);
+                        }
+                    }
+                }
             }
             d.push(dispatch(
                 &ctx,
                 Kernel::JbarContract,
                 &[("NEIG", u(n)), ("NPAR4", u(npar4))],
-                &[&gmat, &jbar, &grad],
+                &[("gmat", &gmat), ("jbar", &jbar), ("grad", &grad)],
                 npar4,
                 "jbar_contract".into(),
             )?);
@@ -465,6 +766,8 @@ impl Engine {
             nparams,
             gpu_params,
             entries_len,
+            chunk_samples,
+            memory_bytes: memory.get(),
             params,
             inputs,
             z,
@@ -484,13 +787,23 @@ impl Engine {
         })
     }
 
+    /// Bytes of GPU storage this engine allocated (staging buffers excluded).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+
+    /// Samples per chunk of the Σ-Jacobian stage.
+    pub fn chunk_samples(&self) -> usize {
+        self.chunk_samples
+    }
+
     /// The batch shape this engine was built for.
     pub fn shape(&self) -> BatchShape {
         self.shape
     }
 
     /// The network.
-    pub fn spec(&self) -> &MlpSpec {
+    pub fn spec(&self) -> &NetworkSpec {
         &self.spec
     }
 
@@ -525,13 +838,13 @@ impl Engine {
             )));
         }
         let q = &self.ctx.queue;
-        let (d, dp) = (batch.shape.input_dim, self.layers[0].in_pad);
+        let (d, dp) = (batch.shape.input_dim, self.layers[0].in_width);
         if d == dp {
             q.write_buffer(&self.inputs, 0, bytemuck::cast_slice(&batch.inputs));
         } else {
             let mut padded = vec![0.0f32; batch.shape.rows * dp];
             for (dst, src) in padded.chunks_mut(dp).zip(batch.inputs.chunks(d)) {
-                dst[..d].copy_from_slice(src);
+                self.spec.pad_input_row(src, dst);
             }
             q.write_buffer(&self.inputs, 0, bytemuck::cast_slice(&padded));
         }
@@ -661,19 +974,23 @@ impl Engine {
     pub fn read(&self, what: Probe) -> Result<Vec<f32>> {
         let n = self.spec.outputs;
         let r = self.shape.rows;
-        let ly = |l: usize| (self.layers[l].out_pad, self.layers[l].outputs);
-        // (buffer, rows, padded width, width)
-        let (buf, rows, (wp, w)) = match what {
+        // Each row is `positions` runs of a padded width, of which `w` are real.
+        let ly = |l: usize| {
+            let ly = &self.layers[l];
+            (ly.positions, ly.out_pad, ly.outputs)
+        };
+        // (buffer, rows, (positions, padded width, width))
+        let (buf, rows, (pos, wp, w)) = match what {
             Probe::Z(l) => (&self.z[l], r, ly(l)),
             Probe::A(l) => (&self.a[l], r, ly(l)),
-            Probe::Envelope => (&self.env, r, (1, 1)),
-            Probe::U => (&self.u, r, (n, n)),
-            Probe::X => (&self.xs, self.shape.pairs, (n, n)),
-            Probe::Y => (&self.ys, self.shape.pairs, (n, n)),
+            Probe::Envelope => (&self.env, r, (1, 1, 1)),
+            Probe::U => (&self.u, r, (1, n, n)),
+            Probe::X => (&self.xs, self.shape.pairs, (1, n, n)),
+            Probe::Y => (&self.ys, self.shape.pairs, (1, n, n)),
             Probe::Delta(l) => (&self.backward()?.delta[l], r, ly(l)),
-            Probe::Sens(l) => (&self.backward()?.sens[l], self.shape.samples * n, ly(l)),
+            Probe::Sens(l) => (&self.backward()?.sens[l], self.chunk_samples * n, ly(l)),
         };
-        let padded = self.ctx.read_buffer(buf, rows * wp)?;
+        let padded = self.ctx.read_buffer(buf, rows * pos * wp)?;
         Ok(padded.chunks(wp).flat_map(|c| c[..w].to_vec()).collect())
     }
 
@@ -762,6 +1079,7 @@ pub enum Probe {
     Y,
     /// Batch VJP cotangent at the output of layer l (rows, outputs).
     Delta(usize),
-    /// Per-sample sensitivities at the output of layer l (samples, N, outputs).
+    /// Per-sample sensitivities at the output of layer l (samples, N, outputs), of the last
+    /// chunk of the Σ-Jacobian stage (all samples when there is one chunk).
     Sens(usize),
 }

@@ -5,7 +5,7 @@ use nalgebra::DMatrix;
 use super::host::{flat, step_matrices, StepMatrices};
 use crate::error::Result;
 use crate::nn::oracle::{backward, forward_rows, sensitivities, sigma_jacobian, Forward};
-use crate::nn::MlpSpec;
+use crate::nn::NetworkSpec;
 use crate::operators::{apply, pi_cotangent, statistics, Batch};
 
 /// Everything one oracle step computes.
@@ -37,7 +37,7 @@ pub struct OracleStep {
 
 /// One SpIN step in f64 from θ, Σ̄ and J̄.
 pub fn step(
-    spec: &MlpSpec,
+    spec: &NetworkSpec,
     params: &[f64],
     batch: &Batch,
     sigma_avg: &DMatrix<f64>,

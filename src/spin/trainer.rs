@@ -14,14 +14,14 @@ use super::host::{flat, matrix, ritz_std_errors, ritz_values, step_matrices};
 use super::optim::{Optimizer, OptimizerConfig};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
-use crate::nn::MlpSpec;
+use crate::nn::NetworkSpec;
 use crate::operators::samplers::Sampler;
 use crate::operators::{Batch, Operator};
 
 /// What is learned: a network, an operator and the sampling distribution.
 pub struct Problem {
     /// The network.
-    pub spec: MlpSpec,
+    pub spec: NetworkSpec,
     /// The operator K.
     pub operator: Operator,
     /// p(x).
@@ -199,11 +199,19 @@ impl Trainer {
             fixed_uploaded: false,
             mask: None,
         })
+        .and_then(|mut t| {
+            if let Some(m) = t.problem.spec.structural_mask() {
+                t.set_mask(m)?;
+            }
+            Ok(t)
+        })
     }
 
     /// Restricts training to the parameters where `mask` is 1 (block-sparse layers): the others
-    /// are set to 0 now and their gradient is dropped at every step.
-    pub fn set_mask(&mut self, mask: Vec<f32>) -> Result<()> {
+    /// are set to 0 now and their gradient is dropped at every step. The network's own frozen
+    /// parameters ([`crate::nn::NetworkSpec::structural_mask`]: the constant first
+    /// eigenfunction, whose bias stays 1) stay frozen whatever `mask` says.
+    pub fn set_mask(&mut self, mut mask: Vec<f32>) -> Result<()> {
         if mask.len() != self.params.len() {
             return Err(SpinError::Shape(format!(
                 "mask of {} for {} parameters",
@@ -211,8 +219,17 @@ impl Trainer {
                 self.params.len()
             )));
         }
+        if let Some(fixed) = self.problem.spec.structural_mask() {
+            for (m, f) in mask.iter_mut().zip(fixed) {
+                *m *= f;
+            }
+        }
         for (p, m) in self.params.iter_mut().zip(&mask) {
             *p *= m;
+        }
+        if self.problem.spec.constant_first {
+            let out = *self.problem.spec.layers().last().expect("output layer");
+            self.params[out.b(0)] = 1.0;
         }
         self.mask = Some(mask);
         Ok(())
