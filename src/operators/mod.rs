@@ -756,3 +756,52 @@ impl Batch {
         })
     }
 }
+
+impl Batch {
+    /// The slowness operator's batch (SPEC §4, §9): `clips` clips of `clip_len` consecutive
+    /// inputs each (rows clip-major, `input_dim` values per input); pair q is one step t → t + 1
+    /// inside a clip, X_q = Y_q = u(x_{t+1}) − u(x_t), so Π̂ is the mean outer product of the
+    /// differences. Σ̂ is over every input; no difference crosses a clip.
+    pub fn slowness(
+        inputs: &[f32],
+        input_dim: usize,
+        clips: usize,
+        clip_len: usize,
+    ) -> Result<Batch> {
+        let rows = clips * clip_len;
+        if clips == 0 || clip_len < 2 || inputs.len() != rows * input_dim {
+            return Err(SpinError::Shape(format!(
+                "a slowness batch needs clips of at least 2 inputs: {clips} clips × {clip_len} inputs of {input_dim} values, got {} values",
+                inputs.len()
+            )));
+        }
+        let mut terms = Vec::with_capacity(2 * clips * (clip_len - 1));
+        for c in 0..clips {
+            for t in 0..clip_len - 1 {
+                let row = (c * clip_len + t) as u32;
+                terms.push(Term {
+                    row: row + 1,
+                    coef: 1.0,
+                });
+                terms.push(Term { row, coef: -1.0 });
+            }
+        }
+        let pairs = clips * (clip_len - 1);
+        Ok(Batch {
+            shape: BatchShape {
+                input_dim,
+                rows,
+                samples: rows,
+                pairs,
+                tx: 2,
+                ty: 2,
+                channels: 1,
+            },
+            inputs: inputs.to_vec(),
+            sample_weights: vec![1.0; rows],
+            x_terms: terms.clone(),
+            y_terms: terms,
+            pair_weights: vec![1.0; pairs],
+        })
+    }
+}

@@ -1,7 +1,13 @@
 #![allow(dead_code)]
 use std::sync::{Arc, OnceLock};
 
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use spectral_inference::gpu::{context::request_from_env, GpuContext};
+use spectral_inference::nn::NetworkSpec;
+use spectral_inference::operators::Batch;
+use spectral_inference::spin::{oracle, Engine, EngineOptions, Probe};
 
 /// The shared GPU context. Fails loudly when there is no adapter: CI installs lavapipe.
 pub fn ctx() -> Arc<GpuContext> {
@@ -39,4 +45,104 @@ pub fn assert_close(name: &str, gpu: &[f32], cpu: &[f64], rtol: f64, atol: f64) 
 /// Largest magnitude, to scale absolute tolerances of long reductions.
 pub fn scale(v: &[f64]) -> f64 {
     v.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30)
+}
+
+pub fn random_spd(n: usize, rng: &mut ChaCha8Rng) -> DMatrix<f64> {
+    let a = DMatrix::from_fn(n, n, |_, _| rng.random_range(-0.5..0.5));
+    &a * a.transpose() + DMatrix::identity(n, n)
+}
+
+/// One whole SpIN step of `spec` on `batch` on the GPU engine against the CPU f64 oracle step:
+/// every forward buffer, Σ̂, Π̂, J̄ and the gradient.
+pub fn check_engine(
+    spec: &NetworkSpec,
+    batch: &Batch,
+    beta: f64,
+    seed: u64,
+    options: EngineOptions,
+) {
+    let ctx = ctx();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let params32 = spec.init_params(&mut rng);
+    let params: Vec<f64> = params32.iter().map(|&v| v as f64).collect();
+    let n = spec.outputs;
+    let p = spec.num_params();
+    let jbar0: Vec<f64> = (0..n * (n + 1) / 2 * p)
+        .map(|_| rng.random_range(-0.1..0.1))
+        .collect();
+    let sigma_avg = random_spd(n, &mut rng);
+    let want = oracle::step(spec, &params, batch, &sigma_avg, &jbar0, beta).expect("oracle step");
+
+    let engine =
+        Engine::with_options(Arc::clone(&ctx), spec, batch.shape, true, options).expect("engine");
+    engine.set_params(&params32).unwrap();
+    engine.set_batch(batch).unwrap();
+    engine
+        .write_jbar(&jbar0.iter().map(|&v| v as f32).collect::<Vec<_>>())
+        .unwrap();
+    let (sigma, pi) = engine.statistics().unwrap();
+
+    for (l, z) in want.forward.z.iter().enumerate() {
+        assert_close(
+            &format!("z[{l}]"),
+            &engine.read(Probe::Z(l)).unwrap(),
+            z,
+            1e-4,
+            1e-4 * scale(z),
+        );
+        let a = &want.forward.a[l];
+        assert_close(
+            &format!("a[{l}]"),
+            &engine.read(Probe::A(l)).unwrap(),
+            a,
+            1e-4,
+            1e-4 * scale(a),
+        );
+    }
+    assert_close(
+        "envelope",
+        &engine.read(Probe::Envelope).unwrap(),
+        &want.forward.env,
+        1e-5,
+        1e-6,
+    );
+    let u = &want.forward.u;
+    assert_close(
+        "u",
+        &engine.read(Probe::U).unwrap(),
+        u,
+        1e-4,
+        1e-4 * scale(u),
+    );
+    assert_close(
+        "X",
+        &engine.read(Probe::X).unwrap(),
+        &want.xs,
+        1e-3,
+        1e-4 * scale(&want.xs),
+    );
+    assert_close(
+        "Y",
+        &engine.read(Probe::Y).unwrap(),
+        &want.ys,
+        1e-3,
+        1e-3 * scale(&want.ys),
+    );
+    assert_close(
+        "sigma",
+        &sigma,
+        &want.sigma,
+        1e-3,
+        1e-4 * scale(&want.sigma),
+    );
+    assert_close("pi", &pi, &want.pi, 1e-3, 1e-3 * scale(&want.pi));
+
+    let m = &want.matrices;
+    let flat = spectral_inference::spin::host::flat;
+    let grad = engine
+        .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), beta)
+        .unwrap();
+    let jbar = engine.read_jbar().unwrap();
+    assert_close("jbar", &jbar, &want.jbar, 1e-3, 1e-4 * scale(&want.jbar));
+    assert_close("grad", &grad, &want.grad, 2e-3, 2e-3 * scale(&want.grad));
 }
