@@ -25,8 +25,13 @@ fn main() {
         match run(ctx.clone(), &config, 10, 20, 5.0) {
             Ok(r) => {
                 println!(
-                    "{:<20} {:>9.1} steps/s  {:>8.2} ms/step  ({} steps)",
-                    r.name, r.steps_per_second, r.ms_per_step, r.steps
+                    "{:<26} {:>9.2} steps/s  {:>9.2} ms/step  ({} steps)  {:.1} MiB  {:.2} GFLOP/s",
+                    r.name,
+                    r.steps_per_second,
+                    r.ms_per_step,
+                    r.steps,
+                    r.gpu_memory_bytes as f64 / (1u64 << 20) as f64,
+                    r.gflops
                 );
                 if let Some(k) = r.kernels {
                     for t in k {

@@ -759,8 +759,14 @@ fn run_bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "{:<26} {:>7.1} steps/s  {:>8.2} ms/step  ({} steps)",
-                r.name, r.steps_per_second, r.ms_per_step, r.steps
+                "{:<26} {:>7.2} steps/s  {:>9.2} ms/step  ({} steps)  GPU memory {:.1} MiB  {:.3} GFLOP/step  {:.2} GFLOP/s",
+                r.name,
+                r.steps_per_second,
+                r.ms_per_step,
+                r.steps,
+                r.gpu_memory_bytes as f64 / (1u64 << 20) as f64,
+                r.flops_per_step * 1e-9,
+                r.gflops
             );
             match &r.kernels {
                 Some(k) => {

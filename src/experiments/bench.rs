@@ -9,7 +9,10 @@ use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
 use crate::spin::engine::KernelTime;
 use crate::spin::host::flat;
-use crate::spin::{OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use crate::nn::{Activation, Conv2dSpec, ImageShape, LayerKind, NetworkSpec, Padding};
+use crate::operators::samplers::Sampler;
+use crate::operators::Operator;
+use crate::spin::{OptimizerConfig, OptimizerKind, Problem, TrainConfig, Trainer};
 
 /// A benchmark configuration.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -32,6 +35,109 @@ pub struct BenchConfig {
     pub radial: bool,
     /// Sampler.
     pub sampler: SamplerKind,
+    /// A conv net on video clips with the slowness operator, instead of 2D hydrogen.
+    pub video: Option<VideoBench>,
+}
+
+/// The video part of a benchmark: a conv net on clips of stacked frames (noise frames: the
+/// speed does not depend on the pixels).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VideoBench {
+    /// Input image (height, width, stacked frames).
+    pub image: ImageShape,
+    /// Conv layers.
+    pub conv: Vec<Conv2dSpec>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// A constant first eigenfunction in front of the `neig` learned ones.
+    pub constant_first: bool,
+    /// Clips per batch.
+    pub clips: usize,
+    /// Inputs per clip.
+    pub clip_len: usize,
+}
+
+fn convs(channels: &[usize], kernel: usize, padding: &[Padding]) -> Vec<Conv2dSpec> {
+    channels
+        .iter()
+        .zip(padding)
+        .map(|(&c, &p)| Conv2dSpec {
+            channels: c,
+            kernel,
+            stride: 2,
+            padding: p,
+        })
+        .collect()
+}
+
+fn video(
+    name: &'static str,
+    image: (usize, usize, usize),
+    conv: Vec<Conv2dSpec>,
+    hidden: usize,
+    neig: usize,
+    (clips, clip_len): (usize, usize),
+    constant_first: bool,
+) -> BenchConfig {
+    BenchConfig {
+        name,
+        hidden: vec![hidden],
+        neig,
+        batch: clips * clip_len,
+        eps: 0.0,
+        beta: 0.01,
+        laplacian: LaplacianKind::Fd,
+        radial: false,
+        sampler: SamplerKind::Uniform,
+        video: Some(VideoBench {
+            image: ImageShape {
+                height: image.0,
+                width: image.1,
+                channels: image.2,
+            },
+            conv,
+            activation: Activation::Relu,
+            constant_first,
+            clips,
+            clip_len,
+        }),
+    }
+}
+
+/// Uniform noise in [0, 1]: inputs for speed measurements of video networks.
+struct NoiseFrames(usize);
+
+impl Sampler for NoiseFrames {
+    fn dim(&self) -> usize {
+        self.0
+    }
+    fn sample(&self, rng: &mut dyn rand::RngCore, count: usize) -> (Vec<f64>, Vec<f64>) {
+        use rand::Rng;
+        let v = (0..count * self.0).map(|_| rng.random_range(0.0..1.0)).collect();
+        (v, vec![1.0; count])
+    }
+}
+
+/// Multiply-adds of one training step of `spec` on a batch of `rows` rows, `samples` of which
+/// enter Σ̂ (SPEC §3, §9): forward, the Π-VJP (parameter gradients and input VJPs), the N
+/// sensitivity passes, each layer's Σ-Jacobian (dense: one GEMM per pair; conv: per-sample
+/// gradients and their contraction) and the G_Σ contraction.
+pub fn step_macs(spec: &NetworkSpec, rows: usize, samples: usize) -> f64 {
+    let layers = spec.layers();
+    let n = spec.outputs as f64;
+    let npairs = n * (n + 1.0) / 2.0;
+    let (r, s) = (rows as f64, samples as f64);
+    let macs: Vec<f64> = layers.iter().map(|l| l.macs() as f64).collect();
+    let all: f64 = macs.iter().sum();
+    let above_first: f64 = macs.iter().skip(1).sum();
+    let mut total = r * all + r * (all + above_first) + s * n * above_first;
+    for (l, m) in layers.iter().zip(&macs) {
+        total += match l.kind {
+            LayerKind::Dense => npairs * s * l.len() as f64,
+            LayerKind::Conv2d(_) => s * n * m + npairs * s * l.len() as f64,
+        };
+    }
+    total + npairs * spec.num_params() as f64
 }
 
 /// The named configurations.
@@ -47,6 +153,7 @@ pub fn configs() -> Vec<BenchConfig> {
             laplacian: LaplacianKind::Fd,
             radial: false,
             sampler: SamplerKind::Uniform,
+            video: None,
         },
         BenchConfig {
             name: "hydrogen-3x64-exact",
@@ -58,6 +165,7 @@ pub fn configs() -> Vec<BenchConfig> {
             laplacian: LaplacianKind::Exact,
             radial: false,
             sampler: SamplerKind::Uniform,
+            video: None,
         },
         BenchConfig {
             name: "hydrogen-3x64-weak-radial",
@@ -69,6 +177,7 @@ pub fn configs() -> Vec<BenchConfig> {
             laplacian: LaplacianKind::Weak,
             radial: true,
             sampler: SamplerKind::Importance,
+            video: None,
         },
         BenchConfig {
             name: "hydrogen-4x128-fd",
@@ -80,7 +189,39 @@ pub fn configs() -> Vec<BenchConfig> {
             laplacian: LaplacianKind::Fd,
             radial: false,
             sampler: SamplerKind::Uniform,
+            video: None,
         },
+        video(
+            "sfa-balls-small",
+            (32, 32, 2),
+            convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
+            64,
+            9,
+            (8, 10),
+            true,
+        ),
+        video(
+            "sfa-balls-paper",
+            (64, 64, 2),
+            convs(&[32, 32, 32], 5, &[Padding::Same; 3]),
+            128,
+            13,
+            (24, 10),
+            true,
+        ),
+        video(
+            "atari-reference",
+            (84, 84, 4),
+            convs(
+                &[64, 64, 64],
+                6,
+                &[Padding::Valid, Padding::Same, Padding::Same],
+            ),
+            128,
+            5,
+            (1, 129),
+            false,
+        ),
     ]
 }
 
@@ -99,10 +240,17 @@ pub struct BenchResult {
     pub adapter: String,
     /// Per-kernel GPU times of one step, where timestamp queries exist.
     pub kernels: Option<Vec<KernelTime>>,
+    /// GPU storage the engine allocated, bytes.
+    pub gpu_memory_bytes: u64,
+    /// Floating-point operations per step (2 × [`step_macs`]).
+    pub flops_per_step: f64,
+    /// Achieved GFLOP/s (flops_per_step × steps/s).
+    pub gflops: f64,
 }
 
-/// Runs `config`: `warmup` untimed steps, then timed steps for at least `seconds` (and at least
-/// `min_steps`).
+/// Runs `config`: `warmup` untimed steps (fewer if they take longer than `seconds`), then timed
+/// steps for at least `seconds` and 2 steps, and at least `min_steps` unless that takes more than
+/// twice `seconds` (the big video configurations take seconds a step on a CPU adapter).
 pub fn run(
     ctx: Arc<GpuContext>,
     config: &BenchConfig,
@@ -110,15 +258,36 @@ pub fn run(
     min_steps: u64,
     seconds: f64,
 ) -> Result<BenchResult> {
-    // The 2D hydrogen atom on [−50, 50]² with the envelope, as `spin hydrogen` builds it.
-    let mut hydrogen = SchrodingerConfig::generic();
-    hydrogen.hidden = config.hidden.clone();
-    hydrogen.neig = config.neig;
-    hydrogen.laplacian = config.laplacian;
-    hydrogen.eps = if config.eps > 0.0 { config.eps } else { 0.1 };
-    hydrogen.radial = config.radial;
-    hydrogen.sampler = config.sampler;
-    let problem = hydrogen.problem(&ctx)?;
+    let problem = match &config.video {
+        Some(v) => {
+            let spec = NetworkSpec {
+                input_dim: v.image.height * v.image.width * v.image.channels,
+                hidden: config.hidden.clone(),
+                outputs: config.neig,
+                image: Some(v.image),
+                conv: v.conv.clone(),
+                activation: v.activation,
+                constant_first: v.constant_first,
+                ..Default::default()
+            };
+            Problem {
+                sampler: Box::new(NoiseFrames(spec.input_dim)),
+                spec,
+                operator: Operator::slowness(v.clip_len)?,
+            }
+        }
+        None => {
+            // The 2D hydrogen atom on [−50, 50]² with the envelope, as `spin hydrogen` builds it.
+            let mut hydrogen = SchrodingerConfig::generic();
+            hydrogen.hidden = config.hidden.clone();
+            hydrogen.neig = config.neig;
+            hydrogen.laplacian = config.laplacian;
+            hydrogen.eps = if config.eps > 0.0 { config.eps } else { 0.1 };
+            hydrogen.radial = config.radial;
+            hydrogen.sampler = config.sampler;
+            hydrogen.problem(&ctx)?
+        }
+    };
     let train = TrainConfig {
         beta: config.beta,
         batch: config.batch,
@@ -129,26 +298,51 @@ pub fn run(
         exhaustive: false,
     };
     let mut trainer = Trainer::new(ctx.clone(), problem, train)?;
+    let shape = trainer.engine().shape();
+    let flops_per_step = 2.0 * step_macs(&trainer.problem().spec, shape.rows, shape.samples);
+    let warm = Instant::now();
     for _ in 0..warmup {
         trainer.step()?;
+        if warm.elapsed().as_secs_f64() > seconds {
+            break;
+        }
     }
     let start = Instant::now();
     let mut steps = 0u64;
-    while steps < min_steps || start.elapsed().as_secs_f64() < seconds {
+    loop {
+        let t = start.elapsed().as_secs_f64();
+        if steps >= 2 && t >= seconds && (steps >= min_steps || t >= 2.0 * seconds) {
+            break;
+        }
         trainer.step()?;
         steps += 1;
     }
     let wall = start.elapsed().as_secs_f64();
     let n = config.neig;
     let eye = nalgebra::DMatrix::<f64>::identity(n, n);
+    // One line per kernel and layer: the chunks of the Σ-Jacobian stage are summed.
     let kernels = trainer
         .engine()
-        .profile(&flat(&eye), &flat(&eye), config.beta)?;
+        .profile(&flat(&eye), &flat(&eye), config.beta)?
+        .map(|list| {
+            let mut merged: Vec<KernelTime> = Vec::new();
+            for t in list {
+                let label = t.label.split(" chunk").next().unwrap_or("").to_string();
+                match merged.iter_mut().find(|m| m.label == label) {
+                    Some(m) => m.ms += t.ms,
+                    None => merged.push(KernelTime { label, ms: t.ms }),
+                }
+            }
+            merged
+        });
     if steps == 0 {
         return Err(SpinError::Config("no steps timed".into()));
     }
     Ok(BenchResult {
         name: config.name.to_string(),
+        gpu_memory_bytes: trainer.engine().memory_bytes(),
+        flops_per_step,
+        gflops: flops_per_step * steps as f64 / wall * 1e-9,
         steps_per_second: steps as f64 / wall,
         ms_per_step: wall * 1e3 / steps as f64,
         steps,

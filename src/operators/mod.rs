@@ -238,6 +238,15 @@ pub enum Operator {
         /// A scalar multiple.
         scale: f64,
     },
+    /// The slowness operator of slow feature analysis (SPEC §4, §9): a batch is clips of
+    /// `clip_len` consecutive inputs and Π̂ is the mean of scale · (u(x_{t+1}) − u(x_t))
+    /// (u(x_{t+1}) − u(x_t))ᵀ over the steps inside each clip ([`Batch::slowness`]).
+    Slowness {
+        /// Consecutive inputs per clip (at least 2).
+        clip_len: usize,
+        /// A scalar multiple.
+        scale: f64,
+    },
 }
 
 impl std::fmt::Debug for Operator {
@@ -248,6 +257,9 @@ impl std::fmt::Debug for Operator {
             }
             Operator::PairKernel { scale, .. } => write!(f, "PairKernel(scale {scale})"),
             Operator::Tangent { dim, .. } => write!(f, "Tangent(dim {dim})"),
+            Operator::Slowness { clip_len, scale } => {
+                write!(f, "Slowness(clips of {clip_len}, scale {scale})")
+            }
         }
     }
 }
@@ -336,9 +348,26 @@ impl Operator {
         Operator::PairKernel { kernel, scale: 1.0 }
     }
 
+    /// The slowness operator on clips of `clip_len` consecutive inputs.
+    pub fn slowness(clip_len: usize) -> Result<Self> {
+        if clip_len < 2 {
+            return Err(SpinError::Config(format!(
+                "the slowness operator needs clips of at least 2 inputs, got {clip_len}"
+            )));
+        }
+        Ok(Operator::Slowness {
+            clip_len,
+            scale: 1.0,
+        })
+    }
+
     /// s K.
     pub fn scaled(self, s: f64) -> Self {
         match self {
+            Operator::Slowness { clip_len, scale } => Operator::Slowness {
+                clip_len,
+                scale: scale * s,
+            },
             Operator::Stencil { dim, terms } => Operator::Stencil {
                 dim,
                 terms: terms
@@ -574,6 +603,20 @@ impl Operator {
                         .flat_map(|_| weights.iter().map(move |&w| w as f32 * k))
                         .collect();
                     batch.shape.pairs = (dim + 1) * count;
+                }
+                Ok(batch)
+            }
+            Operator::Slowness { clip_len, scale } => {
+                if !count.is_multiple_of(*clip_len) {
+                    return Err(SpinError::Config(format!(
+                        "a slowness batch is whole clips of {clip_len} inputs, got {count} inputs"
+                    )));
+                }
+                let inputs: Vec<f32> = points.iter().map(|&v| v as f32).collect();
+                let mut batch = Batch::slowness(&inputs, dim, count / clip_len, *clip_len)?;
+                batch.sample_weights = weights.iter().map(|&w| w as f32).collect();
+                for t in &mut batch.y_terms {
+                    t.coef *= *scale as f32;
                 }
                 Ok(batch)
             }
