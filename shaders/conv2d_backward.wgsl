@@ -3,7 +3,10 @@
 //   δ_in[r, iy, ix, i] = act'(z_in[offset + r / ROW_DIV, iy, ix, i])
 //                        Σ_{dy, dx: y = (iy + PAD_T − dy) / s, x = (ix + PAD_L − dx) / s exact, in range}
 //                        Σ_o W[dy, dx, i, o] δ_out[r, y, x, o].
-// Each invocation computes one input pixel × one vec4 of input channels.
+// Each invocation computes 4 rows × one input pixel × one vec4 of input channels: per vec4 of
+// output channels, 4 weight and 4 sensitivity loads feed 64 multiply-adds. Only the taps that
+// hit an output pixel are visited (dy ≡ iy + PAD_T mod s), and neighbouring invocations share
+// the pixel, so their loops have the same trip counts.
 
 override ROWS: u32;
 override IN_H: u32;
@@ -30,40 +33,59 @@ override ACT_D1: u32;   // the input layer's activation code
 fn conv2d_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
     let ipix = IN_H * IN_W;
-    if (t >= ROWS * ipix * CIN4) {
+    let r_tiles = (ROWS + 3u) / 4u;
+    if (t >= ipix * r_tiles * CIN4) {
         return;
     }
     let iq = t % CIN4;
-    let p = t / CIN4;
-    let r = p / ipix;
-    let iy = (p % ipix) / IN_W;
-    let ix = p % IN_W;
-    var acc = vec4<f32>(0.0);
-    for (var dy = 0u; dy < K; dy++) {
-        let yy = i32(iy + PAD_T) - i32(dy);
-        if (yy < 0 || u32(yy) % STRIDE != 0u || u32(yy) / STRIDE >= OUT_H) {
+    let r0 = ((t / CIN4) % r_tiles) * 4u;
+    let pix = t / (CIN4 * r_tiles);
+    let iy = pix / IN_W;
+    let ix = pix % IN_W;
+    let last = ROWS - 1u;
+    let opix = OUT_H * OUT_W;
+    let rs = vec4<u32>(r0, min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * opix;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let ty = iy + PAD_T;
+    let tx = ix + PAD_L;
+    for (var dy = ty % STRIDE; dy < K && dy <= ty; dy += STRIDE) {
+        let y = (ty - dy) / STRIDE;
+        if (y >= OUT_H) {
             continue;
         }
-        let y = u32(yy) / STRIDE;
-        for (var dx = 0u; dx < K; dx++) {
-            let xx = i32(ix + PAD_L) - i32(dx);
-            if (xx < 0 || u32(xx) % STRIDE != 0u || u32(xx) / STRIDE >= OUT_W) {
+        for (var dx = tx % STRIDE; dx < K && dx <= tx; dx += STRIDE) {
+            let x = (tx - dx) / STRIDE;
+            if (x >= OUT_W) {
                 continue;
             }
-            let x = u32(xx) / STRIDE;
-            let drow = ((r * OUT_H + y) * OUT_W + x) * COUT4;
+            let q = y * OUT_W + x;
             let wrow = W_OFF4 + 4u * ((dy * K + dx) * CIN4 + iq) * COUT4;
             for (var oq = 0u; oq < COUT4; oq++) {
-                let d = delta_out[drow + oq];
-                acc += vec4<f32>(
-                    dot(params[wrow + oq], d),
-                    dot(params[wrow + COUT4 + oq], d),
-                    dot(params[wrow + 2u * COUT4 + oq], d),
-                    dot(params[wrow + 3u * COUT4 + oq], d),
-                );
+                let w0 = params[wrow + oq];
+                let w1 = params[wrow + COUT4 + oq];
+                let w2 = params[wrow + 2u * COUT4 + oq];
+                let w3 = params[wrow + 3u * COUT4 + oq];
+                let d0 = delta_out[(rs.x + q) * COUT4 + oq];
+                let d1 = delta_out[(rs.y + q) * COUT4 + oq];
+                let d2 = delta_out[(rs.z + q) * COUT4 + oq];
+                let d3 = delta_out[(rs.w + q) * COUT4 + oq];
+                acc0 += vec4<f32>(dot(w0, d0), dot(w1, d0), dot(w2, d0), dot(w3, d0));
+                acc1 += vec4<f32>(dot(w0, d1), dot(w1, d1), dot(w2, d1), dot(w3, d1));
+                acc2 += vec4<f32>(dot(w0, d2), dot(w1, d2), dot(w2, d2), dot(w3, d2));
+                acc3 += vec4<f32>(dot(w0, d3), dot(w1, d3), dot(w2, d3), dot(w3, d3));
             }
         }
     }
-    let zrow = (chunk.offset + r / ROW_DIV) * ipix + iy * IN_W + ix;
-    delta_in[t] = act4_d1(z_in[zrow * CIN4 + iq], ACT_D1) * acc;
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var rr = 0u; rr < 4u; rr++) {
+        let r = r0 + rr;
+        if (r >= ROWS) {
+            break;
+        }
+        let zrow = (chunk.offset + r / ROW_DIV) * ipix + pix;
+        delta_in[(r * ipix + pix) * CIN4 + iq] = act4_d1(z_in[zrow * CIN4 + iq], ACT_D1) * accs[rr];
+    }
 }

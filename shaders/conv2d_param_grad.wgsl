@@ -49,21 +49,24 @@ fn conv2d_param_grad(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    let one = vec4<f32>(1.0, 0.0, 0.0, 0.0);
+    let zero = vec4<f32>(0.0);
     for (var rr = 0u; rr < GROUP_ROWS; rr++) {
         let r = g * GROUP_ROWS + rr;
-        let ar = chunk.offset + r / ROW_DIV;
+        let abase = (chunk.offset + r / ROW_DIV) * IN_H;
+        let dbase = r * OUT_H;
         for (var y = 0u; y < OUT_H; y++) {
             let iy = i32(y * STRIDE + dy) - i32(PAD_T);
             let y_in = iy >= 0 && iy < i32(IN_H);
+            let arow = (abase + u32(clamp(iy, 0, i32(IN_H) - 1))) * IN_W;
+            let drow = (dbase + y) * OUT_W;
             for (var x = 0u; x < OUT_W; x++) {
-                let d = delta[((r * OUT_H + y) * OUT_W + x) * COUT4 + oq];
+                let d = delta[(drow + x) * COUT4 + oq];
                 let ix = i32(x * STRIDE + dx) - i32(PAD_L);
-                var a = vec4<f32>(0.0);
-                if (is_bias) {
-                    a = vec4<f32>(1.0, 0.0, 0.0, 0.0);
-                } else if (y_in && ix >= 0 && ix < i32(IN_W)) {
-                    a = a_in[((ar * IN_H + u32(iy)) * IN_W + u32(ix)) * CIN4 + iq];
-                }
+                let inside = y_in && ix >= 0 && ix < i32(IN_W);
+                // Branch-free: load a clamped pixel and zero it outside the image.
+                let v = a_in[(arow + u32(clamp(ix, 0, i32(IN_W) - 1))) * CIN4 + iq];
+                let a = select(select(zero, v, inside), one, is_bias);
                 acc0 += a.x * d;
                 acc1 += a.y * d;
                 acc2 += a.z * d;

@@ -55,9 +55,10 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
     // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
+    let offset = chunk.offset;
     let samples = select(chunk.count, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
     for (var b = 0u; b < samples; b++) {
-        let bs = chunk.offset + b;
+        let bs = offset + b;
         let s = w[bs] * u[bs * NEIG + j];
         let d = s * sens[(b * NEIG + k) * OUT4 + oq];
         let a = select(a_in[bs * IN4 + l0], one, q0 == IN4);

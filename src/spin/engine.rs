@@ -203,7 +203,7 @@ fn input_vjp(
                 &[("W_OFF4", u(ly.gpu_offset / 4))],
             ),
             &named,
-            rows * g.in_h * g.in_w * g.in_cp / 4,
+            rows.div_ceil(4) * g.in_h * g.in_w * g.in_cp / 4,
             label.replace("dense", "conv2d"),
         ),
     }
