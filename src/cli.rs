@@ -44,7 +44,9 @@ enum Command {
     Schrodinger(SchrodingerArgs),
     /// The 2D hydrogen atom (N = 9) with our best defaults, or `--preset reference`.
     Hydrogen(HydrogenArgs),
-    /// Eigenfunction values v = L⁻¹u of a trained run at new points (CSV in, CSV out).
+    /// Eigenfunction values v = L⁻¹u of a trained run at new points (CSV in, CSV out), with L
+    /// = chol Σ on 65 536 fresh samples: E_p[v_j v_k] = δ_jk under the uniform density p on the
+    /// box (`--normalize sampling`, the default; ∫v² dx = (2D)^d), or ∫v² dx = 1 (`unit`).
     Eval(EvalArgs),
     /// The exact baseline: the finite-difference Hamiltonian on an n^d grid and its lowest
     /// eigenpairs (faer's Krylov–Schur solver); eigenvalues to JSON and a picture.
@@ -193,12 +195,18 @@ struct EvalArgs {
     /// A run's output folder (with checkpoint.safetensors).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Points, one per line, d coordinates separated by commas.
+    /// Points, one per line, d coordinates separated by commas; an optional header line (with
+    /// columns x0 … x{d−1} picked by name, so this command's own output reads back).
     #[arg(long)]
     points: PathBuf,
     /// Output CSV (default: stdout).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How v is scaled: `sampling` (SpIN's own: E_p[v²] = 1 under the uniform density p on the
+    /// box [−D, D]^d, so ∫v² dx = (2D)^d) or `unit` (∫v² dx = 1, quantum mechanics'
+    /// convention: v divided by (2D)^{d/2}).
+    #[arg(long, default_value = "sampling", value_parser = ["sampling", "unit"])]
+    normalize: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -541,31 +549,32 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
                 args.checkpoint.display()
             )
         })?;
-    let text = std::fs::read_to_string(&args.points)
-        .with_context(|| format!("reading {}", args.points.display()))?;
+    let table = spectral_inference::io::read_numbers_csv(&args.points)?;
+    // With a header that names x0 … x{d−1} (as this command writes), take those columns: its
+    // own output reads back as input.
+    let columns: Option<Vec<usize>> = table.header.as_ref().and_then(|h| {
+        (0..cfg.dim)
+            .map(|i| h.iter().position(|c| c == &format!("x{i}")))
+            .collect()
+    });
     let mut points = Vec::new();
-    for (ln, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    for (row, line) in table.rows.iter().zip(&table.lines) {
+        if let Some(cols) = &columns {
+            if let Some(&c) = cols.iter().find(|&&c| c >= row.len()) {
+                bail!(
+                    "{}: line {line}: no value in column {} (`x{}` of the header)",
+                    args.points.display(),
+                    c + 1,
+                    cols.iter().position(|&x| x == c).unwrap_or(0)
+                );
+            }
+            points.extend(cols.iter().map(|&c| row[c]));
             continue;
         }
-        let row: Vec<f64> = line
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .map(|t| t.parse::<f64>().ok().filter(|v| v.is_finite()))
-            .collect::<Option<Vec<_>>>()
-            .with_context(|| {
-                format!(
-                    "{}: line {}: `{line}` is not a row of numbers",
-                    args.points.display(),
-                    ln + 1
-                )
-            })?;
         if row.len() != cfg.dim {
             bail!(
-                "{}: line {}: {} coordinates, the run is {}-dimensional",
+                "{}: line {line}: {} coordinates, the run is {}-dimensional",
                 args.points.display(),
-                ln + 1,
                 row.len(),
                 cfg.dim
             );
@@ -579,7 +588,19 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let problem = cfg.problem(&ctx)?;
     let mut trainer = spectral_inference::spin::Trainer::new(ctx, problem, cfg.train.clone())?;
     trainer.restore(&state)?;
-    let v = trainer.eigenfunctions(&points, &state.sigma_avg)?;
+    // L from Σ of a fresh sample of p (not the moving average Σ̄, which lags a short run), so
+    // that the v are orthonormal under p: E_p[v_j v_k] = δ_jk up to Monte Carlo error.
+    let sigma = trainer
+        .evaluate(1 << 16, 8192, cfg.train.seed ^ 0xE7A1)?
+        .sigma;
+    let mut v = trainer.eigenfunctions(&points, &sigma)?;
+    if args.normalize == "unit" {
+        // p is uniform on [−D, D]^d with density (2D)^−d: ∫v² dx = (2D)^d E_p[v²].
+        let scale = (2.0 * cfg.half_width).powf(-(cfg.dim as f64) / 2.0);
+        for x in &mut v {
+            *x *= scale;
+        }
+    }
     let n = cfg.neig;
     let mut out = String::new();
     let coords: Vec<String> = (0..cfg.dim).map(|i| format!("x{i}")).collect();

@@ -330,6 +330,55 @@ fn killed_run_resumes_to_the_same_parameters() {
         let v: Vec<f64> = l.split(',').map(|t| t.parse().unwrap()).collect();
         assert!(v.iter().all(|x| x.is_finite()) && v.len() == 3);
     }
+    // Its own output (with the header) reads back, and --normalize unit gives ∫v² dx = 1.
+    let grid: String = (0..=1000)
+        .map(|i| format!("{}\n", -5.0 + 0.01 * i as f64))
+        .collect();
+    std::fs::write(&pts, format!("x0\n{grid}")).unwrap();
+    let read = |normalize: &str| -> Vec<Vec<f64>> {
+        let out_csv = base.join(format!("v-{normalize}.csv"));
+        let out = spin(&[
+            "eval",
+            "--checkpoint",
+            full.to_str().unwrap(),
+            "--points",
+            pts.to_str().unwrap(),
+            "--normalize",
+            normalize,
+            "--out",
+            out_csv.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let again = spin(&[
+            "eval",
+            "--checkpoint",
+            full.to_str().unwrap(),
+            "--points",
+            out_csv.to_str().unwrap(),
+        ]);
+        assert!(
+            again.status.success(),
+            "output not readable as input: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        std::fs::read_to_string(&out_csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|t| t.parse().unwrap()).collect())
+            .collect()
+    };
+    let (sampling, unit) = (read("sampling"), read("unit"));
+    for k in 1..=2 {
+        let norm: f64 = unit.iter().map(|r| r[k] * r[k] * 0.01).sum();
+        assert!((norm - 1.0).abs() < 0.1, "∫v{}² dx = {norm}", k - 1);
+        let ratio = sampling[500][k] / unit[500][k];
+        assert!((ratio - 10f64.sqrt()).abs() < 1e-3, "ratio {ratio}");
+    }
     for f in [
         "metrics.json",
         "eigenvalues.png",

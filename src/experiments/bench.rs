@@ -7,11 +7,11 @@ use std::time::Instant;
 use super::schrodinger::{LaplacianKind, SamplerKind, SchrodingerConfig};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
-use crate::spin::engine::KernelTime;
-use crate::spin::host::flat;
 use crate::nn::{Activation, Conv2dSpec, ImageShape, LayerKind, NetworkSpec, Padding};
 use crate::operators::samplers::Sampler;
 use crate::operators::Operator;
+use crate::spin::engine::KernelTime;
+use crate::spin::host::flat;
 use crate::spin::{OptimizerConfig, OptimizerKind, Problem, TrainConfig, Trainer};
 
 /// A benchmark configuration.
@@ -113,7 +113,9 @@ impl Sampler for NoiseFrames {
     }
     fn sample(&self, rng: &mut dyn rand::RngCore, count: usize) -> (Vec<f64>, Vec<f64>) {
         use rand::Rng;
-        let v = (0..count * self.0).map(|_| rng.random_range(0.0..1.0)).collect();
+        let v = (0..count * self.0)
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect();
         (v, vec![1.0; count])
     }
 }

@@ -13,39 +13,12 @@ use crate::operators::samplers::OneHot;
 use crate::operators::Operator;
 use crate::spin::{Problem, TrainConfig, Trainer};
 
-/// Reads a square symmetric matrix from CSV (comma- or whitespace-separated, no header).
+/// Reads a square symmetric matrix from CSV ([`crate::io::read_numbers_csv`]: comma-, semicolon-
+/// or whitespace-separated, an optional header line).
 pub fn read_matrix_csv(path: &Path) -> Result<DMatrix<f64>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SpinError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    let mut rows: Vec<Vec<f64>> = Vec::new();
-    for (ln, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let row = line
-            .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .enumerate()
-            .map(|(col, tok)| {
-                tok.parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| SpinError::Parse {
-                        path: name.clone(),
-                        message: format!(
-                            "line {}, column {}: `{tok}` is not a finite number",
-                            ln + 1,
-                            col + 1
-                        ),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        rows.push(row);
-    }
+    let table = crate::io::read_numbers_csv(path)?;
+    let rows = table.rows;
     let n = rows.len();
     if n == 0 {
         return Err(SpinError::Parse {

@@ -109,7 +109,33 @@ impl AdapterSummary {
     }
 }
 
+/// Whether the program should set `NODEVICE_SELECT=1` for itself, given the values of
+/// `NODEVICE_SELECT` and `SPIN_DEVICE_SELECT`: only when the user has set neither.
+pub fn should_quiet_device_select(nodevice: Option<&str>, keep: Option<&str>) -> bool {
+    nodevice.is_none() && keep.is_none_or(|v| v.is_empty() || v == "0")
+}
+
+/// Quiets Mesa's device-select Vulkan layer, which prints `error: XDG_RUNTIME_DIR is invalid or
+/// not set in the environment.` on headless machines although nothing failed: sets
+/// `NODEVICE_SELECT=1` before the first wgpu instance exists, unless the user set
+/// `NODEVICE_SELECT` (any value is theirs to keep) or asked for the layer with
+/// `SPIN_DEVICE_SELECT=1`. Returns whether it set the variable.
+pub fn quiet_device_select() -> bool {
+    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DONE.get_or_init(|| {
+        let nodevice = std::env::var("NODEVICE_SELECT").ok();
+        let keep = std::env::var("SPIN_DEVICE_SELECT").ok();
+        let quiet = should_quiet_device_select(nodevice.as_deref(), keep.as_deref());
+        if quiet {
+            // Before any wgpu instance (and so before Vulkan loads the layer).
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+        quiet
+    })
+}
+
 fn instance_for(backend: Option<BackendChoice>) -> wgpu::Instance {
+    quiet_device_select();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = match backend {
         Some(b) => b.backends(),
