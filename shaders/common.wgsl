@@ -67,3 +67,13 @@ struct Chunk {
     first: u32,
     pad: u32,
 }
+
+// The per-step values the host writes before submit B (`spin::engine::StepScalars` in Rust,
+// followed by G_Π and G_Σ): one typed buffer for every kernel that needs them.
+struct Step {
+    beta: f32,        // moving-average rate β
+    two_over_s: f32,  // 2/S, the Σ-Jacobian's factor
+    inv_q: f32,       // 1/Q, the Π̂ cotangent's factor
+    pad: f32,
+    g: array<f32>,    // G_Π (N, N) then G_Σ (N, N), row-major, upper triangular
+}

@@ -14,7 +14,7 @@ override NPAR4: u32;     // the stride of one pair in jbar
 @group(0) @binding(0) var<storage, read> g_bk: array<vec4<f32>>;      // (chunk, NEIG, LAYER4)
 @group(0) @binding(1) var<storage, read> u: array<f32>;               // (ROWS, NEIG)
 @group(0) @binding(2) var<storage, read> w: array<f32>;               // (S)
-@group(0) @binding(3) var<storage, read> gmat: array<f32>;            // G_Π, G_Σ, β, 2/S, 1/Q
+@group(0) @binding(3) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
 @group(0) @binding(4) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
 @group(0) @binding(5) var<storage, read> chunk: Chunk;
 
@@ -46,8 +46,8 @@ fn jbar_samples(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
         acc3 += u[ub + jl.w] * g;
     }
     let nn = NEIG * NEIG;
-    let beta = gmat[2u * nn];
-    let scale = beta * gmat[2u * nn + 1u];
+    let beta = step.beta;
+    let scale = beta * step.two_over_s;
     let keep = select(1.0, 1.0 - beta, chunk.first == 1u);
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var jj = 0u; jj < 4u; jj++) {

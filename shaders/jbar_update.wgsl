@@ -17,7 +17,7 @@ override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad ho
 @group(0) @binding(1) var<storage, read> sens: array<vec4<f32>>;     // (chunk, NEIG, OUT4)
 @group(0) @binding(2) var<storage, read> u: array<f32>;              // (ROWS, NEIG)
 @group(0) @binding(3) var<storage, read> w: array<f32>;              // (S) importance weights
-@group(0) @binding(4) var<storage, read> gmat: array<f32>;           // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
+@group(0) @binding(4) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
 @group(0) @binding(5) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
 @group(0) @binding(6) var<storage, read> chunk: Chunk;
 
@@ -73,8 +73,8 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
         acc7 += c.w * d;
     }
     let nn = NEIG * NEIG;
-    let beta = gmat[2u * nn];
-    let scale = beta * gmat[2u * nn + 1u];
+    let beta = step.beta;
+    let scale = beta * step.two_over_s;
     let keep = select(1.0, 1.0 - beta, chunk.first == 1u);
     var accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
     // Rows of the layer's block this invocation owns: 4·q0 .. 4·q0 + 7, up to the bias row 4·IN4.

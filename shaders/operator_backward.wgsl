@@ -20,7 +20,7 @@ override ENV_MULT: u32;  // 1: multiply by the envelope (plain rows); 0: leave t
 @group(0) @binding(2) var<storage, read> wq: array<f32>;           // (PAIRS)
 @group(0) @binding(3) var<storage, read> row_ptr: array<u32>;      // (ROWS + 1)
 @group(0) @binding(4) var<storage, read> entries: array<Entry>;    // (row_ptr[ROWS])
-@group(0) @binding(5) var<storage, read> gmat: array<f32>;         // G_Π (N,N), G_Σ (N,N), β, 2/S, 1/Q
+@group(0) @binding(5) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
 @group(0) @binding(6) var<storage, read> env: array<f32>;          // (ROWS)
 @group(0) @binding(7) var<storage, read_write> delta: array<f32>;  // (ROWS, NEIG_PAD) cotangent on f
 
@@ -36,7 +36,7 @@ fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
         delta[t] = 0.0;
         return;
     }
-    let inv_q = gmat[2u * NEIG * NEIG + 2u];
+    let inv_q = step.inv_q;
     var acc = 0.0;
     for (var e = row_ptr[r]; e < row_ptr[r + 1u]; e++) {
         let entry = entries[e];
@@ -45,11 +45,11 @@ fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
         var zg = 0.0;
         if (entry.side == 0u) {
             for (var m = 0u; m <= n; m++) {
-                zg += ys[other + m] * gmat[m * NEIG + n];
+                zg += ys[other + m] * step.g[m * NEIG + n];
             }
         } else {
             for (var m = 0u; m <= n; m++) {
-                zg += xs[other + m] * gmat[m * NEIG + n];
+                zg += xs[other + m] * step.g[m * NEIG + n];
             }
         }
         acc += entry.coef * wq[entry.q] * zg;

@@ -326,8 +326,8 @@ fn jbar_samples_matches_formula() {
         let w: Vec<f64> = (0..samples).map(|_| rng.random_range(0.5..1.5)).collect();
         let jbar0 = random(npairs * npar4 * 4, &mut rng);
         let (beta, two_s) = (0.3, 2.0 / 11.0);
-        let mut gmat = vec![0.0f32; 2 * n * n];
-        gmat.extend([beta as f32, two_s as f32, 0.0, 0.0]);
+        let mut gmat = vec![beta as f32, two_s as f32, 0.0, 0.0];
+        gmat.extend(vec![0.0f32; 2 * n * n]);
         let res = run(
             Kernel::JbarSamples,
             &[
@@ -341,7 +341,7 @@ fn jbar_samples_matches_formula() {
                 ("g_bk", g_bk.iter().map(|&v| v as f32).collect()),
                 ("u", u.iter().map(|&v| v as f32).collect()),
                 ("w", w.iter().map(|&v| v as f32).collect()),
-                ("gmat", gmat),
+                ("step", gmat),
                 ("jbar", jbar0.iter().map(|&v| v as f32).collect()),
                 ("chunk", chunk(offset as u32, count as u32, first)),
             ],

@@ -42,6 +42,21 @@ pub struct KernelTime {
     pub ms: f64,
 }
 
+/// The per-step scalars of submit B, the head of the `Step` buffer (`shaders/common.wgsl`);
+/// G_Π and G_Σ (N×N each, row-major) follow them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepScalars {
+    /// Moving-average rate β.
+    pub beta: f32,
+    /// 2/S.
+    pub two_over_s: f32,
+    /// 1/Q.
+    pub inv_q: f32,
+    /// Padding to 16 bytes.
+    pub pad: f32,
+}
+
 /// How the engine is built beyond the network and batch shape.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EngineOptions {
@@ -81,7 +96,7 @@ pub struct Engine {
 struct Backward {
     row_ptr: wgpu::Buffer,
     entries: wgpu::Buffer,
-    gmat: wgpu::Buffer,
+    step_buf: wgpu::Buffer,
     delta: Vec<wgpu::Buffer>,
     sens: Vec<wgpu::Buffer>,
     jbar: wgpu::Buffer,
@@ -505,7 +520,7 @@ impl Engine {
         let backward = if training {
             let row_ptr = storage("row_ptr", r + 1);
             let entries = storage("entries", 4 * entries_len);
-            let gmat = storage("gmat", 2 * n * n + 4);
+            let step_buf = storage("step", 4 + 2 * n * n);
             let delta: Vec<_> = layers
                 .iter()
                 .enumerate()
@@ -555,7 +570,7 @@ impl Engine {
                     ("wq", &pair_w),
                     ("row_ptr", &row_ptr),
                     ("entries", &entries),
-                    ("gmat", &gmat),
+                    ("step", &step_buf),
                     ("env", &env),
                     ("delta", if tangent { &cot_u } else { &delta[last] }),
                 ],
@@ -690,7 +705,7 @@ impl Engine {
                                 ("sens", &sens[l]),
                                 ("u", &ubuf),
                                 ("w", &sample_w),
-                                ("gmat", &gmat),
+                                ("step", &step_buf),
                                 ("jbar", &jbar),
                                 ("chunk", chunk),
                             ],
@@ -724,7 +739,7 @@ impl Engine {
                                     ("g_bk", &g_bk),
                                     ("u", &ubuf),
                                     ("w", &sample_w),
-                                    ("gmat", &gmat),
+                                    ("step", &step_buf),
                                     ("jbar", &jbar),
                                     ("chunk", chunk),
                                 ],
@@ -739,14 +754,14 @@ impl Engine {
                 &ctx,
                 Kernel::JbarContract,
                 &[("NEIG", u(n)), ("NPAR4", u(npar4))],
-                &[("gmat", &gmat), ("jbar", &jbar), ("grad", &grad)],
+                &[("step", &step_buf), ("jbar", &jbar), ("grad", &grad)],
                 npar4,
                 "jbar_contract".into(),
             )?);
             Some(Backward {
                 row_ptr,
                 entries,
-                gmat,
+                step_buf,
                 delta,
                 sens,
                 jbar,
@@ -911,18 +926,24 @@ impl Engine {
     pub fn gradient(&self, g_pi: &[f64], g_sigma: &[f64], beta: f64) -> Result<Vec<f32>> {
         let b = self.backward()?;
         let n = self.spec.outputs;
-        let mut gmat = Vec::with_capacity(2 * n * n + 4);
-        gmat.extend(g_pi.iter().map(|&v| v as f32));
-        gmat.extend(g_sigma.iter().map(|&v| v as f32));
-        gmat.extend([
-            beta as f32,
-            2.0 / self.shape.samples as f32,
-            1.0 / self.shape.pairs as f32,
-            0.0,
-        ]);
+        if g_pi.len() != n * n || g_sigma.len() != n * n {
+            return Err(SpinError::Shape(format!(
+                "G_Π and G_Σ must be {n}×{n}, got {} and {} values",
+                g_pi.len(),
+                g_sigma.len()
+            )));
+        }
+        let scalars = StepScalars {
+            beta: beta as f32,
+            two_over_s: 2.0 / self.shape.samples as f32,
+            inv_q: 1.0 / self.shape.pairs as f32,
+            pad: 0.0,
+        };
+        let mut step: Vec<f32> = bytemuck::cast_slice(&[scalars]).to_vec();
+        step.extend(g_pi.iter().chain(g_sigma).map(|&v| v as f32));
         self.ctx
             .queue
-            .write_buffer(&b.gmat, 0, bytemuck::cast_slice(&gmat));
+            .write_buffer(&b.step_buf, 0, bytemuck::cast_slice(&step));
         let mut enc = self
             .ctx
             .device
@@ -1006,7 +1027,7 @@ impl Engine {
             return Ok(None);
         }
         let b = self.backward()?;
-        // Make sure gmat holds something sensible, then time each dispatch.
+        // Make sure the step buffer holds something sensible, then time each dispatch.
         self.gradient(g_pi, g_sigma, beta)?;
         let list: Vec<&Dispatch> = self.forward.iter().chain(b.dispatches.iter()).collect();
         let count = (2 * list.len()) as u32;
