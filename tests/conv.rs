@@ -313,6 +313,64 @@ fn conv2d_param_grads_match_oracle() {
 }
 
 #[test]
+fn conv2d_sample_grads_match_oracle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for (ci, &case) in CASES.iter().enumerate() {
+        let (layer, g, _params, _) = conv_case(case, Activation::Softplus, &mut rng);
+        let in_len = g.in_h * g.in_w * g.in_c;
+        let block = layer.gpu_len();
+        // A chunk of 2 samples from sample 1 on, N = 3 (odd: the last pair of outputs is half).
+        let (samples, n, offset) = (2usize, 3usize, 1usize);
+        let delta = random(samples * n * layer.out_len(), &mut rng);
+        let a_in = random((offset + samples) * in_len, &mut rng);
+        let mut c = geom_constants(&g);
+        c.extend([
+            ("NEIG", n as f64),
+            ("SAMPLES", samples as f64),
+            ("LAYER4", (block / 4) as f64),
+        ]);
+        let res = run(
+            Kernel::Conv2dSampleGrads,
+            &c,
+            &[
+                ("a_in", pad(&a_in, g.in_c, g.in_cp)),
+                ("delta", pad(&delta, g.out_c, g.out_cp)),
+                ("grad", vec![0.0; samples * n * block]),
+                ("chunk", chunk(offset as u32, samples as u32, true)),
+            ],
+            samples * n.div_ceil(2) * (layer.in_pad / 4 + 1) * layer.out_pad / 4,
+        );
+        for b in 0..samples {
+            for k in 0..n {
+                let row = b * n + k;
+                let d = &delta[row * layer.out_len()..(row + 1) * layer.out_len()];
+                let a = &a_in[(offset + b) * in_len..(offset + b + 1) * in_len];
+                let mut want = vec![0.0; layer.len()];
+                layer_param_grad(&layer, a, d, 1, &mut want);
+                let mut got = vec![0.0; layer.len()];
+                for i in 0..=layer.inputs {
+                    for o in 0..layer.outputs {
+                        let dst = if i == layer.inputs {
+                            layer.b(o)
+                        } else {
+                            layer.w(i, o)
+                        };
+                        got[dst] = res[2][row * block + layer.gpu(i, o)];
+                    }
+                }
+                assert_close(
+                    &format!("case {ci} {case:?} sample {b} output {k}"),
+                    &got,
+                    &want,
+                    1e-4,
+                    1e-5 * scale(&want),
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn jbar_samples_matches_formula() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for (n, layer4, count, offset, first) in

@@ -58,6 +58,7 @@ kernels! {
     Conv2dForward => "conv2d_forward.wgsl",
     Conv2dBackward => "conv2d_backward.wgsl",
     Conv2dParamGrad => "conv2d_param_grad.wgsl",
+    Conv2dSampleGrads => "conv2d_sample_grads.wgsl",
     JbarSamples => "jbar_samples.wgsl",
 }
 

@@ -713,15 +713,24 @@ impl Engine {
                             tag("jbar_update", Some(l)),
                         )?),
                         LayerKind::Conv2d(g) => {
-                            d.push(conv_param_grad(
+                            d.push(dispatch(
                                 &ctx,
-                                ly,
-                                &g,
-                                c * n,
-                                1,
-                                n,
-                                0,
-                                [a_in, &sens[l], &g_bk, chunk],
+                                Kernel::Conv2dSampleGrads,
+                                &with(
+                                    conv_constants(&g),
+                                    &[
+                                        ("NEIG", u(n)),
+                                        ("SAMPLES", u(c)),
+                                        ("LAYER4", u(ly.gpu_len() / 4)),
+                                    ],
+                                ),
+                                &[
+                                    ("a_in", a_in),
+                                    ("delta", &sens[l]),
+                                    ("grad", &g_bk),
+                                    ("chunk", chunk),
+                                ],
+                                c * n.div_ceil(2) * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
                                 tag("conv2d_sample_grads", Some(l)),
                             )?);
                             let njq = n.div_ceil(4);
