@@ -45,6 +45,7 @@ pub mod error;
 pub mod gpu;
 
 pub use error::{Result, SpinError};
+pub mod data;
 pub mod experiments;
 pub mod io;
 pub mod nn;
