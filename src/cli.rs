@@ -56,6 +56,95 @@ enum Command {
     /// The paper's bouncing-balls video (§5.2) as an .npz: frames (uint8 T×S×S),
     /// episode_starts and the balls' positions (float32 T×B×2 in [0, 1]).
     Balls(BallsArgs),
+    /// Deep slow feature analysis on a video (.npz or PNG folders): SpIN with the slowness
+    /// operator on clips of stacked frames, held-out Δ-values against linear SFA and PCA.
+    Video(VideoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
+struct VideoArgs {
+    /// Training video: an .npz with `frames` (uint8 T×H×W) and `episode_starts`, or a folder of
+    /// PNG frames (or of such folders, one per episode).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Held-out video (default: the last 10 % of every episode of --data, never trained on).
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Settings: ours (default), paper (C.2) or atari-reference (the reference's atari.py).
+    #[arg(long, default_value = "ours", value_parser = ["ours", "paper", "atari-reference"])]
+    preset: String,
+    /// Frames stacked per input [preset: 2; atari-reference 4].
+    #[arg(long)]
+    frames_per_input: Option<usize>,
+    /// Clips per batch [8; paper 24; atari-reference 1].
+    #[arg(long)]
+    clips: Option<usize>,
+    /// Consecutive inputs per clip [10; atari-reference 129].
+    #[arg(long)]
+    clip_length: Option<usize>,
+    /// Learned eigenfunctions N [8; paper 12; atari-reference 5].
+    #[arg(long)]
+    neig: Option<usize>,
+    /// A constant first eigenfunction in front of the N learned ones: true or false [true;
+    /// atari-reference false].
+    #[arg(long)]
+    constant: Option<bool>,
+    /// Conv channels per layer [16,16,16; paper 32,32,32; atari-reference 64,64,64].
+    #[arg(long, value_delimiter = ',')]
+    conv: Option<Vec<usize>>,
+    /// Conv kernel size [5; atari-reference 6].
+    #[arg(long)]
+    kernel: Option<usize>,
+    /// Conv stride [2].
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Conv padding, one value or one per layer: same or valid [same; atari-reference
+    /// valid,same,same].
+    #[arg(long, value_delimiter = ',')]
+    padding: Option<Vec<String>>,
+    /// Dense hidden widths after the conv layers [64; paper and atari-reference 128].
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Hidden activation: relu, softplus [relu].
+    #[arg(long)]
+    activation: Option<String>,
+    /// Block-sparse layers between feature maps with K blocks (paper C.1–C.2; 0: dense) [0].
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// Training steps [3000; paper 10⁶; atari-reference 10⁵].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Stop training after this many seconds, then evaluate.
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Optimiser: rmsprop, adam or sgd [adam; paper, atari-reference rmsprop].
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate [1e-3; paper 1e-6].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Schedule: constant, cosine or inverse [cosine; presets constant].
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// Moving-average rate β [0.5; paper, atari-reference 0.01].
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Random seed [0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Whitened PCA dimensions of the linear-SFA yardstick [256].
+    #[arg(long)]
+    sfa_pca: Option<usize>,
+    /// Output folder [runs/video].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write a checkpoint every this many steps [500].
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Continue the run in this folder from its checkpoint (--steps, --time-limit may change).
+    #[arg(long)]
+    resume: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -316,6 +405,7 @@ pub fn run() -> Result<()> {
         Command::Eval(args) => run_eval(&cli, args),
         Command::Grid(args) => run_grid(&cli, args),
         Command::Balls(args) => run_balls(args),
+        Command::Video(args) => run_video(&cli, args),
     }
 }
 
@@ -886,6 +976,152 @@ fn run_balls(args: &BallsArgs) -> Result<()> {
         args.balls,
         start.elapsed().as_secs_f64(),
         args.out.display()
+    );
+    Ok(())
+}
+
+fn run_video(cli: &Cli, a: &VideoArgs) -> Result<()> {
+    use spectral_inference::experiments::video::{self, VideoConfig};
+    use spectral_inference::nn::{Activation, Padding};
+    let (cfg, out, state) = match &a.resume {
+        Some(dir) => {
+            let (state, run) = spectral_inference::spin::checkpoint::load(dir)?;
+            let mut cfg: VideoConfig =
+                serde_json::from_value(run["config"].clone()).with_context(|| {
+                    format!(
+                        "{}: the checkpoint holds no video configuration",
+                        dir.display()
+                    )
+                })?;
+            if let Some(s) = a.steps {
+                cfg.train.steps = s;
+            }
+            if a.time_limit.is_some() {
+                cfg.time_limit = a.time_limit;
+            }
+            (
+                cfg,
+                a.out.clone().unwrap_or_else(|| dir.clone()),
+                Some(state),
+            )
+        }
+        None => {
+            let data = a
+                .data
+                .clone()
+                .context("--data is needed (an .npz video or a folder of PNG frames)")?;
+            let mut cfg = match a.preset.as_str() {
+                "paper" => VideoConfig::paper(data),
+                "atari-reference" => VideoConfig::atari_reference(data),
+                _ => VideoConfig::ours(data),
+            };
+            macro_rules! set {
+                ($field:expr, $arg:expr) => {
+                    if let Some(v) = $arg.clone() {
+                        $field = v;
+                    }
+                };
+            }
+            cfg.test = a.test.clone();
+            set!(cfg.frames_per_input, a.frames_per_input);
+            set!(cfg.clips, a.clips);
+            set!(cfg.clip_len, a.clip_length);
+            set!(cfg.neig, a.neig);
+            set!(cfg.constant_first, a.constant);
+            set!(cfg.conv, a.conv);
+            set!(cfg.kernel, a.kernel);
+            set!(cfg.stride, a.stride);
+            set!(cfg.hidden, a.hidden);
+            set!(cfg.blocks, a.blocks);
+            set!(cfg.train.steps, a.steps);
+            set!(cfg.train.beta, a.beta);
+            set!(cfg.train.seed, a.seed);
+            set!(cfg.sfa_pca, a.sfa_pca);
+            set!(cfg.checkpoint_every, a.checkpoint_every);
+            if let Some(p) = &a.padding {
+                cfg.padding = p
+                    .iter()
+                    .map(|s| Padding::parse(s))
+                    .collect::<std::result::Result<_, _>>()?;
+            }
+            if let Some(act) = &a.activation {
+                cfg.activation = Activation::parse(act)?;
+            }
+            if let Some(kind) = a.optimizer {
+                let schedule = cfg.train.optimizer.schedule;
+                cfg.train.optimizer = OptimizerConfig::new(kind, cfg.train.optimizer.lr);
+                cfg.train.optimizer.schedule = schedule;
+            }
+            set!(cfg.train.optimizer.lr, a.lr);
+            set!(cfg.train.optimizer.schedule, a.schedule);
+            cfg.train.batch = cfg.clips * cfg.clip_len;
+            if a.time_limit.is_some() {
+                cfg.time_limit = a.time_limit;
+            }
+            (
+                cfg,
+                a.out.clone().unwrap_or_else(|| PathBuf::from("runs/video")),
+                None,
+            )
+        }
+    };
+    cfg.validate()?;
+    let ctx = context(cli)?;
+    eprintln!("adapter: {}", ctx.adapter().name);
+    eprintln!(
+        "{}: {} clips × {} inputs of {} frames, N = {}{}, conv {:?} k{} s{}, dense {:?}, {:?} lr {}, β {}",
+        cfg.data.display(),
+        cfg.clips,
+        cfg.clip_len,
+        cfg.frames_per_input,
+        cfg.neig,
+        if cfg.constant_first { " + constant" } else { "" },
+        cfg.conv,
+        cfg.kernel,
+        cfg.stride,
+        cfg.hidden,
+        cfg.train.optimizer.kind,
+        cfg.train.optimizer.lr,
+        cfg.train.beta
+    );
+    let m = video::run(ctx, &cfg, &out, state)?;
+    let show = |key: &str| -> String {
+        m[key]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    println!("held-out Δ-values (lower is slower):");
+    println!(
+        "  SpIN        {}   (sum {:.4})",
+        show("delta_values"),
+        m["delta_sum"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  linear SFA  {}   (sum {:.4})",
+        show("linear_sfa_delta_values"),
+        m["linear_sfa_delta_sum"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  PCA         {}   (sum {:.4})",
+        show("pca_delta_values"),
+        m["pca_delta_sum"].as_f64().unwrap_or(0.0)
+    );
+    if let Some(note) = m["note"].as_str() {
+        println!("  ({note})");
+    }
+    println!(
+        "{} steps in {:.1} s ({:.2} steps/s); wrote {}",
+        m["steps"],
+        m["wall_seconds"].as_f64().unwrap_or(0.0),
+        m["steps_per_second"].as_f64().unwrap_or(0.0),
+        out.display()
     );
     Ok(())
 }

@@ -5,3 +5,5 @@ pub mod grid;
 pub mod matrix;
 pub mod plot;
 pub mod schrodinger;
+pub mod sfa;
+pub mod video;

@@ -1,0 +1,169 @@
+//! Linear slow feature analysis and PCA, the yardsticks of the video experiments (SPEC §9), and
+//! the held-out Δ-values of any features.
+//!
+//! Δ-values: for features f on sequences of consecutive inputs, Σ = Cov(f) and
+//! Π = mean over consecutive pairs of (f_{t+1} − f_t)(f_{t+1} − f_t)ᵀ; the Δ-values are the Ritz
+//! values of (Π, Σ) ascending — the slowness of the best features in the span, lower is slower.
+
+use std::ops::Range;
+
+use faer::{Mat, Side};
+use nalgebra::DMatrix;
+
+use crate::error::{Result, SpinError};
+
+/// Δ-values of `features` (rows × m, row-major) whose rows come in `segments` of consecutive
+/// inputs (differences are taken only inside a segment). Features are centred first.
+pub fn delta_values(features: &[f64], m: usize, segments: &[Range<usize>]) -> Result<Vec<f64>> {
+    let rows = features.len() / m;
+    if rows < 2 || m == 0 {
+        return Err(SpinError::Shape(format!(
+            "Δ-values need at least 2 inputs of at least one feature, got {rows} × {m}"
+        )));
+    }
+    let mean: Vec<f64> = (0..m)
+        .map(|j| (0..rows).map(|r| features[r * m + j]).sum::<f64>() / rows as f64)
+        .collect();
+    let mut sigma = DMatrix::<f64>::zeros(m, m);
+    for r in 0..rows {
+        for i in 0..m {
+            let a = features[r * m + i] - mean[i];
+            for j in 0..m {
+                sigma[(i, j)] += a * (features[r * m + j] - mean[j]);
+            }
+        }
+    }
+    sigma /= rows as f64;
+    let mut pi = DMatrix::<f64>::zeros(m, m);
+    let mut pairs = 0usize;
+    for seg in segments {
+        for t in seg.start..seg.end.saturating_sub(1) {
+            for i in 0..m {
+                let a = features[(t + 1) * m + i] - features[t * m + i];
+                for j in 0..m {
+                    pi[(i, j)] += a * (features[(t + 1) * m + j] - features[t * m + j]);
+                }
+            }
+            pairs += 1;
+        }
+    }
+    if pairs == 0 {
+        return Err(SpinError::Shape(
+            "Δ-values need at least one pair of consecutive inputs".into(),
+        ));
+    }
+    pi /= pairs as f64;
+    generalized_eigenvalues(&sigma, &pi)
+}
+
+/// Eigenvalues of Π v = λ Σ v, ascending (Σ positive definite up to a tiny ridge).
+pub fn generalized_eigenvalues(sigma: &DMatrix<f64>, pi: &DMatrix<f64>) -> Result<Vec<f64>> {
+    let m = sigma.nrows();
+    let ridge = 1e-12 * (sigma.trace() / m as f64).max(1e-300);
+    let l = crate::spin::host::cholesky(&(sigma + DMatrix::identity(m, m) * ridge))?;
+    let linv = l
+        .clone()
+        .try_inverse()
+        .ok_or_else(|| SpinError::Shape("singular feature covariance".into()))?;
+    let lam = &linv * pi * linv.transpose();
+    let sym = (&lam + lam.transpose()) * 0.5;
+    let mut ev: Vec<f64> = sym.symmetric_eigenvalues().iter().copied().collect();
+    ev.sort_by(|a, b| a.total_cmp(b));
+    Ok(ev)
+}
+
+/// A linear map of inputs: f(x) = (x − mean) W, W of D × k.
+#[derive(Clone, Debug)]
+pub struct LinearFeatures {
+    /// The mean subtracted.
+    pub mean: Vec<f64>,
+    /// D × k, column-major (faer).
+    pub w: Mat<f64>,
+}
+
+impl LinearFeatures {
+    /// The features of `inputs` (rows × D, row-major), rows × k row-major.
+    pub fn apply(&self, inputs: &[f64]) -> Vec<f64> {
+        let d = self.mean.len();
+        let rows = inputs.len() / d;
+        let x = Mat::from_fn(rows, d, |r, c| inputs[r * d + c] - self.mean[c]);
+        let f = &x * &self.w;
+        let k = self.w.ncols();
+        let mut out = Vec::with_capacity(rows * k);
+        for r in 0..rows {
+            for c in 0..k {
+                out.push(f[(r, c)]);
+            }
+        }
+        out
+    }
+}
+
+/// The top principal directions of `inputs` (rows × D): (mean, eigenvalues descending, D × k).
+fn pca(inputs: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>, Mat<f64>)> {
+    let rows = inputs.len() / d;
+    if rows < 2 {
+        return Err(SpinError::Shape("PCA needs at least 2 inputs".into()));
+    }
+    let mean: Vec<f64> = (0..d)
+        .map(|c| (0..rows).map(|r| inputs[r * d + c]).sum::<f64>() / rows as f64)
+        .collect();
+    let x = Mat::from_fn(rows, d, |r, c| inputs[r * d + c] - mean[c]);
+    let cov = (x.transpose() * &x) * faer::Scale(1.0 / rows as f64);
+    let evd = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| SpinError::Shape(format!("PCA eigendecomposition failed: {e:?}")))?;
+    // faer returns ascending eigenvalues: take the last k, largest first.
+    let s = evd.S();
+    let u = evd.U();
+    let k = k.min(d);
+    let vals: Vec<f64> = (0..k).map(|i| s[d - 1 - i]).collect();
+    let dirs = Mat::from_fn(d, k, |r, c| u[(r, d - 1 - c)]);
+    Ok((mean, vals, dirs))
+}
+
+/// PCA on pixels: the `k` directions of largest variance of the training inputs.
+pub fn pca_features(inputs: &[f64], d: usize, k: usize) -> Result<LinearFeatures> {
+    let (mean, _, w) = pca(inputs, d, k)?;
+    Ok(LinearFeatures { mean, w })
+}
+
+/// Linear SFA: PCA-whiten the training inputs to `m` dimensions (directions with negligible
+/// variance dropped), then take the `k` slowest directions of the whitened differences
+/// `inputs[t + 1] − inputs[t]` for t in `pairs` (indices of rows whose successor is the next
+/// input of the same sequence).
+pub fn linear_sfa(
+    inputs: &[f64],
+    d: usize,
+    pairs: &[usize],
+    m: usize,
+    k: usize,
+) -> Result<LinearFeatures> {
+    let (mean, vals, dirs) = pca(inputs, d, m)?;
+    let top = vals.first().copied().unwrap_or(0.0);
+    let keep = vals
+        .iter()
+        .take_while(|&&v| v > 1e-10 * top.max(1e-300))
+        .count();
+    if keep < k {
+        return Err(SpinError::Config(format!(
+            "linear SFA: the inputs span only {keep} dimensions, fewer than the {k} features asked for"
+        )));
+    }
+    let white = Mat::from_fn(d, keep, |r, c| dirs[(r, c)] / vals[c].sqrt());
+    let diffs = Mat::from_fn(pairs.len(), d, |i, c| {
+        let t = pairs[i];
+        inputs[(t + 1) * d + c] - inputs[t * d + c]
+    });
+    let z = &diffs * &white;
+    let cov = (z.transpose() * &z) * faer::Scale(1.0 / pairs.len().max(1) as f64);
+    let evd = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| SpinError::Shape(format!("SFA eigendecomposition failed: {e:?}")))?;
+    let u = evd.U();
+    let slow = Mat::from_fn(keep, k, |r, c| u[(r, c)]);
+    Ok(LinearFeatures {
+        mean,
+        w: &white * &slow,
+    })
+}

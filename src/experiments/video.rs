@@ -1,0 +1,609 @@
+//! Deep slow feature analysis on video (paper §5.2, C.2, C.3; SPEC §9): a conv net trained by
+//! SpIN with the slowness operator on clips of stacked frames, evaluated on held-out clips
+//! against linear SFA and PCA on pixels.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::sfa::{delta_values, linear_sfa, pca_features, LinearFeatures};
+use crate::data::video::{input_at, split_episodes, ClipSource, Video};
+use crate::error::{Result, SpinError};
+use crate::gpu::GpuContext;
+use crate::nn::{Activation, Conv2dSpec, ImageShape, NetworkSpec, Padding};
+use crate::operators::samplers::Sampler;
+use crate::operators::Operator;
+use crate::spin::{OptimizerConfig, OptimizerKind, Problem, Schedule, TrainConfig, Trainer};
+
+/// Everything a `spin video` run is made of.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VideoConfig {
+    /// Training video (.npz or PNG folder).
+    pub data: PathBuf,
+    /// Held-out video; `None`: the last `heldout_fraction` of every episode of `data`.
+    pub test: Option<PathBuf>,
+    /// Fraction of every episode held out when there is no test video.
+    pub heldout_fraction: f64,
+    /// Frames stacked per input (k).
+    pub frames_per_input: usize,
+    /// Clips per batch (C).
+    pub clips: usize,
+    /// Inputs per clip (L).
+    pub clip_len: usize,
+    /// Learned eigenfunctions N (the constant one not counted).
+    pub neig: usize,
+    /// A constant first eigenfunction (paper C.2): the learned ones are zero-mean.
+    pub constant_first: bool,
+    /// Conv channels per layer.
+    pub conv: Vec<usize>,
+    /// Conv kernel size.
+    pub kernel: usize,
+    /// Conv stride.
+    pub stride: usize,
+    /// Conv padding per layer (one value: all layers).
+    pub padding: Vec<Padding>,
+    /// Dense hidden widths after the flatten.
+    pub hidden: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Block-sparse layers between feature maps (0: dense).
+    pub blocks: usize,
+    /// Training hyper-parameters (batch = clips × clip_len).
+    pub train: TrainConfig,
+    /// Stop after this many seconds of training.
+    pub time_limit: Option<f64>,
+    /// Whitened dimensions of the linear-SFA yardstick.
+    pub sfa_pca: usize,
+    /// Training inputs (at most) that the linear yardsticks are fitted on.
+    pub fit_inputs: usize,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+}
+
+impl VideoConfig {
+    /// Our defaults, for `data`.
+    pub fn ours(data: PathBuf) -> Self {
+        Self {
+            data,
+            test: None,
+            heldout_fraction: 0.1,
+            frames_per_input: 2,
+            clips: 8,
+            clip_len: 10,
+            neig: 8,
+            constant_first: true,
+            conv: vec![16, 16, 16],
+            kernel: 5,
+            stride: 2,
+            padding: vec![Padding::Same],
+            hidden: vec![64],
+            activation: Activation::Relu,
+            blocks: 0,
+            train: TrainConfig {
+                beta: 0.5,
+                batch: 80,
+                steps: 3000,
+                seed: 0,
+                optimizer: OptimizerConfig {
+                    schedule: Schedule::Cosine,
+                    ..OptimizerConfig::new(OptimizerKind::Adam, 1e-3)
+                },
+                eigen_ema: 0.01,
+                exhaustive: false,
+            },
+            time_limit: None,
+            sfa_pca: 256,
+            fit_inputs: 4000,
+            checkpoint_every: 500,
+        }
+    }
+
+    /// The paper's C.2 setting: 3 conv layers of 32 5×5 stride-2 SAME, dense 128, 12 + the
+    /// constant, 24 clips of 10, RMSProp lr 1e-6 decay 0.999, β 0.01, 10⁶ steps.
+    pub fn paper(data: PathBuf) -> Self {
+        let mut c = Self::ours(data);
+        c.conv = vec![32, 32, 32];
+        c.hidden = vec![128];
+        c.neig = 12;
+        c.clips = 24;
+        c.clip_len = 10;
+        c.train.beta = 0.01;
+        c.train.steps = 1_000_000;
+        c.train.batch = 240;
+        c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-6);
+        c
+    }
+
+    /// The reference's `examples/atari.py` flags: 4 stacked frames, conv 64/64/64 6×6 stride 2
+    /// VALID/SAME/SAME, ReLU, dense 128, N = 5, one clip of 129 inputs, RMSProp lr 1e-3 (decay
+    /// 1 − 0.1β; the reference's RMSProp is centred, ours is not), β 0.01, 10⁵ steps.
+    pub fn atari_reference(data: PathBuf) -> Self {
+        let mut c = Self::ours(data);
+        c.frames_per_input = 4;
+        c.conv = vec![64, 64, 64];
+        c.kernel = 6;
+        c.padding = vec![Padding::Valid, Padding::Same, Padding::Same];
+        c.hidden = vec![128];
+        c.neig = 5;
+        c.constant_first = false;
+        c.clips = 1;
+        c.clip_len = 129;
+        c.train.batch = 129;
+        c.train.beta = 0.01;
+        c.train.steps = 100_000;
+        let mut opt = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-3);
+        opt.rho = 1.0 - 0.1 * 0.01;
+        c.train.optimizer = opt;
+        c
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        let bad = |m: String| Err(SpinError::Config(m));
+        if self.frames_per_input == 0 || self.clips == 0 || self.clip_len < 2 {
+            return bad(
+                "--frames-per-input and --clips must be positive and --clip-length at least 2"
+                    .into(),
+            );
+        }
+        if self.neig == 0 {
+            return bad("--neig must be positive".into());
+        }
+        if !(self.heldout_fraction > 0.0 && self.heldout_fraction < 1.0) {
+            return bad(format!(
+                "the held-out fraction must be in (0, 1), got {}",
+                self.heldout_fraction
+            ));
+        }
+        if self.padding.len() != 1 && self.padding.len() != self.conv.len() {
+            return bad(format!(
+                "--padding needs one value or one per conv layer ({}), got {}",
+                self.conv.len(),
+                self.padding.len()
+            ));
+        }
+        if self.train.batch != self.clips * self.clip_len {
+            return bad(format!(
+                "the batch is clips × clip length = {}, got {}",
+                self.clips * self.clip_len,
+                self.train.batch
+            ));
+        }
+        Ok(())
+    }
+
+    /// The network for frames of `height × width`.
+    pub fn spec(&self, height: usize, width: usize) -> NetworkSpec {
+        let k = self.frames_per_input;
+        NetworkSpec {
+            input_dim: height * width * k,
+            hidden: self.hidden.clone(),
+            outputs: self.neig + self.constant_first as usize,
+            image: Some(ImageShape {
+                height,
+                width,
+                channels: k,
+            }),
+            conv: self
+                .conv
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| Conv2dSpec {
+                    channels: c,
+                    kernel: self.kernel,
+                    stride: self.stride,
+                    padding: self.padding[i.min(self.padding.len() - 1)],
+                })
+                .collect(),
+            activation: self.activation,
+            constant_first: self.constant_first,
+            ..Default::default()
+        }
+    }
+}
+
+/// Draws whole clips of stacked-frame inputs from a video.
+pub struct ClipSampler {
+    video: Arc<Video>,
+    source: ClipSource,
+    dim: usize,
+}
+
+impl ClipSampler {
+    /// Clips of `source` from `video`.
+    pub fn new(video: Arc<Video>, source: ClipSource) -> Self {
+        let dim = video.pixels() * source.frames_per_input;
+        Self { video, source, dim }
+    }
+}
+
+impl Sampler for ClipSampler {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    /// `count` inputs (a whole number of clips, clip-major) and unit weights.
+    fn sample(&self, rng: &mut dyn rand::RngCore, count: usize) -> (Vec<f64>, Vec<f64>) {
+        let clips = count / self.source.clip_len;
+        let mut out = Vec::with_capacity(count * self.dim);
+        for s in self.source.sample_starts(rng, clips) {
+            for i in 0..self.source.clip_len {
+                input_at(&self.video, s + i, self.source.frames_per_input, &mut out);
+            }
+        }
+        (out, vec![1.0; count])
+    }
+}
+
+/// The inputs of `ranges` in order, as (input start frames, segments of consecutive inputs).
+fn sequence_inputs(ranges: &[Range<usize>], k: usize) -> (Vec<usize>, Vec<Range<usize>>) {
+    let mut starts = Vec::new();
+    let mut segments = Vec::new();
+    for r in ranges {
+        let first = starts.len();
+        starts.extend(r.start..(r.end + 1).saturating_sub(k).max(r.start));
+        if starts.len() > first {
+            segments.push(first..starts.len());
+        }
+    }
+    (starts, segments)
+}
+
+/// Features of the inputs starting at `starts`, in chunks: (rows × m).
+fn features_of(
+    video: &Video,
+    starts: &[usize],
+    k: usize,
+    mut f: impl FnMut(&[f64]) -> Result<Vec<f64>>,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for chunk in starts.chunks(512) {
+        let mut x = Vec::with_capacity(chunk.len() * video.pixels() * k);
+        for &t in chunk {
+            input_at(video, t, k, &mut x);
+        }
+        out.extend(f(&x)?);
+    }
+    Ok(out)
+}
+
+/// The held-out evaluation of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct VideoEvaluation {
+    /// Held-out inputs.
+    pub inputs: usize,
+    /// Δ-values of the learned features (the constant one left out), ascending.
+    pub delta_values: Vec<f64>,
+    /// The same for linear SFA fitted on the training inputs; empty when skipped.
+    pub linear_sfa_delta_values: Vec<f64>,
+    /// The same for the N leading principal components of the training inputs.
+    pub pca_delta_values: Vec<f64>,
+    /// Why a yardstick was skipped, if one was.
+    pub note: Option<String>,
+}
+
+/// Largest input dimension the linear yardsticks are fitted at (their D × D covariance).
+const MAX_LINEAR_DIM: usize = 4096;
+
+/// Evaluates a trained network on `test` ranges against linear SFA and PCA fitted on `train`.
+pub fn evaluate(
+    trainer: &Trainer,
+    cfg: &VideoConfig,
+    train: (&Video, &[Range<usize>]),
+    test: (&Video, &[Range<usize>]),
+) -> Result<VideoEvaluation> {
+    let k = cfg.frames_per_input;
+    let n_out = trainer.problem().spec.outputs;
+    let skip = cfg.constant_first as usize;
+    let (starts, segments) = sequence_inputs(test.1, k);
+    if starts.len() < 2 {
+        return Err(SpinError::Config(
+            "the held-out part holds fewer than 2 inputs".into(),
+        ));
+    }
+    let u = features_of(test.0, &starts, k, |x| trainer.outputs(x))?;
+    let learned: Vec<f64> = u
+        .chunks(n_out)
+        .flat_map(|row| row[skip..].to_vec())
+        .collect();
+    let delta = delta_values(&learned, cfg.neig, &segments)?;
+    let d = train.0.pixels() * k;
+    let mut note = None;
+    let (mut sfa, mut pca) = (Vec::new(), Vec::new());
+    if d > MAX_LINEAR_DIM {
+        note = Some(format!(
+            "linear SFA and PCA skipped: input dimension {d} > {MAX_LINEAR_DIM}"
+        ));
+    } else {
+        // Fitting inputs: evenly spaced pairs (t, t + 1) of consecutive training inputs.
+        let (all, segs) = sequence_inputs(train.1, k);
+        let pairs_all: Vec<usize> = segs
+            .iter()
+            .flat_map(|s| s.start..s.end.saturating_sub(1))
+            .collect();
+        let stride = (pairs_all.len() / (cfg.fit_inputs / 2).max(1)).max(1);
+        let chosen: Vec<usize> = pairs_all.iter().step_by(stride).copied().collect();
+        let mut x = Vec::with_capacity(2 * chosen.len() * d);
+        for &i in &chosen {
+            input_at(train.0, all[i], k, &mut x);
+            input_at(train.0, all[i + 1], k, &mut x);
+        }
+        let pair_rows: Vec<usize> = (0..chosen.len()).map(|i| 2 * i).collect();
+        let held = |lf: &LinearFeatures| -> Result<Vec<f64>> {
+            let f = features_of(test.0, &starts, k, |x| Ok(lf.apply(x)))?;
+            delta_values(&f, cfg.neig, &segments)
+        };
+        match linear_sfa(&x, d, &pair_rows, cfg.sfa_pca.min(d), cfg.neig) {
+            Ok(lf) => sfa = held(&lf)?,
+            Err(e) => note = Some(format!("linear SFA skipped: {e}")),
+        }
+        pca = held(&pca_features(&x, d, cfg.neig)?)?;
+    }
+    Ok(VideoEvaluation {
+        inputs: starts.len(),
+        delta_values: delta,
+        linear_sfa_delta_values: sfa,
+        pca_delta_values: pca,
+        note,
+    })
+}
+
+/// The training and held-out (video, ranges) of a configuration.
+pub type Split = (Arc<Video>, Vec<Range<usize>>, Arc<Video>, Vec<Range<usize>>);
+
+/// Loads the data and splits it.
+pub fn load_split(cfg: &VideoConfig) -> Result<Split> {
+    let video = Arc::new(Video::load(&cfg.data)?);
+    match &cfg.test {
+        Some(t) => {
+            let test = Arc::new(Video::load(t)?);
+            if (test.height, test.width) != (video.height, video.width) {
+                return Err(SpinError::Config(format!(
+                    "the test video's frames are {}×{}, the training video's {}×{}",
+                    test.width, test.height, video.width, video.height
+                )));
+            }
+            let (tr, te) = (video.episodes(), test.episodes());
+            Ok((video, tr, test, te))
+        }
+        None => {
+            let (tr, te) = split_episodes(&video, cfg.heldout_fraction);
+            Ok((video.clone(), tr, video, te))
+        }
+    }
+}
+
+/// A trainer for `cfg` on its training split.
+pub fn trainer(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result<Trainer> {
+    cfg.validate()?;
+    let (video, train, _, _) = split;
+    let source = ClipSource::new(train.clone(), cfg.frames_per_input, cfg.clip_len)?;
+    let spec = cfg.spec(video.height, video.width);
+    let problem = Problem {
+        sampler: Box::new(ClipSampler::new(video.clone(), source)),
+        spec,
+        operator: Operator::slowness(cfg.clip_len)?,
+    };
+    let mut t = Trainer::new(ctx, problem, cfg.train.clone())?;
+    if cfg.blocks > 0 {
+        let mask = crate::nn::block_sparse_mask(&t.problem().spec, cfg.blocks)?;
+        t.set_mask(mask)?;
+    }
+    Ok(t)
+}
+
+/// Trains (or resumes) and evaluates; writes metrics.json, eigenvalues.csv, curves.png,
+/// heatmaps.png (when positions are known) and the checkpoint into `out`.
+pub fn run(
+    ctx: Arc<GpuContext>,
+    cfg: &VideoConfig,
+    out: &Path,
+    resume: Option<crate::spin::checkpoint::TrainerState>,
+) -> Result<serde_json::Value> {
+    use crate::spin::checkpoint;
+    use std::io::Write;
+    let io_err = |path: &Path| {
+        let p = path.display().to_string();
+        move |source| SpinError::Io {
+            path: p.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let split = load_split(cfg)?;
+    let mut trainer = trainer(ctx.clone(), cfg, &split)?;
+    let n = trainer.problem().spec.outputs;
+    let csv_path = out.join("eigenvalues.csv");
+    let mut kept = String::new();
+    if let Some(state) = &resume {
+        trainer.restore(state)?;
+        // Keep the CSV rows up to the checkpoint.
+        if let Ok(text) = std::fs::read_to_string(&csv_path) {
+            for line in text.lines().skip(1) {
+                let step: u64 = line
+                    .split(',')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u64::MAX);
+                if step <= trainer.step {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+        }
+    }
+    let header = {
+        let mut h = vec!["step".to_string(), "loss".to_string()];
+        h.extend((0..n).map(|k| format!("lambda_{k}")));
+        h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+        h.join(",")
+    };
+    crate::io::write_atomic(&csv_path, format!("{header}\n{kept}").as_bytes())?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .map_err(io_err(&csv_path))?;
+    let mut csv = std::io::BufWriter::new(file);
+    let run_json = serde_json::json!({ "kind": "video", "config": cfg });
+    let bar = indicatif::ProgressBar::new(cfg.train.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(trainer.step);
+    let start = std::time::Instant::now();
+    let first_step = trainer.step;
+    let mut failure = None;
+    let mut stopped_by_time = false;
+    while trainer.step < cfg.train.steps {
+        if cfg
+            .time_limit
+            .is_some_and(|t| start.elapsed().as_secs_f64() >= t)
+        {
+            stopped_by_time = true;
+            break;
+        }
+        match trainer.step() {
+            Ok(r) => {
+                let mut row = vec![r.step.to_string(), format!("{:.6e}", r.loss)];
+                row.extend(r.eigenvalues.iter().map(|v| format!("{v:.6e}")));
+                row.extend(r.eigenvalues_ema.iter().map(|v| format!("{v:.6e}")));
+                writeln!(csv, "{}", row.join(",")).map_err(io_err(&csv_path))?;
+                bar.set_position(r.step);
+                if r.step % 50 == 0 {
+                    let ema = &r.eigenvalues_ema[cfg.constant_first as usize..];
+                    bar.set_message(format!("slowest λ {:.4}", ema.first().unwrap_or(&0.0)));
+                }
+                if r.step % cfg.checkpoint_every.max(1) == 0 {
+                    csv.flush().map_err(io_err(&csv_path))?;
+                    checkpoint::save(out, &trainer.state()?, &run_json)?;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    csv.flush().map_err(io_err(&csv_path))?;
+    checkpoint::save(out, &trainer.state()?, &run_json)?;
+    let wall = start.elapsed().as_secs_f64();
+    let steps_run = trainer.step - first_step;
+    let (video, train, test_video, test) = &split;
+    let eval = evaluate(&trainer, cfg, (video, train), (test_video, test))?;
+    // Curves (Fig. 3) from the CSV.
+    let text = std::fs::read_to_string(&csv_path).map_err(io_err(&csv_path))?;
+    let mut steps = Vec::new();
+    let mut curves = vec![Vec::new(); n];
+    for line in text.lines().skip(1) {
+        let cells: Vec<f64> = line.split(',').filter_map(|c| c.parse().ok()).collect();
+        if cells.len() == 2 + 2 * n {
+            steps.push(cells[0] as u64);
+            for (k, c) in curves.iter_mut().enumerate() {
+                c.push(cells[2 + n + k]);
+            }
+        }
+    }
+    let learned: Vec<Vec<f64>> = curves
+        .into_iter()
+        .skip(cfg.constant_first as usize)
+        .collect();
+    super::plot::eigenvalue_curves(
+        &out.join("curves.png"),
+        &steps,
+        &learned,
+        None,
+        "slowness eigenvalues (EMA of diag Λ)",
+    )?;
+    if video.positions.is_some() {
+        heatmaps(&trainer, cfg, test_video, test, &out.join("heatmaps.png"))?;
+    }
+    let metrics = serde_json::json!({
+        "config": cfg,
+        "heldout_inputs": eval.inputs,
+        "delta_values": eval.delta_values,
+        "linear_sfa_delta_values": eval.linear_sfa_delta_values,
+        "pca_delta_values": eval.pca_delta_values,
+        "delta_sum": eval.delta_values.iter().sum::<f64>(),
+        "linear_sfa_delta_sum": eval.linear_sfa_delta_values.iter().sum::<f64>(),
+        "pca_delta_sum": eval.pca_delta_values.iter().sum::<f64>(),
+        "note": eval.note,
+        "steps": trainer.step,
+        "wall_seconds": wall,
+        "steps_per_second": steps_run as f64 / wall.max(1e-9),
+        "stopped_by_time_limit": stopped_by_time,
+        "adapter": ctx.adapter().name,
+    });
+    crate::io::write_json(&out.join("metrics.json"), &metrics)?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(metrics),
+    }
+}
+
+/// Fig. 2a: per learned eigenfunction, its mean held-out activation when a ball is in each cell
+/// of a 16 × 16 grid over the box (red positive, blue negative; the sign is arbitrary).
+fn heatmaps(
+    trainer: &Trainer,
+    cfg: &VideoConfig,
+    video: &Video,
+    ranges: &[Range<usize>],
+    path: &Path,
+) -> Result<()> {
+    let Some((balls, pos)) = &video.positions else {
+        return Ok(());
+    };
+    let g = 16;
+    let k = cfg.frames_per_input;
+    let n_out = trainer.problem().spec.outputs;
+    let skip = cfg.constant_first as usize;
+    let (starts, _) = sequence_inputs(ranges, k);
+    let u = features_of(video, &starts, k, |x| trainer.outputs(x))?;
+    let mut sums = vec![vec![0.0; g * g]; cfg.neig];
+    let mut counts = vec![0usize; g * g];
+    for (i, &t) in starts.iter().enumerate() {
+        // The ball positions at the input's last frame.
+        let f = t + k - 1;
+        for b in 0..*balls {
+            let x = pos[(f * balls + b) * 2] as f64;
+            let y = pos[(f * balls + b) * 2 + 1] as f64;
+            let cell =
+                ((y * g as f64) as usize).min(g - 1) * g + ((x * g as f64) as usize).min(g - 1);
+            counts[cell] += 1;
+            for (j, s) in sums.iter_mut().enumerate() {
+                s[cell] += u[i * n_out + skip + j];
+            }
+        }
+    }
+    let values: Vec<Vec<f64>> = sums
+        .into_iter()
+        .map(|s| {
+            let mean: Vec<f64> = s
+                .iter()
+                .zip(&counts)
+                .map(|(v, &c)| if c > 0 { v / c as f64 } else { 0.0 })
+                .collect();
+            // Centre over the visited cells so that the colour shows where it is high or low.
+            let visited: Vec<f64> = mean
+                .iter()
+                .zip(&counts)
+                .filter(|(_, &c)| c > 0)
+                .map(|(v, _)| *v)
+                .collect();
+            let mid = visited.iter().sum::<f64>() / visited.len().max(1) as f64;
+            mean.iter()
+                .zip(&counts)
+                .map(|(v, &c)| if c > 0 { v - mid } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let labels: Vec<String> = (0..cfg.neig)
+        .map(|j| format!("eigenfunction {}", j + 1))
+        .collect();
+    super::plot::eigenfunction_panels(path, &values, g, 1.0, &labels)
+}
