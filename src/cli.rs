@@ -90,9 +90,9 @@ struct VideoArgs {
     /// atari-reference false].
     #[arg(long)]
     constant: Option<bool>,
-    /// Conv channels per layer [16,16,16; paper 32,32,32; atari-reference 64,64,64].
-    #[arg(long, value_delimiter = ',')]
-    conv: Option<Vec<usize>>,
+    /// Conv channels per layer, or `none` [16,16,16; paper 32,32,32; atari-reference 64,64,64].
+    #[arg(long)]
+    conv: Option<String>,
     /// Conv kernel size [5; atari-reference 6].
     #[arg(long)]
     kernel: Option<usize>,
@@ -1028,7 +1028,18 @@ fn run_video(cli: &Cli, a: &VideoArgs) -> Result<()> {
             set!(cfg.clip_len, a.clip_length);
             set!(cfg.neig, a.neig);
             set!(cfg.constant_first, a.constant);
-            set!(cfg.conv, a.conv);
+            if let Some(c) = &a.conv {
+                cfg.conv = match c.trim() {
+                    "" | "none" => Vec::new(),
+                    list => list
+                        .split(',')
+                        .map(|t| t.trim().parse::<usize>())
+                        .collect::<std::result::Result<_, _>>()
+                        .with_context(|| {
+                            format!("--conv `{c}`: channels separated by commas, or none")
+                        })?,
+                };
+            }
             set!(cfg.kernel, a.kernel);
             set!(cfg.stride, a.stride);
             set!(cfg.hidden, a.hidden);

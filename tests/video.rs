@@ -1,0 +1,184 @@
+//! `spin video` end to end on small synthetic videos: a linear network trained by SpIN with the
+//! slowness operator reproduces linear SFA; a killed run resumes to the same parameters.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use spectral_inference::data::video::Video;
+use spectral_inference::experiments::video::{run, VideoConfig};
+use spectral_inference::spin::checkpoint;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spin-video-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A 1 × 6 "video" whose pixels mix three slow sinusoids, three fast ones and noise.
+fn mixed_signal(frames: usize, seed: u64) -> Video {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let freqs = [0.011, 0.023, 0.041, 0.6, 0.9, 1.3];
+    let mix: Vec<f64> = (0..36).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut pixels = Vec::with_capacity(frames * 6);
+    for t in 0..frames {
+        let s: Vec<f64> = freqs
+            .iter()
+            .map(|w| (w * t as f64 + w * 10.0).sin())
+            .collect();
+        for p in 0..6 {
+            let v: f64 = (0..6).map(|i| mix[p * 6 + i] * s[i]).sum::<f64>()
+                + 0.05 * rng.random_range(-1.0..1.0);
+            pixels.push((127.5 + 30.0 * v).clamp(0.0, 255.0).round() as u8);
+        }
+    }
+    let mut starts = vec![false; frames];
+    starts[0] = true;
+    starts[frames / 2] = true;
+    Video {
+        height: 1,
+        width: 6,
+        frames: pixels,
+        episode_starts: starts,
+        positions: None,
+    }
+}
+
+fn linear_config(data: PathBuf, steps: u64) -> VideoConfig {
+    let mut cfg = VideoConfig::ours(data);
+    cfg.frames_per_input = 1;
+    cfg.conv = vec![];
+    cfg.hidden = vec![];
+    cfg.neig = 3;
+    cfg.clips = 10;
+    cfg.clip_len = 20;
+    cfg.train.batch = 200;
+    cfg.train.steps = steps;
+    cfg.train.optimizer.lr = 3e-2;
+    cfg.sfa_pca = 6;
+    cfg.checkpoint_every = 50;
+    cfg
+}
+
+#[test]
+fn linear_network_reproduces_linear_sfa() {
+    let d = dir("linear");
+    let data = d.join("signal.npz");
+    mixed_signal(4000, 1).save_npz(&data).unwrap();
+    let cfg = linear_config(data, 1500);
+    let m = run(common::ctx(), &cfg, &d.join("out"), None).unwrap();
+    let get = |k: &str| -> Vec<f64> {
+        m[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (spin, sfa, pca) = (
+        get("delta_values"),
+        get("linear_sfa_delta_values"),
+        get("pca_delta_values"),
+    );
+    for k in 0..3 {
+        assert!(
+            (spin[k] - sfa[k]).abs() <= 0.05 * sfa[k] + 1e-4,
+            "Δ-value {k}: SpIN {} vs linear SFA {} (all: {spin:?} vs {sfa:?})",
+            spin[k],
+            sfa[k]
+        );
+    }
+    // And both are far slower than the leading principal components.
+    assert!(
+        sfa.iter().sum::<f64>() < 0.5 * pca.iter().sum::<f64>(),
+        "{sfa:?} vs PCA {pca:?}"
+    );
+}
+
+#[test]
+fn killed_video_run_resumes_to_the_same_parameters() {
+    let d = dir("resume");
+    let data = d.join("signal.npz");
+    mixed_signal(1000, 2).save_npz(&data).unwrap();
+    let common_args = |out: &PathBuf| -> Vec<String> {
+        [
+            "video",
+            "--data",
+            data.to_str().unwrap(),
+            "--frames-per-input",
+            "1",
+            "--conv",
+            "none",
+            "--hidden",
+            "5",
+            "--neig",
+            "2",
+            "--clips",
+            "4",
+            "--clip-length",
+            "5",
+            "--steps",
+            "300",
+            "--checkpoint-every",
+            "20",
+            "--sfa-pca",
+            "6",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let (full, killed) = (d.join("full"), d.join("killed"));
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(common_args(&full))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(common_args(&killed))
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !killed.join("checkpoint.json").exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at = checkpoint::load(&killed).unwrap().0.step;
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(["video", "--resume", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let params = |p: &PathBuf| checkpoint::load(p).unwrap().0.params;
+    assert_eq!(
+        params(&killed),
+        params(&full),
+        "killed at step {at} and resumed"
+    );
+    let csv = std::fs::read_to_string(killed.join("eigenvalues.csv")).unwrap();
+    let steps: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=300).collect::<Vec<_>>());
+    for f in ["metrics.json", "curves.png", "checkpoint.safetensors"] {
+        assert!(killed.join(f).exists(), "{f} missing");
+    }
+}
