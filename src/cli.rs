@@ -315,9 +315,14 @@ struct EvalArgs {
     checkpoint: PathBuf,
     /// Points, one per line, d coordinates separated by commas; an optional header line (with
     /// columns x0 … x{d−1} picked by name, so this command's own output reads back).
-    #[arg(long)]
-    points: PathBuf,
-    /// Output CSV (default: stdout).
+    /// Schrödinger runs.
+    #[arg(long, required_unless_present = "data")]
+    points: Option<PathBuf>,
+    /// A video (.npz or PNG folders) for a `spin video` run: the learned features of every
+    /// input in frame order (inputs that would cross an episode start left out), float32.
+    #[arg(long, conflicts_with = "points")]
+    data: Option<PathBuf>,
+    /// Output CSV, or .npy for video features (default: CSV on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
     /// How v is scaled: `sampling` (SpIN's own: E_p[v²] = 1 under the uniform density p on the
@@ -662,6 +667,15 @@ fn run_schrodinger(
 
 fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let (state, run) = spectral_inference::spin::checkpoint::load(&args.checkpoint)?;
+    if run["kind"] == "video" {
+        return run_eval_video(cli, args, &state, &run);
+    }
+    let Some(points_path) = &args.points else {
+        bail!(
+            "{} is a Schrödinger run: give --points",
+            args.checkpoint.display()
+        );
+    };
     let cfg: SchrodingerConfig =
         serde_json::from_value(run["config"].clone()).with_context(|| {
             format!(
@@ -669,7 +683,7 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
                 args.checkpoint.display()
             )
         })?;
-    let table = spectral_inference::io::read_numbers_csv(&args.points)?;
+    let table = spectral_inference::io::read_numbers_csv(points_path)?;
     // With a header that names x0 … x{d−1} (as this command writes), take those columns: its
     // own output reads back as input.
     let columns: Option<Vec<usize>> = table.header.as_ref().and_then(|h| {
@@ -683,7 +697,7 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
             if let Some(&c) = cols.iter().find(|&&c| c >= row.len()) {
                 bail!(
                     "{}: line {line}: no value in column {} (`x{}` of the header)",
-                    args.points.display(),
+                    points_path.display(),
                     c + 1,
                     cols.iter().position(|&x| x == c).unwrap_or(0)
                 );
@@ -694,7 +708,7 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
         if row.len() != cfg.dim {
             bail!(
                 "{}: line {line}: {} coordinates, the run is {}-dimensional",
-                args.points.display(),
+                points_path.display(),
                 row.len(),
                 cfg.dim
             );
@@ -702,7 +716,7 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
         points.extend(row);
     }
     if points.is_empty() {
-        bail!("{}: no points", args.points.display());
+        bail!("{}: no points", points_path.display());
     }
     let ctx = context(cli)?;
     let problem = cfg.problem(&ctx)?;
@@ -1134,5 +1148,84 @@ fn run_video(cli: &Cli, a: &VideoArgs) -> Result<()> {
         m["steps_per_second"].as_f64().unwrap_or(0.0),
         out.display()
     );
+    Ok(())
+}
+
+fn run_eval_video(
+    cli: &Cli,
+    args: &EvalArgs,
+    state: &spectral_inference::spin::checkpoint::TrainerState,
+    run: &serde_json::Value,
+) -> Result<()> {
+    use spectral_inference::data::npy::{NpyArray, NpyData};
+    use spectral_inference::data::video::{input_at, Video};
+    use spectral_inference::experiments::video::{self, VideoConfig};
+    let cfg: VideoConfig = serde_json::from_value(run["config"].clone())
+        .with_context(|| format!("{}: no video configuration", args.checkpoint.display()))?;
+    let Some(data) = &args.data else {
+        bail!("{} is a video run: give --data", args.checkpoint.display());
+    };
+    let target = Video::load(data)?;
+    let split = video::load_split(&cfg)?;
+    if (target.height, target.width) != (split.0.height, split.0.width) {
+        bail!(
+            "{}: frames of {}×{}, the run was trained on {}×{}",
+            data.display(),
+            target.width,
+            target.height,
+            split.0.width,
+            split.0.height
+        );
+    }
+    let ctx = context(cli)?;
+    let mut trainer = video::trainer(ctx, &cfg, &split)?;
+    trainer.restore(state)?;
+    let k = cfg.frames_per_input;
+    let starts: Vec<usize> = target
+        .episodes()
+        .iter()
+        .flat_map(|e| e.start..(e.end + 1).saturating_sub(k).max(e.start))
+        .collect();
+    let n_out = trainer.problem().spec.outputs;
+    let skip = cfg.constant_first as usize;
+    let mut features: Vec<f32> = Vec::with_capacity(starts.len() * cfg.neig);
+    for chunk in starts.chunks(512) {
+        let mut x = Vec::new();
+        for &t in chunk {
+            input_at(&target, t, k, &mut x);
+        }
+        let u = trainer.outputs(&x)?;
+        for row in u.chunks(n_out) {
+            features.extend(row[skip..].iter().map(|&v| v as f32));
+        }
+    }
+    let rows = starts.len();
+    match &args.out {
+        Some(path) if path.extension().is_some_and(|e| e == "npy") => {
+            let a = NpyArray::new(vec![rows, cfg.neig], NpyData::F32(features))?;
+            spectral_inference::io::write_atomic(path, &a.to_bytes())?;
+        }
+        other => {
+            let mut out = String::from("frame,");
+            out.push_str(
+                &(0..cfg.neig)
+                    .map(|j| format!("f{j}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            out.push('\n');
+            for (t, row) in starts.iter().zip(features.chunks(cfg.neig)) {
+                let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+                out.push_str(&format!("{t},{}\n", cells.join(",")));
+            }
+            match other {
+                Some(path) => spectral_inference::io::write_atomic(path, out.as_bytes())?,
+                None => print!("{out}"),
+            }
+        }
+    }
+    if args.out.is_some() {
+        eprintln!("{rows} inputs × {} features", cfg.neig);
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use spectral_inference::data::npy::{NpyArray, NpyData};
 use spectral_inference::data::video::Video;
 use spectral_inference::experiments::video::{run, VideoConfig};
 use spectral_inference::spin::checkpoint;
@@ -181,4 +182,43 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     for f in ["metrics.json", "curves.png", "checkpoint.safetensors"] {
         assert!(killed.join(f).exists(), "{f} missing");
     }
+    // spin eval: the learned features of every input of a video, as .npy and as CSV.
+    let npy = d.join("features.npy");
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(["eval", "--checkpoint", killed.to_str().unwrap()])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            npy.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = NpyArray::from_bytes(&std::fs::read(&npy).unwrap(), "features").unwrap();
+    assert_eq!(a.shape, vec![1000, 2]);
+    let NpyData::F32(v) = &a.data else {
+        panic!("features are not float32")
+    };
+    assert!(v.iter().all(|x| x.is_finite()) && v.iter().any(|&x| x != 0.0));
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(["eval", "--checkpoint", killed.to_str().unwrap()])
+        .args(["--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().next(), Some("frame,f0,f1"));
+    assert_eq!(text.lines().count(), 1001);
+    // A Schrödinger-style call on a video run is a clear error.
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(["eval", "--checkpoint", killed.to_str().unwrap()])
+        .args(["--points", npy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("video run"));
 }
