@@ -282,6 +282,15 @@ pub struct VideoEvaluation {
     pub pca_delta_values: Vec<f64>,
     /// Why a yardstick was skipped, if one was.
     pub note: Option<String>,
+    /// First frames of the held-out inputs.
+    #[serde(skip)]
+    pub starts: Vec<usize>,
+    /// The learned features of the held-out inputs (inputs × N).
+    #[serde(skip)]
+    pub features: Vec<f64>,
+    /// The PCA features of the held-out inputs (inputs × N), when fitted.
+    #[serde(skip)]
+    pub pca_features: Vec<f64>,
 }
 
 /// Largest input dimension the linear yardsticks are fitted at (their D × D covariance).
@@ -312,6 +321,7 @@ pub fn evaluate(
     let d = train.0.pixels() * k;
     let mut note = None;
     let (mut sfa, mut pca) = (Vec::new(), Vec::new());
+    let mut pca_f = Vec::new();
     if d > MAX_LINEAR_DIM {
         note = Some(format!(
             "linear SFA and PCA skipped: input dimension {d} > {MAX_LINEAR_DIM}"
@@ -331,15 +341,13 @@ pub fn evaluate(
             input_at(train.0, all[i + 1], k, &mut x);
         }
         let pair_rows: Vec<usize> = (0..chosen.len()).map(|i| 2 * i).collect();
-        let held = |lf: &LinearFeatures| -> Result<Vec<f64>> {
-            let f = features_of(test.0, &starts, k, |x| Ok(lf.apply(x)))?;
-            delta_values(&f, cfg.neig, &segments)
-        };
+        let held = |lf: &LinearFeatures| features_of(test.0, &starts, k, |x| Ok(lf.apply(x)));
         match linear_sfa(&x, d, &pair_rows, cfg.sfa_pca.min(d), cfg.neig) {
-            Ok(lf) => sfa = held(&lf)?,
+            Ok(lf) => sfa = delta_values(&held(&lf)?, cfg.neig, &segments)?,
             Err(e) => note = Some(format!("linear SFA skipped: {e}")),
         }
-        pca = held(&pca_features(&x, d, cfg.neig)?)?;
+        pca_f = held(&pca_features(&x, d, cfg.neig)?)?;
+        pca = delta_values(&pca_f, cfg.neig, &segments)?;
     }
     Ok(VideoEvaluation {
         inputs: starts.len(),
@@ -347,6 +355,9 @@ pub fn evaluate(
         linear_sfa_delta_values: sfa,
         pca_delta_values: pca,
         note,
+        starts,
+        features: learned,
+        pca_features: pca_f,
     })
 }
 
@@ -523,6 +534,8 @@ pub fn run(
     if video.positions.is_some() {
         heatmaps(&trainer, cfg, test_video, test, &out.join("heatmaps.png"))?;
     }
+    extremes(test_video, cfg, &eval, &out.join("extremes.png"))?;
+    eigenpurposes(test_video, cfg, &eval, &out.join("eigenpurposes.png"))?;
     let metrics = serde_json::json!({
         "config": cfg,
         "heldout_inputs": eval.inputs,
@@ -606,4 +619,136 @@ fn heatmaps(
         .map(|j| format!("eigenfunction {}", j + 1))
         .collect();
     super::plot::eigenfunction_panels(path, &values, g, 1.0, &labels)
+}
+
+/// Pixels per frame pixel in the figures (at least 2, frames drawn about 96 pixels wide).
+fn zoom(video: &Video) -> u32 {
+    (96 / video.width.max(1)).max(2) as u32
+}
+
+/// Fig. 2b: per learned eigenfunction (rows), the held-out inputs that most (left) and least
+/// (right) activate it, the input's first frame in red and its last in blue (black where both).
+fn extremes(video: &Video, cfg: &VideoConfig, eval: &VideoEvaluation, path: &Path) -> Result<()> {
+    let n = cfg.neig;
+    if eval.starts.is_empty() {
+        return Ok(());
+    }
+    let z = zoom(video);
+    let (w, h) = (video.width as u32 * z, video.height as u32 * z);
+    let gap = 4;
+    let mut img = image::RgbImage::from_pixel(
+        2 * w + 3 * gap,
+        n as u32 * (h + gap) + gap,
+        image::Rgb([255, 255, 255]),
+    );
+    let px = video.pixels();
+    let k = cfg.frames_per_input;
+    for j in 0..n {
+        let col = |i: usize| eval.features[i * n + j];
+        let idx: Vec<usize> = (0..eval.starts.len()).collect();
+        let hi = *idx
+            .iter()
+            .max_by(|&&a, &&b| col(a).total_cmp(&col(b)))
+            .unwrap_or(&0);
+        let lo = *idx
+            .iter()
+            .min_by(|&&a, &&b| col(a).total_cmp(&col(b)))
+            .unwrap_or(&0);
+        for (c, &i) in [hi, lo].iter().enumerate() {
+            let t = eval.starts[i];
+            let (first, last) = (
+                &video.frames[t * px..(t + 1) * px],
+                &video.frames[(t + k - 1) * px..(t + k) * px],
+            );
+            let (x0, y0) = (gap + c as u32 * (w + gap), gap + j as u32 * (h + gap));
+            for y in 0..h {
+                for x in 0..w {
+                    let p = (y / z) as usize * video.width + (x / z) as usize;
+                    let (r, b) = (first[p], last[p]);
+                    // White paper: the first frame's ink red, the last frame's blue.
+                    img.put_pixel(
+                        x0 + x,
+                        y0 + y,
+                        image::Rgb([255 - b, 255 - r.max(b), 255 - r]),
+                    );
+                }
+            }
+        }
+    }
+    img.save(path).map_err(|e| SpinError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Fig. 4 (C.3): per eigenfunction (columns), the mean of the 100 held-out inputs with the
+/// largest positive (top row) and largest negative (second row) activation, frames averaged;
+/// below, the same for the leading principal components of the pixels.
+fn eigenpurposes(
+    video: &Video,
+    cfg: &VideoConfig,
+    eval: &VideoEvaluation,
+    path: &Path,
+) -> Result<()> {
+    let n = cfg.neig;
+    let count = eval.starts.len();
+    if count == 0 {
+        return Ok(());
+    }
+    let z = zoom(video);
+    let (w, h) = (video.width as u32 * z, video.height as u32 * z);
+    let gap = 4;
+    let sets: Vec<&Vec<f64>> = if eval.pca_features.is_empty() {
+        vec![&eval.features]
+    } else {
+        vec![&eval.features, &eval.pca_features]
+    };
+    let rows = 2 * sets.len() as u32;
+    let mut img = image::GrayImage::from_pixel(
+        n as u32 * (w + gap) + gap,
+        rows * (h + gap) + gap + (sets.len() as u32 - 1) * 2 * gap,
+        image::Luma([255]),
+    );
+    let px = video.pixels();
+    let k = cfg.frames_per_input;
+    let top = 100.min(count);
+    for (si, f) in sets.iter().enumerate() {
+        for j in 0..n {
+            let mut order: Vec<usize> = (0..count).collect();
+            order.sort_by(|&a, &b| f[b * n + j].total_cmp(&f[a * n + j]));
+            for (ri, pick) in [&order[..top], &order[count - top..]].iter().enumerate() {
+                let mut mean = vec![0.0f64; px];
+                for &i in pick.iter() {
+                    let t = eval.starts[i];
+                    for c in 0..k {
+                        for (m, &v) in mean
+                            .iter_mut()
+                            .zip(&video.frames[(t + c) * px..(t + c + 1) * px])
+                        {
+                            *m += v as f64;
+                        }
+                    }
+                }
+                let scale = 1.0 / (pick.len() * k) as f64;
+                let (x0, y0) = (
+                    gap + j as u32 * (w + gap),
+                    gap + (2 * si as u32 + ri as u32) * (h + gap) + si as u32 * 2 * gap,
+                );
+                for y in 0..h {
+                    for x in 0..w {
+                        let p = (y / z) as usize * video.width + (x / z) as usize;
+                        img.put_pixel(
+                            x0 + x,
+                            y0 + y,
+                            image::Luma([(mean[p] * scale).round().clamp(0.0, 255.0) as u8]),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    img.save(path).map_err(|e| SpinError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
