@@ -136,6 +136,22 @@ fn conv_case(
     (layer, geom, params, spec.pack(&params32))
 }
 
+/// A layer's parameter block read from a padded GPU vector at `at`, in θ's layout.
+fn read_block(layer: &Layer, buf: &[f32], at: usize) -> Vec<f32> {
+    let mut out = vec![0.0; layer.len()];
+    for i in 0..=layer.inputs {
+        for o in 0..layer.outputs {
+            let dst = if i == layer.inputs {
+                layer.b(o)
+            } else {
+                layer.w(i, o)
+            };
+            out[dst] = buf[at + layer.gpu(i, o)];
+        }
+    }
+    out
+}
+
 const CASES: &[(usize, usize, usize, usize, usize, usize, Padding)] = &[
     (7, 5, 3, 6, 3, 2, Padding::Same),
     (6, 6, 2, 5, 3, 1, Padding::Valid),
@@ -248,20 +264,6 @@ fn conv2d_param_grads_match_oracle() {
         let (layer, g, _params, _) = conv_case(case, Activation::Softplus, &mut rng);
         let in_len = g.in_h * g.in_w * g.in_c;
         let block = layer.gpu_len();
-        let read = |buf: &[f32], at: usize| -> Vec<f32> {
-            let mut out = vec![0.0; layer.len()];
-            for i in 0..=layer.inputs {
-                for o in 0..layer.outputs {
-                    let dst = if i == layer.inputs {
-                        layer.b(o)
-                    } else {
-                        layer.w(i, o)
-                    };
-                    out[dst] = buf[at + layer.gpu(i, o)];
-                }
-            }
-            out
-        };
         // One group of all rows (the batch VJP), then one group per (sample, k) row.
         for (groups, group_rows, row_div, offset) in
             [(1usize, 3usize, 1usize, 0usize), (6, 1, 2, 1)]
@@ -302,7 +304,7 @@ fn conv2d_param_grads_match_oracle() {
                 layer_param_grad(&layer, &a, d, group_rows, &mut want);
                 assert_close(
                     &format!("case {ci} {case:?} group {grp}/{groups}"),
-                    &read(&res[2], grp * block),
+                    &read_block(&layer, &res[2], grp * block),
                     &want,
                     1e-4,
                     1e-5 * scale(&want),
@@ -347,17 +349,7 @@ fn conv2d_sample_grads_match_oracle() {
                 let a = &a_in[(offset + b) * in_len..(offset + b + 1) * in_len];
                 let mut want = vec![0.0; layer.len()];
                 layer_param_grad(&layer, a, d, 1, &mut want);
-                let mut got = vec![0.0; layer.len()];
-                for i in 0..=layer.inputs {
-                    for o in 0..layer.outputs {
-                        let dst = if i == layer.inputs {
-                            layer.b(o)
-                        } else {
-                            layer.w(i, o)
-                        };
-                        got[dst] = res[2][row * block + layer.gpu(i, o)];
-                    }
-                }
+                let got = read_block(&layer, &res[2], row * block);
                 assert_close(
                     &format!("case {ci} {case:?} sample {b} output {k}"),
                     &got,
