@@ -9,6 +9,8 @@ use std::ops::Range;
 
 use faer::{Mat, Side};
 use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand_distr::Distribution;
 
 use crate::error::{Result, SpinError};
 
@@ -109,17 +111,85 @@ fn pca(inputs: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>, Mat<f6
         .map(|c| (0..rows).map(|r| inputs[r * d + c]).sum::<f64>() / rows as f64)
         .collect();
     let x = Mat::from_fn(rows, d, |r, c| inputs[r * d + c] - mean[c]);
-    let cov = (x.transpose() * &x) * faer::Scale(1.0 / rows as f64);
-    let evd = cov
+    let k = k.min(d);
+    if d <= EXACT_PCA_DIM {
+        let cov = (x.transpose() * &x) * faer::Scale(1.0 / rows as f64);
+        let evd = cov
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|e| SpinError::Shape(format!("PCA eigendecomposition failed: {e:?}")))?;
+        // faer returns ascending eigenvalues: take the last k, largest first.
+        let s = evd.S();
+        let u = evd.U();
+        let vals: Vec<f64> = (0..k).map(|i| s[d - 1 - i]).collect();
+        let dirs = Mat::from_fn(d, k, |r, c| u[(r, d - 1 - c)]);
+        return Ok((mean, vals, dirs));
+    }
+    // Randomised range finder (Halko, Martinsson & Tropp) with two power iterations: X ≈ Q B
+    // with Q of `l` orthonormal columns, then the SVD of the small B.
+    let l = (k + 16).min(rows).min(d);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5FA);
+    let omega = Mat::from_fn(d, l, |_, _| {
+        let v: f64 = rand_distr::StandardNormal.sample(&mut rng);
+        v
+    });
+    let mut y = &x * &omega;
+    for _ in 0..2 {
+        y = orthonormal_columns(&y);
+        let z = x.transpose() * &y;
+        y = &x * &z;
+    }
+    let q = orthonormal_columns(&y);
+    let b = q.transpose() * &x; // l × d
+    let bbt = &b * b.transpose();
+    let evd = bbt
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| SpinError::Shape(format!("PCA eigendecomposition failed: {e:?}")))?;
-    // faer returns ascending eigenvalues: take the last k, largest first.
-    let s = evd.S();
-    let u = evd.U();
-    let k = k.min(d);
-    let vals: Vec<f64> = (0..k).map(|i| s[d - 1 - i]).collect();
-    let dirs = Mat::from_fn(d, k, |r, c| u[(r, d - 1 - c)]);
+    let (s, u) = (evd.S(), evd.U());
+    let k = k.min(l);
+    // Largest first: column c of u_top is eigenvector l − 1 − c.
+    let u_top = Mat::from_fn(l, k, |i, c| u[(i, l - 1 - c)]);
+    let mut dirs = b.transpose() * &u_top; // v = Bᵀ u / σ
+    let mut vals = Vec::with_capacity(k);
+    for c in 0..k {
+        let sigma2 = s[l - 1 - c].max(0.0);
+        vals.push(sigma2 / rows as f64);
+        let inv = if sigma2 > 0.0 {
+            1.0 / sigma2.sqrt()
+        } else {
+            0.0
+        };
+        for r in 0..d {
+            dirs[(r, c)] *= inv;
+        }
+    }
     Ok((mean, vals, dirs))
+}
+
+/// Input dimensions up to which PCA uses the exact D × D covariance; above, a randomised
+/// range finder.
+pub const EXACT_PCA_DIM: usize = 4096;
+
+/// Orthonormal columns spanning those of `y` (modified Gram–Schmidt, twice for stability).
+fn orthonormal_columns(y: &Mat<f64>) -> Mat<f64> {
+    let mut q = y.clone();
+    let (n, l) = (q.nrows(), q.ncols());
+    for _ in 0..2 {
+        for j in 0..l {
+            for i in 0..j {
+                let dot: f64 = (0..n).map(|r| q[(r, i)] * q[(r, j)]).sum();
+                for r in 0..n {
+                    let v = q[(r, i)];
+                    q[(r, j)] -= dot * v;
+                }
+            }
+            let norm: f64 = (0..n).map(|r| q[(r, j)] * q[(r, j)]).sum::<f64>().sqrt();
+            let inv = if norm > 1e-300 { 1.0 / norm } else { 0.0 };
+            for r in 0..n {
+                q[(r, j)] *= inv;
+            }
+        }
+    }
+    q
 }
 
 /// PCA on pixels: the `k` directions of largest variance of the training inputs.
@@ -166,4 +236,48 @@ pub fn linear_sfa(
         mean,
         w: &white * &slow,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The randomised PCA of a wide matrix finds the same leading variances as the exact one.
+    #[test]
+    fn randomised_pca_matches_exact_on_a_low_rank_signal() {
+        let (rows, d) = (300, EXACT_PCA_DIM + 4);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let basis: Vec<f64> = (0..5 * d)
+            .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+            .collect();
+        let mut x = vec![0.0; rows * d];
+        for r in 0..rows {
+            let coef: Vec<f64> = (0..5)
+                .map(|i| {
+                    let v: f64 = rand_distr::StandardNormal.sample(&mut rng);
+                    v * (5 - i) as f64
+                })
+                .collect();
+            for c in 0..d {
+                x[r * d + c] = (0..5).map(|i| coef[i] * basis[i * d + c]).sum::<f64>();
+            }
+        }
+        let (_, vals, dirs) = pca(&x, d, 3).unwrap();
+        // Exact: the eigenvalues of the 5 × 5 problem via the Gram matrix of the rows.
+        let xm = DMatrix::from_fn(rows, d, |r, c| x[r * d + c]);
+        let mean = xm.row_mean();
+        let centred = DMatrix::from_fn(rows, d, |r, c| xm[(r, c)] - mean[c]);
+        let gram = &centred * centred.transpose() / rows as f64;
+        let mut exact: Vec<f64> = gram.symmetric_eigenvalues().iter().copied().collect();
+        exact.sort_by(|a, b| b.total_cmp(a));
+        for i in 0..3 {
+            assert!(
+                (vals[i] - exact[i]).abs() < 1e-6 * exact[0],
+                "{vals:?} vs {:?}",
+                &exact[..3]
+            );
+            let norm: f64 = (0..d).map(|r| dirs[(r, i)] * dirs[(r, i)]).sum();
+            assert!((norm - 1.0).abs() < 1e-6, "direction {i} has norm {norm}");
+        }
+    }
 }

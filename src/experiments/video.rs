@@ -293,8 +293,8 @@ pub struct VideoEvaluation {
     pub pca_features: Vec<f64>,
 }
 
-/// Largest input dimension the linear yardsticks are fitted at (their D × D covariance).
-const MAX_LINEAR_DIM: usize = 4096;
+/// Values (inputs × dimension) the linear yardsticks are fitted on at most: 240 MB of f64.
+const MAX_FIT_VALUES: usize = 30_000_000;
 
 /// Evaluates a trained network on `test` ranges against linear SFA and PCA fitted on `train`.
 pub fn evaluate(
@@ -320,35 +320,31 @@ pub fn evaluate(
     let delta = delta_values(&learned, cfg.neig, &segments)?;
     let d = train.0.pixels() * k;
     let mut note = None;
-    let (mut sfa, mut pca) = (Vec::new(), Vec::new());
-    let mut pca_f = Vec::new();
-    if d > MAX_LINEAR_DIM {
-        note = Some(format!(
-            "linear SFA and PCA skipped: input dimension {d} > {MAX_LINEAR_DIM}"
-        ));
-    } else {
-        // Fitting inputs: evenly spaced pairs (t, t + 1) of consecutive training inputs.
-        let (all, segs) = sequence_inputs(train.1, k);
-        let pairs_all: Vec<usize> = segs
-            .iter()
-            .flat_map(|s| s.start..s.end.saturating_sub(1))
-            .collect();
-        let stride = (pairs_all.len() / (cfg.fit_inputs / 2).max(1)).max(1);
-        let chosen: Vec<usize> = pairs_all.iter().step_by(stride).copied().collect();
-        let mut x = Vec::with_capacity(2 * chosen.len() * d);
-        for &i in &chosen {
-            input_at(train.0, all[i], k, &mut x);
-            input_at(train.0, all[i + 1], k, &mut x);
-        }
-        let pair_rows: Vec<usize> = (0..chosen.len()).map(|i| 2 * i).collect();
-        let held = |lf: &LinearFeatures| features_of(test.0, &starts, k, |x| Ok(lf.apply(x)));
-        match linear_sfa(&x, d, &pair_rows, cfg.sfa_pca.min(d), cfg.neig) {
-            Ok(lf) => sfa = delta_values(&held(&lf)?, cfg.neig, &segments)?,
-            Err(e) => note = Some(format!("linear SFA skipped: {e}")),
-        }
-        pca_f = held(&pca_features(&x, d, cfg.neig)?)?;
-        pca = delta_values(&pca_f, cfg.neig, &segments)?;
+    // Fitting inputs: evenly spaced pairs (t, t + 1) of consecutive training inputs.
+    let (all, segs) = sequence_inputs(train.1, k);
+    let pairs_all: Vec<usize> = segs
+        .iter()
+        .flat_map(|s| s.start..s.end.saturating_sub(1))
+        .collect();
+    let fit_pairs = (cfg.fit_inputs.min(MAX_FIT_VALUES / d) / 2).max(2);
+    let stride = pairs_all.len().div_ceil(fit_pairs).max(1);
+    let chosen: Vec<usize> = pairs_all.iter().step_by(stride).copied().collect();
+    let mut x = Vec::with_capacity(2 * chosen.len() * d);
+    for &i in &chosen {
+        input_at(train.0, all[i], k, &mut x);
+        input_at(train.0, all[i + 1], k, &mut x);
     }
+    let pair_rows: Vec<usize> = (0..chosen.len()).map(|i| 2 * i).collect();
+    let held = |lf: &LinearFeatures| features_of(test.0, &starts, k, |x| Ok(lf.apply(x)));
+    let sfa = match linear_sfa(&x, d, &pair_rows, cfg.sfa_pca.min(d), cfg.neig) {
+        Ok(lf) => delta_values(&held(&lf)?, cfg.neig, &segments)?,
+        Err(e) => {
+            note = Some(format!("linear SFA skipped: {e}"));
+            Vec::new()
+        }
+    };
+    let pca_f = held(&pca_features(&x, d, cfg.neig)?)?;
+    let pca = delta_values(&pca_f, cfg.neig, &segments)?;
     Ok(VideoEvaluation {
         inputs: starts.len(),
         delta_values: delta,

@@ -284,12 +284,13 @@ impl NetworkSpec {
         self.layers().iter().map(|l| l.macs()).sum()
     }
 
-    /// The reference initialisation: W ~ N(0, 1)/√fan_in (conv: fan_in = c_in·k²); dense
-    /// biases ~ N(0, 1) as the reference's MLP, conv biases 0 as its conv nets. With
+    /// The reference initialisation: W ~ N(0, 1)/√fan_in (conv: fan_in = c_in·k²); biases
+    /// ~ N(0, 1) as the reference's MLP on points, 0 in networks on images (as its conv nets). With
     /// `constant_first`, output 0 gets zero weights and bias 1.
     pub fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
         let mut params = vec![0.0f32; self.num_params()];
         let layers = self.layers();
+        let image = self.image.is_some();
         for layer in &layers {
             let scale = 1.0 / (layer.fan_in() as f64).sqrt();
             for i in 0..layer.inputs {
@@ -300,10 +301,10 @@ impl NetworkSpec {
             }
             for o in 0..layer.outputs {
                 let v: f64 = StandardNormal.sample(rng);
-                params[layer.b(o)] = match layer.kind {
-                    LayerKind::Dense => v as f32,
-                    LayerKind::Conv2d(_) => 0.0,
-                };
+                // Image networks start with zero biases (the reference's conv nets): a bias of
+                // N(0, 1) on features of small variance makes them nearly collinear with the
+                // constant, and Σ̂ (f32) loses their differences to rounding.
+                params[layer.b(o)] = if image { 0.0 } else { v as f32 };
             }
         }
         if self.constant_first {
