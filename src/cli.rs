@@ -121,7 +121,7 @@ struct VideoArgs {
     /// Optimiser: rmsprop, adam or sgd [adam; paper, atari-reference rmsprop].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate [1e-3; paper 1e-6].
+    /// Learning rate [1e-4; paper 1e-6; atari-reference 1e-3].
     #[arg(long)]
     lr: Option<f64>,
     /// Schedule: constant, cosine or inverse [cosine; presets constant].

@@ -88,7 +88,7 @@ impl VideoConfig {
                 seed: 0,
                 optimizer: OptimizerConfig {
                     schedule: Schedule::Cosine,
-                    ..OptimizerConfig::new(OptimizerKind::Adam, 1e-3)
+                    ..OptimizerConfig::new(OptimizerKind::Adam, 1e-4)
                 },
                 eigen_ema: 0.01,
                 exhaustive: false,
