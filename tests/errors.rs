@@ -163,6 +163,15 @@ fn bad_schrodinger_values_are_rejected() {
             vec!["--separate", "true", "--blocks", "2"],
             "choose one of --blocks and --separate",
         ),
+        (vec!["--box", "-3"], "--box must be positive, got -3"),
+        (
+            vec!["--kinetic", "-1.5"],
+            "--kinetic must be positive, got -1.5",
+        ),
+        (
+            vec!["--dim", "1", "--radial", "true", "--laplacian", "exact"],
+            "Δ|x| = 2δ(x)",
+        ),
     ] {
         let mut all = vec!["schrodinger", "--steps", "1", "--out"];
         let dir = std::env::temp_dir().join("spin-bad-schrodinger");
@@ -173,4 +182,41 @@ fn bad_schrodinger_values_are_rejected() {
         assert!(!ok, "{args:?} was accepted");
         assert!(err.contains(want), "{args:?}: expected `{want}` in: {err}");
     }
+}
+
+#[test]
+fn a_rejected_gradient_leaves_jbar_as_it_was() {
+    let fd = FdBox {
+        dim: 2,
+        kinetic: 1.0,
+        eps: 0.1,
+        half_width: 3.0,
+        hidden: vec![8],
+        neig: 2,
+        envelope: true,
+    };
+    let problem = fd
+        .problem(Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum()))
+        .unwrap();
+    let config = TrainConfig {
+        beta: 0.5,
+        batch: 32,
+        steps: 10,
+        seed: 3,
+        optimizer: OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
+        eigen_ema: 0.01,
+        exhaustive: false,
+    };
+    let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
+    trainer.step().unwrap();
+    let engine = trainer.engine();
+    engine.statistics().unwrap();
+    let before = engine.read_jbar().unwrap();
+    let nan = vec![f64::NAN; 4];
+    let grad = engine.gradient(&nan, &[0.0; 4], 0.5).unwrap();
+    assert!(grad.iter().any(|g| !g.is_finite()));
+    let advanced = engine.read_jbar().unwrap();
+    assert_ne!(advanced, before, "the step should have moved J̄");
+    engine.undo_jbar_update().unwrap();
+    assert_eq!(engine.read_jbar().unwrap(), before);
 }

@@ -40,6 +40,17 @@ fn palette(k: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
+/// A tick label on a step axis: a whole number (steps are counted, never fractional), with
+/// thousands as `k` from 10 000 on.
+pub fn step_label(x: f64) -> String {
+    let n = x.round() as i64;
+    if n.abs() >= 10_000 && n % 1000 == 0 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
 /// Eigenvalue curves against training step, with the exact values dashed.
 pub fn eigenvalue_curves(
     path: &Path,
@@ -89,6 +100,7 @@ pub fn eigenvalue_curves(
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| step_label(*x))
         .y_desc("eigenvalue (EMA of diag Λ)")
         .label_style(("sans-serif", 14))
         .draw()
@@ -238,4 +250,17 @@ pub fn eigenfunction_lines(
         .map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn step_labels_are_integers() {
+        use super::step_label;
+        assert_eq!(step_label(2500.0), "2500");
+        assert_eq!(step_label(1234.4), "1234");
+        assert_eq!(step_label(60_000.0), "60k");
+        assert_eq!(step_label(12_500.0), "12500");
+        assert_eq!(step_label(0.0), "0");
+    }
 }

@@ -100,6 +100,8 @@ struct Backward {
     delta: Vec<wgpu::Buffer>,
     sens: Vec<wgpu::Buffer>,
     jbar: wgpu::Buffer,
+    /// J̄ before the last [`Engine::gradient`], so that a rejected step can be undone.
+    jbar_prev: wgpu::Buffer,
     grad: wgpu::Buffer,
     grad_staging: wgpu::Buffer,
     dispatches: Vec<Dispatch>,
@@ -534,6 +536,7 @@ impl Engine {
                 .collect();
             let g_bk = storage("per_sample_grads", c * n * conv_block);
             let jbar = storage("sigma_jacobian_avg", npairs * gpu_params);
+            let jbar_prev = storage("sigma_jacobian_avg_prev", npairs * gpu_params);
             let grad = storage("grad", gpu_params);
             let grad_staging = ctx.staging("grad_staging", gpu_params);
             let chunk_list = chunks(s, c);
@@ -774,6 +777,7 @@ impl Engine {
                 delta,
                 sens,
                 jbar,
+                jbar_prev,
                 grad,
                 grad_staging,
                 dispatches: d,
@@ -959,11 +963,27 @@ impl Engine {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gradient"),
             });
+        enc.copy_buffer_to_buffer(&b.jbar, 0, &b.jbar_prev, 0, b.jbar.size());
         self.encode(&mut enc, &b.dispatches);
         enc.copy_buffer_to_buffer(&b.grad, 0, &b.grad_staging, 0, (self.gpu_params * 4) as u64);
         self.ctx.queue.submit([enc.finish()]);
         let padded = self.ctx.read_staging(&b.grad_staging, self.gpu_params)?;
         Ok(self.spec.unpack(&padded))
+    }
+
+    /// Puts J̄ back to what it was before the last [`Engine::gradient`] (whose step was rejected,
+    /// e.g. for a non-finite gradient), so that J̄, θ, Σ̄ and the optimiser describe one step.
+    pub fn undo_jbar_update(&self) -> Result<()> {
+        let b = self.backward()?;
+        let mut enc = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("undo J̄"),
+            });
+        enc.copy_buffer_to_buffer(&b.jbar_prev, 0, &b.jbar, 0, b.jbar.size());
+        self.ctx.queue.submit([enc.finish()]);
+        Ok(())
     }
 
     /// The moving average J̄ (N(N+1)/2, P), for checkpoints and tests.

@@ -57,10 +57,16 @@ impl std::str::FromStr for Schedule {
 impl Schedule {
     /// Learning rate at step `t` (0-based) of `total`.
     pub fn rate(self, base: f64, t: u64, total: u64) -> f64 {
+        self.rate_with_floor(base, t, total, 0.0)
+    }
+
+    /// Learning rate at step `t` of `total` when the run is at least a fraction `floor` done
+    /// by another measure (e.g. the time limit): the cosine follows the larger of the two.
+    pub fn rate_with_floor(self, base: f64, t: u64, total: u64, floor: f64) -> f64 {
         match self {
             Schedule::Constant => base,
             Schedule::Cosine => {
-                let frac = (t as f64 / total.max(1) as f64).min(1.0);
+                let frac = (t as f64 / total.max(1) as f64).max(floor).min(1.0);
                 base * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos())
             }
             Schedule::Inverse => base / (t + 1) as f64,
@@ -129,6 +135,9 @@ pub struct Optimizer {
     pub v: Vec<f64>,
     /// Updates applied.
     pub t: u64,
+    /// The schedule's progress is at least this fraction (set from the time limit; not saved).
+    #[serde(skip)]
+    pub progress_floor: f64,
 }
 
 impl Optimizer {
@@ -140,13 +149,21 @@ impl Optimizer {
             OptimizerKind::Rmsprop => (Vec::new(), vec![1.0; n]),
             OptimizerKind::Adam => (vec![0.0; n], vec![0.0; n]),
         };
-        Self { config, m, v, t: 0 }
+        Self {
+            config,
+            m,
+            v,
+            t: 0,
+            progress_floor: 0.0,
+        }
     }
 
     /// θ ← θ − update(g) at step t of `total` (descent).
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], total: u64) {
         let c = &self.config;
-        let lr = c.schedule.rate(c.lr, self.t, total);
+        let lr = c
+            .schedule
+            .rate_with_floor(c.lr, self.t, total, self.progress_floor);
         self.t += 1;
         match c.kind {
             OptimizerKind::Sgd => {
@@ -175,5 +192,61 @@ impl Optimizer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f32], b: &[f64]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((*x as f64 - y).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+    }
+
+    /// One RMSProp step with TF1 semantics: ms starts at 1, ms ← ρ ms + (1−ρ) g²,
+    /// θ ← θ − η g / √(ms + 1e-10). Values worked out by hand:
+    /// ms = 0.999 + 0.001·0.25 = 0.99925, θ₀ = 1 − 0.01·0.5/√0.99925 = 0.99499812…;
+    /// ms = 0.999 + 0.001·9 = 1.008, θ₁ = −2 + 0.01·3/√1.008 = −1.97011928…
+    #[test]
+    fn rmsprop_step_matches_tf1() {
+        let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Rmsprop, 0.01), 2);
+        let mut p = [1.0f32, -2.0];
+        opt.step(&mut p, &[0.5, -3.0], 100);
+        close(&p, &[0.994_998_123_9, -1.970_119_284_8]);
+        assert!((opt.v[0] - 0.99925).abs() < 1e-12 && (opt.v[1] - 1.008).abs() < 1e-12);
+    }
+
+    /// Two Adam steps (β₁ 0.9, β₂ 0.999, ε 1e-8, bias-corrected). Step 1 moves each θ by
+    /// η·sign(g); step 2 with g = (−1, 1): m = (−0.055, −0.17), v = (0.00124975, 0.009991),
+    /// θ ← θ − η (m/0.19)/(√(v/0.001999) + ε).
+    #[test]
+    fn adam_steps_match_hand_values() {
+        let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam, 0.01), 2);
+        let mut p = [1.0f32, -2.0];
+        opt.step(&mut p, &[0.5, -3.0], 100);
+        close(&p, &[0.99, -1.99]);
+        opt.step(&mut p, &[-1.0, 1.0], 100);
+        close(&p, &[0.993_661_035_4, -1.985_997_814_3]);
+        assert_eq!(opt.t, 2);
+    }
+
+    /// SGD under the schedules: constant η, cosine η·½(1 + cos πt/T), inverse η/(t+1).
+    #[test]
+    fn sgd_and_schedules() {
+        let mut cfg = OptimizerConfig::new(OptimizerKind::Sgd, 0.1);
+        let mut opt = Optimizer::new(cfg.clone(), 1);
+        let mut p = [1.0f32];
+        opt.step(&mut p, &[2.0], 10);
+        close(&p, &[0.8]);
+        assert!((Schedule::Cosine.rate(1.0, 5, 10) - 0.5).abs() < 1e-12);
+        assert!(Schedule::Cosine.rate(1.0, 10, 10).abs() < 1e-12);
+        assert!((Schedule::Inverse.rate(1.0, 3, 10) - 0.25).abs() < 1e-12);
+        // A time limit half spent puts the cosine at least half-way.
+        assert!((Schedule::Cosine.rate_with_floor(1.0, 1, 100, 0.5) - 0.5).abs() < 1e-12);
+        assert!((Schedule::Cosine.rate_with_floor(1.0, 50, 100, 0.1) - 0.5).abs() < 1e-12);
+        cfg.lr = -1.0;
+        assert!(cfg.validate().is_err());
     }
 }
