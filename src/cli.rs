@@ -20,10 +20,11 @@ use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainCo
 #[derive(Parser, Debug)]
 #[command(name = "spin", version, about, long_about = None)]
 struct Cli {
-    /// Use the adapter whose name contains this (case-insensitive); see `spin info`.
+    /// Use the adapter whose name contains this (case-insensitive); see `spin info` [default:
+    /// the first one wgpu offers].
     #[arg(long, global = true, value_name = "SUBSTRING")]
     adapter: Option<String>,
-    /// Graphics backend: vulkan, metal, dx12 or gl (default: all; honours WGPU_BACKEND).
+    /// Graphics backend: vulkan, metal, dx12 or gl [default: all; honours WGPU_BACKEND].
     #[arg(long, global = true, value_name = "BACKEND")]
     backend: Option<BackendChoice>,
     /// Force the software (CPU) adapter, e.g. Mesa lavapipe.
@@ -53,6 +54,10 @@ enum Command {
     Grid(GridArgs),
     /// Steps per second of whole training steps for the named configurations.
     Bench(BenchArgs),
+    /// The accuracy suite: `spin schrodinger`'s defaults on oscillators (1–3D), hydrogen (2D,
+    /// 3D), a particle in a box, a Pöschl–Teller well and double wells, against closed forms or
+    /// an extrapolated grid; a Markdown table and suite.json.
+    Suite(SuiteArgs),
     /// The paper's bouncing-balls video (§5.2) as an .npz: frames (uint8 T×S×S),
     /// episode_starts and the balls' positions (float32 T×B×2 in [0, 1]).
     Balls(BallsArgs),
@@ -65,84 +70,85 @@ enum Command {
 #[command(allow_negative_numbers = true)]
 struct VideoArgs {
     /// Training video: an .npz with `frames` (uint8 T×H×W) and `episode_starts`, or a folder of
-    /// PNG frames (or of such folders, one per episode).
+    /// PNG frames (or of such folders, one per episode) [default: none; needed unless --resume].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Held-out video (default: the last 10 % of every episode of --data, never trained on).
+    /// Held-out video [default: the last 10 % of every episode of --data, never trained on].
     #[arg(long)]
     test: Option<PathBuf>,
     /// Settings: ours (default), paper (C.2) or atari-reference (the reference's atari.py).
     #[arg(long, default_value = "ours", value_parser = ["ours", "paper", "atari-reference"])]
     preset: String,
-    /// Frames stacked per input [preset: 2; atari-reference 4].
+    /// Frames stacked per input [default: 2; atari-reference 4].
     #[arg(long)]
     frames_per_input: Option<usize>,
-    /// Clips per batch [8; paper 24; atari-reference 1].
+    /// Clips per batch [default: 8; paper 24; atari-reference 1].
     #[arg(long)]
     clips: Option<usize>,
-    /// Consecutive inputs per clip [10; atari-reference 129].
+    /// Consecutive inputs per clip [default: 10; atari-reference 129].
     #[arg(long)]
     clip_length: Option<usize>,
-    /// Learned eigenfunctions N [8; paper 12; atari-reference 5].
+    /// Learned eigenfunctions N [default: 8; paper 12; atari-reference 5].
     #[arg(long)]
     neig: Option<usize>,
-    /// A constant first eigenfunction in front of the N learned ones: true or false [true;
+    /// A constant first eigenfunction in front of the N learned ones: true or false [default: true;
     /// atari-reference false].
     #[arg(long)]
     constant: Option<bool>,
-    /// Conv channels per layer, or `none` [16,16,16; paper 32,32,32; atari-reference 64,64,64].
+    /// Conv channels per layer, or `none` [default: 16,16,16; paper 32,32,32; atari-reference 64,64,64].
     #[arg(long)]
     conv: Option<String>,
-    /// Conv kernel size [5; atari-reference 6].
+    /// Conv kernel size [default: 5; atari-reference 6].
     #[arg(long)]
     kernel: Option<usize>,
-    /// Conv stride [2].
+    /// Conv stride [default: 2].
     #[arg(long)]
     stride: Option<usize>,
-    /// Conv padding, one value or one per layer: same or valid [same; atari-reference
+    /// Conv padding, one value or one per layer: same or valid [default: same; atari-reference
     /// valid,same,same].
     #[arg(long, value_delimiter = ',')]
     padding: Option<Vec<String>>,
-    /// Dense hidden widths after the conv layers [64; paper and atari-reference 128].
+    /// Dense hidden widths after the conv layers [default: 64; paper and atari-reference 128].
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
-    /// Hidden activation: relu, softplus [relu].
+    /// Hidden activation: relu, softplus [default: relu].
     #[arg(long)]
     activation: Option<String>,
-    /// Block-sparse layers between feature maps with K blocks (paper C.1–C.2; 0: dense) [0].
+    /// Block-sparse layers between feature maps with K blocks (paper C.1–C.2; 0: dense) [default: 0].
     #[arg(long)]
     blocks: Option<usize>,
-    /// Training steps [3000; paper 10⁶; atari-reference 10⁵].
+    /// Training steps [default: 3000; paper 10⁶; atari-reference 10⁵].
     #[arg(long)]
     steps: Option<u64>,
-    /// Stop training after this many seconds, then evaluate.
+    /// Stop training after this many seconds, then evaluate [default: no limit].
     #[arg(long)]
     time_limit: Option<f64>,
-    /// Optimiser: rmsprop, adam or sgd [adam; paper, atari-reference rmsprop].
+    /// Optimiser: rmsprop, adam or sgd [default: adam; paper, atari-reference rmsprop].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate [1e-4; paper 1e-6; atari-reference 1e-3].
+    /// Learning rate [default: 1e-4; paper 1e-6; atari-reference 1e-3].
     #[arg(long)]
     lr: Option<f64>,
-    /// Schedule: constant, cosine or inverse [cosine; presets constant].
+    /// Schedule: constant, cosine or inverse [default: cosine; presets constant].
     #[arg(long)]
     schedule: Option<Schedule>,
-    /// Moving-average rate β [0.5; paper, atari-reference 0.01].
+    /// Moving-average rate β [default: 0.5; paper, atari-reference 0.01].
     #[arg(long)]
     beta: Option<f64>,
-    /// Random seed [0].
+    /// Random seed [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Whitened PCA dimensions of the linear-SFA yardstick [256].
+    /// Whitened PCA dimensions of the linear-SFA yardstick [default: 256].
     #[arg(long)]
     sfa_pca: Option<usize>,
-    /// Output folder [runs/video].
+    /// Output folder [default: runs/video].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write a checkpoint every this many steps [500].
+    /// Write a checkpoint every this many steps [default: 500].
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Continue the run in this folder from its checkpoint (--steps, --time-limit may change).
+    /// Continue the run in this folder from its checkpoint (--steps, --time-limit may change)
+    /// [default: a new run].
     #[arg(long)]
     resume: Option<PathBuf>,
 }
@@ -175,98 +181,127 @@ struct BallsArgs {
 
 /// Settings of a Schrödinger run; unset ones come from the preset.
 #[derive(clap::Args, Debug, Default)]
+#[command(allow_negative_numbers = true)]
 struct SchrodingerArgs {
-    /// Dimension: 1, 2 or 3.
+    /// Dimension: 1, 2 or 3 [default: 2].
     #[arg(long)]
     dim: Option<usize>,
-    /// `hydrogen`, `harmonic` or a WGSL expression in `x` (vecD<f32>, f32 in 1D), e.g. `dot(x, x)`.
+    /// `hydrogen`, `harmonic` or a WGSL expression in `x` (vecD<f32>, f32 in 1D), e.g. `dot(x, x)`
+    /// [default: hydrogen].
     #[arg(long, allow_hyphen_values = true)]
     potential: Option<String>,
-    /// Nuclear charge Z of the hydrogen potential −Z/‖x‖.
+    /// Nuclear charge Z of the hydrogen potential −Z/‖x‖ [default: 1].
     #[arg(long)]
     charge: Option<f64>,
-    /// Kinetic coefficient c in H = −c∇² + V.
+    /// Kinetic coefficient c in H = −c∇² + V [default: 1].
     #[arg(long)]
     kinetic: Option<f64>,
-    /// Half-width D of the box [−D, D]^d.
+    /// Half-width D of the box [−D, D]^d [default: 50].
     #[arg(long = "box")]
     half_width: Option<f64>,
-    /// Multiply the network by the box envelope: true or false.
+    /// Multiply the network by the box envelope: true or false [default: true].
     #[arg(long)]
     envelope: Option<bool>,
-    /// Laplacian: fd (finite differences, see --eps), exact (forward mode) or weak (⟨∇u, c∇u⟩).
+    /// Laplacian: fd (finite differences, see --eps), exact (forward mode) or weak (⟨∇u, c∇u⟩)
+    /// [default: weak; --preset reference: exact].
     #[arg(long)]
     laplacian: Option<LaplacianKind>,
-    /// Finite-difference step ε.
+    /// Finite-difference step ε [default: 0.1].
     #[arg(long)]
     eps: Option<f64>,
-    /// Sampler: uniform (the reference) or importance.
+    /// Sampler: uniform (the reference), importance (fixed, around the origin) or adaptive (the
+    /// importance proposal mixed with a grid refitted to the learned eigenfunctions)
+    /// [default: adaptive; spin hydrogen: importance; --preset reference: uniform].
     #[arg(long)]
     sampler: Option<SamplerKind>,
-    /// Hidden layer widths, e.g. 64,64,64.
+    /// Hidden layer widths [default: 64,64,64].
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
-    /// Number of eigenfunctions N.
+    /// Number of eigenfunctions N [default: 9].
     #[arg(long)]
     neig: Option<usize>,
-    /// Samples per step.
+    /// Samples per step [default: 128].
     #[arg(long)]
     batch: Option<usize>,
-    /// Training steps (the run stops at this step).
+    /// Training steps (the run stops at this step) [default: 20000; spin hydrogen: 60000;
+    /// --preset reference: 1000000].
     #[arg(long)]
     steps: Option<u64>,
-    /// Stop training after this many seconds (then evaluate and write outputs).
+    /// Stop training after this many seconds (then evaluate and write outputs); a cosine
+    /// schedule then anneals within it [default: no limit; spin hydrogen: 1800].
     #[arg(long)]
     time_limit: Option<f64>,
-    /// Optimiser: rmsprop, adam or sgd.
+    /// Optimiser: rmsprop, adam or sgd [default: adam; --preset reference: rmsprop].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate.
+    /// Learning rate [default: 3e-3; spin hydrogen: 1e-3; --preset reference: 1e-5].
     #[arg(long)]
     lr: Option<f64>,
-    /// Schedule: constant, cosine or inverse.
+    /// Schedule: constant, cosine or inverse [default: cosine; --preset reference: constant].
     #[arg(long)]
     schedule: Option<Schedule>,
-    /// Moving-average rate β (1 = no bias correction, the paper's ablation).
+    /// Moving-average rate β (1 = no bias correction, the paper's ablation) [default: 0.5;
+    /// --preset reference: 0.01].
     #[arg(long)]
     beta: Option<f64>,
-    /// Random seed.
+    /// Random seed [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Output folder.
+    /// Output folder [default: runs/schrodinger; spin hydrogen: runs/hydrogen].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write a checkpoint every this many steps (0: only at the end).
+    /// Write a checkpoint every this many steps (0: only at the end) [default: 1000].
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Points in the final evaluation.
+    /// Points in the final evaluation's first pass [default: 1048576].
     #[arg(long)]
     eval_samples: Option<usize>,
-    /// Half-width of the eigenfunction plots.
+    /// Grow the evaluation until every eigenvalue's standard error is below this fraction of
+    /// its value (0: one pass) [default: 0.0005].
+    #[arg(long)]
+    eval_target: Option<f64>,
+    /// The evaluation's largest sample [default: 4194304].
+    #[arg(long)]
+    eval_max_samples: Option<usize>,
+    /// The evaluation's Laplacian: fd, exact or weak (the same integral, other estimators)
+    /// [default: exact, whose variance vanishes at an eigenfunction; the training's in 1D with
+    /// --radial true].
+    #[arg(long)]
+    eval_laplacian: Option<LaplacianKind>,
+    /// Half-width of the eigenfunction plots [default: 25].
     #[arg(long)]
     plot_extent: Option<f64>,
-    /// Input length scale: the first layer's initial weights are divided by it.
+    /// Input length scale: the first layer's initial weights are divided by it [default: 1].
     #[arg(long)]
     input_scale: Option<f64>,
-    /// Block-sparse layers with K blocks (paper appendix C.1; 0: dense).
+    /// Block-sparse layers with K blocks (paper appendix C.1; 0: dense) [default: 0].
     #[arg(long)]
     blocks: Option<usize>,
-    /// Give the network the radial feature ‖x‖ as an extra input: true or false.
+    /// Give the network the radial feature ‖x‖ as an extra input: true or false [default: true
+    /// for --potential hydrogen, false otherwise; --preset reference: false].
     #[arg(long)]
     radial: Option<bool>,
-    /// One network per eigenfunction, each with the --hidden widths: true or false.
+    /// One network per eigenfunction, each with the --hidden widths: true or false
+    /// [default: false].
     #[arg(long)]
     separate: Option<bool>,
-    /// Length scales of the importance proposal's radial components, e.g. 0.5,1.5,3,6,12.
+    /// Length scales of the importance proposal's radial components, e.g. 0.5,1.5,3,6,12
+    /// [default: the box half-width D × 0.01,0.03,0.06,0.12,0.24].
     #[arg(long, value_delimiter = ',')]
     proposal_scales: Option<Vec<f64>>,
-    /// Continue the run saved in this folder (its configuration; --steps, --time-limit, --eval-samples,
-    /// --plot-extent and --checkpoint-every may be changed).
+    /// Refit the adaptive proposal to the current eigenfunctions every this many steps
+    /// [default: 250].
+    #[arg(long)]
+    adapt_every: Option<u64>,
+    /// Continue the run saved in this folder (its configuration; --steps, --time-limit, the
+    /// --eval-* settings, --plot-extent and --checkpoint-every may be changed) [default: a new
+    /// run].
     #[arg(long)]
     resume: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct HydrogenArgs {
     /// best (our defaults: weak form, radial input feature, importance sampling, Adam 1e-3
     /// cosine, β 0.5, 60 000 steps or 30 minutes) or reference (the reference code's flag
@@ -278,6 +313,7 @@ struct HydrogenArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct GridArgs {
     /// Dimension: 1, 2 or 3.
     #[arg(long, default_value_t = 2)]
@@ -303,26 +339,28 @@ struct GridArgs {
     /// Output folder.
     #[arg(long, default_value = "runs/grid")]
     out: PathBuf,
-    /// Half-width of the picture (default: the box).
+    /// Half-width of the picture [default: the box].
     #[arg(long)]
     plot_extent: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct EvalArgs {
     /// A run's output folder (with checkpoint.safetensors).
     #[arg(long)]
     checkpoint: PathBuf,
     /// Points, one per line, d coordinates separated by commas; an optional header line (with
     /// columns x0 … x{d−1} picked by name, so this command's own output reads back).
-    /// Schrödinger runs.
+    /// Schrödinger runs [default: none; one of --points and --data is needed].
     #[arg(long, required_unless_present = "data")]
     points: Option<PathBuf>,
     /// A video (.npz or PNG folders) for a `spin video` run: the learned features of every
-    /// input in frame order (inputs that would cross an episode start left out), float32.
+    /// input in frame order (inputs that would cross an episode start left out), float32
+    /// [default: none].
     #[arg(long, conflicts_with = "points")]
     data: Option<PathBuf>,
-    /// Output CSV, or .npy for video features (default: CSV on stdout).
+    /// Output CSV, or .npy for video features [default: CSV on stdout].
     #[arg(long)]
     out: Option<PathBuf>,
     /// How v is scaled: `sampling` (SpIN's own: E_p[v²] = 1 under the uniform density p on the
@@ -333,6 +371,7 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct MatrixArgs {
     /// The matrix: n rows of n numbers separated by commas or spaces.
     #[arg(long, default_value = "assets/random-symmetric-20.csv")]
@@ -367,11 +406,29 @@ struct MatrixArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
+struct SuiteArgs {
+    /// Training seconds per case (then evaluation) [default: 300].
+    #[arg(long, default_value_t = 300.0)]
+    seconds: f64,
+    /// Only the cases whose name contains this [default: all].
+    #[arg(long)]
+    only: Option<String>,
+    /// Random seed of every case.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder: one run folder per case, suite.json, suite.md.
+    #[arg(long, default_value = "runs/suite")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct BenchArgs {
     /// One JSON object per configuration on stdout.
     #[arg(long)]
     json: bool,
-    /// Only configurations whose name contains this.
+    /// Only configurations whose name contains this [default: all].
     #[arg(long)]
     config: Option<String>,
     /// Seconds to time each configuration (after warm-up).
@@ -395,6 +452,7 @@ pub fn run() -> Result<()> {
         Command::Info => info(&cli),
         Command::Matrix(args) => run_matrix(&cli, args),
         Command::Bench(args) => run_bench(&cli, args),
+        Command::Suite(args) => run_suite(&cli, args),
         Command::Schrodinger(args) => {
             run_schrodinger(&cli, SchrodingerConfig::generic(), args, "runs/schrodinger")
         }
@@ -412,6 +470,61 @@ pub fn run() -> Result<()> {
         Command::Balls(args) => run_balls(args),
         Command::Video(args) => run_video(&cli, args),
     }
+}
+
+fn run_suite(cli: &Cli, args: &SuiteArgs) -> Result<()> {
+    use spectral_inference::experiments::suite;
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    let cases: Vec<_> = suite::cases()
+        .into_iter()
+        .filter(|c| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| c.name.contains(o.as_str()))
+        })
+        .collect();
+    if cases.is_empty() {
+        bail!("no suite case matches --only {:?}", args.only);
+    }
+    let ctx = context(cli)?;
+    eprintln!("adapter: {}", ctx.adapter().name);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut results = Vec::new();
+    for case in &cases {
+        eprintln!(
+            "== {} ({}D, V = {}, box {}, N = {})",
+            case.name, case.dim, case.potential, case.half_width, case.neig
+        );
+        let r = suite::run_case(&ctx, case, args.seconds, args.seed, &args.out)
+            .with_context(|| format!("suite case {}", case.name))?;
+        eprintln!(
+            "   mean {:.3} %, max {:.3} % after {} steps",
+            100.0 * r.mean_relative_error,
+            100.0 * r.max_relative_error,
+            r.steps
+        );
+        results.push(r);
+        let table = suite::table(&results);
+        write_json(
+            &args.out.join("suite.json"),
+            &serde_json::json!({
+                "adapter": ctx.adapter().name,
+                "seconds_per_case": args.seconds,
+                "cases": results,
+            }),
+        )?;
+        std::fs::write(args.out.join("suite.md"), &table)
+            .with_context(|| format!("writing {}", args.out.join("suite.md").display()))?;
+    }
+    println!(
+        "adapter: {}\n{}",
+        ctx.adapter().name,
+        suite::table(&results)
+    );
+    Ok(())
 }
 
 fn run_grid(cli: &Cli, args: &GridArgs) -> Result<()> {
@@ -531,7 +644,9 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
         };
     }
     set!(cfg.dim, a.dim);
-    set!(cfg.potential, a.potential);
+    if let Some(p) = &a.potential {
+        cfg.set_potential(p);
+    }
     set!(cfg.charge, a.charge);
     set!(cfg.kinetic, a.kinetic);
     set!(cfg.half_width, a.half_width);
@@ -555,6 +670,12 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.radial, a.radial);
     set!(cfg.separate, a.separate);
     set!(cfg.proposal_scales, a.proposal_scales);
+    set!(cfg.adapt_every, a.adapt_every);
+    set!(cfg.eval_target, a.eval_target);
+    set!(cfg.eval_max_samples, a.eval_max_samples);
+    if a.eval_laplacian.is_some() {
+        cfg.eval_laplacian = a.eval_laplacian;
+    }
     if let Some(kind) = a.optimizer {
         let lr = a.lr.unwrap_or(cfg.train.optimizer.lr);
         let schedule = cfg.train.optimizer.schedule;
@@ -590,6 +711,11 @@ fn run_schrodinger(
             }
             // Settings that do not change the training trajectory.
             cfg.eval_samples = args.eval_samples.unwrap_or(cfg.eval_samples);
+            cfg.eval_target = args.eval_target.unwrap_or(cfg.eval_target);
+            cfg.eval_max_samples = args.eval_max_samples.unwrap_or(cfg.eval_max_samples);
+            if args.eval_laplacian.is_some() {
+                cfg.eval_laplacian = args.eval_laplacian;
+            }
             cfg.plot_extent = args.plot_extent.unwrap_or(cfg.plot_extent);
             cfg.checkpoint_every = args.checkpoint_every.unwrap_or(cfg.checkpoint_every);
             (
@@ -655,6 +781,22 @@ fn run_schrodinger(
     if let Some(mre) = m["mean_relative_error"].as_f64() {
         println!("mean relative error {:.3}%", 100.0 * mre);
     }
+    if let Some(low) = m["below_exact_by_2_std_errors"].as_array() {
+        if !low.is_empty() {
+            println!(
+                "warning: eigenvalue(s) {low:?} lie more than 2 standard errors below the exact \
+                 value (a variational estimate cannot): Monte Carlo error; raise --eval-samples"
+            );
+        }
+    }
+    println!(
+        "evaluation: {} points, largest standard error {:.4}% of its eigenvalue",
+        m["eval_samples"],
+        100.0
+            * m["eval_max_relative_std_error"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+    );
     println!(
         "{} steps in {:.1} s ({:.1} steps/s); wrote {}",
         m["steps"],
@@ -1228,4 +1370,54 @@ fn run_eval_video(
         eprintln!("{rows} inputs × {} features", cfg.neig);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option of every command shows its default in `--help`: clap's own `[default: …]`
+    /// or one written in the help text (for settings that come from a preset).
+    #[test]
+    fn every_option_shows_its_default() {
+        let root = super::Cli::command();
+        let mut missing = Vec::new();
+        let mut check = |cmd: &clap::Command, name: &str| {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                let takes_value = matches!(
+                    arg.get_action(),
+                    clap::ArgAction::Set | clap::ArgAction::Append
+                );
+                if !takes_value || arg.is_required_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if arg.get_default_values().is_empty() && !help.contains("default:") {
+                    missing.push(format!("spin {name} --{id}"));
+                }
+            }
+        };
+        check(&root, "");
+        for sub in root.get_subcommands() {
+            check(sub, sub.get_name());
+        }
+        assert!(
+            missing.is_empty(),
+            "options without a shown default: {missing:?}"
+        );
+    }
+
+    /// Negative numbers reach the range checks instead of being taken for flags.
+    #[test]
+    fn negative_numbers_parse_as_values() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from(["spin", "schrodinger", "--box", "-3"]).unwrap();
+        match cli.command {
+            super::Command::Schrodinger(a) => assert_eq!(a.half_width, Some(-3.0)),
+            other => panic!("{other:?}"),
+        }
+        assert!(super::Cli::try_parse_from(["spin", "hydrogen", "--beta", "-0.5"]).is_ok());
+        assert!(super::Cli::try_parse_from(["spin", "grid", "--box", "-1"]).is_ok());
+    }
 }

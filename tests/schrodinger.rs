@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use spectral_inference::experiments::schrodinger::{
     harmonic_eigenvalues, hydrogen_eigenvalues, LaplacianKind, SamplerKind, SchrodingerConfig,
 };
-use spectral_inference::operators::samplers::{ImportanceBox, Sampler, UniformBox};
+use spectral_inference::operators::samplers::{AdaptiveBox, ImportanceBox, Sampler, UniformBox};
 use spectral_inference::operators::wgsl_field::WgslField;
 use spectral_inference::operators::Field;
 use spectral_inference::spin::checkpoint;
@@ -165,10 +165,63 @@ fn importance_weights_are_unbiased() {
     assert!(near > 0.7, "{near}");
 }
 
+#[test]
+fn adaptive_proposal_is_unbiased_and_follows_its_fit() {
+    let base = ImportanceBox::new(2, 4.0, vec![0.2, 0.8], 0.1).unwrap();
+    let mut q = AdaptiveBox::new(base.clone(), 16, 0.7, 0.1).unwrap();
+    // Fit to a bump around (2, −1), away from the origin the fixed part favours.
+    let centres = q.cell_centres();
+    assert_eq!(centres.len(), 2 * 256);
+    let density: Vec<f64> = centres
+        .chunks(2)
+        .map(|c| (-((c[0] - 2.0).powi(2) + (c[1] + 1.0).powi(2))).exp())
+        .collect();
+    q.fit(&density).unwrap();
+    // The grid part of q integrates to 1 over the box (midpoint rule on a fine grid).
+    let m = 400;
+    let h = 8.0 / m as f64;
+    let mut integral = 0.0;
+    for i in 0..m {
+        for j in 0..m {
+            let x = [-4.0 + (i as f64 + 0.5) * h, -4.0 + (j as f64 + 0.5) * h];
+            integral += (q.density(&x) - 0.3 * base.density(&x)) / 0.7 * h * h;
+        }
+    }
+    assert!((integral - 1.0).abs() < 1e-9, "∫q_grid = {integral}");
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let (pts, w) = q.sample(&mut rng, 400_000);
+    let n = w.len() as f64;
+    let mean_w = w.iter().sum::<f64>() / n;
+    let mean_f = pts
+        .chunks(2)
+        .zip(&w)
+        .map(|(p, w)| w * p[0] * p[0])
+        .sum::<f64>()
+        / n;
+    assert!((mean_w - 1.0).abs() < 0.02, "E_q[w] = {mean_w}");
+    assert!(
+        (mean_f - 16.0 / 3.0).abs() / (16.0 / 3.0) < 0.03,
+        "E_q[w x²] = {mean_f}"
+    );
+    // Weights are bounded by the floors, and the fitted bump gets the draws.
+    let max_w = w.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        max_w <= 1.0 / (0.3 * 0.1 + 0.7 * 0.1) + 1e-9,
+        "max w {max_w}"
+    );
+    let near = pts
+        .chunks(2)
+        .filter(|p| (p[0] - 2.0).hypot(p[1] + 1.0) < 1.5)
+        .count() as f64
+        / n;
+    assert!(near > 0.5, "{near}");
+    assert!(q.fit(&[1.0; 3]).is_err());
+}
+
 fn small_config(out_steps: u64) -> SchrodingerConfig {
     let mut c = SchrodingerConfig::generic();
     c.dim = 2;
-    c.potential = "harmonic".into();
+    c.set_potential("harmonic");
     c.half_width = 5.0;
     c.hidden = vec![16, 16];
     c.neig = 3;
@@ -229,6 +282,45 @@ fn checkpoint_round_trip_and_resume_is_exact() {
         .contains("checkpoint.safetensors"));
 }
 
+#[test]
+fn adaptive_proposal_travels_in_the_checkpoint() {
+    use spectral_inference::experiments::schrodinger::refit_proposal;
+    let ctx = ctx();
+    let mut cfg = small_config(60);
+    cfg.sampler = SamplerKind::Adaptive;
+    let dir = std::env::temp_dir().join(format!("spin-adaptive-{}", std::process::id()));
+    let mut a = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    for _ in 0..20 {
+        a.step().unwrap();
+    }
+    refit_proposal(&mut a, &cfg).unwrap();
+    let state = a.state().unwrap();
+    assert_eq!(state.sampler.len(), 64 * 64);
+    let (lo, hi) = state
+        .sampler
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), p| (l.min(*p), h.max(*p)));
+    assert!(hi > 3.0 * lo, "the fit should not be uniform: {lo} … {hi}");
+    checkpoint::save(&dir, &state, &serde_json::json!({})).unwrap();
+    let (loaded, _) = checkpoint::load(&dir).unwrap();
+    assert_eq!(loaded, state);
+    let mut b = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    b.restore(&loaded).unwrap();
+    for _ in 0..10 {
+        a.step().unwrap();
+        b.step().unwrap();
+    }
+    assert_eq!(
+        a.params, b.params,
+        "the restored proposal drew other points"
+    );
+    // The fitted proposal still estimates E_p: the mean weight is 1.
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (_, w) = b.problem().sampler.sample(&mut rng, 200_000);
+    let mean = w.iter().sum::<f64>() / w.len() as f64;
+    assert!((mean - 1.0).abs() < 0.02, "E_q[w] = {mean}");
+}
+
 fn spin(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_spin"))
         .args(args)
@@ -266,6 +358,9 @@ fn killed_run_resumes_to_the_same_parameters() {
         "2048",
         "--seed",
         "7",
+        // The default adaptive proposal, refitted often: its fit travels in the checkpoint.
+        "--adapt-every",
+        "60",
     ];
     let out = spin(&[&common[..], &["--out", full.to_str().unwrap()]].concat());
     assert!(
@@ -393,7 +488,7 @@ fn killed_run_resumes_to_the_same_parameters() {
 fn harmonic_oscillator_2d_three_lowest_levels() {
     let ctx = ctx();
     let mut c = SchrodingerConfig::generic();
-    c.potential = "harmonic".into();
+    c.set_potential("harmonic");
     c.half_width = 5.0;
     c.hidden = vec![32, 32];
     c.neig = 3;

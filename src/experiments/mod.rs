@@ -6,4 +6,5 @@ pub mod matrix;
 pub mod plot;
 pub mod schrodinger;
 pub mod sfa;
+pub mod suite;
 pub mod video;

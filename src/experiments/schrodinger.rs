@@ -135,6 +135,9 @@ pub enum SamplerKind {
     Uniform,
     /// A proposal concentrated near the origin with importance weights p/q.
     Importance,
+    /// The importance proposal mixed with a grid density refitted during training to the
+    /// current eigenfunctions' Σ_k v_k² (see [`crate::operators::samplers::AdaptiveBox`]).
+    Adaptive,
 }
 
 impl std::str::FromStr for SamplerKind {
@@ -143,8 +146,9 @@ impl std::str::FromStr for SamplerKind {
         match s {
             "uniform" => Ok(Self::Uniform),
             "importance" => Ok(Self::Importance),
+            "adaptive" => Ok(Self::Adaptive),
             _ => Err(crate::error::SpinError::Config(format!(
-                "unknown sampler `{s}` (expected uniform or importance)"
+                "unknown sampler `{s}` (expected uniform, importance or adaptive)"
             ))),
         }
     }
@@ -171,7 +175,8 @@ pub struct SchrodingerConfig {
     pub eps: f64,
     /// Sampler.
     pub sampler: SamplerKind,
-    /// Length scales of the importance proposal.
+    /// Length scales of the importance proposal (empty: relative to the box, see
+    /// [`SchrodingerConfig::proposal_lengths`]).
     pub proposal_scales: Vec<f64>,
     /// Hidden widths.
     pub hidden: Vec<usize>,
@@ -201,7 +206,37 @@ pub struct SchrodingerConfig {
     /// with a block-diagonal mask, see [`crate::nn::separate_networks_mask`]).
     #[serde(default)]
     pub separate: bool,
+    /// Refit the adaptive proposal every this many steps (and before the evaluation).
+    #[serde(default = "default_adapt_every")]
+    pub adapt_every: u64,
+    /// The evaluation grows its sample (from `eval_samples`, up to `eval_max_samples`) until
+    /// every eigenvalue's standard error is below this fraction of its value (0: one pass).
+    #[serde(default = "default_eval_target")]
+    pub eval_target: f64,
+    /// The evaluation's largest sample.
+    #[serde(default = "default_eval_max_samples")]
+    pub eval_max_samples: usize,
+    /// The Laplacian of the evaluation's estimator (None: exact where the network allows it —
+    /// its ⟨v, Hv⟩ has a variance that vanishes as v approaches an eigenfunction — else the
+    /// training's).
+    #[serde(default)]
+    pub eval_laplacian: Option<LaplacianKind>,
 }
+
+fn default_eval_target() -> f64 {
+    5e-4
+}
+
+fn default_eval_max_samples() -> usize {
+    1 << 22
+}
+
+fn default_adapt_every() -> u64 {
+    250
+}
+
+/// Box-relative length scales of the default importance proposal: D × these.
+pub const PROPOSAL_SCALES_REL: [f64; 5] = [0.01, 0.03, 0.06, 0.12, 0.24];
 
 fn one() -> f64 {
     1.0
@@ -231,11 +266,10 @@ impl SchrodingerConfig {
                 )));
             }
         }
-        if self.proposal_scales.is_empty()
-            || self
-                .proposal_scales
-                .iter()
-                .any(|s| !(s.is_finite() && *s > 0.0))
+        if self
+            .proposal_scales
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
         {
             return Err(SpinError::Config(format!(
                 "--proposal-scales must be positive lengths, got {:?}",
@@ -260,10 +294,28 @@ impl SchrodingerConfig {
                     .into(),
             ));
         }
+        if self.dim == 1
+            && self.radial
+            && (self.laplacian == LaplacianKind::Exact
+                || self.evaluation_laplacian() == LaplacianKind::Exact)
+        {
+            return Err(SpinError::Config(
+                "--radial true with --laplacian exact in 1D would drop the kink's kinetic term \
+                 (the feature |x| has Δ|x| = 2δ(x), which forward mode cannot see); use \
+                 --laplacian weak or fd, or --radial false"
+                    .into(),
+            ));
+        }
         if self.eval_samples < 2 {
             return Err(SpinError::Config(
                 "the evaluation needs at least 2 samples".into(),
             ));
+        }
+        if !(self.eval_target.is_finite() && self.eval_target >= 0.0) {
+            return Err(SpinError::Config(format!(
+                "--eval-target must be a fraction ≥ 0, got {}",
+                self.eval_target
+            )));
         }
         if let Some(t) = self.time_limit {
             if !(t.is_finite() && t > 0.0) {
@@ -309,9 +361,35 @@ impl SchrodingerConfig {
         })
     }
 
+    /// The Laplacian the evaluation uses: `eval_laplacian`, or exact when the network is a
+    /// softplus MLP and the exact form is valid (not 1D with the radial feature), else the
+    /// training's.
+    pub fn evaluation_laplacian(&self) -> LaplacianKind {
+        self.eval_laplacian.unwrap_or({
+            if self.dim == 1 && self.radial {
+                self.laplacian
+            } else {
+                LaplacianKind::Exact
+            }
+        })
+    }
+
+    /// The operator with the given Laplacian.
+    pub fn operator(
+        &self,
+        ctx: &std::sync::Arc<crate::gpu::GpuContext>,
+        laplacian: LaplacianKind,
+    ) -> Result<Operator> {
+        let v = self.potential_field(ctx)?;
+        match laplacian {
+            LaplacianKind::Fd => Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v),
+            LaplacianKind::Exact => Operator::hamiltonian_exact(self.dim, self.kinetic, v),
+            LaplacianKind::Weak => Operator::hamiltonian_weak(self.dim, self.kinetic, v),
+        }
+    }
+
     /// The SpIN problem.
     pub fn problem(&self, ctx: &std::sync::Arc<crate::gpu::GpuContext>) -> Result<Problem> {
-        let v = self.potential_field(ctx)?;
         let per_net = if self.separate { self.neig } else { 1 };
         let spec = NetworkSpec {
             input_dim: self.dim + self.radial as usize,
@@ -321,22 +399,14 @@ impl SchrodingerConfig {
             radial: self.radial,
             ..Default::default()
         };
-        let operator = match self.laplacian {
-            LaplacianKind::Fd => Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,
-            LaplacianKind::Exact => Operator::hamiltonian_exact(self.dim, self.kinetic, v)?,
-            LaplacianKind::Weak => Operator::hamiltonian_weak(self.dim, self.kinetic, v)?,
-        };
+        let operator = self.operator(ctx, self.laplacian)?;
         let sampler: Box<dyn crate::operators::samplers::Sampler> = match self.sampler {
             SamplerKind::Uniform => Box::new(UniformBox {
                 dim: self.dim,
                 half_width: self.half_width,
             }),
-            SamplerKind::Importance => Box::new(crate::operators::samplers::ImportanceBox::new(
-                self.dim,
-                self.half_width,
-                self.proposal_scales.clone(),
-                0.1,
-            )?),
+            SamplerKind::Importance => Box::new(self.importance_proposal()?),
+            SamplerKind::Adaptive => Box::new(self.adaptive_proposal()?),
         };
         Ok(Problem {
             spec,
@@ -344,6 +414,115 @@ impl SchrodingerConfig {
             sampler,
         })
     }
+}
+
+impl SchrodingerConfig {
+    /// The importance proposal's length scales: `--proposal-scales`, or D × [`PROPOSAL_SCALES_REL`]
+    /// (for the hydrogen box D = 50: 0.5, 1.5, 3, 6, 12).
+    pub fn proposal_lengths(&self) -> Vec<f64> {
+        if self.proposal_scales.is_empty() {
+            PROPOSAL_SCALES_REL
+                .iter()
+                .map(|r| r * self.half_width)
+                .collect()
+        } else {
+            self.proposal_scales.clone()
+        }
+    }
+
+    /// The fixed importance proposal: 10 % uniform, the rest radial around the origin.
+    pub fn importance_proposal(&self) -> Result<crate::operators::samplers::ImportanceBox> {
+        crate::operators::samplers::ImportanceBox::new(
+            self.dim,
+            self.half_width,
+            self.proposal_lengths(),
+            0.1,
+        )
+    }
+
+    /// The adaptive proposal before its first fit: 30 % the importance proposal, 70 % a grid
+    /// (256 cells in 1D, 64² in 2D, 24³ in 3D) with a tenth of its mass spread evenly, so that
+    /// p/q ≤ 10 as for the importance proposal.
+    pub fn adaptive_proposal(&self) -> Result<crate::operators::samplers::AdaptiveBox> {
+        let cells = match self.dim {
+            1 => 256,
+            2 => 64,
+            _ => 24,
+        };
+        crate::operators::samplers::AdaptiveBox::new(self.importance_proposal()?, cells, 0.7, 0.1)
+    }
+}
+
+/// Refits an adaptive proposal to the trainer's current eigenfunctions (Σ_k v_k² at the grid's
+/// cell centres, with L from Σ̄); does nothing for the other samplers.
+pub fn refit_proposal(trainer: &mut crate::spin::Trainer, cfg: &SchrodingerConfig) -> Result<()> {
+    if cfg.sampler != SamplerKind::Adaptive {
+        return Ok(());
+    }
+    let mut q = cfg.adaptive_proposal()?;
+    let centres = q.cell_centres();
+    let n = cfg.neig;
+    let sigma: Vec<f64> = trainer.sigma_avg.iter().copied().collect();
+    let v = trainer.eigenfunctions(&centres, &sigma)?;
+    let density: Vec<f64> = v.chunks(n).map(|c| c.iter().map(|x| x * x).sum()).collect();
+    q.fit(&density)?;
+    trainer.set_sampler(Box::new(q))
+}
+
+/// The largest standard error relative to its eigenvalue (∞ when there are none to judge).
+pub fn max_relative_std_error(eval: &crate::spin::Evaluation) -> f64 {
+    if eval.eigenvalue_std_errors.is_empty() {
+        return f64::INFINITY;
+    }
+    eval.eigenvalues
+        .iter()
+        .zip(&eval.eigenvalue_std_errors)
+        .map(|(l, se)| se / l.abs().max(1e-300))
+        .fold(0.0, f64::max)
+}
+
+/// The final evaluation (with [`SchrodingerConfig::evaluation_laplacian`]): `eval_samples` fresh points, then (doubling at least, aiming at the
+/// sample size the measured errors call for) more, until every eigenvalue's standard error is
+/// below `eval_target` of its value or `eval_max_samples` is reached.
+pub fn evaluate_to_target(
+    trainer: &mut crate::spin::Trainer,
+    cfg: &SchrodingerConfig,
+) -> Result<crate::spin::Evaluation> {
+    let mut samples = cfg.eval_samples;
+    let ctx = trainer.context().clone();
+    loop {
+        let operator = cfg.operator(&ctx, cfg.evaluation_laplacian())?;
+        let eval = trainer.evaluate_with(operator, samples, 8192, cfg.train.seed ^ 0xE7A1)?;
+        let worst = max_relative_std_error(&eval);
+        if cfg.eval_target <= 0.0
+            || worst <= cfg.eval_target
+            || samples >= cfg.eval_max_samples
+            || !worst.is_finite()
+        {
+            return Ok(eval);
+        }
+        let want = samples as f64 * (worst / cfg.eval_target).powi(2) * 1.1;
+        samples = (want.min(cfg.eval_max_samples as f64) as usize)
+            .max(2 * samples)
+            .min(cfg.eval_max_samples);
+    }
+}
+
+/// The indices k whose learned value lies more than two standard errors below the exact one: a
+/// variational estimate cannot, so these flag Monte Carlo error (or a wrong reference).
+pub fn below_exact(learned: &[f64], std_errors: &[f64], exact: &[f64]) -> Vec<usize> {
+    let mut l: Vec<(f64, f64)> = learned
+        .iter()
+        .zip(std_errors.iter().chain(std::iter::repeat(&0.0)))
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    l.sort_by(|a, b| a.0.total_cmp(&b.0));
+    l.iter()
+        .zip(exact)
+        .enumerate()
+        .filter(|(_, ((v, se), e))| *v < *e - 2.0 * se)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Grid points of the plotting slice: an n×n grid over [−e, e]² (other coordinates 0), rows from
@@ -494,6 +673,12 @@ pub fn run(
             stopped_by_time = true;
             break;
         }
+        if let Some(t) = cfg.time_limit {
+            trainer.set_schedule_progress(start.elapsed().as_secs_f64() / t);
+        }
+        if trainer.step > 0 && cfg.adapt_every > 0 && trainer.step % cfg.adapt_every == 0 {
+            refit_proposal(&mut trainer, cfg)?;
+        }
         let r = match trainer.step() {
             Ok(r) => r,
             Err(e @ (SpinError::Cholesky { .. } | SpinError::NonFinite { .. })) => {
@@ -552,7 +737,12 @@ pub fn run(
     save(&trainer, &mut csv)?;
     let done = trainer.step - first_step;
 
-    let eval = trainer.evaluate(cfg.eval_samples, 8192, cfg.train.seed ^ 0xE7A1)?;
+    if failure.is_none() {
+        refit_proposal(&mut trainer, cfg)?;
+    }
+    let eval_start = std::time::Instant::now();
+    let eval = evaluate_to_target(&mut trainer, cfg)?;
+    let eval_seconds = eval_start.elapsed().as_secs_f64();
     let exact = cfg.exact_eigenvalues();
     let mut metrics = serde_json::json!({
         "experiment": "schrodinger",
@@ -561,6 +751,8 @@ pub fn run(
         "eigenvalue_std_errors": eval.eigenvalue_std_errors,
         "lambda_diag": eval.lambda_diag,
         "eval_samples": eval.samples,
+        "eval_seconds": eval_seconds,
+        "eval_max_relative_std_error": max_relative_std_error(&eval),
         "steps": trainer.step,
         "steps_this_run": done,
         "stopped_by_time_limit": stopped_by_time,
@@ -578,6 +770,11 @@ pub fn run(
         metrics["max_relative_error"] = serde_json::json!(rel.iter().cloned().fold(0.0, f64::max));
         metrics["relative_errors"] = serde_json::json!(rel);
         metrics["relative_errors_diag"] = serde_json::json!(rel_diag);
+        metrics["below_exact_by_2_std_errors"] = serde_json::json!(below_exact(
+            &eval.eigenvalues,
+            &eval.eigenvalue_std_errors,
+            e
+        ));
     }
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
 
@@ -645,10 +842,13 @@ impl std::str::FromStr for Preset {
 }
 
 impl SchrodingerConfig {
-    /// A generic starting point: the 2D hydrogen atom, FD Laplacian, uniform sampling.
+    /// The defaults of `spin schrodinger`, for any potential: the weak form, the adaptive
+    /// proposal (box-relative scales), the radial input feature for the Coulomb potential only,
+    /// 3×64, N = 9, batch 128, Adam 3e-3 with a cosine schedule over 20 000 steps (or over the
+    /// time limit, if one is set and comes first), β 0.5; on the 2D hydrogen atom, box 50.
     pub fn generic() -> Self {
         use crate::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
-        let mut optimizer = OptimizerConfig::new(OptimizerKind::Adam, 1e-3);
+        let mut optimizer = OptimizerConfig::new(OptimizerKind::Adam, 3e-3);
         optimizer.schedule = Schedule::Cosine;
         Self {
             dim: 2,
@@ -657,14 +857,14 @@ impl SchrodingerConfig {
             kinetic: 1.0,
             half_width: 50.0,
             envelope: true,
-            laplacian: LaplacianKind::Fd,
+            laplacian: LaplacianKind::Weak,
             eps: 0.1,
-            sampler: SamplerKind::Uniform,
-            proposal_scales: vec![0.5, 1.5, 3.0, 6.0, 12.0],
+            sampler: SamplerKind::Adaptive,
+            proposal_scales: Vec::new(),
             hidden: vec![64, 64, 64],
             neig: 9,
             train: TrainConfig {
-                beta: 0.01,
+                beta: 0.5,
                 batch: 128,
                 steps: 20_000,
                 seed: 0,
@@ -678,9 +878,20 @@ impl SchrodingerConfig {
             plot_extent: 25.0,
             input_scale: 1.0,
             blocks: 0,
-            radial: false,
+            radial: true,
             separate: false,
+            adapt_every: default_adapt_every(),
+            eval_target: default_eval_target(),
+            eval_max_samples: default_eval_max_samples(),
+            eval_laplacian: None,
         }
+    }
+
+    /// Sets the potential and the default that goes with it: the radial input feature ‖x‖
+    /// only for the built-in Coulomb potential `hydrogen` (its cusp at the nucleus).
+    pub fn set_potential(&mut self, potential: &str) {
+        self.potential = potential.to_string();
+        self.radial = potential == "hydrogen";
     }
 
     /// The 2D hydrogen atom with `preset`'s settings.
@@ -691,6 +902,7 @@ impl SchrodingerConfig {
             Preset::Best => {
                 c.laplacian = LaplacianKind::Weak;
                 c.sampler = SamplerKind::Importance;
+                c.train.optimizer.lr = 1e-3;
                 c.radial = true;
                 c.train.batch = 128;
                 c.train.beta = 0.5;
@@ -699,6 +911,8 @@ impl SchrodingerConfig {
             }
             Preset::Reference => {
                 c.laplacian = LaplacianKind::Exact;
+                c.sampler = SamplerKind::Uniform;
+                c.radial = false;
                 c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5);
                 c.train.beta = 0.01;
                 c.train.batch = 128;
@@ -706,5 +920,50 @@ impl SchrodingerConfig {
             }
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_below_exact_are_flagged() {
+        // Sorted before comparing: −0.0628 is 1.5 standard errors below −0.0625, within 2.
+        let learned = [-0.0624, -0.0628, -0.2497];
+        let se = [0.0002, 0.0002, 0.0005];
+        let exact = [-0.25, -0.0625, -0.0625];
+        assert!(below_exact(&learned, &se, &exact).is_empty());
+        // −0.1130 is 3.8 standard errors below −1/9.
+        let learned = [-1.0, -0.1130, -0.1110];
+        let se = [0.001, 0.0005, 0.0005];
+        let exact = [-1.0, -1.0 / 9.0, -1.0 / 9.0];
+        assert_eq!(below_exact(&learned, &se, &exact), vec![1]);
+    }
+
+    #[test]
+    fn one_dimensional_radial_exact_is_refused() {
+        let mut c = SchrodingerConfig::generic();
+        c.dim = 1;
+        c.set_potential("x * x");
+        c.radial = true;
+        c.laplacian = LaplacianKind::Exact;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("2δ(x)"), "{e}");
+        c.laplacian = LaplacianKind::Weak;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn defaults_follow_the_box_and_the_potential() {
+        let mut c = SchrodingerConfig::generic();
+        assert!(c.radial);
+        assert_eq!(c.proposal_lengths(), vec![0.5, 1.5, 3.0, 6.0, 12.0]);
+        c.set_potential("dot(x, x)");
+        c.half_width = 6.0;
+        assert!(!c.radial);
+        let l = c.proposal_lengths();
+        assert!((l[4] - 1.44).abs() < 1e-12 && (l[0] - 0.06).abs() < 1e-12);
+        c.validate().unwrap();
     }
 }

@@ -14,6 +14,20 @@ pub trait Sampler: Send + Sync {
     fn exhaustive(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         None
     }
+    /// State that a checkpoint must keep (an adaptive proposal's fit); empty for fixed samplers.
+    fn state(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// Restores [`Sampler::state`].
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(SpinError::Shape(
+                "the checkpoint holds a sampler state, but this sampler keeps none".into(),
+            ))
+        }
+    }
 }
 
 /// Uniform on the box [−D, D]^d.
@@ -219,6 +233,205 @@ impl Sampler for ImportanceBox {
             let x = &points[start..];
             let inside = x.iter().all(|v| v.abs() <= self.half_width);
             weights.push(if inside { p_box / self.density(x) } else { 0.0 });
+        }
+        (points, weights)
+    }
+}
+
+/// Uniform p on the box [−D, D]^d drawn from a proposal that adapts to what is being learned:
+/// a mixture of a fixed [`ImportanceBox`] (weight 1 − `grid_fraction`) and a piecewise-constant
+/// density on a grid of cells (weight `grid_fraction`), fitted with [`AdaptiveBox::fit`] to the
+/// current eigenfunctions' density Σ_k v_k(x)² at the cell centres. Each fitted cell keeps a
+/// floor of `floor`/cells of the grid's mass, so with the fixed part's uniform fraction the
+/// weights p/q stay bounded. Until the first fit the grid is uniform.
+#[derive(Clone, Debug)]
+pub struct AdaptiveBox {
+    /// The fixed part (uniform fraction and radial components at the origin).
+    pub base: ImportanceBox,
+    /// Cells per dimension.
+    pub cells: usize,
+    /// Mixture weight of the grid.
+    pub grid_fraction: f64,
+    /// Share of the grid's mass spread evenly over all cells.
+    pub floor: f64,
+    /// Probability of each cell (row-major, last coordinate fastest).
+    prob: Vec<f64>,
+    /// Cumulative probabilities, for drawing a cell.
+    cdf: Vec<f64>,
+}
+
+impl AdaptiveBox {
+    /// A proposal with a uniform grid of `cells`^d cells; `cells`^d must stay below 2²⁴.
+    pub fn new(base: ImportanceBox, cells: usize, grid_fraction: f64, floor: f64) -> Result<Self> {
+        let total = (cells as f64).powi(base.dim as i32);
+        if cells == 0
+            || total > (1u64 << 24) as f64
+            || !(0.0..=1.0).contains(&grid_fraction)
+            || !(0.0..=1.0).contains(&floor)
+            || floor == 0.0
+        {
+            return Err(SpinError::Config(format!(
+                "adaptive sampler needs 1 ≤ cells^d ≤ 2^24, a grid fraction in [0, 1] and a floor in (0, 1] (got {cells} cells in {}D, fraction {grid_fraction}, floor {floor})",
+                base.dim
+            )));
+        }
+        let n = total as usize;
+        let mut s = Self {
+            base,
+            cells,
+            grid_fraction,
+            floor,
+            prob: Vec::new(),
+            cdf: Vec::new(),
+        };
+        s.set_prob(vec![1.0 / n as f64; n]);
+        Ok(s)
+    }
+
+    /// Number of grid cells.
+    pub fn num_cells(&self) -> usize {
+        self.cells.pow(self.base.dim as u32)
+    }
+
+    /// The cells' centres, row-major (cells^d, d), in the order [`AdaptiveBox::fit`] expects.
+    pub fn cell_centres(&self) -> Vec<f64> {
+        let d = self.base.dim;
+        let h = 2.0 * self.base.half_width / self.cells as f64;
+        let mut out = Vec::with_capacity(self.num_cells() * d);
+        for c in 0..self.num_cells() {
+            let mut rest = c;
+            let mut idx = vec![0usize; d];
+            for i in (0..d).rev() {
+                idx[i] = rest % self.cells;
+                rest /= self.cells;
+            }
+            out.extend(
+                idx.iter()
+                    .map(|&j| -self.base.half_width + (j as f64 + 0.5) * h),
+            );
+        }
+        out
+    }
+
+    /// Fits the grid to a non-negative density given at the cell centres (any scale); cells
+    /// with a non-finite or negative value count as zero.
+    pub fn fit(&mut self, density: &[f64]) -> Result<()> {
+        if density.len() != self.num_cells() {
+            return Err(SpinError::Shape(format!(
+                "{} density values for {} cells",
+                density.len(),
+                self.num_cells()
+            )));
+        }
+        let clean: Vec<f64> = density
+            .iter()
+            .map(|&v| if v.is_finite() && v > 0.0 { v } else { 0.0 })
+            .collect();
+        let sum: f64 = clean.iter().sum();
+        let n = self.num_cells() as f64;
+        let prob = if sum > 0.0 {
+            clean
+                .iter()
+                .map(|v| (1.0 - self.floor) * v / sum + self.floor / n)
+                .collect()
+        } else {
+            vec![1.0 / n; self.num_cells()]
+        };
+        self.set_prob(prob);
+        Ok(())
+    }
+
+    fn set_prob(&mut self, prob: Vec<f64>) {
+        let mut acc = 0.0;
+        self.cdf = prob
+            .iter()
+            .map(|p| {
+                acc += p;
+                acc
+            })
+            .collect();
+        self.prob = prob;
+    }
+
+    /// The cell holding `x`, if inside the box.
+    fn cell_of(&self, x: &[f64]) -> Option<usize> {
+        let d = self.base.half_width;
+        let mut c = 0usize;
+        for &v in x {
+            if v.abs() > d {
+                return None;
+            }
+            let j = (((v + d) / (2.0 * d)) * self.cells as f64).floor() as usize;
+            c = c * self.cells + j.min(self.cells - 1);
+        }
+        Some(c)
+    }
+
+    /// The proposal density q(x).
+    pub fn density(&self, x: &[f64]) -> f64 {
+        let cell_volume = (2.0 * self.base.half_width / self.cells as f64).powi(x.len() as i32);
+        let grid = self.cell_of(x).map_or(0.0, |c| self.prob[c] / cell_volume);
+        (1.0 - self.grid_fraction) * self.base.density(x) + self.grid_fraction * grid
+    }
+}
+
+impl Sampler for AdaptiveBox {
+    fn dim(&self) -> usize {
+        self.base.dim
+    }
+    /// The cells' probabilities.
+    fn state(&self) -> Vec<f64> {
+        self.prob.clone()
+    }
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        if state.is_empty() {
+            return Ok(());
+        }
+        let sum: f64 = state.iter().sum();
+        if state.len() != self.num_cells()
+            || state.iter().any(|p| !(p.is_finite() && *p >= 0.0))
+            || (sum - 1.0).abs() > 1e-9
+        {
+            return Err(SpinError::Shape(format!(
+                "the checkpoint's proposal has {} cell probabilities (sum {sum}), this one {} cells",
+                state.len(),
+                self.num_cells()
+            )));
+        }
+        self.set_prob(state.to_vec());
+        Ok(())
+    }
+    fn sample(&self, rng: &mut dyn rand::RngCore, count: usize) -> (Vec<f64>, Vec<f64>) {
+        let d = self.base.dim;
+        let p_box = (2.0 * self.base.half_width).powi(-(d as i32));
+        let h = 2.0 * self.base.half_width / self.cells as f64;
+        let mut points = Vec::with_capacity(count * d);
+        let mut weights = Vec::with_capacity(count);
+        for _ in 0..count {
+            let start = points.len();
+            if rng.random::<f64>() < self.grid_fraction {
+                let u = rng.random::<f64>() * self.cdf.last().copied().unwrap_or(1.0);
+                let mut c = self
+                    .cdf
+                    .partition_point(|&v| v <= u)
+                    .min(self.prob.len() - 1);
+                let mut idx = vec![0usize; d];
+                for i in (0..d).rev() {
+                    idx[i] = c % self.cells;
+                    c /= self.cells;
+                }
+                points.extend(
+                    idx.iter()
+                        .map(|&j| -self.base.half_width + (j as f64 + rng.random::<f64>()) * h),
+                );
+            } else {
+                let (p, _) = self.base.sample(rng, 1);
+                points.extend(p);
+            }
+            let x = &points[start..];
+            let q = self.density(x);
+            let inside = x.iter().all(|v| v.abs() <= self.base.half_width);
+            weights.push(if inside && q > 0.0 { p_box / q } else { 0.0 });
         }
         (points, weights)
     }

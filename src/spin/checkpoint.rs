@@ -41,6 +41,8 @@ pub struct TrainerState {
     pub rng_stream: u64,
     /// ChaCha8 word position.
     pub rng_word_pos: u128,
+    /// The sampler's own state (an adaptive proposal's cell probabilities; empty for most).
+    pub sampler: Vec<f64>,
 }
 
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -115,6 +117,12 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
             Dtype::F64,
             vec![state.lambda_ema.len()],
             bytes_f64(&state.lambda_ema),
+        ),
+        (
+            "sampler",
+            Dtype::F64,
+            vec![state.sampler.len()],
+            bytes_f64(&state.sampler),
         ),
     ];
     let views = tensors
@@ -196,6 +204,12 @@ pub fn load(dir: &Path) -> Result<(TrainerState, serde_json::Value)> {
             .as_u64()
             .ok_or_else(|| bad("missing opt_t".into()))?,
         lambda_ema: f64s("lambda_ema")?,
+        // Checkpoints from before samplers had state have no such tensor.
+        sampler: if st.names().contains(&"sampler") {
+            f64s("sampler")?
+        } else {
+            Vec::new()
+        },
         rng_seed: rng["seed"]
             .as_str()
             .and_then(unhex)

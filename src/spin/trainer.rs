@@ -235,6 +235,30 @@ impl Trainer {
         Ok(())
     }
 
+    /// Makes the learning-rate schedule treat the run as at least `fraction` done (e.g. the
+    /// share of a time limit already spent), so a cosine anneals within the time it has.
+    pub fn set_schedule_progress(&mut self, fraction: f64) {
+        self.optimizer.progress_floor = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+    }
+
+    /// Replaces the sampler (same dimension), e.g. a proposal refitted to the current network.
+    /// Every estimator keeps targeting the same p as long as the new sampler's weights do.
+    pub fn set_sampler(&mut self, sampler: Box<dyn Sampler>) -> Result<()> {
+        if sampler.dim() != self.problem.sampler.dim() {
+            return Err(SpinError::Shape(format!(
+                "new sampler gives points of dimension {}, the old one {}",
+                sampler.dim(),
+                self.problem.sampler.dim()
+            )));
+        }
+        self.problem.sampler = sampler;
+        Ok(())
+    }
+
     /// The GPU context.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
@@ -278,7 +302,7 @@ impl Trainer {
     }
 
     /// One SpIN step. On a non-finite loss or gradient, or a collapsed Σ̄, returns an error and
-    /// leaves θ, Σ̄ and the optimiser as they were.
+    /// leaves θ, Σ̄, J̄ and the optimiser as they were.
     pub fn step(&mut self) -> Result<StepReport> {
         let n = self.problem.spec.outputs;
         let beta = self.config.beta;
@@ -310,6 +334,8 @@ impl Trainer {
             }
         }
         if grad.iter().any(|v| !v.is_finite()) {
+            // J̄ advanced with this rejected step; put it back so a checkpoint stays one step.
+            self.engine.undo_jbar_update()?;
             return Err(SpinError::NonFinite {
                 what: "the gradient".into(),
                 step,
@@ -334,6 +360,22 @@ impl Trainer {
             eigenvalues: eig,
             eigenvalues_ema: self.lambda_ema.clone(),
         })
+    }
+
+    /// [`Trainer::evaluate`] with another estimator of the same operator (e.g. the exact
+    /// Laplacian's ⟨v, Hv⟩ for a run trained with the weak form ⟨∇v, c∇v⟩ + ⟨v, Vv⟩: the same
+    /// integral, but its variance vanishes as v approaches an eigenfunction).
+    pub fn evaluate_with(
+        &mut self,
+        operator: Operator,
+        samples: usize,
+        chunk: usize,
+        seed: u64,
+    ) -> Result<Evaluation> {
+        let trained = std::mem::replace(&mut self.problem.operator, operator);
+        let result = self.evaluate(samples, chunk, seed);
+        self.problem.operator = trained;
+        result
     }
 
     /// The final evaluation (SPEC §2): Σ, Π on `samples` fresh points in chunks of `chunk`
@@ -412,6 +454,7 @@ impl Trainer {
             rng_seed: self.rng.get_seed(),
             rng_stream: self.rng.get_stream(),
             rng_word_pos: self.rng.get_word_pos(),
+            sampler: self.problem.sampler.state(),
         })
     }
 
@@ -431,6 +474,7 @@ impl Trainer {
                     .into(),
             ));
         }
+        self.problem.sampler.set_state(&state.sampler)?;
         self.engine.write_jbar(&state.jbar)?;
         self.params = state.params.clone();
         self.sigma_avg = DMatrix::from_fn(n, n, |i, j| state.sigma_avg[i * n + j]);

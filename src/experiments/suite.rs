@@ -1,0 +1,281 @@
+//! The accuracy suite: `spin schrodinger`'s defaults on potentials with closed-form spectra or a
+//! resolved grid baseline, one run per case, one table.
+//!
+//! Every case runs with the defaults of [`SchrodingerConfig::generic`] and nothing else but the
+//! problem itself (dimension, potential, box, N) and the time budget.
+
+use std::sync::Arc;
+
+use crate::error::{Result, SpinError};
+use crate::gpu::GpuContext;
+
+use super::grid::{self, GridConfig};
+use super::schrodinger::{self, SchrodingerConfig};
+
+/// Where a case's reference eigenvalues come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reference {
+    /// A closed form.
+    Exact(Vec<f64>),
+    /// The finite-difference grid at n and 2n + 1 points per axis, Richardson-extrapolated
+    /// (the grid's error is O(h²), so (4 E_{h/2} − E_h)/3 removes its leading term).
+    Grid {
+        /// The coarser grid's interior points per axis.
+        n: usize,
+    },
+}
+
+/// One problem of the suite.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// Short name.
+    pub name: &'static str,
+    /// Dimension.
+    pub dim: usize,
+    /// `hydrogen`, `harmonic` or a WGSL expression in `x`.
+    pub potential: &'static str,
+    /// Box half-width D.
+    pub half_width: f64,
+    /// Eigenfunctions N.
+    pub neig: usize,
+    /// The reference.
+    pub reference: Reference,
+}
+
+/// The suite: oscillators in 1–3D (isotropic and anisotropic, as expressions), hydrogen in 2D
+/// and 3D, a particle in a box, a Pöschl–Teller well (closed form) and double wells in 1D and
+/// 2D (grid).
+pub fn cases() -> Vec<Case> {
+    let box_levels = |levels: &[f64]| {
+        let q = std::f64::consts::PI * std::f64::consts::PI / 4.0;
+        levels.iter().map(|l| q * l).collect::<Vec<_>>()
+    };
+    vec![
+        Case {
+            name: "oscillator-1d",
+            dim: 1,
+            potential: "x * x",
+            half_width: 6.0,
+            neig: 4,
+            reference: Reference::Exact(vec![1.0, 3.0, 5.0, 7.0]),
+        },
+        Case {
+            name: "oscillator-2d-aniso",
+            dim: 2,
+            potential: "x.x * x.x + 4.0 * x.y * x.y",
+            half_width: 6.0,
+            neig: 4,
+            reference: Reference::Exact(vec![3.0, 5.0, 7.0, 7.0]),
+        },
+        Case {
+            name: "oscillator-3d",
+            dim: 3,
+            potential: "dot(x, x)",
+            half_width: 6.0,
+            neig: 4,
+            reference: Reference::Exact(vec![3.0, 5.0, 5.0, 5.0]),
+        },
+        Case {
+            name: "hydrogen-2d",
+            dim: 2,
+            potential: "hydrogen",
+            half_width: 50.0,
+            neig: 9,
+            reference: Reference::Exact(
+                schrodinger::hydrogen_eigenvalues(2, 1.0, 1.0, 9).unwrap_or_default(),
+            ),
+        },
+        Case {
+            name: "hydrogen-3d",
+            dim: 3,
+            potential: "hydrogen",
+            half_width: 40.0,
+            neig: 5,
+            reference: Reference::Exact(
+                schrodinger::hydrogen_eigenvalues(3, 1.0, 1.0, 5).unwrap_or_default(),
+            ),
+        },
+        Case {
+            name: "box-2d",
+            dim: 2,
+            potential: "0.0",
+            half_width: 1.0,
+            neig: 4,
+            reference: Reference::Exact(box_levels(&[2.0, 5.0, 5.0, 8.0])),
+        },
+        Case {
+            name: "poschl-teller-1d",
+            dim: 1,
+            potential: "-6.0 / (cosh(x) * cosh(x))",
+            half_width: 10.0,
+            neig: 2,
+            reference: Reference::Exact(vec![-4.0, -1.0]),
+        },
+        Case {
+            name: "double-well-1d",
+            dim: 1,
+            potential: "4.0 * (x * x - 1.0) * (x * x - 1.0)",
+            half_width: 4.0,
+            neig: 4,
+            reference: Reference::Grid { n: 1000 },
+        },
+        Case {
+            name: "double-well-2d",
+            dim: 2,
+            potential: "4.0 * (x.x * x.x - 1.0) * (x.x * x.x - 1.0) + x.y * x.y",
+            half_width: 4.0,
+            neig: 4,
+            reference: Reference::Grid { n: 127 },
+        },
+    ]
+}
+
+/// The run configuration of a case: the defaults, the case's problem, the time budget.
+pub fn config(case: &Case, seconds: f64, seed: u64) -> SchrodingerConfig {
+    let mut c = SchrodingerConfig::generic();
+    c.dim = case.dim;
+    c.set_potential(case.potential);
+    c.half_width = case.half_width;
+    c.neig = case.neig;
+    c.time_limit = Some(seconds);
+    c.train.seed = seed;
+    c.plot_extent = case.half_width.min(c.plot_extent);
+    c
+}
+
+/// The case's reference eigenvalues (ascending) and how they were obtained.
+pub fn reference(case: &Case, ctx: &Arc<GpuContext>) -> Result<(Vec<f64>, String)> {
+    match &case.reference {
+        Reference::Exact(e) => Ok((e.clone(), "closed form".into())),
+        Reference::Grid { n } => {
+            let cfg = config(case, 1.0, 0);
+            let v = cfg.potential_field(ctx)?;
+            let solve = |n: usize| {
+                grid::solve(
+                    &GridConfig {
+                        dim: case.dim,
+                        n,
+                        half_width: case.half_width,
+                        kinetic: cfg.kinetic,
+                        neig: case.neig,
+                    },
+                    &v,
+                )
+            };
+            let coarse = solve(*n)?.eigenvalues;
+            let fine = solve(2 * n + 1)?.eigenvalues;
+            if coarse.len() < case.neig || fine.len() < case.neig {
+                return Err(SpinError::Config(format!(
+                    "{}: the grid gave fewer than {} eigenvalues",
+                    case.name, case.neig
+                )));
+            }
+            let e = coarse
+                .iter()
+                .zip(&fine)
+                .map(|(c, f)| (4.0 * f - c) / 3.0)
+                .collect();
+            Ok((
+                e,
+                format!(
+                    "grid {}^{d} and {}^{d}, extrapolated",
+                    n,
+                    2 * n + 1,
+                    d = case.dim
+                ),
+            ))
+        }
+    }
+}
+
+/// One case's outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// Dimension.
+    pub dim: usize,
+    /// Potential.
+    pub potential: String,
+    /// Box half-width.
+    pub half_width: f64,
+    /// Learned Ritz values, ascending.
+    pub learned: Vec<f64>,
+    /// Their Monte Carlo standard errors.
+    pub std_errors: Vec<f64>,
+    /// The reference.
+    pub reference: Vec<f64>,
+    /// Where the reference comes from.
+    pub reference_kind: String,
+    /// Relative errors per eigenvalue.
+    pub relative_errors: Vec<f64>,
+    /// Mean relative error.
+    pub mean_relative_error: f64,
+    /// Largest relative error.
+    pub max_relative_error: f64,
+    /// Training steps done.
+    pub steps: u64,
+    /// Training wall time, seconds.
+    pub train_seconds: f64,
+    /// Whole case wall time (training, evaluation, figures), seconds.
+    pub wall_seconds: f64,
+}
+
+/// Runs one case into `out/<name>` and compares it with its reference.
+pub fn run_case(
+    ctx: &Arc<GpuContext>,
+    case: &Case,
+    seconds: f64,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<CaseResult> {
+    let start = std::time::Instant::now();
+    let (reference, reference_kind) = reference(case, ctx)?;
+    let cfg = config(case, seconds, seed);
+    let m = schrodinger::run(ctx.clone(), &cfg, &out.join(case.name), None)?;
+    let learned: Vec<f64> = serde_json::from_value(m["eigenvalues"].clone()).map_err(|e| {
+        SpinError::Config(format!("{}: metrics without eigenvalues: {e}", case.name))
+    })?;
+    let std_errors: Vec<f64> =
+        serde_json::from_value(m["eigenvalue_std_errors"].clone()).unwrap_or_default();
+    let rel = schrodinger::relative_errors(&learned, &reference);
+    Ok(CaseResult {
+        name: case.name.into(),
+        dim: case.dim,
+        potential: case.potential.into(),
+        half_width: case.half_width,
+        learned,
+        std_errors,
+        reference,
+        reference_kind,
+        mean_relative_error: rel.iter().sum::<f64>() / rel.len().max(1) as f64,
+        max_relative_error: rel.iter().cloned().fold(0.0, f64::max),
+        relative_errors: rel,
+        steps: m["steps"].as_u64().unwrap_or(0),
+        train_seconds: m["wall_seconds"].as_f64().unwrap_or(0.0),
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The suite's table as Markdown.
+pub fn table(results: &[CaseResult]) -> String {
+    let mut s = String::from(
+        "| case | V | box | N | steps | train s | mean rel. err. | max rel. err. | reference |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        s.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {:.0} | {:.2} % | {:.2} % | {} |\n",
+            r.name,
+            r.potential,
+            r.half_width,
+            r.learned.len(),
+            r.steps,
+            r.train_seconds,
+            100.0 * r.mean_relative_error,
+            100.0 * r.max_relative_error,
+            r.reference_kind
+        ));
+    }
+    s
+}
