@@ -234,12 +234,17 @@ struct SchrodingerArgs {
     /// Optimiser: rmsprop, adam or sgd [default: adam; --preset reference: rmsprop].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: 3e-3; spin hydrogen: 1e-3; --preset reference: 1e-5].
+    /// Learning rate, reached after a linear warm-up of --warmup steps [default: 3e-3; spin
+    /// hydrogen: 1e-3; --preset reference: 1e-5].
     #[arg(long)]
     lr: Option<f64>,
     /// Schedule: constant, cosine or inverse [default: cosine; --preset reference: constant].
     #[arg(long)]
     schedule: Option<Schedule>,
+    /// Linear learning-rate warm-up over this many first steps [default: 500; spin hydrogen
+    /// and --preset reference: 0].
+    #[arg(long)]
+    warmup: Option<u64>,
     /// Moving-average rate β (1 = no bias correction, the paper's ablation) [default: 0.5;
     /// --preset reference: 0.01].
     #[arg(long)]
@@ -678,10 +683,12 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     }
     if let Some(kind) = a.optimizer {
         let lr = a.lr.unwrap_or(cfg.train.optimizer.lr);
-        let schedule = cfg.train.optimizer.schedule;
+        let (schedule, warmup) = (cfg.train.optimizer.schedule, cfg.train.optimizer.warmup);
         cfg.train.optimizer = OptimizerConfig::new(kind, lr);
         cfg.train.optimizer.schedule = schedule;
+        cfg.train.optimizer.warmup = warmup;
     }
+    set!(cfg.train.optimizer.warmup, a.warmup);
     if a.time_limit.is_some() {
         cfg.time_limit = a.time_limit;
     }

@@ -91,6 +91,11 @@ pub struct OptimizerConfig {
     pub eps: f64,
     /// Schedule.
     pub schedule: Schedule,
+    /// Linear warm-up over this many first updates (0: none): the rate ramps from η/warmup to η,
+    /// then the schedule applies. Adam's early moment estimates are poor; large early steps can
+    /// collapse Σ̄.
+    #[serde(default)]
+    pub warmup: u64,
 }
 
 impl OptimizerConfig {
@@ -104,6 +109,7 @@ impl OptimizerConfig {
             beta2: 0.999,
             eps: 1e-8,
             schedule: Schedule::Constant,
+            warmup: 0,
         }
     }
     /// Checks the values.
@@ -161,9 +167,14 @@ impl Optimizer {
     /// θ ← θ − update(g) at step t of `total` (descent).
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], total: u64) {
         let c = &self.config;
-        let lr = c
-            .schedule
-            .rate_with_floor(c.lr, self.t, total, self.progress_floor);
+        let ramp = if self.t < c.warmup {
+            (self.t + 1) as f64 / c.warmup as f64
+        } else {
+            1.0
+        };
+        let lr = ramp
+            * c.schedule
+                .rate_with_floor(c.lr, self.t, total, self.progress_floor);
         self.t += 1;
         match c.kind {
             OptimizerKind::Sgd => {
@@ -246,6 +257,14 @@ mod tests {
         // A time limit half spent puts the cosine at least half-way.
         assert!((Schedule::Cosine.rate_with_floor(1.0, 1, 100, 0.5) - 0.5).abs() < 1e-12);
         assert!((Schedule::Cosine.rate_with_floor(1.0, 50, 100, 0.1) - 0.5).abs() < 1e-12);
+        // Warm-up: η/4, 2η/4, … then the schedule.
+        cfg.warmup = 4;
+        let mut opt = Optimizer::new(cfg.clone(), 1);
+        let mut p = [0.0f32];
+        opt.step(&mut p, &[1.0], 100);
+        close(&p, &[-0.025]);
+        opt.step(&mut p, &[1.0], 100);
+        close(&p, &[-0.075]);
         cfg.lr = -1.0;
         assert!(cfg.validate().is_err());
     }
