@@ -276,7 +276,8 @@ struct SchrodingerArgs {
     /// Half-width of the eigenfunction plots [default: 25].
     #[arg(long)]
     plot_extent: Option<f64>,
-    /// Input length scale: the first layer's initial weights are divided by it [default: 1].
+    /// Input length scale: the first layer's initial weights are divided by it; 0: min(1, D/4)
+    /// [default: 0, i.e. from the box; spin hydrogen: 1].
     #[arg(long)]
     input_scale: Option<f64>,
     /// Block-sparse layers with K blocks (paper appendix C.1; 0: dense) [default: 0].

@@ -219,6 +219,8 @@ pub struct CaseResult {
     pub train_seconds: f64,
     /// Whole case wall time (training, evaluation, figures), seconds.
     pub wall_seconds: f64,
+    /// Why training stopped early, if it did (the result is then the last good state's).
+    pub stopped_by_error: Option<String>,
 }
 
 /// Runs one case into `out/<name>` and compares it with its reference.
@@ -232,7 +234,24 @@ pub fn run_case(
     let start = std::time::Instant::now();
     let (reference, reference_kind) = reference(case, ctx)?;
     let cfg = config(case, seconds, seed);
-    let m = schrodinger::run(ctx.clone(), &cfg, &out.join(case.name), None)?;
+    // A run stopped by a collapsed Σ̄ or a non-finite loss still evaluated its last good state
+    // and wrote metrics.json: that is the case's (failed) result.
+    let dir = out.join(case.name);
+    let (m, failure) = match schrodinger::run(ctx.clone(), &cfg, &dir, None) {
+        Ok(m) => (m, None),
+        Err(e @ (SpinError::Cholesky { .. } | SpinError::NonFinite { .. })) => {
+            let text = std::fs::read_to_string(dir.join("metrics.json")).map_err(|source| {
+                SpinError::Io {
+                    path: dir.join("metrics.json").display().to_string(),
+                    source,
+                }
+            })?;
+            let m = serde_json::from_str(&text)
+                .map_err(|err| SpinError::Config(format!("{}: {err}", case.name)))?;
+            (m, Some(e.to_string()))
+        }
+        Err(e) => return Err(e),
+    };
     let learned: Vec<f64> = serde_json::from_value(m["eigenvalues"].clone()).map_err(|e| {
         SpinError::Config(format!("{}: metrics without eigenvalues: {e}", case.name))
     })?;
@@ -254,6 +273,7 @@ pub fn run_case(
         steps: m["steps"].as_u64().unwrap_or(0),
         train_seconds: m["wall_seconds"].as_f64().unwrap_or(0.0),
         wall_seconds: start.elapsed().as_secs_f64(),
+        stopped_by_error: failure,
     })
 }
 
@@ -265,8 +285,13 @@ pub fn table(results: &[CaseResult]) -> String {
     );
     for r in results {
         s.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} | {:.0} | {:.2} % | {:.2} % | {} |\n",
+            "| {}{} | `{}` | {} | {} | {} | {:.0} | {:.2} % | {:.2} % | {} |\n",
             r.name,
+            if r.stopped_by_error.is_some() {
+                " (stopped: Σ̄ collapsed or non-finite)"
+            } else {
+                ""
+            },
             r.potential,
             r.half_width,
             r.learned.len(),
