@@ -509,9 +509,11 @@ pub fn evaluate_to_target(
 ) -> Result<crate::spin::Evaluation> {
     let mut samples = cfg.eval_samples;
     let ctx = trainer.context().clone();
+    // Built once: an expression potential compiles a WGSL pipeline.
+    let operator = cfg.operator(&ctx, cfg.evaluation_laplacian())?;
     loop {
-        let operator = cfg.operator(&ctx, cfg.evaluation_laplacian())?;
-        let eval = trainer.evaluate_with(operator, samples, 8192, cfg.train.seed ^ 0xE7A1)?;
+        let eval =
+            trainer.evaluate_with(operator.clone(), samples, 8192, cfg.train.seed ^ 0xE7A1)?;
         let worst = max_relative_std_error(&eval);
         if cfg.eval_target <= 0.0
             || worst <= cfg.eval_target
