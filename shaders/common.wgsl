@@ -10,6 +10,17 @@ fn flat_index(id: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return id.x + id.y * nwg.x * WG;
 }
 
+// Read-only tensors are bound as rgba32float textures holding the buffer's bytes, 1024 texels per
+// row (`src/gpu/mirror.rs`): on lavapipe a texel fetch costs about a seventh of a storage-buffer
+// load. `ld4` reads vec4 i of such a tensor, `ld1` float i.
+fn ld4(t: texture_2d<f32>, i: u32) -> vec4<f32> {
+    return textureLoad(t, vec2<u32>(i & 1023u, i >> 10u), 0);
+}
+
+fn ld1(t: texture_2d<f32>, i: u32) -> f32 {
+    return ld4(t, i >> 2u)[i & 3u];
+}
+
 // Softplus σ(z) = log(1 + e^z) with σ' (the logistic function) and σ'' = σ'(1 − σ'),
 // written so that none of them overflows for large |z|.
 fn softplus(z: f32) -> f32 {

@@ -1,6 +1,6 @@
 // The input VJP of a conv2d layer (a transposed convolution), for the batch VJP (ROW_DIV = 1) and
 // for the per-sample sensitivities of one chunk (rows = (sample, k), ROW_DIV = N):
-//   δ_in[r, iy, ix, i] = act'(z_in[offset + r / ROW_DIV, iy, ix, i])
+//   δ_in[r, iy, ix, i] = act'(ld4(z_in, offset + r / ROW_DIV, iy, ix, i))
 //                        Σ_{dy, dx: y = (iy + PAD_T − dy) / s, x = (ix + PAD_L − dx) / s exact, in range}
 //                        Σ_o W[dy, dx, i, o] δ_out[r, y, x, o].
 // Each invocation computes 4 rows × one input pixel × one vec4 of input channels: per vec4 of
@@ -23,9 +23,9 @@ override W_OFF4: u32;
 override ROW_DIV: u32;
 override ACT_D1: u32;   // the input layer's activation code
 
-@group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> delta_out: array<vec4<f32>>;      // (ROWS, OUT_H, OUT_W, COUT4)
-@group(0) @binding(2) var<storage, read> z_in: array<vec4<f32>>;           // (offset + ROWS / ROW_DIV, IN_H, IN_W, CIN4)
+@group(0) @binding(0) var params: texture_2d<f32>;
+@group(0) @binding(1) var delta_out: texture_2d<f32>;      // (ROWS, OUT_H, OUT_W, COUT4)
+@group(0) @binding(2) var z_in: texture_2d<f32>;           // (offset + ROWS / ROW_DIV, IN_H, IN_W, CIN4)
 @group(0) @binding(3) var<storage, read_write> delta_in: array<vec4<f32>>; // (ROWS, IN_H, IN_W, CIN4)
 @group(0) @binding(4) var<storage, read> chunk: Chunk;
 
@@ -64,14 +64,14 @@ fn conv2d_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wo
             let q = y * OUT_W + x;
             let wrow = W_OFF4 + 4u * ((dy * K + dx) * CIN4 + iq) * COUT4;
             for (var oq = 0u; oq < COUT4; oq++) {
-                let w0 = params[wrow + oq];
-                let w1 = params[wrow + COUT4 + oq];
-                let w2 = params[wrow + 2u * COUT4 + oq];
-                let w3 = params[wrow + 3u * COUT4 + oq];
-                let d0 = delta_out[(rs.x + q) * COUT4 + oq];
-                let d1 = delta_out[(rs.y + q) * COUT4 + oq];
-                let d2 = delta_out[(rs.z + q) * COUT4 + oq];
-                let d3 = delta_out[(rs.w + q) * COUT4 + oq];
+                let w0 = ld4(params, wrow + oq);
+                let w1 = ld4(params, wrow + COUT4 + oq);
+                let w2 = ld4(params, wrow + 2u * COUT4 + oq);
+                let w3 = ld4(params, wrow + 3u * COUT4 + oq);
+                let d0 = ld4(delta_out, (rs.x + q) * COUT4 + oq);
+                let d1 = ld4(delta_out, (rs.y + q) * COUT4 + oq);
+                let d2 = ld4(delta_out, (rs.z + q) * COUT4 + oq);
+                let d3 = ld4(delta_out, (rs.w + q) * COUT4 + oq);
                 acc0 += vec4<f32>(dot(w0, d0), dot(w1, d0), dot(w2, d0), dot(w3, d0));
                 acc1 += vec4<f32>(dot(w0, d1), dot(w1, d1), dot(w2, d1), dot(w3, d1));
                 acc2 += vec4<f32>(dot(w0, d2), dot(w1, d2), dot(w2, d2), dot(w3, d2));
@@ -86,6 +86,6 @@ fn conv2d_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wo
             break;
         }
         let zrow = (chunk.offset + r / ROW_DIV) * ipix + pix;
-        delta_in[(r * ipix + pix) * CIN4 + iq] = act4_d1(z_in[zrow * CIN4 + iq], ACT_D1) * accs[rr];
+        delta_in[(r * ipix + pix) * CIN4 + iq] = act4_d1(ld4(z_in, zrow * CIN4 + iq), ACT_D1) * accs[rr];
     }
 }

@@ -20,8 +20,8 @@ override PAD_L: u32;
 override W_OFF4: u32;
 override ACT: u32;     // 0 identity, 1 softplus, 2 ReLU
 
-@group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> a_in: array<vec4<f32>>;        // (ROWS, IN_H, IN_W, CIN4)
+@group(0) @binding(0) var params: texture_2d<f32>;
+@group(0) @binding(1) var a_in: texture_2d<f32>;        // (ROWS, IN_H, IN_W, CIN4)
 @group(0) @binding(2) var<storage, read_write> z_out: array<vec4<f32>>; // (ROWS, OUT_H, OUT_W, COUT4)
 @group(0) @binding(3) var<storage, read_write> a_out: array<vec4<f32>>; // same, act(z)
 
@@ -42,7 +42,7 @@ fn load_in(base: i32, iq: u32) -> vec4<f32> {
     if (base < 0) {
         return vec4<f32>(0.0);
     }
-    return a_in[u32(base) + iq];
+    return ld4(a_in, u32(base) + iq);
 }
 
 @compute @workgroup_size(64)
@@ -57,7 +57,7 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
     let p0 = (t / COUT4) * 4u;
     let last = pixels - 1u;
     let ps = vec4<u32>(p0, min(p0 + 1u, last), min(p0 + 2u, last), min(p0 + 3u, last));
-    let bias = params[W_OFF4 + 4u * K * K * CIN4 * COUT4 + oq];
+    let bias = ld4(params, W_OFF4 + 4u * K * K * CIN4 * COUT4 + oq);
     var acc0 = bias;
     var acc1 = bias;
     var acc2 = bias;
@@ -71,10 +71,10 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
             let tap_row = (dy * K + dx) * CIN4;
             for (var iq = 0u; iq < CIN4; iq++) {
                 let wrow = W_OFF4 + 4u * (tap_row + iq) * COUT4 + oq;
-                let w0 = params[wrow];
-                let w1 = params[wrow + COUT4];
-                let w2 = params[wrow + 2u * COUT4];
-                let w3 = params[wrow + 3u * COUT4];
+                let w0 = ld4(params, wrow);
+                let w1 = ld4(params, wrow + COUT4);
+                let w2 = ld4(params, wrow + 2u * COUT4);
+                let w3 = ld4(params, wrow + 3u * COUT4);
                 let x0 = load_in(b0, iq);
                 let x1 = load_in(b1, iq);
                 let x2 = load_in(b2, iq);

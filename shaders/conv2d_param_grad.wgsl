@@ -24,8 +24,8 @@ override PAD_L: u32;
 override OUT_OFF4: u32;   // where group 0's block starts in `grad`, in vec4s
 override G_STRIDE4: u32;  // vec4s between groups' blocks
 
-@group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;       // (offset + rows / ROW_DIV, IN_H, IN_W, CIN4)
-@group(0) @binding(1) var<storage, read> delta: array<vec4<f32>>;      // (GROUPS·GROUP_ROWS, OUT_H, OUT_W, COUT4)
+@group(0) @binding(0) var a_in: texture_2d<f32>;       // (offset + rows / ROW_DIV, IN_H, IN_W, CIN4)
+@group(0) @binding(1) var delta: texture_2d<f32>;      // (GROUPS·GROUP_ROWS, OUT_H, OUT_W, COUT4)
 @group(0) @binding(2) var<storage, read_write> grad: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> chunk: Chunk;
 
@@ -61,11 +61,11 @@ fn conv2d_param_grad(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
             let arow = (abase + u32(clamp(iy, 0, i32(IN_H) - 1))) * IN_W;
             let drow = (dbase + y) * OUT_W;
             for (var x = 0u; x < OUT_W; x++) {
-                let d = delta[(drow + x) * COUT4 + oq];
+                let d = ld4(delta, (drow + x) * COUT4 + oq);
                 let ix = i32(x * STRIDE + dx) - i32(PAD_L);
                 let inside = y_in && ix >= 0 && ix < i32(IN_W);
                 // Branch-free: load a clamped pixel and zero it outside the image.
-                let v = a_in[(arow + u32(clamp(ix, 0, i32(IN_W) - 1))) * CIN4 + iq];
+                let v = ld4(a_in, (arow + u32(clamp(ix, 0, i32(IN_W) - 1))) * CIN4 + iq);
                 let a = select(select(zero, v, inside), one, is_bias);
                 acc0 += a.x * d;
                 acc1 += a.y * d;

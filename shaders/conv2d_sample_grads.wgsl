@@ -20,8 +20,8 @@ override PAD_T: u32;
 override PAD_L: u32;
 override LAYER4: u32;     // vec4s between (b, k) blocks
 
-@group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;       // (rows, IN_H, IN_W, CIN4)
-@group(0) @binding(1) var<storage, read> delta: array<vec4<f32>>;      // (SAMPLES, NEIG, OUT_H, OUT_W, COUT4)
+@group(0) @binding(0) var a_in: texture_2d<f32>;       // (rows, IN_H, IN_W, CIN4)
+@group(0) @binding(1) var delta: texture_2d<f32>;      // (SAMPLES, NEIG, OUT_H, OUT_W, COUT4)
 @group(0) @binding(2) var<storage, read_write> grad: array<vec4<f32>>; // (SAMPLES, NEIG, LAYER4)
 @group(0) @binding(3) var<storage, read> chunk: Chunk;
 
@@ -66,10 +66,10 @@ fn conv2d_sample_grads(@builtin(global_invocation_id) id: vec3<u32>, @builtin(nu
         for (var x = 0u; x < OUT_W; x++) {
             let ix = i32(x * STRIDE + dx) - i32(PAD_L);
             let inside = y_in && ix >= 0 && ix < i32(IN_W);
-            let v = a_in[(arow + u32(clamp(ix, 0, i32(IN_W) - 1))) * CIN4 + iq];
+            let v = ld4(a_in, (arow + u32(clamp(ix, 0, i32(IN_W) - 1))) * CIN4 + iq);
             let a = select(select(zero, v, inside), one, is_bias);
-            let e0 = delta[(r0 + x) * COUT4 + oq];
-            let e1 = delta[(r1 + x) * COUT4 + oq];
+            let e0 = ld4(delta, (r0 + x) * COUT4 + oq);
+            let e1 = ld4(delta, (r1 + x) * COUT4 + oq);
             p0 += a.x * e0;
             p1 += a.y * e0;
             p2 += a.z * e0;

@@ -10,8 +10,8 @@ override W_OFF4: u32;  // offset of this layer's (4·IN4 + 1, 4·OUT4) block, in
 override ACT: u32;     // 0 identity (output layer, or tangents: see tangent_act), 1 softplus, 2 ReLU
 override BIAS_ROWS: u32; // rows that get the bias: all, or only the value channel of tangent rows
 
-@group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> a_in: array<vec4<f32>>;        // (ROWS, IN4)
+@group(0) @binding(0) var params: texture_2d<f32>;
+@group(0) @binding(1) var a_in: texture_2d<f32>;        // (ROWS, IN4)
 @group(0) @binding(2) var<storage, read_write> z_out: array<vec4<f32>>; // (ROWS, OUT4) pre-activation
 @group(0) @binding(3) var<storage, read_write> a_out: array<vec4<f32>>; // (ROWS, OUT4) act(z)
 
@@ -26,7 +26,7 @@ fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
     let r0 = (t / OUT4) * 4u;
     // Clamped rows keep loads in bounds; stores are guarded.
     let ra = vec4<u32>(r0, min(r0 + 1u, ROWS - 1u), min(r0 + 2u, ROWS - 1u), min(r0 + 3u, ROWS - 1u)) * IN4;
-    let bias = params[W_OFF4 + 4u * IN4 * OUT4 + oq];
+    let bias = ld4(params, W_OFF4 + 4u * IN4 * OUT4 + oq);
     let zero = vec4<f32>(0.0);
     var acc0 = select(zero, bias, r0 < BIAS_ROWS);
     var acc1 = select(zero, bias, r0 + 1u < BIAS_ROWS);
@@ -34,14 +34,14 @@ fn dense_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
     var acc3 = select(zero, bias, r0 + 3u < BIAS_ROWS);
     for (var iq = 0u; iq < IN4; iq++) {
         let wrow = W_OFF4 + 4u * iq * OUT4 + oq;
-        let w0 = params[wrow];
-        let w1 = params[wrow + OUT4];
-        let w2 = params[wrow + 2u * OUT4];
-        let w3 = params[wrow + 3u * OUT4];
-        let x0 = a_in[ra.x + iq];
-        let x1 = a_in[ra.y + iq];
-        let x2 = a_in[ra.z + iq];
-        let x3 = a_in[ra.w + iq];
+        let w0 = ld4(params, wrow);
+        let w1 = ld4(params, wrow + OUT4);
+        let w2 = ld4(params, wrow + 2u * OUT4);
+        let w3 = ld4(params, wrow + 3u * OUT4);
+        let x0 = ld4(a_in, ra.x + iq);
+        let x1 = ld4(a_in, ra.y + iq);
+        let x2 = ld4(a_in, ra.z + iq);
+        let x3 = ld4(a_in, ra.w + iq);
         acc0 += x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
         acc1 += x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
         acc2 += x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;

@@ -11,9 +11,9 @@ override LAYER4: u32;    // the layer's padded block, in vec4s: the stride of G 
 override W_OFF4: u32;    // the layer's block in the parameter vector
 override NPAR4: u32;     // the stride of one pair in jbar
 
-@group(0) @binding(0) var<storage, read> g_bk: array<vec4<f32>>;      // (chunk, NEIG, LAYER4)
-@group(0) @binding(1) var<storage, read> u: array<f32>;               // (ROWS, NEIG)
-@group(0) @binding(2) var<storage, read> w: array<f32>;               // (S)
+@group(0) @binding(0) var g_bk: texture_2d<f32>;      // (chunk, NEIG, LAYER4)
+@group(0) @binding(1) var u: texture_2d<f32>;               // (ROWS, NEIG)
+@group(0) @binding(2) var w: texture_2d<f32>;               // (S)
 @group(0) @binding(3) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
 @group(0) @binding(4) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
 @group(0) @binding(5) var<storage, read> chunk: Chunk;
@@ -38,12 +38,12 @@ fn jbar_samples(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
     let jl = min(vec4<u32>(j0, j0 + 1u, j0 + 2u, j0 + 3u), vec4<u32>(NEIG - 1u));
     for (var b = 0u; b < chunk.count; b++) {
         let bs = chunk.offset + b;
-        let g = w[bs] * g_bk[(b * NEIG + k) * LAYER4 + p];
+        let g = ld1(w, bs) * ld4(g_bk, (b * NEIG + k) * LAYER4 + p);
         let ub = bs * NEIG;
-        acc0 += u[ub + jl.x] * g;
-        acc1 += u[ub + jl.y] * g;
-        acc2 += u[ub + jl.z] * g;
-        acc3 += u[ub + jl.w] * g;
+        acc0 += ld1(u, ub + jl.x) * g;
+        acc1 += ld1(u, ub + jl.y) * g;
+        acc2 += ld1(u, ub + jl.z) * g;
+        acc3 += ld1(u, ub + jl.w) * g;
     }
     let nn = NEIG * NEIG;
     let beta = step.beta;

@@ -15,13 +15,13 @@ override NEIG: u32;
 override NEIG_PAD: u32;
 override ENV_MULT: u32;  // 1: multiply by the envelope (plain rows); 0: leave to tangent_envelope_backward
 
-@group(0) @binding(0) var<storage, read> xs: array<f32>;           // (PAIRS, NEIG)
-@group(0) @binding(1) var<storage, read> ys: array<f32>;           // (PAIRS, NEIG)
-@group(0) @binding(2) var<storage, read> wq: array<f32>;           // (PAIRS)
+@group(0) @binding(0) var xs: texture_2d<f32>;           // (PAIRS, NEIG)
+@group(0) @binding(1) var ys: texture_2d<f32>;           // (PAIRS, NEIG)
+@group(0) @binding(2) var wq: texture_2d<f32>;           // (PAIRS)
 @group(0) @binding(3) var<storage, read> row_ptr: array<u32>;      // (ROWS + 1)
 @group(0) @binding(4) var<storage, read> entries: array<Entry>;    // (row_ptr[ROWS])
 @group(0) @binding(5) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
-@group(0) @binding(6) var<storage, read> env: array<f32>;          // (ROWS)
+@group(0) @binding(6) var env: texture_2d<f32>;          // (ROWS)
 @group(0) @binding(7) var<storage, read_write> delta: array<f32>;  // (ROWS, NEIG_PAD) cotangent on f
 
 @compute @workgroup_size(64)
@@ -45,14 +45,14 @@ fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
         var zg = 0.0;
         if (entry.side == 0u) {
             for (var m = 0u; m <= n; m++) {
-                zg += ys[other + m] * step.g[m * NEIG + n];
+                zg += ld1(ys, other + m) * step.g[m * NEIG + n];
             }
         } else {
             for (var m = 0u; m <= n; m++) {
-                zg += xs[other + m] * step.g[m * NEIG + n];
+                zg += ld1(xs, other + m) * step.g[m * NEIG + n];
             }
         }
-        acc += entry.coef * wq[entry.q] * zg;
+        acc += entry.coef * ld1(wq, entry.q) * zg;
     }
-    delta[t] = select(1.0, env[r], ENV_MULT == 1u) * acc * inv_q;
+    delta[t] = select(1.0, ld1(env, r), ENV_MULT == 1u) * acc * inv_q;
 }

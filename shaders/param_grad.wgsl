@@ -1,5 +1,5 @@
 // Parameter gradient of a dense layer from back-propagated output cotangents, summed over rows:
-// grad[W_io] = Σ_r a_in[r, i] δ[r, o],  grad[b_o] = Σ_r δ[r, o].
+// grad[W_io] = Σ_r ld4(a_in, r, i) δ[r, o],  grad[b_o] = Σ_r δ[r, o].
 // The bias is row 4·IN4 of the layer's block, i.e. the same loop with a_in = 1 (input quad IN4).
 // Each invocation computes 4 inputs × one vec4 of outputs and overwrites grad.
 
@@ -9,8 +9,8 @@ override OUT4: u32;
 override W_OFF4: u32;
 override BIAS_ROWS: u32; // rows that carry the bias (the value channel of tangent rows)
 
-@group(0) @binding(0) var<storage, read> a_in: array<vec4<f32>>;       // (ROWS, IN4)
-@group(0) @binding(1) var<storage, read> delta: array<vec4<f32>>;      // (ROWS, OUT4)
+@group(0) @binding(0) var a_in: texture_2d<f32>;       // (ROWS, IN4)
+@group(0) @binding(1) var delta: texture_2d<f32>;      // (ROWS, OUT4)
 @group(0) @binding(2) var<storage, read_write> grad: array<vec4<f32>>; // (P_pad / 4)
 
 @compute @workgroup_size(64)
@@ -29,8 +29,8 @@ fn param_grad(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgro
     var acc3 = vec4<f32>(0.0);
     let rows = select(ROWS, min(ROWS, BIAS_ROWS), is_bias);
     for (var r = 0u; r < rows; r++) {
-        let d = delta[r * OUT4 + oq];
-        let a = select(a_in[r * IN4 + ia], vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let d = ld4(delta, r * OUT4 + oq);
+        let a = select(ld4(a_in, r * IN4 + ia), vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
         acc0 += a.x * d;
         acc1 += a.y * d;
         acc2 += a.z * d;

@@ -8,7 +8,7 @@ override NEIG: u32;
 override NEIG_PAD: u32;
 override CONST_FIRST: u32;
 
-@group(0) @binding(0) var<storage, read> env: array<f32>;          // (ROWS) envelope g; first SAMPLES rows used
+@group(0) @binding(0) var env: texture_2d<f32>;          // (ROWS) envelope g; first SAMPLES rows used
 @group(0) @binding(1) var<storage, read_write> sens: array<f32>;   // (SAMPLES, NEIG, NEIG_PAD), SAMPLES = the chunk size
 @group(0) @binding(2) var<storage, read> chunk: Chunk;
 
@@ -21,5 +21,5 @@ fn sens_init(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgrou
     let b = t / (NEIG * NEIG_PAD);
     let k = (t / NEIG_PAD) % NEIG;
     let o = t % NEIG_PAD;
-    sens[t] = select(0.0, env[chunk.offset + b], o == k && !(CONST_FIRST == 1u && k == 0u));
+    sens[t] = select(0.0, ld1(env, chunk.offset + b), o == k && !(CONST_FIRST == 1u && k == 0u));
 }

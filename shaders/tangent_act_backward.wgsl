@@ -8,8 +8,8 @@ override SAMPLES: u32;
 override DIM: u32;
 override OUT4: u32;
 
-@group(0) @binding(0) var<storage, read> z: array<vec4<f32>>;           // ((DIM + 2) SAMPLES, OUT4)
-@group(0) @binding(1) var<storage, read> cot_a: array<vec4<f32>>;       // ((DIM + 2) SAMPLES, OUT4)
+@group(0) @binding(0) var z: texture_2d<f32>;           // ((DIM + 2) SAMPLES, OUT4)
+@group(0) @binding(1) var cot_a: texture_2d<f32>;       // ((DIM + 2) SAMPLES, OUT4)
 @group(0) @binding(2) var<storage, read_write> delta: array<vec4<f32>>; // ((DIM + 2) SAMPLES, OUT4)
 
 @compute @workgroup_size(64)
@@ -23,16 +23,16 @@ fn tangent_act_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(n
     let stride = SAMPLES * OUT4;
     let v = b * OUT4 + oq;
     let l = (DIM + 1u) * stride + v;
-    let zv = z[v];
+    let zv = ld4(z, v);
     let s1 = softplus4_d1(zv);
     let s2 = s1 * (1.0 - s1);
     let s3 = s2 * (1.0 - 2.0 * s1);
-    let cl = cot_a[l];
-    var dv = s1 * cot_a[v] + s2 * z[l] * cl;
+    let cl = ld4(cot_a, l);
+    var dv = s1 * ld4(cot_a, v) + s2 * ld4(z, l) * cl;
     for (var i = 1u; i <= DIM; i++) {
         let idx = i * stride + v;
-        let zg = z[idx];
-        let cg = cot_a[idx];
+        let zg = ld4(z, idx);
+        let cg = ld4(cot_a, idx);
         dv += s2 * zg * cg + s3 * zg * zg * cl;
         delta[idx] = s1 * cg + 2.0 * s2 * zg * cl;
     }

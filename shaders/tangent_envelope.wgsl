@@ -11,8 +11,8 @@ override NEIG_PAD: u32;
 override ENVELOPE: u32;
 override BOX: f32;
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;           // ((DIM + 2) SAMPLES, DIM_PAD); channel 0 = positions
-@group(0) @binding(1) var<storage, read> f: array<f32>;           // ((DIM + 2) SAMPLES, NEIG_PAD)
+@group(0) @binding(0) var x: texture_2d<f32>;           // ((DIM + 2) SAMPLES, DIM_PAD); channel 0 = positions
+@group(0) @binding(1) var f: texture_2d<f32>;           // ((DIM + 2) SAMPLES, NEIG_PAD)
 @group(0) @binding(2) var<storage, read_write> env: array<f32>;   // ((DIM + 2) SAMPLES): g, ∂_i g, Δg
 @group(0) @binding(3) var<storage, read_write> u: array<f32>;     // ((DIM + 2) SAMPLES, NEIG)
 
@@ -36,7 +36,7 @@ fn envelope_at(b: u32) -> Env {
     var h1: array<f32, 3>;
     var h2: array<f32, 3>;
     for (var i = 0u; i < DIM; i++) {
-        let t = x[b * DIM_PAD + i];
+        let t = ld1(x, b * DIM_PAD + i);
         let q = 2.0 * BOX * BOX - t * t;
         let r = sqrt(max(q, 0.0));
         let inside = r > BOX;
@@ -76,11 +76,11 @@ fn tangent_envelope(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_w
         env[(i + 1u) * SAMPLES + b] = e.grad[i];
     }
     for (var n = 0u; n < NEIG; n++) {
-        let fv = f[b * NEIG_PAD + n];
-        var lap = e.g * f[lrow * NEIG_PAD + n] + fv * e.lap;
+        let fv = ld1(f, b * NEIG_PAD + n);
+        var lap = e.g * ld1(f, lrow * NEIG_PAD + n) + fv * e.lap;
         for (var i = 0u; i < DIM; i++) {
             let grow = (i + 1u) * SAMPLES + b;
-            let fg = f[grow * NEIG_PAD + n];
+            let fg = ld1(f, grow * NEIG_PAD + n);
             u[grow * NEIG + n] = e.grad[i] * fv + e.g * fg;
             lap += 2.0 * e.grad[i] * fg;
         }

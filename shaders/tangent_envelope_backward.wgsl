@@ -9,8 +9,8 @@ override DIM: u32;
 override NEIG: u32;
 override NEIG_PAD: u32;
 
-@group(0) @binding(0) var<storage, read> env: array<f32>;          // ((DIM + 2) SAMPLES)
-@group(0) @binding(1) var<storage, read> cot_u: array<f32>;        // ((DIM + 2) SAMPLES, NEIG_PAD)
+@group(0) @binding(0) var env: texture_2d<f32>;          // ((DIM + 2) SAMPLES)
+@group(0) @binding(1) var cot_u: texture_2d<f32>;        // ((DIM + 2) SAMPLES, NEIG_PAD)
 @group(0) @binding(2) var<storage, read_write> delta: array<f32>;  // ((DIM + 2) SAMPLES, NEIG_PAD)
 
 @compute @workgroup_size(64)
@@ -22,13 +22,13 @@ fn tangent_envelope_backward(@builtin(global_invocation_id) id: vec3<u32>, @buil
     let b = t / NEIG_PAD;
     let n = t % NEIG_PAD;
     let lrow = (DIM + 1u) * SAMPLES + b;
-    let g = env[b];
-    let cl = cot_u[lrow * NEIG_PAD + n];
-    var dv = g * cot_u[b * NEIG_PAD + n] + env[lrow] * cl;
+    let g = ld1(env, b);
+    let cl = ld1(cot_u, lrow * NEIG_PAD + n);
+    var dv = g * ld1(cot_u, b * NEIG_PAD + n) + ld1(env, lrow) * cl;
     for (var i = 0u; i < DIM; i++) {
         let grow = (i + 1u) * SAMPLES + b;
-        let gi = env[grow];
-        let cg = cot_u[grow * NEIG_PAD + n];
+        let gi = ld1(env, grow);
+        let cg = ld1(cot_u, grow * NEIG_PAD + n);
         dv += gi * cg;
         delta[grow * NEIG_PAD + n] = g * cg + 2.0 * gi * cl;
     }

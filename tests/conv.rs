@@ -10,6 +10,7 @@ use std::sync::Arc;
 use common::{assert_close, ctx, scale};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use spectral_inference::gpu::mirror::Mirrors;
 use spectral_inference::gpu::{grid, Kernel};
 use spectral_inference::nn::oracle::{
     backward, forward, layer_backward, layer_forward, layer_param_grad, pair_index, sensitivities,
@@ -37,11 +38,17 @@ fn run(
         .zip(&buffers)
         .map(|((n, _), b)| (*n, b))
         .collect();
-    let ordered = kernel.order_bindings(&named).unwrap();
-    let bind = ctx.bind("test", &pipeline, &ordered);
+    let mirrors = Mirrors::default();
+    let bound = kernel
+        .bind(&ctx, &mirrors, &pipeline, &named, "test")
+        .unwrap();
+    let bind = bound.bind_group;
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    for (buf, m) in &bound.textures {
+        m.encode_copy(&mut enc, buf);
+    }
     {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: None,

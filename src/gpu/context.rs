@@ -398,11 +398,12 @@ impl GpuContext {
         Ok(pipeline)
     }
 
-    /// A storage buffer of `len` f32 (or u32) words, zero-initialised.
+    /// A storage buffer of `len` f32 (or u32) words, zero-initialised, rounded up to whole
+    /// 16-byte texels so that it can have a texture mirror ([`crate::gpu::mirror`]).
     pub fn storage(&self, label: &str, words: usize) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (words.max(1) * 4) as u64,
+            size: (words.max(1).next_multiple_of(4) * 4) as u64,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
                 | wgpu::BufferUsages::COPY_SRC,
@@ -410,15 +411,17 @@ impl GpuContext {
         })
     }
 
-    /// A storage buffer holding `data`.
+    /// A storage buffer holding `data` (zero-padded to whole 16-byte texels).
     pub fn storage_from<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
         if data.is_empty() {
             return self.storage(label, 1);
         }
+        let mut bytes: Vec<u8> = bytemuck::cast_slice(data).to_vec();
+        bytes.resize(bytes.len().next_multiple_of(16), 0);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
-                contents: bytemuck::cast_slice(data),
+                contents: &bytes,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_DST
                     | wgpu::BufferUsages::COPY_SRC,

@@ -1,7 +1,11 @@
 //! The WGSL kernels, registered in one place. Each is `shaders/common.wgsl` followed by its own
 //! file; entry points are named after the kernel.
 
+use std::sync::Arc;
+
 use crate::error::{Result, SpinError};
+use crate::gpu::mirror::{Mirror, Mirrors};
+use crate::gpu::GpuContext;
 
 macro_rules! kernels {
     ($($variant:ident => $file:literal),* $(,)?) => {
@@ -87,14 +91,36 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<()> {
     Ok(())
 }
 
+/// How a kernel uses one of its bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`: the dispatch writes the buffer.
+    ReadWrite,
+    /// `texture_2d<f32>`: the buffer is read through its texture mirror ([`crate::gpu::mirror`]).
+    Texture,
+}
+
+/// One `@group(0) @binding(i)` of a kernel.
+#[derive(Clone, Debug)]
+pub struct BindingInfo {
+    /// The WGSL variable name, by which dispatches name their buffers.
+    pub name: String,
+    /// The binding number.
+    pub binding: u32,
+    /// How the kernel uses it.
+    pub access: Access,
+}
+
 impl Kernel {
-    /// The kernel's storage bindings by name (`@group(0) @binding(i) var<storage…> name`), read
-    /// from its WGSL with naga once and cached: dispatches bind buffers by these names, so a
-    /// renamed or reordered binding is an error at build time, not a silent mix-up.
-    pub fn bindings(self) -> Result<Vec<(String, u32)>> {
+    /// The kernel's bindings by name (`@group(0) @binding(i) var… name`), read from its WGSL
+    /// with naga once and cached: dispatches bind buffers by these names, so a renamed or
+    /// reordered binding is an error at build time, not a silent mix-up.
+    pub fn bindings(self) -> Result<Vec<BindingInfo>> {
         use std::collections::HashMap;
         use std::sync::{Mutex, OnceLock};
-        type Cache = Mutex<HashMap<Kernel, Vec<(String, u32)>>>;
+        type Cache = Mutex<HashMap<Kernel, Vec<BindingInfo>>>;
         static CACHE: OnceLock<Cache> = OnceLock::new();
         let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
         if let Some(b) = cache.lock().ok().and_then(|c| c.get(&self).cloned()) {
@@ -105,12 +131,27 @@ impl Kernel {
                 kernel: self.name().to_string(),
                 message: e.emit_to_string(self.source()),
             })?;
-        let mut out: Vec<(String, u32)> = module
+        let mut out: Vec<BindingInfo> = module
             .global_variables
             .iter()
-            .filter_map(|(_, v)| Some((v.name.clone()?, v.binding.as_ref()?.binding)))
+            .filter_map(|(_, v)| {
+                let access = match (&v.space, &module.types[v.ty].inner) {
+                    (_, naga::TypeInner::Image { .. }) => Access::Texture,
+                    (naga::AddressSpace::Storage { access }, _)
+                        if access.contains(naga::StorageAccess::STORE) =>
+                    {
+                        Access::ReadWrite
+                    }
+                    _ => Access::Read,
+                };
+                Some(BindingInfo {
+                    name: v.name.clone()?,
+                    binding: v.binding.as_ref()?.binding,
+                    access,
+                })
+            })
             .collect();
-        out.sort_by_key(|b| b.1);
+        out.sort_by_key(|b| b.binding);
         if let Ok(mut c) = cache.lock() {
             c.insert(self, out.clone());
         }
@@ -121,28 +162,32 @@ impl Kernel {
     pub fn order_bindings<'a>(
         self,
         named: &[(&str, &'a wgpu::Buffer)],
-    ) -> Result<Vec<&'a wgpu::Buffer>> {
+    ) -> Result<Vec<(&'a wgpu::Buffer, BindingInfo)>> {
         let bindings = self.bindings()?;
         let mut out = Vec::with_capacity(bindings.len());
-        for (i, (name, binding)) in bindings.iter().enumerate() {
-            if *binding as usize != i {
+        for (i, info) in bindings.into_iter().enumerate() {
+            if info.binding as usize != i {
                 return Err(SpinError::Shader {
                     kernel: self.name().into(),
-                    message: format!("bindings must be numbered 0, 1, …; `{name}` is {binding}"),
+                    message: format!(
+                        "bindings must be numbered 0, 1, …; `{}` is {}",
+                        info.name, info.binding
+                    ),
                 });
             }
-            let buf = named
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| SpinError::Shader {
-                    kernel: self.name().into(),
-                    message: format!("no buffer given for binding `{name}`"),
-                })?;
-            out.push(buf.1);
+            let buf =
+                named
+                    .iter()
+                    .find(|(n, _)| *n == info.name)
+                    .ok_or_else(|| SpinError::Shader {
+                        kernel: self.name().into(),
+                        message: format!("no buffer given for binding `{}`", info.name),
+                    })?;
+            out.push((buf.1, info));
         }
         if let Some((extra, _)) = named
             .iter()
-            .find(|(n, _)| !bindings.iter().any(|(b, _)| b == n))
+            .find(|(n, _)| !out.iter().any(|(_, b)| b.name == *n))
         {
             return Err(SpinError::Shader {
                 kernel: self.name().into(),
@@ -151,4 +196,63 @@ impl Kernel {
         }
         Ok(out)
     }
+
+    /// A bind group for `pipeline` (compiled from this kernel) with the named buffers; buffers
+    /// the kernel reads as textures are bound through their mirrors in `mirrors`.
+    pub fn bind(
+        self,
+        ctx: &GpuContext,
+        mirrors: &Mirrors,
+        pipeline: &wgpu::ComputePipeline,
+        named: &[(&str, &wgpu::Buffer)],
+        label: &str,
+    ) -> Result<Bound> {
+        let ordered = self.order_bindings(named)?;
+        let mut textures = Vec::new();
+        let mut writes = Vec::new();
+        for (buf, info) in &ordered {
+            match info.access {
+                Access::Texture => {
+                    let m = mirrors.of(ctx, &info.name, buf)?;
+                    textures.push(((*buf).clone(), m));
+                }
+                Access::ReadWrite => writes.push((*buf).clone()),
+                Access::Read => {}
+            }
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let mut t = textures.iter();
+        let entries: Vec<_> = ordered
+            .iter()
+            .map(|(buf, info)| wgpu::BindGroupEntry {
+                binding: info.binding,
+                resource: match info.access {
+                    Access::Texture => wgpu::BindingResource::TextureView(
+                        t.next().expect("one mirror per texture binding").1.view(),
+                    ),
+                    _ => buf.as_entire_binding(),
+                },
+            })
+            .collect();
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &layout,
+            entries: &entries,
+        });
+        Ok(Bound {
+            bind_group,
+            textures,
+            writes,
+        })
+    }
+}
+
+/// A kernel's bind group with what it reads through mirrors and what it writes.
+pub struct Bound {
+    /// The bind group.
+    pub bind_group: wgpu::BindGroup,
+    /// Buffers read as textures, with their mirrors.
+    pub textures: Vec<(wgpu::Buffer, Arc<Mirror>)>,
+    /// Buffers written.
+    pub writes: Vec<wgpu::Buffer>,
 }

@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod kernels;
+pub mod mirror;
 
 pub use context::{list_adapters, AdapterRequest, AdapterSummary, BackendChoice, GpuContext};
 pub use kernels::Kernel;

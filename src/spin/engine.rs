@@ -15,6 +15,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::error::{Result, SpinError};
+use crate::gpu::mirror::{Mirror, Mirrors};
 use crate::gpu::{grid, GpuContext, Kernel};
 use crate::nn::{ConvGeom, Layer, LayerKind, NetworkSpec};
 use crate::operators::{Batch, BatchShape};
@@ -31,6 +32,45 @@ struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     groups: (u32, u32, u32),
+    /// Buffers this kernel reads through texture mirrors.
+    textures: Vec<(wgpu::Buffer, Arc<Mirror>)>,
+    /// Buffers it writes.
+    writes: Vec<wgpu::Buffer>,
+    /// Mirror copies to encode before it ([`plan_copies`]).
+    copies: Vec<(wgpu::Buffer, Arc<Mirror>)>,
+}
+
+/// Decides, for a list of dispatches encoded in order after host writes, which mirrors must be
+/// refreshed before each dispatch: a mirror is copied before the first dispatch that reads it
+/// and again after any dispatch that writes its buffer.
+// wgpu::Buffer hashes by identity, not by contents.
+#[allow(clippy::mutable_key_type)]
+fn plan_copies(list: &mut [Dispatch]) {
+    let mut fresh: std::collections::HashSet<wgpu::Buffer> = Default::default();
+    for d in list.iter_mut() {
+        d.copies.clear();
+        for (buf, m) in &d.textures {
+            if fresh.insert(buf.clone()) {
+                d.copies.push((buf.clone(), m.clone()));
+            }
+        }
+        for w in &d.writes {
+            fresh.remove(w);
+        }
+    }
+}
+
+/// The context and the mirrors of the engine being built.
+struct Build<'a> {
+    ctx: &'a GpuContext,
+    mirrors: Mirrors,
+}
+
+impl std::ops::Deref for Build<'_> {
+    type Target = GpuContext;
+    fn deref(&self) -> &GpuContext {
+        self.ctx
+    }
 }
 
 /// Per-kernel GPU time of one training step, from timestamp queries.
@@ -113,7 +153,7 @@ fn u(v: usize) -> f64 {
 
 /// Compiles (or fetches) `kernel` with `constants` and binds the named buffers.
 fn dispatch(
-    ctx: &GpuContext,
+    ctx: &Build,
     kernel: Kernel,
     constants: &[(&'static str, f64)],
     buffers: &[(&str, &wgpu::Buffer)],
@@ -121,13 +161,15 @@ fn dispatch(
     label: String,
 ) -> Result<Dispatch> {
     let pipeline = ctx.pipeline(kernel, kernel.name(), constants)?;
-    let ordered = kernel.order_bindings(buffers)?;
-    let bind_group = ctx.bind(&label, &pipeline, &ordered);
+    let bound = kernel.bind(ctx.ctx, &ctx.mirrors, &pipeline, buffers, &label)?;
     Ok(Dispatch {
         label,
         pipeline,
-        bind_group,
+        bind_group: bound.bind_group,
         groups: grid(invocations as u32),
+        textures: bound.textures,
+        writes: bound.writes,
+        copies: Vec::new(),
     })
 }
 
@@ -181,7 +223,7 @@ fn with(mut c: Vec<(&'static str, f64)>, more: &[(&'static str, f64)]) -> Vec<(&
 /// `chunk.offset + r / row_div`.
 #[allow(clippy::too_many_arguments)]
 fn input_vjp(
-    ctx: &GpuContext,
+    ctx: &Build,
     params: &wgpu::Buffer,
     ly: &Layer,
     act_below: u32,
@@ -229,7 +271,7 @@ fn input_vjp(
 /// A conv layer's parameter gradients summed within groups of rows (see conv2d_param_grad).
 #[allow(clippy::too_many_arguments)]
 fn conv_param_grad(
-    ctx: &GpuContext,
+    ctx: &Build,
     ly: &Layer,
     g: &ConvGeom,
     groups: usize,
@@ -298,6 +340,10 @@ impl Engine {
                 shape.input_dim, spec.input_dim
             )));
         }
+        let build = Build {
+            ctx: &ctx,
+            mirrors: Mirrors::default(),
+        };
         let layers = spec.layers();
         let last = layers.len() - 1;
         let n = spec.outputs;
@@ -401,7 +447,7 @@ impl Engine {
                 LayerKind::Dense => {
                     let act = if tangent { 0 } else { ly.act.code() };
                     forward.push(dispatch(
-                        &ctx,
+                        &build,
                         Kernel::DenseForward,
                         &with(
                             DenseShape::of(ly).constants(),
@@ -417,7 +463,7 @@ impl Engine {
                     )?);
                     if tangent && ly.act.code() != 0 {
                         forward.push(dispatch(
-                            &ctx,
+                            &build,
                             Kernel::TangentAct,
                             &[
                                 ("SAMPLES", u(s)),
@@ -431,7 +477,7 @@ impl Engine {
                     }
                 }
                 LayerKind::Conv2d(g) => forward.push(dispatch(
-                    &ctx,
+                    &build,
                     Kernel::Conv2dForward,
                     &with(
                         conv_constants(&g),
@@ -458,7 +504,7 @@ impl Engine {
         let env_bufs = [("x", &inputs), ("f", &a[last]), ("env", &env), ("u", &ubuf)];
         if tangent {
             forward.push(dispatch(
-                &ctx,
+                &build,
                 Kernel::TangentEnvelope,
                 &with(vec![("SAMPLES", u(s))], &envelope_constants),
                 &env_bufs,
@@ -467,7 +513,7 @@ impl Engine {
             )?);
         } else {
             forward.push(dispatch(
-                &ctx,
+                &build,
                 Kernel::Envelope,
                 &with(vec![("ROWS", u(r))], &envelope_constants),
                 &env_bufs,
@@ -476,7 +522,7 @@ impl Engine {
             )?);
         }
         forward.push(dispatch(
-            &ctx,
+            &build,
             Kernel::OperatorApply,
             &[
                 ("PAIRS", u(shape.pairs)),
@@ -496,7 +542,7 @@ impl Engine {
         )?);
         let sizes = [("SAMPLES", u(s)), ("PAIRS", u(shape.pairs)), ("NEIG", u(n))];
         forward.push(dispatch(
-            &ctx,
+            &build,
             Kernel::StatsPartial,
             &with(sizes.to_vec(), &[("CHUNK", u(STATS_CHUNK))]),
             &[
@@ -511,7 +557,7 @@ impl Engine {
             "stats_partial".into(),
         )?);
         forward.push(dispatch(
-            &ctx,
+            &build,
             Kernel::StatsFinal,
             &with(sizes.to_vec(), &[("CHUNKS", u(stat_chunks))]),
             &[("partial", &partial), ("stats", &stats)],
@@ -519,6 +565,7 @@ impl Engine {
             "stats_final".into(),
         )?);
 
+        plan_copies(&mut forward);
         let backward = if training {
             let row_ptr = storage("row_ptr", r + 1);
             let entries = storage("entries", 4 * entries_len);
@@ -559,7 +606,7 @@ impl Engine {
             // Π-VJP stage: the cotangent of Π̂ through the operator and envelope, then layer by
             // layer from the output.
             let mut d = vec![dispatch(
-                &ctx,
+                &build,
                 Kernel::OperatorBackward,
                 &[
                     ("ROWS", u(r)),
@@ -582,7 +629,7 @@ impl Engine {
             )?];
             if tangent {
                 d.push(dispatch(
-                    &ctx,
+                    &build,
                     Kernel::TangentEnvelopeBackward,
                     &[
                         ("SAMPLES", u(s)),
@@ -600,7 +647,7 @@ impl Engine {
                 let a_in = if l == 0 { &inputs } else { &a[l - 1] };
                 match ly.kind {
                     LayerKind::Dense => d.push(dispatch(
-                        &ctx,
+                        &build,
                         Kernel::ParamGrad,
                         &with(
                             DenseShape::of(ly).constants(),
@@ -611,7 +658,7 @@ impl Engine {
                         format!("param_grad[{l}]"),
                     )?),
                     LayerKind::Conv2d(g) => d.push(conv_param_grad(
-                        &ctx,
+                        &build,
                         ly,
                         &g,
                         1,
@@ -626,7 +673,7 @@ impl Engine {
                     let act_below = if tangent { 0 } else { layers[l - 1].act.code() };
                     let target = if tangent { &cot_a } else { &delta[l - 1] };
                     d.push(input_vjp(
-                        &ctx,
+                        &build,
                         &params,
                         ly,
                         act_below,
@@ -637,7 +684,7 @@ impl Engine {
                     )?);
                     if tangent {
                         d.push(dispatch(
-                            &ctx,
+                            &build,
                             Kernel::TangentActBackward,
                             &[
                                 ("SAMPLES", u(s)),
@@ -665,7 +712,7 @@ impl Engine {
                     (_, None) => format!("{name} chunk {ci}"),
                 };
                 d.push(dispatch(
-                    &ctx,
+                    &build,
                     Kernel::SensInit,
                     &[
                         ("SAMPLES", u(c)),
@@ -679,7 +726,7 @@ impl Engine {
                 )?);
                 for l in (1..layers.len()).rev() {
                     d.push(input_vjp(
-                        &ctx,
+                        &build,
                         &params,
                         &layers[l],
                         layers[l - 1].act.code(),
@@ -693,7 +740,7 @@ impl Engine {
                     let a_in = if l == 0 { &inputs } else { &a[l - 1] };
                     match ly.kind {
                         LayerKind::Dense => d.push(dispatch(
-                            &ctx,
+                            &build,
                             Kernel::JbarUpdate,
                             &with(
                                 DenseShape::of(ly).constants(),
@@ -717,7 +764,7 @@ impl Engine {
                         )?),
                         LayerKind::Conv2d(g) => {
                             d.push(dispatch(
-                                &ctx,
+                                &build,
                                 Kernel::Conv2dSampleGrads,
                                 &with(
                                     conv_constants(&g),
@@ -738,7 +785,7 @@ impl Engine {
                             )?);
                             let njq = n.div_ceil(4);
                             d.push(dispatch(
-                                &ctx,
+                                &build,
                                 Kernel::JbarSamples,
                                 &[
                                     ("NEIG", u(n)),
@@ -763,7 +810,7 @@ impl Engine {
                 }
             }
             d.push(dispatch(
-                &ctx,
+                &build,
                 Kernel::JbarContract,
                 &[("NEIG", u(n)), ("NPAR4", u(npar4))],
                 &[("step", &step_buf), ("jbar", &jbar), ("grad", &grad)],
@@ -780,12 +827,17 @@ impl Engine {
                 jbar_prev,
                 grad,
                 grad_staging,
-                dispatches: d,
+                dispatches: {
+                    plan_copies(&mut d);
+                    d
+                },
             })
         } else {
             None
         };
         ctx.check("allocating the SpIN engine")?;
+        let memory_bytes = memory.get() + build.mirrors.bytes();
+        drop(build);
         Ok(Self {
             ctx,
             spec: spec.clone(),
@@ -795,7 +847,7 @@ impl Engine {
             gpu_params,
             entries_len,
             chunk_samples,
-            memory_bytes: memory.get(),
+            memory_bytes,
             params,
             inputs,
             z,
@@ -893,15 +945,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Encodes `list` (planned by [`plan_copies`]): one compute pass per run of dispatches
+    /// that need no mirror copy in between.
     fn encode(&self, enc: &mut wgpu::CommandEncoder, list: &[Dispatch]) {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("spin"),
-            timestamp_writes: None,
-        });
-        for d in list {
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(d.groups.0, d.groups.1, d.groups.2);
+        let mut i = 0;
+        while i < list.len() {
+            for (buf, m) in &list[i].copies {
+                m.encode_copy(enc, buf);
+            }
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("spin"),
+                timestamp_writes: None,
+            });
+            loop {
+                let d = &list[i];
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups.0, d.groups.1, d.groups.2);
+                i += 1;
+                if i == list.len() || !list[i].copies.is_empty() {
+                    break;
+                }
+            }
         }
     }
 
@@ -1079,6 +1144,9 @@ impl Engine {
                 label: Some("profile"),
             });
         for (i, d) in list.iter().enumerate() {
+            for (buf, m) in &d.copies {
+                m.encode_copy(&mut enc, buf);
+            }
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&d.label),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
