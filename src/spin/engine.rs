@@ -173,6 +173,12 @@ fn dispatch(
     })
 }
 
+/// Tasks per (input-pair, output-quad) tile of `jbar_update`: Σ_k ⌈(k + 1)/4⌉ (eigenfunction k
+/// with its j ≤ k in blocks of four).
+fn jbar_blocks(n: usize) -> usize {
+    (0..n).map(|k| (k + 4) / 4).sum()
+}
+
 /// The override constants of a dense layer's kernels.
 #[derive(Clone, Copy, Debug)]
 struct DenseShape {
@@ -759,7 +765,7 @@ impl Engine {
                                 ("jbar", &jbar),
                                 ("chunk", chunk),
                             ],
-                            npairs * (ly.in_pad / 4 + 2) / 2 * ly.out_pad / 4,
+                            jbar_blocks(n) * (ly.in_pad / 4 + 2) / 2 * ly.out_pad / 4,
                             tag("jbar_update", Some(l)),
                         )?),
                         LayerKind::Conv2d(g) => {
