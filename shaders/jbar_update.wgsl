@@ -8,23 +8,23 @@
 //
 // Register blocking: each invocation owns one eigenfunction k, a block of four j (j0 … j0 + 3, the
 // ones above k computed and dropped), eight inputs (two quads; quad IN4 is the bias) and one
-// vec4 of outputs: per sample it loads the two input quads, δ_k, w and four u — eight loads for 32
+// vec4 of outputs: per sample it loads the two input quads, δ_k and four w·u — four loads for 32
 // vec4 multiply-adds (loads, not arithmetic, bound every kernel on lavapipe).
 
 override IN4: u32;
 override OUT4: u32;
 override NEIG: u32;
+override NEIG_PAD: u32;
 override W_OFF4: u32;
 override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
 override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad holding k is nonzero
 
 @group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
 @group(0) @binding(1) var sens: texture_2d<f32>;     // (chunk, NEIG, OUT4)
-@group(0) @binding(2) var u: texture_2d<f32>;        // (ROWS, NEIG)
-@group(0) @binding(3) var w: texture_2d<f32>;        // (S) importance weights
-@group(0) @binding(4) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
-@group(0) @binding(5) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
-@group(0) @binding(6) var<storage, read> chunk: Chunk;
+@group(0) @binding(2) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
+@group(0) @binding(3) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
+@group(0) @binding(4) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
+@group(0) @binding(5) var<storage, read> chunk: Chunk;
 
 // Number of (k, j-block) tasks: Σ_k ⌈(k + 1)/4⌉.
 fn jbar_blocks() -> u32 {
@@ -98,12 +98,11 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     let samples = select(chunk.count, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
     for (var b = 0u; b < samples; b++) {
         let bs = offset + b;
-        let wb = ld1(w, bs);
-        let ub = bs * NEIG;
-        let s0 = wb * ld1(u, ub + min(j0 + 0u, k));
-        let s1 = wb * ld1(u, ub + min(j0 + 1u, k));
-        let s2 = wb * ld1(u, ub + min(j0 + 2u, k));
-        let s3 = wb * ld1(u, ub + min(j0 + 3u, k));
+        let s = ld4(su, (b * NEIG_PAD + j0) / 4u);
+        let s0 = s.x;
+        let s1 = s.y;
+        let s2 = s.z;
+        let s3 = s.w;
         let d = ld4(sens, (b * NEIG + k) * OUT4 + oq);
         let d0 = s0 * d;
         let d1 = s1 * d;

@@ -588,6 +588,7 @@ impl Engine {
                 .map(|(l, ly)| storage(&format!("sens{l}"), c * n * ly.out_width))
                 .collect();
             let g_bk = storage("per_sample_grads", c * n * conv_block);
+            let su = storage("weighted_outputs", c * npad);
             let jbar = storage("sigma_jacobian_avg", npairs * gpu_params);
             let jbar_prev = storage("sigma_jacobian_avg_prev", npairs * gpu_params);
             let grad = storage("grad", gpu_params);
@@ -726,7 +727,14 @@ impl Engine {
                         ("NEIG_PAD", u(npad)),
                         ("CONST_FIRST", u(spec.constant_first as usize)),
                     ],
-                    &[("env", &env), ("sens", &sens[last]), ("chunk", chunk)],
+                    &[
+                        ("env", &env),
+                        ("sens", &sens[last]),
+                        ("chunk", chunk),
+                        ("u", &ubuf),
+                        ("w", &sample_w),
+                        ("su", &su),
+                    ],
                     c * n * npad,
                     tag("sens_init", None),
                 )?);
@@ -752,6 +760,7 @@ impl Engine {
                                 DenseShape::of(ly).constants(),
                                 &[
                                     ("NEIG", u(n)),
+                                    ("NEIG_PAD", u(npad)),
                                     ("NPAR4", u(npar4)),
                                     ("OUTPUT_LAYER", u((l == last) as usize)),
                                 ],
@@ -759,8 +768,7 @@ impl Engine {
                             &[
                                 ("a_in", a_in),
                                 ("sens", &sens[l]),
-                                ("u", &ubuf),
-                                ("w", &sample_w),
+                                ("su", &su),
                                 ("step", &step_buf),
                                 ("jbar", &jbar),
                                 ("chunk", chunk),
