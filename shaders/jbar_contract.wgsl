@@ -4,8 +4,8 @@
 override NEIG: u32;
 override NPAR4: u32;
 
-@group(0) @binding(0) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
-@group(0) @binding(1) var<storage, read> jbar: array<vec4<f32>>;       // (N(N+1)/2, NPAR4)
+@group(0) @binding(0) var step: texture_2d<f32>;     // the Step buffer: β, 2/S, 1/Q, pad, G_Π, G_Σ
+@group(0) @binding(1) var jbar: texture_2d<f32>;     // (N(N+1)/2, NPAR4)
 @group(0) @binding(2) var<storage, read_write> grad: array<vec4<f32>>; // (NPAR4)
 
 @compute @workgroup_size(64)
@@ -19,7 +19,7 @@ fn jbar_contract(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
     var pair = 0u;
     for (var k = 0u; k < NEIG; k++) {
         for (var j = 0u; j <= k; j++) {
-            g += step.g[nn + j * NEIG + k] * jbar[pair * NPAR4 + p];
+            g += ld1(step, 4u + nn + j * NEIG + k) * ld4(jbar, pair * NPAR4 + p);
             pair += 1u;
         }
     }

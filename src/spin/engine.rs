@@ -20,6 +20,11 @@ use crate::gpu::{grid, GpuContext, Kernel};
 use crate::nn::{ConvGeom, Layer, LayerKind, NetworkSpec};
 use crate::operators::{Batch, BatchShape};
 
+/// Register tile of `dense_forward` and `dense_backward`: rows × vec4s of outputs (inputs) per
+/// invocation (fixed in their WGSL).
+const FWD_ROWS: usize = 8;
+const FWD_QUADS: usize = 2;
+
 /// Rows per chunk in the first stage of the Σ̂/Π̂ reduction.
 const STATS_CHUNK: usize = 64;
 
@@ -257,7 +262,7 @@ fn input_vjp(
             Kernel::DenseBackward,
             &with(DenseShape::of(ly).constants(), &common),
             &named,
-            rows.div_ceil(4) * ly.in_pad / 4,
+            rows.div_ceil(FWD_ROWS) * (ly.in_pad / 4).div_ceil(FWD_QUADS),
             label,
         ),
         LayerKind::Conv2d(g) => dispatch(
@@ -464,7 +469,7 @@ impl Engine {
                             ],
                         ),
                         &named,
-                        r.div_ceil(4) * ly.out_pad / 4,
+                        r.div_ceil(FWD_ROWS) * (ly.out_pad / 4).div_ceil(FWD_QUADS),
                         format!("dense_forward[{l}]"),
                     )?);
                     if tangent && ly.act.code() != 0 {
