@@ -273,7 +273,7 @@ fn input_vjp(
                 &[("W_OFF4", u(ly.gpu_offset / 4))],
             ),
             &named,
-            rows.div_ceil(4) * g.in_h * g.in_w * g.in_cp / 4,
+            rows.div_ceil(FWD_ROWS) * g.in_h * g.in_w * (g.in_cp / 4).div_ceil(FWD_QUADS),
             label.replace("dense", "conv2d"),
         ),
     }
