@@ -808,6 +808,7 @@ impl Engine {
                                 Kernel::JbarSamples,
                                 &[
                                     ("NEIG", u(n)),
+                                    ("NEIG_PAD", u(npad)),
                                     ("NJQ", u(njq)),
                                     ("LAYER4", u(ly.gpu_len() / 4)),
                                     ("W_OFF4", u(ly.gpu_offset / 4)),
@@ -815,13 +816,12 @@ impl Engine {
                                 ],
                                 &[
                                     ("g_bk", &g_bk),
-                                    ("u", &ubuf),
-                                    ("w", &sample_w),
+                                    ("su", &su),
                                     ("step", &step_buf),
                                     ("jbar", &jbar),
                                     ("chunk", chunk),
                                 ],
-                                n * njq * ly.gpu_len() / 4,
+                                n * njq * (ly.gpu_len() / 4).div_ceil(2),
                                 tag("jbar_samples", Some(l)),
                             )?);
                         }
