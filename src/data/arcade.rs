@@ -248,7 +248,7 @@ mod tests {
         // Every frame shows the walls and the paddle; some pixel is the ball's level.
         for f in frames.chunks(84 * 84) {
             assert_eq!(f[84 * 40], WALL_LEVEL);
-            assert!(f.iter().any(|&v| v == PADDLE_LEVEL));
+            assert!(f.contains(&PADDLE_LEVEL));
         }
     }
 
