@@ -124,7 +124,8 @@ struct VideoArgs {
     /// Training steps [default: 3000; paper 10⁶; atari-reference 10⁵].
     #[arg(long)]
     steps: Option<u64>,
-    /// Stop training after this many seconds, then evaluate [default: no limit].
+    /// Stop training after this many seconds, then evaluate; a cosine schedule anneals over
+    /// this limit when it ends the run before --steps [default: no limit].
     #[arg(long)]
     time_limit: Option<f64>,
     /// Optimiser: rmsprop, adam or sgd [default: adam; paper, atari-reference rmsprop].

@@ -474,6 +474,10 @@ pub fn run(
             stopped_by_time = true;
             break;
         }
+        // The schedule anneals over --time-limit when that ends the run first.
+        if let Some(t) = cfg.time_limit {
+            trainer.set_schedule_progress(start.elapsed().as_secs_f64() / t);
+        }
         match trainer.step() {
             Ok(r) => {
                 let mut row = vec![r.step.to_string(), format!("{:.6e}", r.loss)];
