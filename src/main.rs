@@ -3,8 +3,9 @@
 mod cli;
 
 fn main() {
-    // First, while the program has one thread: Mesa's device-select layer is quiet by default.
-    spectral_inference::gpu::context::quiet_device_select();
+    // First, while the program has one thread: Mesa's device-select layer is quiet by default
+    // and lavapipe gets two threads per core.
+    spectral_inference::gpu::context::driver_environment();
     if let Err(e) = cli::run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -119,8 +119,7 @@ pub fn should_quiet_device_select(nodevice: Option<&str>, keep: Option<&str>) ->
 /// not set in the environment.` on headless machines although nothing failed: sets
 /// `NODEVICE_SELECT=1` before the first wgpu instance exists, unless the user set
 /// `NODEVICE_SELECT` (any value is theirs to keep) or asked for the layer with
-/// `SPIN_DEVICE_SELECT=1`. Returns whether it set the variable. Also sets lavapipe's thread
-/// count to [`lavapipe_threads`] when `LP_NUM_THREADS` is unset.
+/// `SPIN_DEVICE_SELECT=1`. Returns whether it set the variable.
 pub fn quiet_device_select() -> bool {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DONE.get_or_init(|| {
@@ -131,11 +130,21 @@ pub fn quiet_device_select() -> bool {
             // Before any wgpu instance (and so before Vulkan loads the layer).
             std::env::set_var("NODEVICE_SELECT", "1");
         }
+        quiet
+    })
+}
+
+/// Sets the driver environment before the first wgpu instance exists: quiets the
+/// device-select layer ([`quiet_device_select`]) and gives lavapipe [`lavapipe_threads`]
+/// threads when `LP_NUM_THREADS` is unset. Call it while the program has one thread.
+pub fn driver_environment() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        quiet_device_select();
         if std::env::var_os("LP_NUM_THREADS").is_none() {
             std::env::set_var("LP_NUM_THREADS", lavapipe_threads().to_string());
         }
-        quiet
-    })
+    });
 }
 
 /// The thread count given to lavapipe (Mesa's `LP_NUM_THREADS`, read when Vulkan first
@@ -149,7 +158,7 @@ pub fn lavapipe_threads() -> usize {
 }
 
 fn instance_for(backend: Option<BackendChoice>) -> wgpu::Instance {
-    quiet_device_select();
+    driver_environment();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = match backend {
         Some(b) => b.backends(),

@@ -20,10 +20,11 @@ use crate::gpu::{grid, GpuContext, Kernel};
 use crate::nn::{ConvGeom, Layer, LayerKind, NetworkSpec};
 use crate::operators::{Batch, BatchShape};
 
-/// Register tile of `dense_forward` and `dense_backward`: rows × vec4s of outputs (inputs) per
-/// invocation (fixed in their WGSL).
-const FWD_ROWS: usize = 8;
-const FWD_QUADS: usize = 2;
+/// Register tile of `dense_forward`, `dense_backward` and `conv2d_backward`: rows × vec4s of
+/// outputs (inputs) per invocation, fixed in their WGSL.
+const TILE_ROWS: usize = 8;
+/// See [`TILE_ROWS`].
+const TILE_QUADS: usize = 2;
 
 /// Rows per chunk in the first stage of the Σ̂/Π̂ reduction.
 const STATS_CHUNK: usize = 64;
@@ -262,7 +263,7 @@ fn input_vjp(
             Kernel::DenseBackward,
             &with(DenseShape::of(ly).constants(), &common),
             &named,
-            rows.div_ceil(FWD_ROWS) * (ly.in_pad / 4).div_ceil(FWD_QUADS),
+            rows.div_ceil(TILE_ROWS) * (ly.in_pad / 4).div_ceil(TILE_QUADS),
             label,
         ),
         LayerKind::Conv2d(g) => dispatch(
@@ -273,7 +274,7 @@ fn input_vjp(
                 &[("W_OFF4", u(ly.gpu_offset / 4))],
             ),
             &named,
-            rows.div_ceil(FWD_ROWS) * g.in_h * g.in_w * (g.in_cp / 4).div_ceil(FWD_QUADS),
+            rows.div_ceil(TILE_ROWS) * g.in_h * g.in_w * (g.in_cp / 4).div_ceil(TILE_QUADS),
             label.replace("dense", "conv2d"),
         ),
     }
@@ -469,7 +470,7 @@ impl Engine {
                             ],
                         ),
                         &named,
-                        r.div_ceil(FWD_ROWS) * (ly.out_pad / 4).div_ceil(FWD_QUADS),
+                        r.div_ceil(TILE_ROWS) * (ly.out_pad / 4).div_ceil(TILE_QUADS),
                         format!("dense_forward[{l}]"),
                     )?);
                     if tangent && ly.act.code() != 0 {
