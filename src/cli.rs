@@ -140,6 +140,11 @@ struct VideoArgs {
     /// Moving-average rate β [default: 0.5; paper, atari-reference 0.01].
     #[arg(long)]
     beta: Option<f64>,
+    /// Shift margin for β < 1: the gradient is taken for K − cI, c = max(0, λ_max + this ×
+    /// spread), which keeps Σ̄'s lag from collapsing features (0: off) [default: 0.05; paper,
+    /// atari-reference 0].
+    #[arg(long)]
+    shift: Option<f64>,
     /// Random seed [default: 0].
     #[arg(long)]
     seed: Option<u64>,
@@ -266,10 +271,15 @@ struct SchrodingerArgs {
     /// and --preset reference: 0].
     #[arg(long)]
     warmup: Option<u64>,
-    /// Moving-average rate β (1 = no bias correction, the paper's ablation) [default: 0.5;
-    /// --preset reference: 0.01].
+    /// Moving-average rate β (1 = no moving averages, the paper's ablation) [default: 1;
+    /// spin hydrogen 0.5; --preset reference: 0.01].
     #[arg(long)]
     beta: Option<f64>,
+    /// Shift margin for β < 1: the gradient is taken for K − cI, c = max(0, λ_max + this ×
+    /// spread), which keeps Σ̄'s lag from collapsing features with positive eigenvalues (0:
+    /// off) [default: 0.05; --preset reference: 0].
+    #[arg(long)]
+    shift: Option<f64>,
     /// Random seed [default: 0].
     #[arg(long)]
     seed: Option<u64>,
@@ -447,6 +457,12 @@ struct SuiteArgs {
     /// Output folder: one run folder per case, suite.json, suite.md.
     #[arg(long, default_value = "runs/suite")]
     out: PathBuf,
+    /// Ablation: every case with this moving-average rate β instead of the default.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Ablation: every case with this shift margin instead of the default.
+    #[arg(long)]
+    shift: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -526,7 +542,14 @@ fn run_suite(cli: &Cli, args: &SuiteArgs) -> Result<()> {
             "== {} ({}D, V = {}, box {}, N = {})",
             case.name, case.dim, case.potential, case.half_width, case.neig
         );
-        let r = suite::run_case(&ctx, case, args.seconds, args.seed, &args.out)
+        let mut cfg = suite::config(case, args.seconds, args.seed);
+        if let Some(b) = args.beta {
+            cfg.train.beta = b;
+        }
+        if let Some(m) = args.shift {
+            cfg.train.shift = m;
+        }
+        let r = suite::run_case(&ctx, case, &cfg, &args.out)
             .with_context(|| format!("suite case {}", case.name))?;
         eprintln!(
             "   mean {:.3} %, max {:.3} % after {} steps",
@@ -541,6 +564,8 @@ fn run_suite(cli: &Cli, args: &SuiteArgs) -> Result<()> {
             &serde_json::json!({
                 "adapter": ctx.adapter().name,
                 "seconds_per_case": args.seconds,
+                "beta": args.beta,
+                "shift": args.shift,
                 "cases": results,
             }),
         )?;
@@ -689,6 +714,7 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.train.optimizer.lr, a.lr);
     set!(cfg.train.optimizer.schedule, a.schedule);
     set!(cfg.train.beta, a.beta);
+    set!(cfg.train.shift, a.shift);
     set!(cfg.train.seed, a.seed);
     set!(cfg.checkpoint_every, a.checkpoint_every);
     set!(cfg.eval_samples, a.eval_samples);
@@ -987,6 +1013,7 @@ fn run_matrix(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         optimizer,
         eigen_ema: 0.01,
         exhaustive: args.batch == 0,
+        shift: 0.0,
     };
     config.validate()?;
     let ctx = context(cli)?;
@@ -1269,6 +1296,7 @@ fn run_video(cli: &Cli, a: &VideoArgs) -> Result<()> {
             set!(cfg.blocks, a.blocks);
             set!(cfg.train.steps, a.steps);
             set!(cfg.train.beta, a.beta);
+            set!(cfg.train.shift, a.shift);
             set!(cfg.train.seed, a.seed);
             set!(cfg.sfa_pca, a.sfa_pca);
             set!(cfg.checkpoint_every, a.checkpoint_every);

@@ -132,6 +132,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_state() {
         optimizer: OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
         eigen_ema: 0.01,
         exhaustive: false,
+        shift: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     let before = trainer.params.clone();
@@ -206,6 +207,7 @@ fn a_rejected_gradient_leaves_jbar_as_it_was() {
         optimizer: OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
         eigen_ema: 0.01,
         exhaustive: false,
+        shift: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     trainer.step().unwrap();

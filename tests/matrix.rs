@@ -27,6 +27,7 @@ fn deterministic_all_pairs_gradient_descent() {
         optimizer: OptimizerConfig::new(OptimizerKind::Sgd, 1.0),
         eigen_ema: 0.01,
         exhaustive: true,
+        shift: 0.0,
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.eigenvalues.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -60,6 +61,7 @@ fn stochastic_minibatch_with_moving_averages() {
         optimizer: opt,
         eigen_ema: 0.01,
         exhaustive: false,
+        shift: 0.0,
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {

@@ -298,6 +298,7 @@ pub fn run(
         optimizer: OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5),
         eigen_ema: 0.01,
         exhaustive: false,
+        shift: 0.0,
     };
     let mut trainer = Trainer::new(ctx.clone(), problem, train)?;
     let shape = trainer.engine().shape();

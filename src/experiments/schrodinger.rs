@@ -638,6 +638,8 @@ pub fn run(
         let mut h = vec!["step".to_string(), "loss".to_string()];
         h.extend((0..n).map(|k| format!("lambda_{k}")));
         h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+        h.extend((0..n).map(|k| format!("sigma_{k}")));
+        h.push("sigma_condition".into());
         h.join(",")
     };
     // Rows already written by the run being resumed, up to its checkpoint.
@@ -716,9 +718,15 @@ pub fn run(
             }
         };
         let mut line = format!("{},{}", r.step, r.loss);
-        for v in r.eigenvalues.iter().chain(&r.eigenvalues_ema) {
+        for v in r
+            .eigenvalues
+            .iter()
+            .chain(&r.eigenvalues_ema)
+            .chain(&r.sigma_diag)
+        {
             line.push_str(&format!(",{v}"));
         }
+        line.push_str(&format!(",{}", r.sigma_condition));
         writeln!(csv, "{line}").map_err(io_err(&csv_path))?;
         if r.step % 10 == 0 || r.step == total {
             steps_axis.push(r.step);
@@ -744,10 +752,11 @@ pub fn run(
                 .map(|v| format!("{v:.4}"))
                 .collect();
             eprintln!(
-                "step {:>8}/{total}  {rate:>7.1} steps/s  loss {:>10.5}  λ [{}]",
+                "step {:>8}/{total}  {rate:>7.1} steps/s  loss {:>10.5}  λ [{}]  cond Σ̄ {:.3e}",
                 r.step,
                 r.loss,
-                shown.join(", ")
+                shown.join(", "),
+                r.sigma_condition
             );
         }
         if cfg.checkpoint_every > 0 && r.step % cfg.checkpoint_every == 0 {
@@ -888,13 +897,14 @@ impl SchrodingerConfig {
             hidden: vec![64, 64, 64],
             neig: 9,
             train: TrainConfig {
-                beta: 0.5,
+                beta: 1.0,
                 batch: 128,
                 steps: 20_000,
                 seed: 0,
                 optimizer,
                 eigen_ema: 0.01,
                 exhaustive: false,
+                shift: 0.05,
             },
             time_limit: None,
             checkpoint_every: 1000,
@@ -942,6 +952,7 @@ impl SchrodingerConfig {
                 c.radial = false;
                 c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5);
                 c.train.beta = 0.01;
+                c.train.shift = 0.0;
                 c.train.batch = 128;
                 c.train.steps = 1_000_000;
             }

@@ -223,21 +223,20 @@ pub struct CaseResult {
     pub stopped_by_error: Option<String>,
 }
 
-/// Runs one case into `out/<name>` and compares it with its reference.
+/// Runs one case with `cfg` (normally [`config`]'s) into `out/<name>` and compares it with its
+/// reference.
 pub fn run_case(
     ctx: &Arc<GpuContext>,
     case: &Case,
-    seconds: f64,
-    seed: u64,
+    cfg: &SchrodingerConfig,
     out: &std::path::Path,
 ) -> Result<CaseResult> {
     let start = std::time::Instant::now();
     let (reference, reference_kind) = reference(case, ctx)?;
-    let cfg = config(case, seconds, seed);
     // A run stopped by a collapsed Σ̄ or a non-finite loss still evaluated its last good state
     // and wrote metrics.json: that is the case's (failed) result.
     let dir = out.join(case.name);
-    let (m, failure) = match schrodinger::run(ctx.clone(), &cfg, &dir, None) {
+    let (m, failure) = match schrodinger::run(ctx.clone(), cfg, &dir, None) {
         Ok(m) => (m, None),
         Err(e @ (SpinError::Cholesky { .. } | SpinError::NonFinite { .. })) => {
             match std::fs::read_to_string(dir.join("metrics.json")) {

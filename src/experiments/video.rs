@@ -92,6 +92,7 @@ impl VideoConfig {
                 },
                 eigen_ema: 0.01,
                 exhaustive: false,
+                shift: 0.05,
             },
             time_limit: None,
             sfa_pca: 256,
@@ -110,6 +111,7 @@ impl VideoConfig {
         c.clips = 24;
         c.clip_len = 10;
         c.train.beta = 0.01;
+        c.train.shift = 0.0;
         c.train.steps = 1_000_000;
         c.train.batch = 240;
         c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-6);
@@ -132,6 +134,7 @@ impl VideoConfig {
         c.clip_len = 129;
         c.train.batch = 129;
         c.train.beta = 0.01;
+        c.train.shift = 0.0;
         c.train.steps = 100_000;
         let mut opt = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-3);
         opt.rho = 1.0 - 0.1 * 0.01;

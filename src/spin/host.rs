@@ -107,6 +107,50 @@ pub fn step_matrices(sigma_avg: &DMatrix<f64>, pi: &DMatrix<f64>) -> Result<Step
     })
 }
 
+/// Λ, G_Π and G_Σ as [`step_matrices`], with the gradient taken for the shifted operator
+/// K − cI: Π̂ − c Σ̂ in place of Π̂, Σ̂ this step's batch estimate, its Jacobian the averaged
+/// one (J̄, as for Σ). With β = 1 (Σ̄ = Σ̂) this is the same gradient: tr Λ only moves by −cN.
+/// With β < 1 it is not: Σ̄ lags the features, and along the directions where tr Λ is flat
+/// (rescaling a feature, mixing earlier features into it) the lag pushes feature k with the
+/// sign of its eigenvalue λ_k — away from the flat minimum when λ_k > 0 (the feature shrinks
+/// or merges into earlier ones until Σ̄ is singular), back to it when λ_k < 0. Shifting by
+/// c > λ_max makes every direction stable. `lambda` stays the unshifted L⁻¹ Π̂ L⁻ᵀ.
+pub fn step_matrices_shifted(
+    sigma_avg: &DMatrix<f64>,
+    pi: &DMatrix<f64>,
+    sigma_batch: &DMatrix<f64>,
+    shift: f64,
+) -> Result<StepMatrices> {
+    let mut m = step_matrices(sigma_avg, pi)?;
+    if shift != 0.0 {
+        let shifted = &m.chol_inv * (pi - sigma_batch * shift) * m.chol_inv.transpose();
+        let dl = DMatrix::from_diagonal(&m.chol_inv.diagonal());
+        m.g_sigma = -(m.chol_inv.transpose() * (&shifted * &dl).upper_triangle()) - &m.g_pi * shift;
+    }
+    Ok(m)
+}
+
+/// The shift c for [`step_matrices_shifted`]: the smallest that makes the shifted spectrum
+/// negative with room to spare, c = max(0, λ_max + `margin` × spread) (spread: largest minus
+/// smallest estimate; with one feature, its magnitude), estimates from the reported EMA once
+/// there is one. 0 — no shift — when the spectrum is already that far below zero: Σ̄'s lag is
+/// then stabilising by itself, and every unit of c adds c × (noise of Σ̂) to the gradient.
+pub fn lag_shift(ema: &[f64], current: &[f64], margin: f64) -> f64 {
+    let v = if ema.is_empty() { current } else { ema };
+    let (lo, hi) = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(x), hi.max(x))
+        });
+    if !hi.is_finite() {
+        return 0.0;
+    }
+    let spread = if v.len() > 1 { hi - lo } else { hi.abs() };
+    (hi + margin * spread).max(0.0)
+}
+
 /// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.
 pub fn ritz_values(lambda: &DMatrix<f64>) -> Vec<f64> {
     let sym = (lambda + lambda.transpose()) * 0.5;
@@ -150,4 +194,62 @@ pub fn ritz_std_errors(
             (var / c as f64).sqrt()
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spd(n: usize, seed: u64) -> DMatrix<f64> {
+        // A fixed, well-conditioned symmetric positive matrix without an RNG dependency.
+        let a = DMatrix::from_fn(n, n, |i, j| {
+            ((i * 7 + j * 13 + seed as usize * 5) % 11) as f64 / 11.0 - 0.4
+        });
+        &a * a.transpose() + DMatrix::identity(n, n) * 0.5
+    }
+
+    #[test]
+    fn shift_leaves_the_gradient_unchanged_when_sigma_is_this_batch_s() {
+        let sigma = spd(4, 1);
+        let pi = spd(4, 2) * 3.0 - DMatrix::identity(4, 4);
+        let plain = step_matrices(&sigma, &pi).unwrap();
+        for c in [-2.0, 0.5, 7.3] {
+            let shifted = step_matrices_shifted(&sigma, &pi, &sigma, c).unwrap();
+            assert!((&shifted.g_pi - &plain.g_pi).amax() < 1e-12);
+            assert!(
+                (&shifted.g_sigma - &plain.g_sigma).amax() < 1e-10,
+                "shift {c}: {} vs {}",
+                shifted.g_sigma,
+                plain.g_sigma
+            );
+            assert!((&shifted.lambda - &plain.lambda).amax() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn shift_changes_the_gradient_when_sigma_lags() {
+        let sigma = spd(3, 1);
+        let batch = &sigma * 0.8;
+        let pi = spd(3, 2);
+        let plain = step_matrices(&sigma, &pi).unwrap();
+        let shifted = step_matrices_shifted(&sigma, &pi, &batch, 2.0).unwrap();
+        // Λ' = Λ − c L⁻¹ Σ̂ L⁻ᵀ = Λ − 0.8 c I, so G_Σ' = G_Σ + 0.8 c G_Π − c G_Π = G_Σ − 0.4 G_Π.
+        let expected = &plain.g_sigma - &plain.g_pi * 0.4;
+        assert!((&shifted.g_sigma - expected).amax() < 1e-10);
+    }
+
+    #[test]
+    fn lag_shift_sits_just_above_the_top_of_the_spectrum_and_never_below_zero() {
+        let v = [1.0, 3.0, 7.0];
+        assert!((lag_shift(&v, &[], 0.05) - 7.3).abs() < 1e-12);
+        assert!((lag_shift(&v, &[], 0.5) - 10.0).abs() < 1e-12);
+        // A spectrum well below zero needs no shift; one just below it still gets a little.
+        let low: Vec<f64> = v.iter().map(|x| x - 20.0).collect();
+        assert_eq!(lag_shift(&low, &[], 0.05), 0.0);
+        let near: Vec<f64> = v.iter().map(|x| x - 7.1).collect();
+        assert!((lag_shift(&near, &[], 0.05) - 0.2).abs() < 1e-12);
+        // Before the EMA exists, this step's estimates; one feature: its magnitude.
+        assert!((lag_shift(&[], &[2.0], 0.5) - 3.0).abs() < 1e-12);
+        assert_eq!(lag_shift(&[], &[f64::NAN], 1.0), 0.0);
+    }
 }

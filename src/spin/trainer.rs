@@ -10,7 +10,9 @@ use super::checkpoint::TrainerState;
 use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, Probe};
-use super::host::{flat, matrix, ritz_std_errors, ritz_values, step_matrices};
+use super::host::{
+    flat, lag_shift, matrix, ritz_std_errors, ritz_values, step_matrices, step_matrices_shifted,
+};
 use super::optim::{Optimizer, OptimizerConfig};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
@@ -65,6 +67,13 @@ pub struct TrainConfig {
     pub eigen_ema: f64,
     /// Use the sampler's exhaustive batch every step (deterministic; finite spaces only).
     pub exhaustive: bool,
+    /// Shift margin for β < 1 (0: no shift, the reference's semantics): the gradient is
+    /// taken for K − cI with c this many eigenvalue spreads above the largest estimate
+    /// ([`super::host::step_matrices_shifted`], [`super::host::lag_shift`]). Without it, Σ̄'s
+    /// lag makes features with positive eigenvalues shrink or merge until Σ̄ is singular. No
+    /// effect with β = 1.
+    #[serde(default)]
+    pub shift: f64,
 }
 
 impl TrainConfig {
@@ -81,6 +90,12 @@ impl TrainConfig {
             return Err(SpinError::Config(format!(
                 "batch must be at least 2, got {}",
                 self.batch
+            )));
+        }
+        if !(self.shift >= 0.0 && self.shift.is_finite()) {
+            return Err(SpinError::Config(format!(
+                "the shift margin must be a finite number ≥ 0, got {}",
+                self.shift
             )));
         }
         if !(self.eigen_ema > 0.0 && self.eigen_ema <= 1.0) {
@@ -104,6 +119,11 @@ pub struct StepReport {
     pub eigenvalues: Vec<f64>,
     /// EMA of diag Λ.
     pub eigenvalues_ema: Vec<f64>,
+    /// diag Σ̄: each feature's second moment (the loss does not fix it).
+    pub sigma_diag: Vec<f64>,
+    /// Condition number of Σ̄'s correlation matrix D^{-1/2} Σ̄ D^{-1/2}: how close the features
+    /// are to linearly dependent (the loss does not fix that either).
+    pub sigma_condition: f64,
 }
 
 /// The final evaluation on a large sample.
@@ -317,7 +337,14 @@ impl Trainer {
             });
         }
         let sigma_avg = &self.sigma_avg * (1.0 - beta) + matrix(&sigma, n) * beta;
-        let m = step_matrices(&sigma_avg, &matrix(&pi, n))?;
+        let pi = matrix(&pi, n);
+        let m = if self.config.shift > 0.0 && beta < 1.0 {
+            let plain = step_matrices(&sigma_avg, &pi)?;
+            let c = lag_shift(&self.lambda_ema, &plain.eigenvalues(), self.config.shift);
+            step_matrices_shifted(&sigma_avg, &pi, &matrix(&sigma, n), c)?
+        } else {
+            step_matrices(&sigma_avg, &pi)?
+        };
         let loss = m.loss();
         if !loss.is_finite() {
             return Err(SpinError::NonFinite {
@@ -359,6 +386,8 @@ impl Trainer {
             loss,
             eigenvalues: eig,
             eigenvalues_ema: self.lambda_ema.clone(),
+            sigma_diag: self.sigma_avg.diagonal().iter().copied().collect(),
+            sigma_condition: correlation_condition(&self.sigma_avg),
         })
     }
 
@@ -518,5 +547,27 @@ impl Trainer {
             .flat_map(|c| (0..n).map(move |i| (c, i)))
             .map(|(c, i)| v[(i, c)])
             .collect())
+    }
+}
+
+/// Condition number (largest over smallest eigenvalue) of the correlation matrix of a symmetric
+/// positive matrix; infinite when it is singular.
+pub fn correlation_condition(sigma: &DMatrix<f64>) -> f64 {
+    let d: Vec<f64> = sigma
+        .diagonal()
+        .iter()
+        .map(|v| 1.0 / v.max(0.0).sqrt())
+        .collect();
+    let corr = DMatrix::from_fn(sigma.nrows(), sigma.ncols(), |i, j| {
+        0.5 * (sigma[(i, j)] + sigma[(j, i)]) * d[i] * d[j]
+    });
+    let e = corr.symmetric_eigenvalues();
+    let (lo, hi) = e.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > 0.0 && hi.is_finite() {
+        hi / lo
+    } else {
+        f64::INFINITY
     }
 }
