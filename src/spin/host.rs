@@ -107,30 +107,23 @@ pub fn step_matrices(sigma_avg: &DMatrix<f64>, pi: &DMatrix<f64>) -> Result<Step
     })
 }
 
-/// Λ, G_Π and G_Σ as [`step_matrices`], with the gradient taken for the shifted operator
-/// K − cI: Π̂ − c Σ̂ in place of Π̂, Σ̂ this step's batch estimate, its Jacobian the averaged
-/// one (J̄, as for Σ). With β = 1 (Σ̄ = Σ̂) this is the same gradient: tr Λ only moves by −cN.
-/// With β < 1 it is not: Σ̄ lags the features, and along the directions where tr Λ is flat
-/// (rescaling a feature, mixing earlier features into it) the lag pushes feature k with the
-/// sign of its eigenvalue λ_k — away from the flat minimum when λ_k > 0 (the feature shrinks
-/// or merges into earlier ones until Σ̄ is singular), back to it when λ_k < 0. Shifting by
-/// c > λ_max makes every direction stable. `lambda` stays the unshifted L⁻¹ Π̂ L⁻ᵀ.
-pub fn step_matrices_shifted(
-    sigma_avg: &DMatrix<f64>,
-    pi: &DMatrix<f64>,
-    sigma_batch: &DMatrix<f64>,
-    shift: f64,
-) -> Result<StepMatrices> {
-    let mut m = step_matrices(sigma_avg, pi)?;
-    if shift != 0.0 {
-        let shifted = &m.chol_inv * (pi - sigma_batch * shift) * m.chol_inv.transpose();
+/// Re-takes G_Σ of `m` (from [`step_matrices`]) for the shifted operator K − cI: Π̂ − c Σ̂ in
+/// place of Π̂, Σ̂ this step's batch estimate, its Jacobian the averaged one (J̄, as for Σ).
+/// With β = 1 (Σ̄ = Σ̂) this is the same gradient: tr Λ only moves by −cN. With β < 1 it is
+/// not: Σ̄ lags the features, and along the directions where tr Λ is flat (rescaling a feature,
+/// mixing earlier features into it) the lag pushes feature k with the sign of its eigenvalue
+/// λ_k — away from the flat minimum when λ_k > 0 (the feature shrinks or merges into earlier
+/// ones until Σ̄ is singular), back to it when λ_k < 0. Shifting by c > λ_max makes every
+/// direction stable. `lambda` and G_Π stay as they were.
+pub fn shift_gradient(m: &mut StepMatrices, pi: &DMatrix<f64>, sigma_batch: &DMatrix<f64>, c: f64) {
+    if c != 0.0 {
+        let shifted = &m.chol_inv * (pi - sigma_batch * c) * m.chol_inv.transpose();
         let dl = DMatrix::from_diagonal(&m.chol_inv.diagonal());
-        m.g_sigma = -(m.chol_inv.transpose() * (&shifted * &dl).upper_triangle()) - &m.g_pi * shift;
+        m.g_sigma = -(m.chol_inv.transpose() * (&shifted * &dl).upper_triangle()) - &m.g_pi * c;
     }
-    Ok(m)
 }
 
-/// The shift c for [`step_matrices_shifted`]: the smallest that makes the shifted spectrum
+/// The shift c for [`shift_gradient`]: the smallest that makes the shifted spectrum
 /// negative with room to spare, c = max(0, λ_max + `margin` × spread) (spread: largest minus
 /// smallest estimate; with one feature, its magnitude), estimates from the reported EMA once
 /// there is one. 0 — no shift — when the spectrum is already that far below zero: Σ̄'s lag is
@@ -149,6 +142,28 @@ pub fn lag_shift(ema: &[f64], current: &[f64], margin: f64) -> f64 {
     }
     let spread = if v.len() > 1 { hi - lo } else { hi.abs() };
     (hi + margin * spread).max(0.0)
+}
+
+/// Condition number (largest over smallest eigenvalue) of the correlation matrix of a symmetric
+/// positive matrix; infinite when it is singular.
+pub fn correlation_condition(sigma: &DMatrix<f64>) -> f64 {
+    let d: Vec<f64> = sigma
+        .diagonal()
+        .iter()
+        .map(|v| 1.0 / v.max(0.0).sqrt())
+        .collect();
+    let corr = DMatrix::from_fn(sigma.nrows(), sigma.ncols(), |i, j| {
+        0.5 * (sigma[(i, j)] + sigma[(j, i)]) * d[i] * d[j]
+    });
+    let e = corr.symmetric_eigenvalues();
+    let (lo, hi) = e.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > 0.0 && hi.is_finite() {
+        hi / lo
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.
@@ -214,7 +229,8 @@ mod tests {
         let pi = spd(4, 2) * 3.0 - DMatrix::identity(4, 4);
         let plain = step_matrices(&sigma, &pi).unwrap();
         for c in [-2.0, 0.5, 7.3] {
-            let shifted = step_matrices_shifted(&sigma, &pi, &sigma, c).unwrap();
+            let mut shifted = plain.clone();
+            shift_gradient(&mut shifted, &pi, &sigma, c);
             assert!((&shifted.g_pi - &plain.g_pi).amax() < 1e-12);
             assert!(
                 (&shifted.g_sigma - &plain.g_sigma).amax() < 1e-10,
@@ -232,10 +248,20 @@ mod tests {
         let batch = &sigma * 0.8;
         let pi = spd(3, 2);
         let plain = step_matrices(&sigma, &pi).unwrap();
-        let shifted = step_matrices_shifted(&sigma, &pi, &batch, 2.0).unwrap();
+        let mut shifted = plain.clone();
+        shift_gradient(&mut shifted, &pi, &batch, 2.0);
         // Λ' = Λ − c L⁻¹ Σ̂ L⁻ᵀ = Λ − 0.8 c I, so G_Σ' = G_Σ + 0.8 c G_Π − c G_Π = G_Σ − 0.4 G_Π.
         let expected = &plain.g_sigma - &plain.g_pi * 0.4;
         assert!((&shifted.g_sigma - expected).amax() < 1e-10);
+    }
+
+    #[test]
+    fn correlation_condition_ignores_scale_and_sees_dependence() {
+        let d = DMatrix::from_diagonal(&nalgebra::DVector::from_vec(vec![1e-3, 1.0, 1e4]));
+        assert!((correlation_condition(&d) - 1.0).abs() < 1e-12);
+        let near = DMatrix::from_row_slice(2, 2, &[1.0, 0.999, 0.999, 1.0]);
+        assert!((correlation_condition(&near) - 1.999 / 0.001).abs() < 1e-6);
+        assert!(correlation_condition(&DMatrix::from_element(2, 2, 1.0)).is_infinite());
     }
 
     #[test]

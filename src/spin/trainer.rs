@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, Probe};
 use super::host::{
-    flat, lag_shift, matrix, ritz_std_errors, ritz_values, step_matrices, step_matrices_shifted,
+    correlation_condition, flat, lag_shift, matrix, ritz_std_errors, ritz_values, shift_gradient,
+    step_matrices,
 };
 use super::optim::{Optimizer, OptimizerConfig};
 use crate::error::{Result, SpinError};
@@ -68,8 +69,8 @@ pub struct TrainConfig {
     /// Use the sampler's exhaustive batch every step (deterministic; finite spaces only).
     pub exhaustive: bool,
     /// Shift margin for β < 1 (0: no shift, the reference's semantics): the gradient is
-    /// taken for K − cI with c this many eigenvalue spreads above the largest estimate
-    /// ([`super::host::step_matrices_shifted`], [`super::host::lag_shift`]). Without it, Σ̄'s
+    /// taken for K − cI with c = max(0, λ_max + margin × spread of the estimates)
+    /// ([`super::host::shift_gradient`], [`super::host::lag_shift`]). Without it, Σ̄'s
     /// lag makes features with positive eigenvalues shrink or merge until Σ̄ is singular. No
     /// effect with β = 1.
     #[serde(default)]
@@ -338,13 +339,11 @@ impl Trainer {
         }
         let sigma_avg = &self.sigma_avg * (1.0 - beta) + matrix(&sigma, n) * beta;
         let pi = matrix(&pi, n);
-        let m = if self.config.shift > 0.0 && beta < 1.0 {
-            let plain = step_matrices(&sigma_avg, &pi)?;
-            let c = lag_shift(&self.lambda_ema, &plain.eigenvalues(), self.config.shift);
-            step_matrices_shifted(&sigma_avg, &pi, &matrix(&sigma, n), c)?
-        } else {
-            step_matrices(&sigma_avg, &pi)?
-        };
+        let mut m = step_matrices(&sigma_avg, &pi)?;
+        if self.config.shift > 0.0 && beta < 1.0 {
+            let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
+            shift_gradient(&mut m, &pi, &matrix(&sigma, n), c);
+        }
         let loss = m.loss();
         if !loss.is_finite() {
             return Err(SpinError::NonFinite {
@@ -547,27 +546,5 @@ impl Trainer {
             .flat_map(|c| (0..n).map(move |i| (c, i)))
             .map(|(c, i)| v[(i, c)])
             .collect())
-    }
-}
-
-/// Condition number (largest over smallest eigenvalue) of the correlation matrix of a symmetric
-/// positive matrix; infinite when it is singular.
-pub fn correlation_condition(sigma: &DMatrix<f64>) -> f64 {
-    let d: Vec<f64> = sigma
-        .diagonal()
-        .iter()
-        .map(|v| 1.0 / v.max(0.0).sqrt())
-        .collect();
-    let corr = DMatrix::from_fn(sigma.nrows(), sigma.ncols(), |i, j| {
-        0.5 * (sigma[(i, j)] + sigma[(j, i)]) * d[i] * d[j]
-    });
-    let e = corr.symmetric_eigenvalues();
-    let (lo, hi) = e.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
-        (lo.min(v), hi.max(v))
-    });
-    if lo > 0.0 && hi.is_finite() {
-        hi / lo
-    } else {
-        f64::INFINITY
     }
 }
