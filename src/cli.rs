@@ -457,10 +457,10 @@ struct SuiteArgs {
     /// Output folder: one run folder per case, suite.json, suite.md.
     #[arg(long, default_value = "runs/suite")]
     out: PathBuf,
-    /// Ablation: every case with this moving-average rate β instead of the default.
+    /// Ablation: every case with this moving-average rate β [default: spin schrodinger's, 1].
     #[arg(long)]
     beta: Option<f64>,
-    /// Ablation: every case with this shift margin instead of the default.
+    /// Ablation: every case with this shift margin [default: spin schrodinger's, 0.05].
     #[arg(long)]
     shift: Option<f64>,
 }
