@@ -99,9 +99,15 @@ struct VideoArgs {
     /// atari-reference false].
     #[arg(long)]
     constant: Option<bool>,
-    /// Conv channels per layer, or `none` [default: 16,16,16; paper 32,32,32; atari-reference 64,64,64].
+    /// Conv channels per layer, or `none` [default: 16,16,16; paper 32,32,32; atari-reference
+    /// 64,64,64].
     #[arg(long)]
     conv: Option<String>,
+    /// The network reads the inputs' M leading principal coordinates, whitened (a fixed first
+    /// layer fitted on the training inputs, as linear SFA's), and needs `--conv none`; 0: it
+    /// reads the pixels [default: 0].
+    #[arg(long)]
+    whiten: Option<usize>,
     /// Conv kernel size [default: 5; atari-reference 6].
     #[arg(long)]
     kernel: Option<usize>,
@@ -112,9 +118,10 @@ struct VideoArgs {
     /// valid,same,same].
     #[arg(long, value_delimiter = ',')]
     padding: Option<Vec<String>>,
-    /// Dense hidden widths after the conv layers [default: 64; paper and atari-reference 128].
-    #[arg(long, value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
+    /// Dense hidden widths after the conv layers or the whitening, or `none` (a linear last
+    /// layer only) [default: 64; paper and atari-reference 128].
+    #[arg(long)]
+    hidden: Option<String>,
     /// Hidden activation: relu, softplus [default: relu].
     #[arg(long)]
     activation: Option<String>,
@@ -131,13 +138,14 @@ struct VideoArgs {
     /// Optimiser: rmsprop, adam or sgd [default: adam; paper, atari-reference rmsprop].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: 1e-4; paper 1e-6; atari-reference 1e-3].
+    /// Learning rate [default: 1e-3; paper 1e-6; atari-reference 1e-3].
     #[arg(long)]
     lr: Option<f64>,
     /// Schedule: constant, cosine or inverse [default: cosine; presets constant].
     #[arg(long)]
     schedule: Option<Schedule>,
-    /// Moving-average rate β [default: 0.5; paper, atari-reference 0.01].
+    /// Moving-average rate β (1 = no moving averages) [default: 1; paper, atari-reference
+    /// 0.01].
     #[arg(long)]
     beta: Option<f64>,
     /// Shift margin for β < 1: the gradient is taken for K − cI, c = max(0, λ_max + this ×
@@ -1278,21 +1286,27 @@ fn run_video(cli: &Cli, a: &VideoArgs) -> Result<()> {
             set!(cfg.clip_len, a.clip_length);
             set!(cfg.neig, a.neig);
             set!(cfg.constant_first, a.constant);
-            if let Some(c) = &a.conv {
-                cfg.conv = match c.trim() {
-                    "" | "none" => Vec::new(),
+            let widths = |flag: &str, c: &str| -> Result<Vec<usize>> {
+                match c.trim() {
+                    "" | "none" => Ok(Vec::new()),
                     list => list
                         .split(',')
                         .map(|t| t.trim().parse::<usize>())
                         .collect::<std::result::Result<_, _>>()
                         .with_context(|| {
-                            format!("--conv `{c}`: channels separated by commas, or none")
-                        })?,
-                };
+                            format!("{flag} `{c}`: widths separated by commas, or none")
+                        }),
+                }
+            };
+            if let Some(c) = &a.conv {
+                cfg.conv = widths("--conv", c)?;
             }
+            if let Some(h) = &a.hidden {
+                cfg.hidden = widths("--hidden", h)?;
+            }
+            set!(cfg.whiten, a.whiten);
             set!(cfg.kernel, a.kernel);
             set!(cfg.stride, a.stride);
-            set!(cfg.hidden, a.hidden);
             set!(cfg.blocks, a.blocks);
             set!(cfg.train.steps, a.steps);
             set!(cfg.train.beta, a.beta);
@@ -1331,16 +1345,22 @@ fn run_video(cli: &Cli, a: &VideoArgs) -> Result<()> {
     let ctx = context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);
     eprintln!(
-        "{}: {} clips × {} inputs of {} frames, N = {}{}, conv {:?} k{} s{}, dense {:?}, {:?} lr {}, β {}",
+        "{}: {} clips × {} inputs of {} frames, N = {}{}, {}, dense {:?}, {:?} lr {}, β {}",
         cfg.data.display(),
         cfg.clips,
         cfg.clip_len,
         cfg.frames_per_input,
         cfg.neig,
-        if cfg.constant_first { " + constant" } else { "" },
-        cfg.conv,
-        cfg.kernel,
-        cfg.stride,
+        if cfg.constant_first {
+            " + constant"
+        } else {
+            ""
+        },
+        if cfg.whiten > 0 {
+            format!("{} whitened principal coordinates", cfg.whiten)
+        } else {
+            format!("conv {:?} k{} s{}", cfg.conv, cfg.kernel, cfg.stride)
+        },
         cfg.hidden,
         cfg.train.optimizer.kind,
         cfg.train.optimizer.lr,
@@ -1415,15 +1435,15 @@ fn run_eval_video(
         );
     }
     let ctx = context(cli)?;
-    let mut trainer = video::trainer(ctx, &cfg, &split)?;
-    trainer.restore(state)?;
+    let mut model = video::model(ctx, &cfg, &split)?;
+    model.trainer.restore(state)?;
     let k = cfg.frames_per_input;
     let starts: Vec<usize> = target
         .episodes()
         .iter()
         .flat_map(|e| e.start..(e.end + 1).saturating_sub(k).max(e.start))
         .collect();
-    let n_out = trainer.problem().spec.outputs;
+    let n_out = model.trainer.problem().spec.outputs;
     let skip = cfg.constant_first as usize;
     let mut features: Vec<f32> = Vec::with_capacity(starts.len() * cfg.neig);
     for chunk in starts.chunks(512) {
@@ -1431,7 +1451,7 @@ fn run_eval_video(
         for &t in chunk {
             input_at(&target, t, k, &mut x);
         }
-        let u = trainer.outputs(&x)?;
+        let u = model.outputs(&x)?;
         for row in u.chunks(n_out) {
             features.extend(row[skip..].iter().map(|&v| v as f32));
         }

@@ -53,6 +53,7 @@ fn linear_config(data: PathBuf, steps: u64) -> VideoConfig {
     let mut cfg = VideoConfig::ours(data);
     cfg.frames_per_input = 1;
     cfg.conv = vec![];
+    cfg.whiten = 0;
     cfg.hidden = vec![];
     cfg.neig = 3;
     cfg.clips = 10;
@@ -65,12 +66,13 @@ fn linear_config(data: PathBuf, steps: u64) -> VideoConfig {
     cfg
 }
 
-#[test]
-fn linear_network_reproduces_linear_sfa() {
-    let d = dir("linear");
+/// Trains `cfg` on a fresh mixed signal and checks its held-out Δ-values against linear SFA's.
+fn check_against_linear_sfa(name: &str, whiten: usize) {
+    let d = dir(name);
     let data = d.join("signal.npz");
     mixed_signal(4000, 1).save_npz(&data).unwrap();
-    let cfg = linear_config(data, 1500);
+    let mut cfg = linear_config(data, 1500);
+    cfg.whiten = whiten;
     let m = run(common::ctx(), &cfg, &d.join("out"), None).unwrap();
     let get = |k: &str| -> Vec<f64> {
         m[k].as_array()
@@ -100,6 +102,17 @@ fn linear_network_reproduces_linear_sfa() {
 }
 
 #[test]
+fn linear_network_reproduces_linear_sfa() {
+    check_against_linear_sfa("linear", 0);
+}
+
+/// The same through `--whiten`: the network reads whitened principal coordinates.
+#[test]
+fn linear_network_on_whitened_inputs_reproduces_linear_sfa() {
+    check_against_linear_sfa("linear-whitened", 6);
+}
+
+#[test]
 fn killed_video_run_resumes_to_the_same_parameters() {
     let d = dir("resume");
     let data = d.join("signal.npz");
@@ -113,6 +126,9 @@ fn killed_video_run_resumes_to_the_same_parameters() {
             "1",
             "--conv",
             "none",
+            // The whitened path: a resumed run and `spin eval` refit the same whitening.
+            "--whiten",
+            "6",
             "--hidden",
             "5",
             "--neig",

@@ -84,6 +84,16 @@ pub struct LinearFeatures {
 }
 
 impl LinearFeatures {
+    /// Input dimension D.
+    pub fn input_dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Output dimension k.
+    pub fn output_dim(&self) -> usize {
+        self.w.ncols()
+    }
+
     /// The features of `inputs` (rows × D, row-major), rows × k row-major.
     pub fn apply(&self, inputs: &[f64]) -> Vec<f64> {
         let d = self.mean.len();
@@ -198,6 +208,25 @@ pub fn pca_features(inputs: &[f64], d: usize, k: usize) -> Result<LinearFeatures
     Ok(LinearFeatures { mean, w })
 }
 
+/// PCA whitening: the map onto the (at most) `m` leading principal coordinates of `inputs`
+/// (rows × D), each scaled to unit variance; directions with negligible variance (below 1e-10
+/// of the largest) are dropped, so the map may have fewer than `m` columns.
+pub fn pca_whitening(inputs: &[f64], d: usize, m: usize) -> Result<LinearFeatures> {
+    let (mean, vals, dirs) = pca(inputs, d, m)?;
+    let top = vals.first().copied().unwrap_or(0.0);
+    let keep = vals
+        .iter()
+        .take_while(|&&v| v > 1e-10 * top.max(1e-300))
+        .count();
+    if keep == 0 {
+        return Err(SpinError::Config(
+            "PCA whitening: the inputs do not vary".into(),
+        ));
+    }
+    let w = Mat::from_fn(d, keep, |r, c| dirs[(r, c)] / vals[c].sqrt());
+    Ok(LinearFeatures { mean, w })
+}
+
 /// Linear SFA: PCA-whiten the training inputs to `m` dimensions (directions with negligible
 /// variance dropped), then take the `k` slowest directions of the whitened differences
 /// `inputs[t + 1] − inputs[t]` for t in `pairs` (indices of rows whose successor is the next
@@ -209,18 +238,13 @@ pub fn linear_sfa(
     m: usize,
     k: usize,
 ) -> Result<LinearFeatures> {
-    let (mean, vals, dirs) = pca(inputs, d, m)?;
-    let top = vals.first().copied().unwrap_or(0.0);
-    let keep = vals
-        .iter()
-        .take_while(|&&v| v > 1e-10 * top.max(1e-300))
-        .count();
+    let LinearFeatures { mean, w: white } = pca_whitening(inputs, d, m)?;
+    let keep = white.ncols();
     if keep < k {
         return Err(SpinError::Config(format!(
             "linear SFA: the inputs span only {keep} dimensions, fewer than the {k} features asked for"
         )));
     }
-    let white = Mat::from_fn(d, keep, |r, c| dirs[(r, c)] / vals[c].sqrt());
     let diffs = Mat::from_fn(pairs.len(), d, |i, c| {
         let t = pairs[i];
         inputs[(t + 1) * d + c] - inputs[t * d + c]
@@ -241,6 +265,32 @@ pub fn linear_sfa(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whitened inputs have the identity covariance; a dimension without variance is dropped.
+    #[test]
+    fn whitening_gives_unit_covariance_and_drops_flat_directions() {
+        let (rows, d) = (500, 4);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut x = Vec::with_capacity(rows * d);
+        for _ in 0..rows {
+            let a: f64 = rand_distr::StandardNormal.sample(&mut rng);
+            let b: f64 = rand_distr::StandardNormal.sample(&mut rng);
+            let c: f64 = rand_distr::StandardNormal.sample(&mut rng);
+            // Three directions of different scales and a constant fourth pixel.
+            x.extend([3.0 * a + b, a - 0.5 * c, 0.1 * c + 2.0 * b, 7.0]);
+        }
+        let w = pca_whitening(&x, d, 4).unwrap();
+        assert_eq!((w.input_dim(), w.output_dim()), (4, 3));
+        let z = w.apply(&x);
+        for i in 0..3 {
+            for j in 0..3 {
+                let c: f64 =
+                    (0..rows).map(|r| z[r * 3 + i] * z[r * 3 + j]).sum::<f64>() / rows as f64;
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((c - want).abs() < 1e-9, "cov[{i}][{j}] = {c}");
+            }
+        }
+    }
 
     /// The randomised PCA of a wide matrix finds the same leading variances as the exact one.
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::sfa::{delta_values, linear_sfa, pca_features, LinearFeatures};
+use super::sfa::{delta_values, linear_sfa, pca_features, pca_whitening, LinearFeatures};
 use crate::data::video::{input_at, split_episodes, ClipSource, Video};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
@@ -44,8 +44,13 @@ pub struct VideoConfig {
     pub stride: usize,
     /// Conv padding per layer (one value: all layers).
     pub padding: Vec<Padding>,
-    /// Dense hidden widths after the flatten.
+    /// Dense hidden widths after the flatten (or after the whitening).
     pub hidden: Vec<usize>,
+    /// When positive, the network reads the inputs' `whiten` leading principal coordinates,
+    /// whitened (a fixed linear first layer fitted on the training inputs, like linear SFA's),
+    /// and has no conv layers; 0: the network reads the pixels.
+    #[serde(default)]
+    pub whiten: usize,
     /// Hidden activation.
     pub activation: Activation,
     /// Block-sparse layers between feature maps (0: dense).
@@ -79,16 +84,19 @@ impl VideoConfig {
             stride: 2,
             padding: vec![Padding::Same],
             hidden: vec![64],
+            whiten: 0,
             activation: Activation::Relu,
             blocks: 0,
             train: TrainConfig {
-                beta: 0.5,
+                // Measured on 32×32 balls: β 0.5 (with or without the shift) at lr 1e-3 lets
+                // Σ̄'s lag collapse the ReLU features within ≈ 30 steps; β 1 does not.
+                beta: 1.0,
                 batch: 80,
                 steps: 3000,
                 seed: 0,
                 optimizer: OptimizerConfig {
                     schedule: Schedule::Cosine,
-                    ..OptimizerConfig::new(OptimizerKind::Adam, 1e-4)
+                    ..OptimizerConfig::new(OptimizerKind::Adam, 1e-3)
                 },
                 eigen_ema: 0.01,
                 exhaustive: false,
@@ -155,6 +163,19 @@ impl VideoConfig {
         if self.neig == 0 {
             return bad("--neig must be positive".into());
         }
+        if self.whiten > 0 && !self.conv.is_empty() {
+            return bad(format!(
+                "--whiten {} feeds principal coordinates to a dense network: give --conv none, \
+                 or --whiten 0 for a conv net on the pixels",
+                self.whiten
+            ));
+        }
+        if self.whiten > 0 && self.whiten < self.neig {
+            return bad(format!(
+                "--whiten {} keeps fewer coordinates than the {} eigenfunctions asked for",
+                self.whiten, self.neig
+            ));
+        }
         if !(self.heldout_fraction > 0.0 && self.heldout_fraction < 1.0) {
             return bad(format!(
                 "the held-out fraction must be in (0, 1), got {}",
@@ -178,9 +199,20 @@ impl VideoConfig {
         Ok(())
     }
 
-    /// The network for frames of `height × width`.
-    pub fn spec(&self, height: usize, width: usize) -> NetworkSpec {
+    /// The network for frames of `height × width`; with `whitened = Some(m)`, a dense network
+    /// on `m` whitened principal coordinates.
+    pub fn spec(&self, height: usize, width: usize, whitened: Option<usize>) -> NetworkSpec {
         let k = self.frames_per_input;
+        if let Some(m) = whitened {
+            return NetworkSpec {
+                input_dim: m,
+                hidden: self.hidden.clone(),
+                outputs: self.neig + self.constant_first as usize,
+                activation: self.activation,
+                constant_first: self.constant_first,
+                ..Default::default()
+            };
+        }
         NetworkSpec {
             input_dim: height * width * k,
             hidden: self.hidden.clone(),
@@ -213,13 +245,37 @@ pub struct ClipSampler {
     video: Arc<Video>,
     source: ClipSource,
     dim: usize,
+    /// Whitened inputs, one row of `dim` per input start frame, when the network reads those.
+    table: Option<Vec<f32>>,
 }
 
 impl ClipSampler {
     /// Clips of `source` from `video`.
     pub fn new(video: Arc<Video>, source: ClipSource) -> Self {
         let dim = video.pixels() * source.frames_per_input;
-        Self { video, source, dim }
+        Self {
+            video,
+            source,
+            dim,
+            table: None,
+        }
+    }
+
+    /// Clips of `source` from `video`, each input replaced by its whitened coordinates under
+    /// `whitening` (computed once here for every input start of the video).
+    pub fn whitened(video: Arc<Video>, source: ClipSource, whitening: &LinearFeatures) -> Self {
+        let k = source.frames_per_input;
+        let starts: Vec<usize> = (0..(video.len() + 1).saturating_sub(k)).collect();
+        let table = project(&video, &starts, k, whitening)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        Self {
+            dim: whitening.output_dim(),
+            video,
+            source,
+            table: Some(table),
+        }
     }
 }
 
@@ -233,10 +289,64 @@ impl Sampler for ClipSampler {
         let mut out = Vec::with_capacity(count * self.dim);
         for s in self.source.sample_starts(rng, clips) {
             for i in 0..self.source.clip_len {
-                input_at(&self.video, s + i, self.source.frames_per_input, &mut out);
+                match &self.table {
+                    Some(table) => out.extend(
+                        table[(s + i) * self.dim..(s + i + 1) * self.dim]
+                            .iter()
+                            .map(|&v| v as f64),
+                    ),
+                    None => input_at(&self.video, s + i, self.source.frames_per_input, &mut out),
+                }
             }
         }
         (out, vec![1.0; count])
+    }
+}
+
+/// `whitening` applied to the inputs starting at `starts` (rows × its output dimension), in
+/// chunks on all cores.
+fn project(video: &Video, starts: &[usize], k: usize, whitening: &LinearFeatures) -> Vec<f64> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = starts.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = starts
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(part.len() * whitening.output_dim());
+                    for chunk in part.chunks(256) {
+                        let mut x = Vec::with_capacity(chunk.len() * video.pixels() * k);
+                        for &t in chunk {
+                            input_at(video, t, k, &mut x);
+                        }
+                        out.extend(whitening.apply(&x));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a projection thread panicked"))
+            .collect()
+    })
+}
+
+/// A trained video network: the trainer and, when it reads whitened inputs, the whitening.
+pub struct VideoModel {
+    /// The SpIN trainer (network, statistics, optimiser).
+    pub trainer: Trainer,
+    /// The fixed first layer (`--whiten`), if any.
+    pub whitening: Option<LinearFeatures>,
+}
+
+impl VideoModel {
+    /// The network's outputs (rows × outputs) for raw inputs (rows × pixels·k).
+    pub fn outputs(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+        match &self.whitening {
+            Some(w) => self.trainer.outputs(&w.apply(inputs)),
+            None => self.trainer.outputs(inputs),
+        }
     }
 }
 
@@ -299,31 +409,11 @@ pub struct VideoEvaluation {
 /// Values (inputs × dimension) the linear yardsticks are fitted on at most: 240 MB of f64.
 const MAX_FIT_VALUES: usize = 30_000_000;
 
-/// Evaluates a trained network on `test` ranges against linear SFA and PCA fitted on `train`.
-pub fn evaluate(
-    trainer: &Trainer,
-    cfg: &VideoConfig,
-    train: (&Video, &[Range<usize>]),
-    test: (&Video, &[Range<usize>]),
-) -> Result<VideoEvaluation> {
+/// The inputs the linear yardsticks (and the whitening) are fitted on: evenly spaced pairs
+/// (t, t + 1) of consecutive training inputs, as (inputs rows × D, rows that start a pair, D).
+fn fit_set(cfg: &VideoConfig, train: (&Video, &[Range<usize>])) -> (Vec<f64>, Vec<usize>, usize) {
     let k = cfg.frames_per_input;
-    let n_out = trainer.problem().spec.outputs;
-    let skip = cfg.constant_first as usize;
-    let (starts, segments) = sequence_inputs(test.1, k);
-    if starts.len() < 2 {
-        return Err(SpinError::Config(
-            "the held-out part holds fewer than 2 inputs".into(),
-        ));
-    }
-    let u = features_of(test.0, &starts, k, |x| trainer.outputs(x))?;
-    let learned: Vec<f64> = u
-        .chunks(n_out)
-        .flat_map(|row| row[skip..].to_vec())
-        .collect();
-    let delta = delta_values(&learned, cfg.neig, &segments)?;
     let d = train.0.pixels() * k;
-    let mut note = None;
-    // Fitting inputs: evenly spaced pairs (t, t + 1) of consecutive training inputs.
     let (all, segs) = sequence_inputs(train.1, k);
     let pairs_all: Vec<usize> = segs
         .iter()
@@ -338,6 +428,33 @@ pub fn evaluate(
         input_at(train.0, all[i + 1], k, &mut x);
     }
     let pair_rows: Vec<usize> = (0..chosen.len()).map(|i| 2 * i).collect();
+    (x, pair_rows, d)
+}
+
+/// Evaluates a trained network on `test` ranges against linear SFA and PCA fitted on `train`.
+pub fn evaluate(
+    model: &VideoModel,
+    cfg: &VideoConfig,
+    train: (&Video, &[Range<usize>]),
+    test: (&Video, &[Range<usize>]),
+) -> Result<VideoEvaluation> {
+    let k = cfg.frames_per_input;
+    let n_out = model.trainer.problem().spec.outputs;
+    let skip = cfg.constant_first as usize;
+    let (starts, segments) = sequence_inputs(test.1, k);
+    if starts.len() < 2 {
+        return Err(SpinError::Config(
+            "the held-out part holds fewer than 2 inputs".into(),
+        ));
+    }
+    let u = features_of(test.0, &starts, k, |x| model.outputs(x))?;
+    let learned: Vec<f64> = u
+        .chunks(n_out)
+        .flat_map(|row| row[skip..].to_vec())
+        .collect();
+    let delta = delta_values(&learned, cfg.neig, &segments)?;
+    let mut note = None;
+    let (x, pair_rows, d) = fit_set(cfg, train);
     let held = |lf: &LinearFeatures| features_of(test.0, &starts, k, |x| Ok(lf.apply(x)));
     let sfa = match linear_sfa(&x, d, &pair_rows, cfg.sfa_pca.min(d), cfg.neig) {
         Ok(lf) => delta_values(&held(&lf)?, cfg.neig, &segments)?,
@@ -385,14 +502,34 @@ pub fn load_split(cfg: &VideoConfig) -> Result<Split> {
     }
 }
 
-/// A trainer for `cfg` on its training split.
-pub fn trainer(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result<Trainer> {
+/// A model for `cfg` on its training split: with `--whiten`, the whitening is fitted on the
+/// training inputs first (deterministically, so a resumed run or `spin eval` refits the same).
+pub fn model(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result<VideoModel> {
     cfg.validate()?;
     let (video, train, _, _) = split;
     let source = ClipSource::new(train.clone(), cfg.frames_per_input, cfg.clip_len)?;
-    let spec = cfg.spec(video.height, video.width);
+    let (sampler, whitening) = if cfg.whiten > 0 {
+        let (x, _, d) = fit_set(cfg, (video, train));
+        let w = pca_whitening(&x, d, cfg.whiten.min(d))?;
+        if w.output_dim() < cfg.neig {
+            return Err(SpinError::Config(format!(
+                "--whiten: the training inputs span only {} dimensions, fewer than the {} \
+                 eigenfunctions asked for",
+                w.output_dim(),
+                cfg.neig
+            )));
+        }
+        (ClipSampler::whitened(video.clone(), source, &w), Some(w))
+    } else {
+        (ClipSampler::new(video.clone(), source), None)
+    };
+    let spec = cfg.spec(
+        video.height,
+        video.width,
+        whitening.as_ref().map(|w| w.output_dim()),
+    );
     let problem = Problem {
-        sampler: Box::new(ClipSampler::new(video.clone(), source)),
+        sampler: Box::new(sampler),
         spec,
         operator: Operator::slowness(cfg.clip_len)?,
     };
@@ -401,7 +538,10 @@ pub fn trainer(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result
         let mask = crate::nn::block_sparse_mask(&t.problem().spec, cfg.blocks)?;
         t.set_mask(mask)?;
     }
-    Ok(t)
+    Ok(VideoModel {
+        trainer: t,
+        whitening,
+    })
 }
 
 /// Trains (or resumes) and evaluates; writes metrics.json, eigenvalues.csv, curves.png,
@@ -423,12 +563,12 @@ pub fn run(
     };
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let split = load_split(cfg)?;
-    let mut trainer = trainer(ctx.clone(), cfg, &split)?;
-    let n = trainer.problem().spec.outputs;
+    let mut model = model(ctx.clone(), cfg, &split)?;
+    let n = model.trainer.problem().spec.outputs;
     let csv_path = out.join("eigenvalues.csv");
     let mut kept = String::new();
     if let Some(state) = &resume {
-        trainer.restore(state)?;
+        model.trainer.restore(state)?;
         // Keep the CSV rows up to the checkpoint.
         if let Ok(text) = std::fs::read_to_string(&csv_path) {
             for line in text.lines().skip(1) {
@@ -437,7 +577,7 @@ pub fn run(
                     .next()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(u64::MAX);
-                if step <= trainer.step {
+                if step <= model.trainer.step {
                     kept.push_str(line);
                     kept.push('\n');
                 }
@@ -464,12 +604,12 @@ pub fn run(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_position(trainer.step);
+    bar.set_position(model.trainer.step);
     let start = std::time::Instant::now();
-    let first_step = trainer.step;
+    let first_step = model.trainer.step;
     let mut failure = None;
     let mut stopped_by_time = false;
-    while trainer.step < cfg.train.steps {
+    while model.trainer.step < cfg.train.steps {
         if cfg
             .time_limit
             .is_some_and(|t| start.elapsed().as_secs_f64() >= t)
@@ -479,9 +619,11 @@ pub fn run(
         }
         // The schedule anneals over --time-limit when that ends the run first.
         if let Some(t) = cfg.time_limit {
-            trainer.set_schedule_progress(start.elapsed().as_secs_f64() / t);
+            model
+                .trainer
+                .set_schedule_progress(start.elapsed().as_secs_f64() / t);
         }
-        match trainer.step() {
+        match model.trainer.step() {
             Ok(r) => {
                 let mut row = vec![r.step.to_string(), format!("{:.6e}", r.loss)];
                 row.extend(r.eigenvalues.iter().map(|v| format!("{v:.6e}")));
@@ -494,7 +636,7 @@ pub fn run(
                 }
                 if r.step % cfg.checkpoint_every.max(1) == 0 {
                     csv.flush().map_err(io_err(&csv_path))?;
-                    checkpoint::save(out, &trainer.state()?, &run_json)?;
+                    checkpoint::save(out, &model.trainer.state()?, &run_json)?;
                 }
             }
             Err(e) => {
@@ -505,11 +647,11 @@ pub fn run(
     }
     bar.finish_and_clear();
     csv.flush().map_err(io_err(&csv_path))?;
-    checkpoint::save(out, &trainer.state()?, &run_json)?;
+    checkpoint::save(out, &model.trainer.state()?, &run_json)?;
     let wall = start.elapsed().as_secs_f64();
-    let steps_run = trainer.step - first_step;
+    let steps_run = model.trainer.step - first_step;
     let (video, train, test_video, test) = &split;
-    let eval = evaluate(&trainer, cfg, (video, train), (test_video, test))?;
+    let eval = evaluate(&model, cfg, (video, train), (test_video, test))?;
     // Curves (Fig. 3) from the CSV.
     let text = std::fs::read_to_string(&csv_path).map_err(io_err(&csv_path))?;
     let mut steps = Vec::new();
@@ -535,7 +677,7 @@ pub fn run(
         "slowness eigenvalues (EMA of diag Λ)",
     )?;
     if video.positions.is_some() {
-        heatmaps(&trainer, cfg, test_video, test, &out.join("heatmaps.png"))?;
+        heatmaps(&model, cfg, test_video, test, &out.join("heatmaps.png"))?;
     }
     extremes(test_video, cfg, &eval, &out.join("extremes.png"))?;
     eigenpurposes(test_video, cfg, &eval, &out.join("eigenpurposes.png"))?;
@@ -549,7 +691,7 @@ pub fn run(
         "linear_sfa_delta_sum": eval.linear_sfa_delta_values.iter().sum::<f64>(),
         "pca_delta_sum": eval.pca_delta_values.iter().sum::<f64>(),
         "note": eval.note,
-        "steps": trainer.step,
+        "steps": model.trainer.step,
         "wall_seconds": wall,
         "steps_per_second": steps_run as f64 / wall.max(1e-9),
         "stopped_by_time_limit": stopped_by_time,
@@ -565,7 +707,7 @@ pub fn run(
 /// Fig. 2a: per learned eigenfunction, its mean held-out activation when a ball is in each cell
 /// of a 16 × 16 grid over the box (red positive, blue negative; the sign is arbitrary).
 fn heatmaps(
-    trainer: &Trainer,
+    model: &VideoModel,
     cfg: &VideoConfig,
     video: &Video,
     ranges: &[Range<usize>],
@@ -576,10 +718,10 @@ fn heatmaps(
     };
     let g = 16;
     let k = cfg.frames_per_input;
-    let n_out = trainer.problem().spec.outputs;
+    let n_out = model.trainer.problem().spec.outputs;
     let skip = cfg.constant_first as usize;
     let (starts, _) = sequence_inputs(ranges, k);
-    let u = features_of(video, &starts, k, |x| trainer.outputs(x))?;
+    let u = features_of(video, &starts, k, |x| model.outputs(x))?;
     let mut sums = vec![vec![0.0; g * g]; cfg.neig];
     let mut counts = vec![0usize; g * g];
     for (i, &t) in starts.iter().enumerate() {
