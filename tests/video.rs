@@ -238,3 +238,26 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("video run"));
 }
+
+/// Large evaluations go through the engine in pieces (the storage binding limit); pieces of
+/// any size give the same features as one pass.
+#[test]
+fn features_evaluated_in_pieces_match_one_pass() {
+    use spectral_inference::experiments::video::{load_split, model};
+    let d = dir("pieces");
+    let data = d.join("signal.npz");
+    mixed_signal(600, 3).save_npz(&data).unwrap();
+    let mut cfg = linear_config(data, 1);
+    cfg.hidden = vec![5];
+    let split = load_split(&cfg).unwrap();
+    let m = model(common::ctx(), &cfg, &split).unwrap();
+    let inputs: Vec<f64> = split.0.frames[..6 * 200]
+        .iter()
+        .map(|&p| p as f64 / 255.0)
+        .collect();
+    let whole = m.trainer.outputs_in_pieces(&inputs, 200).unwrap();
+    let pieces = m.trainer.outputs_in_pieces(&inputs, 7).unwrap();
+    assert_eq!(whole.len(), 200 * m.trainer.problem().spec.outputs);
+    assert_eq!(whole, pieces);
+    assert_eq!(m.trainer.outputs(&inputs).unwrap(), whole);
+}

@@ -337,6 +337,23 @@ impl Engine {
         Self::with_options(ctx, spec, shape, training, EngineOptions::default())
     }
 
+    /// Widest activation row of `spec` in f32 words: a buffer of `rows × this` holds every
+    /// layer's values.
+    fn widest_row(spec: &NetworkSpec) -> usize {
+        spec.layers()
+            .iter()
+            .map(|l| l.out_width.max(l.in_width))
+            .max()
+            .unwrap_or(4)
+    }
+
+    /// The most rows of plain (value-only) inputs that one evaluation engine for `spec` can
+    /// take on this adapter, so that a larger set is evaluated in pieces of at most this many.
+    pub fn max_plain_rows(ctx: &GpuContext, spec: &NetworkSpec) -> usize {
+        let limit = ctx.adapter().max_storage_buffer_binding_size as usize;
+        (limit / (4 * Self::widest_row(spec))).max(1)
+    }
+
     /// [`Engine::new`] with options (the Σ-Jacobian chunk size).
     pub fn with_options(
         ctx: Arc<GpuContext>,
@@ -384,11 +401,7 @@ impl Engine {
         let value_rows = if tangent { s } else { r };
         let entries_len = shape.pairs * (shape.tx + shape.ty);
         let npairs = n * (n + 1) / 2;
-        let widest = layers
-            .iter()
-            .map(|l| l.out_width.max(l.in_width))
-            .max()
-            .unwrap_or(4);
+        let widest = Self::widest_row(spec);
         let widest_out = layers.iter().map(|l| l.out_width).max().unwrap_or(4);
         let conv_block = layers
             .iter()

@@ -517,18 +517,30 @@ impl Trainer {
         Ok(())
     }
 
-    /// Network outputs u at `points` (count, dim) → (count, N).
+    /// Network outputs u at `points` (count, dim) → (count, N), in pieces that fit the
+    /// adapter's storage binding limit.
     pub fn outputs(&self, points: &[f64]) -> Result<Vec<f64>> {
-        let batch = self.problem.plain_batch(points)?;
-        let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
-        engine.set_params(&self.params)?;
-        engine.set_batch(&batch)?;
-        engine.statistics()?;
-        Ok(engine
-            .read(Probe::U)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect())
+        self.outputs_in_pieces(
+            points,
+            Engine::max_plain_rows(&self.ctx, &self.problem.spec),
+        )
+    }
+
+    /// [`Trainer::outputs`] evaluated `rows` inputs at a time (the same values).
+    pub fn outputs_in_pieces(&self, points: &[f64], rows: usize) -> Result<Vec<f64>> {
+        let dim = self.problem.sampler.dim().max(1);
+        let spec = &self.problem.spec;
+        let rows = rows.max(1);
+        let mut out = Vec::with_capacity(points.len() / dim * spec.outputs);
+        for piece in points.chunks(rows * dim) {
+            let batch = self.problem.plain_batch(piece)?;
+            let engine = Engine::new(self.ctx.clone(), spec, batch.shape, false)?;
+            engine.set_params(&self.params)?;
+            engine.set_batch(&batch)?;
+            engine.statistics()?;
+            out.extend(engine.read(Probe::U)?.into_iter().map(|v| v as f64));
+        }
+        Ok(out)
     }
 
     /// Ordered eigenfunctions v = L⁻¹ u at `points`, with L = chol(`sigma`) ((N, N) row-major).
