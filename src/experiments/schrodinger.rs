@@ -876,7 +876,7 @@ impl SchrodingerConfig {
     /// The defaults of `spin schrodinger`, for any potential: the weak form, the adaptive
     /// proposal (box-relative scales), the radial input feature for the Coulomb potential only,
     /// 3×64, N = 9, batch 128, Adam 3e-3 (after a 500-step warm-up) with a cosine schedule over
-    /// 20 000 steps (or over the time limit, if one is set and comes first), β 0.5; on the 2D
+    /// 20 000 steps (or over the time limit, if one is set and comes first), β 1; on the 2D
     /// hydrogen atom, box 50.
     pub fn generic() -> Self {
         use crate::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
