@@ -131,8 +131,9 @@ struct VideoArgs {
     /// Training steps [default: 3000; paper 10⁶; atari-reference 10⁵].
     #[arg(long)]
     steps: Option<u64>,
-    /// Stop training after this many seconds, then evaluate; a cosine schedule anneals over
-    /// this limit when it ends the run before --steps [default: no limit].
+    /// Stop training after this many seconds (a resumed run counts its earlier ones), then
+    /// evaluate; a cosine schedule anneals over this limit when it ends the run before --steps
+    /// [default: no limit].
     #[arg(long)]
     time_limit: Option<f64>,
     /// Optimiser: rmsprop, adam or sgd [default: adam; paper, atari-reference rmsprop].
@@ -261,8 +262,9 @@ struct SchrodingerArgs {
     /// --preset reference: 1000000].
     #[arg(long)]
     steps: Option<u64>,
-    /// Stop training after this many seconds (then evaluate and write outputs); a cosine
-    /// schedule then anneals within it [default: no limit; spin hydrogen: 1800].
+    /// Stop training after this many seconds (a resumed run counts its earlier ones), then
+    /// evaluate and write outputs; a cosine schedule anneals within it [default: no limit;
+    /// spin hydrogen: 1800].
     #[arg(long)]
     time_limit: Option<f64>,
     /// Optimiser: rmsprop, adam or sgd [default: adam; --preset reference: rmsprop].
@@ -338,9 +340,14 @@ struct SchrodingerArgs {
     /// [default: 250].
     #[arg(long)]
     adapt_every: Option<u64>,
+    /// After training, refit the output layer by Rayleigh–Ritz on the span of the last hidden
+    /// layer's units (fitted on --eval-samples points of its own; both networks are evaluated
+    /// and reported): true or false [default: true; --preset reference: false].
+    #[arg(long)]
+    readout_refit: Option<bool>,
     /// Continue the run saved in this folder (its configuration; --steps, --time-limit, the
-    /// --eval-* settings, --plot-extent and --checkpoint-every may be changed) [default: a new
-    /// run].
+    /// --eval-* settings, --readout-refit, --plot-extent and --checkpoint-every may be changed)
+    /// [default: a new run].
     #[arg(long)]
     resume: Option<PathBuf>,
 }
@@ -349,8 +356,9 @@ struct SchrodingerArgs {
 #[command(allow_negative_numbers = true)]
 struct HydrogenArgs {
     /// best (our defaults: weak form, radial input feature, importance sampling, Adam 1e-3
-    /// cosine, β 0.5, 60 000 steps or 30 minutes) or reference (the reference code's flag
-    /// defaults: exact Laplacian, uniform sampling, RMSProp 1e-5, β 0.01, 10⁶ steps).
+    /// cosine, β 0.5, 60 000 steps or 30 minutes, then the read-out refit) or reference (the
+    /// reference code's flag defaults: exact Laplacian, uniform sampling, RMSProp 1e-5, β 0.01,
+    /// 10⁶ steps, no refit).
     #[arg(long, default_value = "best")]
     preset: Preset,
     #[command(flatten)]
@@ -735,6 +743,7 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.adapt_every, a.adapt_every);
     set!(cfg.eval_target, a.eval_target);
     set!(cfg.eval_max_samples, a.eval_max_samples);
+    set!(cfg.readout_refit, a.readout_refit);
     if a.eval_laplacian.is_some() {
         cfg.eval_laplacian = a.eval_laplacian;
     }
@@ -780,6 +789,7 @@ fn run_schrodinger(
             if args.eval_laplacian.is_some() {
                 cfg.eval_laplacian = args.eval_laplacian;
             }
+            cfg.readout_refit = args.readout_refit.unwrap_or(cfg.readout_refit);
             cfg.plot_extent = args.plot_extent.unwrap_or(cfg.plot_extent);
             cfg.checkpoint_every = args.checkpoint_every.unwrap_or(cfg.checkpoint_every);
             (
@@ -931,6 +941,16 @@ fn run_eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let problem = cfg.problem(&ctx)?;
     let mut trainer = spectral_inference::spin::Trainer::new(ctx, problem, cfg.train.clone())?;
     trainer.restore(&state)?;
+    if !state.final_params.is_empty() {
+        if state.final_params.len() != trainer.params.len() {
+            bail!(
+                "{}: the checkpoint's final parameters do not match its network",
+                args.checkpoint.display()
+            );
+        }
+        // The network the run evaluated last (its read-out refit).
+        trainer.params = state.final_params.clone();
+    }
     // L from Σ of a fresh sample of p (not the moving average Σ̄, which lags a short run), so
     // that the v are orthonormal under p: E_p[v_j v_k] = δ_jk up to Monte Carlo error.
     let sigma = trainer

@@ -249,6 +249,13 @@ fn checkpoint_round_trip_and_resume_is_exact() {
     drop(b);
     let (loaded, run_back) = checkpoint::load(&dir).unwrap();
     assert_eq!(loaded, state, "checkpoint round trip changed the state");
+    // The evaluated network's θ travels beside the trained one.
+    let mut refitted = state.clone();
+    refitted.final_params = state.params.iter().map(|p| p * 0.5).collect();
+    refitted.train_seconds = 12.5;
+    let side = dir.join("refitted");
+    checkpoint::save(&side, &refitted, &run).unwrap();
+    assert_eq!(checkpoint::load(&side).unwrap().0, refitted);
     assert_eq!(run_back, run);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
@@ -473,6 +480,18 @@ fn killed_run_resumes_to_the_same_parameters() {
     ] {
         assert!(full.join(f).exists(), "{f} missing");
     }
+    // The read-out refit (on by default): the checkpoint keeps the trained θ to resume from
+    // and, when the refit was kept, the refitted θ that `spin eval` above used.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("metrics.json")).unwrap()).unwrap();
+    let kept = metrics["readout_refit"]["kept"].as_bool().unwrap();
+    let state = checkpoint::load(&full).unwrap().0;
+    assert_eq!(!state.final_params.is_empty(), kept);
+    if kept {
+        assert_eq!(state.final_params.len(), state.params.len());
+        assert_ne!(state.final_params, state.params);
+    }
+    assert!(metrics["trained_network"]["eigenvalues"].is_array());
 }
 
 #[test]
@@ -676,4 +695,111 @@ fn separate_networks_do_not_share_parameters() {
         ..spec
     };
     assert!(separate_networks_mask(&bad).is_err());
+}
+
+#[test]
+fn readout_refit_lowers_the_ritz_values_of_its_sample_and_writes_them_into_the_network() {
+    // The trained network's N outputs are a read-out of its last hidden layer, so the Ritz
+    // values of that layer's whole span (and the constant) can only be lower on the same
+    // sample; and the network it writes back has exactly those Ritz values there. The fit's
+    // moments are the host's f64 sums, the evaluations the GPU's f32 reductions: the same
+    // numbers within f32 rounding.
+    let ctx = ctx();
+    let mut cfg = small_config(60);
+    cfg.laplacian = LaplacianKind::Weak;
+    let mut t = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    for _ in 0..60 {
+        t.step().unwrap();
+    }
+    let op = || cfg.operator(&ctx, LaplacianKind::Weak).unwrap();
+    let (samples, chunk, seed) = (8192, 2048, 11);
+    let before = t.evaluate_with(op(), samples, chunk, seed).unwrap();
+    let hidden_before = t.params[..t.params.len() - 17 * 3].to_vec();
+    let fit = t.refit_readout(op(), samples, chunk, seed, 1e-6).unwrap();
+    assert_eq!(
+        &t.params[..hidden_before.len()],
+        &hidden_before[..],
+        "only the output layer may change"
+    );
+    let after = t.evaluate_with(op(), samples, chunk, seed).unwrap();
+    for (k, f) in fit.iter().enumerate() {
+        let (b, a) = (before.eigenvalues[k], after.eigenvalues[k]);
+        let scale = b.abs().max(1.0);
+        assert!(
+            *f <= b + 1e-5 * scale,
+            "λ_{k}: refit {f} above the trained network's {b}"
+        );
+        assert!(
+            (a - f).abs() < 1e-4 * scale,
+            "λ_{k}: the written network gives {a} on the fitting sample, the fit {f}"
+        );
+    }
+    // The span is wider: the refit is strictly better somewhere after 60 steps.
+    let gain: f64 = before
+        .eigenvalues
+        .iter()
+        .zip(&fit)
+        .map(|(b, f)| b - f)
+        .sum();
+    assert!(gain > 1e-3, "refit gained only {gain}");
+}
+
+#[test]
+fn a_resumed_run_counts_its_earlier_training_time() {
+    let dir = std::env::temp_dir().join(format!("spin-time-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let first = [
+        "schrodinger",
+        "--dim",
+        "1",
+        "--potential",
+        "harmonic",
+        "--box",
+        "5",
+        "--hidden",
+        "8",
+        "--neig",
+        "2",
+        "--batch",
+        "32",
+        "--steps",
+        "30",
+        "--eval-samples",
+        "2048",
+        "--readout-refit",
+        "false",
+        "--out",
+        d,
+    ];
+    let out = spin(&first);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = checkpoint::load(&dir).unwrap().0;
+    assert_eq!(state.step, 30);
+    assert!(state.train_seconds > 0.0, "{}", state.train_seconds);
+    // A limit below the time already trained: the resumed run takes no further step.
+    let limit = format!("{}", state.train_seconds / 2.0);
+    let out = spin(&[
+        "schrodinger",
+        "--resume",
+        d,
+        "--steps",
+        "60",
+        "--time-limit",
+        &limit,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = checkpoint::load(&dir).unwrap().0;
+    assert_eq!(again.step, 30, "trained on past a time limit already spent");
+    assert!(again.train_seconds >= state.train_seconds);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["stopped_by_time_limit"], true);
 }

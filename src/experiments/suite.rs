@@ -213,6 +213,11 @@ pub struct CaseResult {
     pub mean_relative_error: f64,
     /// Largest relative error.
     pub max_relative_error: f64,
+    /// Mean relative error of the trained network before the read-out refit (on the same
+    /// evaluation points), when the refit ran.
+    pub trained_mean_relative_error: Option<f64>,
+    /// Whether the refitted read-out was kept (`None`: no refit ran).
+    pub refit_kept: Option<bool>,
     /// Training steps done.
     pub steps: u64,
     /// Training wall time, seconds.
@@ -261,7 +266,15 @@ pub fn run_case(
     let std_errors: Vec<f64> =
         serde_json::from_value(m["eigenvalue_std_errors"].clone()).unwrap_or_default();
     let rel = schrodinger::relative_errors(&learned, &reference);
+    let trained_mean_relative_error =
+        serde_json::from_value::<Vec<f64>>(m["trained_network"]["eigenvalues"].clone())
+            .ok()
+            .map(|t| schrodinger::relative_errors(&t, &reference))
+            .filter(|r| !r.is_empty())
+            .map(|r| r.iter().sum::<f64>() / r.len() as f64);
     Ok(CaseResult {
+        trained_mean_relative_error,
+        refit_kept: m["readout_refit"]["kept"].as_bool(),
         name: case.name.into(),
         dim: case.dim,
         potential: case.potential.into(),
@@ -290,12 +303,17 @@ pub fn run_case(
 /// The suite's table as Markdown.
 pub fn table(results: &[CaseResult]) -> String {
     let mut s = String::from(
-        "| case | V | box | N | steps | train s | mean rel. err. | max rel. err. | reference |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| case | V | box | N | steps | train s | mean rel. err. | max rel. err. | before the refit | reference |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
+        let before = match (r.trained_mean_relative_error, r.refit_kept) {
+            (Some(e), Some(true)) => format!("{:.3} %", 100.0 * e),
+            (Some(e), _) => format!("{:.3} % (refit not kept)", 100.0 * e),
+            _ => "no refit".into(),
+        };
         s.push_str(&format!(
-            "| {}{} | `{}` | {} | {} | {} | {:.0} | {:.2} % | {:.2} % | {} |\n",
+            "| {}{} | `{}` | {} | {} | {} | {:.0} | {:.3} % | {:.3} % | {before} | {} |\n",
             r.name,
             if r.stopped_by_error.is_some() {
                 " (stopped: Σ̄ collapsed or non-finite)"

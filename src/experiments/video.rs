@@ -605,23 +605,26 @@ pub fn run(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(model.trainer.step);
+    // Training seconds of the invocations before this one: `--time-limit` counts them too.
+    let earlier = resume.as_ref().map_or(0.0, |s| s.train_seconds);
     let start = std::time::Instant::now();
+    let trained_for = || earlier + start.elapsed().as_secs_f64();
+    let state_now = |model: &VideoModel| -> Result<crate::spin::checkpoint::TrainerState> {
+        let mut state = model.trainer.state()?;
+        state.train_seconds = trained_for();
+        Ok(state)
+    };
     let first_step = model.trainer.step;
     let mut failure = None;
     let mut stopped_by_time = false;
     while model.trainer.step < cfg.train.steps {
-        if cfg
-            .time_limit
-            .is_some_and(|t| start.elapsed().as_secs_f64() >= t)
-        {
+        if cfg.time_limit.is_some_and(|t| trained_for() >= t) {
             stopped_by_time = true;
             break;
         }
         // The schedule anneals over --time-limit when that ends the run first.
         if let Some(t) = cfg.time_limit {
-            model
-                .trainer
-                .set_schedule_progress(start.elapsed().as_secs_f64() / t);
+            model.trainer.set_schedule_progress(trained_for() / t);
         }
         match model.trainer.step() {
             Ok(r) => {
@@ -636,7 +639,7 @@ pub fn run(
                 }
                 if r.step % cfg.checkpoint_every.max(1) == 0 {
                     csv.flush().map_err(io_err(&csv_path))?;
-                    checkpoint::save(out, &model.trainer.state()?, &run_json)?;
+                    checkpoint::save(out, &state_now(&model)?, &run_json)?;
                 }
             }
             Err(e) => {
@@ -647,7 +650,7 @@ pub fn run(
     }
     bar.finish_and_clear();
     csv.flush().map_err(io_err(&csv_path))?;
-    checkpoint::save(out, &model.trainer.state()?, &run_json)?;
+    checkpoint::save(out, &state_now(&model)?, &run_json)?;
     let wall = start.elapsed().as_secs_f64();
     let steps_run = model.trainer.step - first_step;
     let (video, train, test_video, test) = &split;

@@ -17,6 +17,13 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{Result, SpinError};
 
+/// The most outputs a network may have (evaluation; training takes at most
+/// [`MAX_TRAINED_OUTPUTS`]).
+pub const MAX_OUTPUTS: usize = 256;
+
+/// The most eigenfunctions a network may be trained for (J̄ holds N(N+1)/2 copies of θ).
+pub const MAX_TRAINED_OUTPUTS: usize = 64;
+
 /// A network: optional conv2d layers on an image input, then dense hidden layers, then a linear
 /// output layer of N units, with an optional box envelope (point inputs) and an optional constant
 /// first eigenfunction.
@@ -82,9 +89,9 @@ impl NetworkSpec {
                 self.input_dim, self.hidden, self.outputs
             )));
         }
-        if self.outputs > 64 {
+        if self.outputs > MAX_OUTPUTS {
             return Err(SpinError::Config(format!(
-                "at most 64 eigenfunctions are supported, got {}",
+                "at most {MAX_OUTPUTS} outputs are supported, got {}",
                 self.outputs
             )));
         }

@@ -43,6 +43,13 @@ pub struct TrainerState {
     pub rng_word_pos: u128,
     /// The sampler's own state (an adaptive proposal's cell probabilities; empty for most).
     pub sampler: Vec<f64>,
+    /// θ of the network the run finally evaluated, when that is not the trained θ (a
+    /// read-out refit, [`crate::spin::Trainer::refit_readout`]); empty otherwise. Resuming
+    /// continues from `params`; `spin eval` uses this.
+    pub final_params: Vec<f32>,
+    /// Seconds of training so far, over every invocation (kept by the front end, for
+    /// `--time-limit` and its schedule; 0 when unknown).
+    pub train_seconds: f64,
 }
 
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -74,6 +81,7 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
         "format": FORMAT,
         "step": state.step,
         "opt_t": state.opt_t,
+        "train_seconds": state.train_seconds,
         "rng": {
             "seed": hex(&state.rng_seed),
             "stream": state.rng_stream,
@@ -81,7 +89,7 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
         },
         "run": run,
     });
-    let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
+    let mut tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
         (
             "params",
             Dtype::F32,
@@ -125,6 +133,14 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
             bytes_f64(&state.sampler),
         ),
     ];
+    if !state.final_params.is_empty() {
+        tensors.push((
+            "final_params",
+            Dtype::F32,
+            vec![state.final_params.len()],
+            bytes_f32(&state.final_params),
+        ));
+    }
     let views = tensors
         .iter()
         .map(|(name, dtype, shape, data)| {
@@ -207,6 +223,12 @@ pub fn load(dir: &Path) -> Result<(TrainerState, serde_json::Value)> {
         // Checkpoints from before samplers had state have no such tensor.
         sampler: if st.names().contains(&"sampler") {
             f64s("sampler")?
+        } else {
+            Vec::new()
+        },
+        train_seconds: meta["train_seconds"].as_f64().unwrap_or(0.0),
+        final_params: if st.names().contains(&"final_params") {
+            f32s("final_params")?
         } else {
             Vec::new()
         },

@@ -136,6 +136,8 @@ pub struct Engine {
     stats: wgpu::Buffer,
     stats_staging: wgpu::Buffer,
     forward: Vec<Dispatch>,
+    /// Index in `forward` of the first reduction dispatch.
+    reductions_at: usize,
     backward: Option<Backward>,
 }
 
@@ -363,6 +365,13 @@ impl Engine {
         options: EngineOptions,
     ) -> Result<Self> {
         spec.validate()?;
+        if training && spec.outputs > crate::nn::MAX_TRAINED_OUTPUTS {
+            return Err(SpinError::Config(format!(
+                "at most {} eigenfunctions can be trained, got {}",
+                crate::nn::MAX_TRAINED_OUTPUTS,
+                spec.outputs
+            )));
+        }
         if shape.input_dim != spec.input_dim {
             return Err(SpinError::Shape(format!(
                 "batch input dimension {} but the network takes {}",
@@ -565,6 +574,7 @@ impl Engine {
             shape.pairs * n,
             "operator_apply".into(),
         )?);
+        let reductions_at = forward.len();
         let sizes = [("SAMPLES", u(s)), ("PAIRS", u(shape.pairs)), ("NEIG", u(n))];
         forward.push(dispatch(
             &build,
@@ -896,6 +906,7 @@ impl Engine {
             stats,
             stats_staging,
             forward,
+            reductions_at,
             backward,
         })
     }
@@ -1001,6 +1012,21 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Submit A without the reductions: the forward pass and the operator's X and Y, for
+    /// [`Engine::read`] (the host's own f64 moments of a wide basis, where the reductions'
+    /// one-entry-per-thread kernel is slow).
+    pub fn forward_values(&self) -> Result<()> {
+        let mut enc = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("forward values"),
+            });
+        self.encode(&mut enc, &self.forward[..self.reductions_at]);
+        self.ctx.queue.submit([enc.finish()]);
+        Ok(())
     }
 
     /// Submit A: forward pass and reductions for the current params and batch.

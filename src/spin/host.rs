@@ -174,6 +174,61 @@ pub fn ritz_values(lambda: &DMatrix<f64>) -> Vec<f64> {
     v
 }
 
+/// The `k` lowest Rayleigh–Ritz pairs of the pencil (sym Π, Σ) on a basis that may be nearly
+/// linearly dependent: Σ = Q D Qᵀ is truncated to the directions with d > `rel_tol` · d_max
+/// (correlation-scaled first, so units do not matter), and the reduced symmetric problem is
+/// solved there. Returns the ascending values and the coefficient vectors as columns of a
+/// (basis, k) matrix, Σ-orthonormal (cᵀ Σ c = I). Fails when fewer than `k` directions survive.
+pub fn lowest_ritz_pairs(
+    sigma: &DMatrix<f64>,
+    pi: &DMatrix<f64>,
+    k: usize,
+    rel_tol: f64,
+) -> Result<(Vec<f64>, DMatrix<f64>)> {
+    let m = sigma.nrows();
+    let scale: Vec<f64> = (0..m)
+        .map(|i| {
+            let d = sigma[(i, i)];
+            if d > 0.0 && d.is_finite() {
+                1.0 / d.sqrt()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let s = DMatrix::from_fn(m, m, |i, j| {
+        0.5 * (sigma[(i, j)] + sigma[(j, i)]) * scale[i] * scale[j]
+    });
+    let p = DMatrix::from_fn(m, m, |i, j| {
+        0.5 * (pi[(i, j)] + pi[(j, i)]) * scale[i] * scale[j]
+    });
+    let eig = s.symmetric_eigen();
+    let top = eig.eigenvalues.iter().copied().fold(0.0f64, f64::max);
+    let keep: Vec<usize> = (0..m)
+        .filter(|&i| eig.eigenvalues[i] > rel_tol * top)
+        .collect();
+    if keep.len() < k || !top.is_finite() {
+        return Err(SpinError::Shape(format!(
+            "the basis spans {} independent directions, {k} eigenfunctions asked for",
+            keep.len()
+        )));
+    }
+    // T = Q_keep D_keep^{-1/2}: Tᵀ S T = I.
+    let t = DMatrix::from_fn(m, keep.len(), |i, c| {
+        eig.eigenvectors[(i, keep[c])] / eig.eigenvalues[keep[c]].sqrt()
+    });
+    let reduced = t.transpose() * &p * &t;
+    let reduced = (&reduced + reduced.transpose()) * 0.5;
+    let r = reduced.symmetric_eigen();
+    let mut order: Vec<usize> = (0..keep.len()).collect();
+    order.sort_by(|&a, &b| r.eigenvalues[a].total_cmp(&r.eigenvalues[b]));
+    let values = order[..k].iter().map(|&i| r.eigenvalues[i]).collect();
+    let y = DMatrix::from_fn(keep.len(), k, |i, c| r.eigenvectors[(i, order[c])]);
+    let c = t * y;
+    let c = DMatrix::from_fn(m, k, |i, j| c[(i, j)] * scale[i]);
+    Ok((values, c))
+}
+
 /// Standard errors of the Rayleigh–Ritz eigenvalues of (Σ, Π) estimated from independent,
 /// equally sized chunks (Σ_c, Π_c) whose mean is (Σ, Π), by first-order perturbation: with the
 /// Ritz vectors v_k (v_kᵀ Σ v_k = 1, ascending λ_k), chunk c moves λ_k by
@@ -221,6 +276,37 @@ mod tests {
             ((i * 7 + j * 13 + seed as usize * 5) % 11) as f64 / 11.0 - 0.4
         });
         &a * a.transpose() + DMatrix::identity(n, n) * 0.5
+    }
+
+    #[test]
+    fn ritz_pairs_of_a_dependent_basis_are_those_of_its_span() {
+        // Four basis functions spanning three dimensions: the fourth is b₀ + 2 b₁ (scaled by
+        // 1000, so correlation scaling matters). Their Ritz values are the pencil (Π₀, Σ₀)'s.
+        let s0 = spd(3, 1);
+        let p0 = {
+            let a = spd(3, 4) - DMatrix::identity(3, 3) * 2.0;
+            (&a + a.transpose()) * 0.5
+        };
+        let a = DMatrix::from_row_slice(
+            3,
+            4,
+            &[1.0, 0.0, 0.0, 1e3, 0.0, 1.0, 0.0, 2e3, 0.0, 0.0, 1.0, 0.0],
+        );
+        let sigma = a.transpose() * &s0 * &a;
+        let pi = a.transpose() * &p0 * &a;
+        let want = ritz_values(&step_matrices(&s0, &p0).unwrap().lambda);
+        let (got, c) = lowest_ritz_pairs(&sigma, &pi, 3, 1e-10).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-9, "{got:?} vs {want:?}");
+        }
+        let gram = c.transpose() * &sigma * &c;
+        assert!((gram - DMatrix::identity(3, 3)).amax() < 1e-9);
+        for (j, g) in got.iter().enumerate() {
+            let r = &pi * c.column(j) - &sigma * c.column(j) * *g;
+            assert!(r.amax() < 1e-8, "residual {}", r.amax());
+        }
+        // Only three independent directions: four pairs cannot be had.
+        assert!(lowest_ritz_pairs(&sigma, &pi, 4, 1e-10).is_err());
     }
 
     #[test]

@@ -147,6 +147,36 @@ pub struct Evaluation {
     pub pi: Vec<f64>,
 }
 
+/// Σ̂ = (1/S) Σ_r w_r u_r u_rᵀ and Π̂ = (1/Q) Σ_q w_q x_q y_qᵀ of `batch` ((N, N) row-major),
+/// summed in f64 on the host from the values [`Engine::forward_values`] left on the GPU.
+fn host_moments(engine: &Engine, batch: &Batch) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = engine.spec().outputs;
+    let (s, q) = (batch.shape.samples, batch.shape.pairs);
+    let weighted_gram = |a: &[f32], b: &[f32], w: &[f32], rows: usize| -> Vec<f64> {
+        let am = DMatrix::from_fn(rows, n, |r, k| a[r * n + k] as f64 * w[r] as f64);
+        let bm = DMatrix::from_fn(rows, n, |r, k| b[r * n + k] as f64);
+        let g = am.tr_mul(&bm) / rows.max(1) as f64;
+        (0..n * n).map(|e| g[(e / n, e % n)]).collect()
+    };
+    let u = engine.read(Probe::U)?;
+    let sigma = weighted_gram(&u[..s * n], &u[..s * n], &batch.sample_weights, s);
+    let pi = weighted_gram(
+        &engine.read(Probe::X)?,
+        &engine.read(Probe::Y)?,
+        &batch.pair_weights,
+        q,
+    );
+    Ok((sigma, pi))
+}
+
+/// Monte Carlo moments of the network's outputs on a sample.
+struct Moments {
+    samples: usize,
+    sigma: Vec<f64>,
+    pi: Vec<f64>,
+    chunks: Vec<(DMatrix<f64>, DMatrix<f64>)>,
+}
+
 /// A training run in progress.
 pub struct Trainer {
     ctx: Arc<GpuContext>,
@@ -409,6 +439,26 @@ impl Trainer {
     /// The final evaluation (SPEC §2): Σ, Π on `samples` fresh points in chunks of `chunk`
     /// (or the exhaustive batch of a finite space), Λ = L⁻¹ Π L⁻ᵀ, its diagonal and Ritz values.
     pub fn evaluate(&mut self, samples: usize, chunk: usize, seed: u64) -> Result<Evaluation> {
+        let m = self.moments(samples, chunk, seed, false)?;
+        let n = self.problem.spec.outputs;
+        let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
+        let steps = step_matrices(&to_m(&m.sigma), &to_m(&m.pi))?;
+        Ok(Evaluation {
+            samples: m.samples,
+            lambda_diag: steps.eigenvalues(),
+            eigenvalues: ritz_values(&steps.lambda),
+            eigenvalue_std_errors: ritz_std_errors(&to_m(&m.sigma), &to_m(&m.pi), &m.chunks)?,
+            sigma: m.sigma,
+            pi: m.pi,
+        })
+    }
+
+    /// Σ and Π ((N, N) row-major, means over the sample) of the current network on `samples`
+    /// fresh points in chunks of `chunk` (or the exhaustive batch of a finite space), with each
+    /// chunk's own pair for the standard errors.
+    /// With `host`, the reductions are done here in f64 from the outputs and the operator's
+    /// X, Y read back (for a wide basis, where the GPU's one-entry-per-thread reduction is slow).
+    fn moments(&mut self, samples: usize, chunk: usize, seed: u64, host: bool) -> Result<Moments> {
         let n = self.problem.spec.outputs;
         let mut sigma = vec![0.0f64; n * n];
         let mut pi = vec![0.0f64; n * n];
@@ -417,12 +467,20 @@ impl Trainer {
         let mut add = |engine: &Engine, batch: &Batch| -> Result<()> {
             engine.set_params(&self.params)?;
             engine.set_batch(batch)?;
-            let (s, p) = engine.statistics()?;
-            chunks.push((matrix(&s, n), matrix(&p, n)));
+            let (s, p) = if host {
+                engine.forward_values()?;
+                host_moments(engine, batch)?
+            } else {
+                let (s, p) = engine.statistics()?;
+                let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+                (wide(s), wide(p))
+            };
+            let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
+            chunks.push((to_m(&s), to_m(&p)));
             let (ns, nq) = (batch.shape.samples, batch.shape.pairs);
             for i in 0..n * n {
-                sigma[i] += s[i] as f64 * ns as f64;
-                pi[i] += p[i] as f64 * nq as f64;
+                sigma[i] += s[i] * ns as f64;
+                pi[i] += p[i] * nq as f64;
             }
             s_total += ns;
             q_total += nq;
@@ -454,18 +512,74 @@ impl Trainer {
                 done += chunk;
             }
         }
-        let sigma: Vec<f64> = sigma.iter().map(|v| v / s_total as f64).collect();
-        let pi: Vec<f64> = pi.iter().map(|v| v / q_total as f64).collect();
-        let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
-        let m = step_matrices(&to_m(&sigma), &to_m(&pi))?;
-        Ok(Evaluation {
+        Ok(Moments {
             samples: s_total,
-            lambda_diag: m.eigenvalues(),
-            eigenvalues: ritz_values(&m.lambda),
-            eigenvalue_std_errors: ritz_std_errors(&to_m(&sigma), &to_m(&pi), &chunks)?,
-            sigma,
-            pi,
+            sigma: sigma.iter().map(|v| v / s_total as f64).collect(),
+            pi: pi.iter().map(|v| v / q_total as f64).collect(),
+            chunks,
         })
+    }
+
+    /// Rayleigh–Ritz on the span of the last hidden layer's units and the constant (each times
+    /// the envelope), estimated on `samples` fresh points with `operator`: the output layer is
+    /// replaced by the N lowest Ritz vectors of that space. The N learned functions lie in it
+    /// (they are a linear read-out of it), so on the fitting sample the Ritz values can only
+    /// fall; they are biased low by the fit, so judge the result on a fresh sample
+    /// ([`Trainer::evaluate`] with another seed). Directions of the basis's Gram matrix below
+    /// `rel_tol` of its largest (correlation-scaled) are dropped. Returns the Ritz values on
+    /// the fitting sample. Only for networks that end in a dense layer after a hidden one,
+    /// without a constant first output or a training mask (the new read-out is dense); the
+    /// optimiser, Σ̄ and J̄ are left as they were, so training should not go on after it.
+    pub fn refit_readout(
+        &mut self,
+        operator: Operator,
+        samples: usize,
+        chunk: usize,
+        seed: u64,
+        rel_tol: f64,
+    ) -> Result<Vec<f64>> {
+        let spec = self.problem.spec.clone();
+        let layers = spec.layers();
+        let last = *layers
+            .last()
+            .ok_or_else(|| SpinError::Config("no layers".into()))?;
+        if layers.len() < 2 || last.conv().is_some() || spec.constant_first || self.mask.is_some() {
+            return Err(SpinError::Config(
+                "the read-out refit needs a dense last layer after a hidden one, no constant output and no mask".into(),
+            ));
+        }
+        let h = last.inputs;
+        let n = spec.outputs;
+        // The basis network: the same hidden layers, then the identity on the H units and a
+        // constant unit (bias 1).
+        let mut basis_spec = spec.clone();
+        basis_spec.outputs = h + 1;
+        let basis_last = *basis_spec.layers().last().expect("same layers");
+        let mut basis_params = self.params[..last.offset].to_vec();
+        basis_params.resize(basis_last.offset + basis_last.len(), 0.0);
+        for i in 0..h {
+            basis_params[basis_last.w(i, i)] = 1.0;
+        }
+        basis_params[basis_last.b(h)] = 1.0;
+        let trained_spec = std::mem::replace(&mut self.problem.spec, basis_spec);
+        let trained_params = std::mem::replace(&mut self.params, basis_params);
+        let trained_op = std::mem::replace(&mut self.problem.operator, operator);
+        let moments = self.moments(samples, chunk, seed, true);
+        self.problem.spec = trained_spec;
+        self.params = trained_params;
+        self.problem.operator = trained_op;
+        let m = moments?;
+        let f = h + 1;
+        let to_m = |v: &[f64]| DMatrix::from_fn(f, f, |i, j| v[i * f + j]);
+        let (values, c) =
+            super::host::lowest_ritz_pairs(&to_m(&m.sigma), &to_m(&m.pi), n, rel_tol)?;
+        for j in 0..n {
+            for i in 0..h {
+                self.params[last.w(i, j)] = c[(i, j)] as f32;
+            }
+            self.params[last.b(j)] = c[(h, j)] as f32;
+        }
+        Ok(values)
     }
 
     /// Everything needed to resume: reads J̄ back from the GPU.
@@ -483,6 +597,8 @@ impl Trainer {
             rng_stream: self.rng.get_stream(),
             rng_word_pos: self.rng.get_word_pos(),
             sampler: self.problem.sampler.state(),
+            final_params: Vec::new(),
+            train_seconds: 0.0,
         })
     }
 
