@@ -246,7 +246,7 @@ struct SchrodingerArgs {
     eps: Option<f64>,
     /// Sampler: uniform (the reference), importance (fixed, around the origin) or adaptive (the
     /// importance proposal mixed with a grid refitted to the learned eigenfunctions)
-    /// [default: adaptive; spin hydrogen: importance; --preset reference: uniform].
+    /// [default: adaptive; --preset reference: uniform].
     #[arg(long)]
     sampler: Option<SamplerKind>,
     /// Hidden layer widths [default: 64,64,64].
@@ -270,19 +270,19 @@ struct SchrodingerArgs {
     /// Optimiser: rmsprop, adam or sgd [default: adam; --preset reference: rmsprop].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate, reached after a linear warm-up of --warmup steps [default: 3e-3; spin
-    /// hydrogen: 1e-3; --preset reference: 1e-5].
+    /// Learning rate, reached after a linear warm-up of --warmup steps [default: 3e-3;
+    /// --preset reference: 1e-5].
     #[arg(long)]
     lr: Option<f64>,
     /// Schedule: constant, cosine or inverse [default: cosine; --preset reference: constant].
     #[arg(long)]
     schedule: Option<Schedule>,
-    /// Linear learning-rate warm-up over this many first steps [default: 500; spin hydrogen
-    /// and --preset reference: 0].
+    /// Linear learning-rate warm-up over this many first steps [default: 500; --preset
+    /// reference: 0].
     #[arg(long)]
     warmup: Option<u64>,
     /// Moving-average rate β (1 = no moving averages, the paper's ablation) [default: 1;
-    /// spin hydrogen 0.5; --preset reference: 0.01].
+    /// --preset reference: 0.01].
     #[arg(long)]
     beta: Option<f64>,
     /// Shift margin for β < 1: the gradient is taken for K − cI, c = max(0, λ_max + this ×
@@ -318,7 +318,7 @@ struct SchrodingerArgs {
     #[arg(long)]
     plot_extent: Option<f64>,
     /// Input length scale: the first layer's initial weights are divided by it; 0: min(1, D/4)
-    /// [default: 0, i.e. from the box; spin hydrogen: 1].
+    /// [default: 0, i.e. from the box (1 for spin hydrogen's box of 50)].
     #[arg(long)]
     input_scale: Option<f64>,
     /// Block-sparse layers with K blocks (paper appendix C.1; 0: dense) [default: 0].
@@ -355,10 +355,10 @@ struct SchrodingerArgs {
 #[derive(clap::Args, Debug)]
 #[command(allow_negative_numbers = true)]
 struct HydrogenArgs {
-    /// best (our defaults: weak form, radial input feature, importance sampling, Adam 1e-3
-    /// cosine, β 0.5, 60 000 steps or 30 minutes, then the read-out refit) or reference (the
-    /// reference code's flag defaults: exact Laplacian, uniform sampling, RMSProp 1e-5, β 0.01,
-    /// 10⁶ steps, no refit).
+    /// best (spin schrodinger's defaults — weak form, radial input feature, adaptive proposal,
+    /// Adam 3e-3 with warm-up and cosine schedule, β 1 — for 60 000 steps or 30 minutes, then the
+    /// read-out refit) or reference (the reference code's flag defaults: exact Laplacian,
+    /// uniform sampling, RMSProp 1e-5, β 0.01, 10⁶ steps, no refit).
     #[arg(long, default_value = "best")]
     preset: Preset,
     #[command(flatten)]
