@@ -715,6 +715,10 @@ fn readout_refit_lowers_the_ritz_values_of_its_sample_and_writes_them_into_the_n
     let (samples, chunk, seed) = (8192, 2048, 11);
     let before = t.evaluate_with(op(), samples, chunk, seed).unwrap();
     let hidden_before = t.params[..t.params.len() - 17 * 3].to_vec();
+    // A cut-off that leaves fewer than N directions: an error, and the network as it was.
+    let trained = t.params.clone();
+    assert!(t.refit_readout(op(), samples, chunk, seed, 2.0).is_err());
+    assert_eq!(t.params, trained);
     let fit = t.refit_readout(op(), samples, chunk, seed, 1e-6).unwrap();
     assert_eq!(
         &t.params[..hidden_before.len()],

@@ -536,13 +536,15 @@ pub fn evaluate_to_target(
 }
 
 /// The read-out refit's cut-off: directions of the basis's (correlation-scaled) Gram matrix
-/// below this fraction of its largest eigenvalue are dropped. The moments are summed in f32 on
-/// the GPU (relative rounding ≈ 1e−7 per chunk), so directions much smaller than that are noise.
+/// below this fraction of its largest eigenvalue are dropped. The basis values come from the
+/// GPU in f32 (relative rounding ≈ 6e−8), so directions much smaller than that are noise.
 pub const READOUT_REL_TOL: f64 = 1e-6;
 
 /// What [`readout_refit`] did.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ReadoutRefit {
+    /// Why the refit could not be made (the trained network was kept), if it could not.
+    pub error: Option<String>,
     /// The Ritz values on the fitting sample (biased low by the fit).
     pub fit_values: Vec<f64>,
     /// Σ of the Ritz values of the refitted network on the validation sample.
@@ -591,6 +593,7 @@ pub fn readout_refit(
         trainer.params = refitted;
     }
     Ok(ReadoutRefit {
+        error: None,
         fit_values,
         validation_refit,
         validation_trained,
@@ -868,18 +871,32 @@ pub fn run(
         trained = Some(summary(&eval));
         let fit_start = std::time::Instant::now();
         let trained_params = trainer.params.clone();
-        let kept = readout_refit(&mut trainer, cfg)?;
-        eprintln!(
-            "read-out refit ({:.1} s): Σλ on a validation sample {:.6} (trained network {:.6}); {}",
-            fit_start.elapsed().as_secs_f64(),
-            kept.validation_refit,
-            kept.validation_trained,
-            if kept.kept {
-                "kept"
-            } else {
-                "not kept: the trained read-out is better"
+        // A refit that fails (a basis with fewer independent directions than N) loses nothing:
+        // the trained network stays, and the metrics say why.
+        let kept = match readout_refit(&mut trainer, cfg) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("read-out refit failed, the trained network is kept: {e}");
+                trainer.params = trained_params.clone();
+                ReadoutRefit {
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                }
             }
-        );
+        };
+        if kept.error.is_none() {
+            eprintln!(
+                "read-out refit ({:.1} s): Σλ on a validation sample {:.6} (trained network {:.6}); {}",
+                fit_start.elapsed().as_secs_f64(),
+                kept.validation_refit,
+                kept.validation_trained,
+                if kept.kept {
+                    "kept"
+                } else {
+                    "not kept: the trained read-out is better"
+                }
+            );
+        }
         if kept.kept {
             // The checkpoint keeps the trained θ to resume from and the refitted one for
             // `spin eval`.
