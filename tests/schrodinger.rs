@@ -330,36 +330,44 @@ fn final_params(dir: &std::path::Path) -> Vec<f32> {
     checkpoint::load(dir).unwrap().0.params
 }
 
+/// `spin schrodinger` on the 1D oscillator in a box of 5 with N = 2: a run of seconds.
+const TINY_1D: [&str; 9] = [
+    "schrodinger",
+    "--dim",
+    "1",
+    "--potential",
+    "harmonic",
+    "--box",
+    "5",
+    "--neig",
+    "2",
+];
+
 #[test]
 fn killed_run_resumes_to_the_same_parameters() {
     let base = std::env::temp_dir().join(format!("spin-kill-{}", std::process::id()));
     let (full, killed) = (base.join("full"), base.join("killed"));
     let common = [
-        "schrodinger",
-        "--dim",
-        "1",
-        "--potential",
-        "harmonic",
-        "--box",
-        "5",
-        "--hidden",
-        "16,16",
-        "--neig",
-        "2",
-        "--batch",
-        "64",
-        "--steps",
-        "400",
-        "--checkpoint-every",
-        "25",
-        "--eval-samples",
-        "2048",
-        "--seed",
-        "7",
-        // The default adaptive proposal, refitted often: its fit travels in the checkpoint.
-        "--adapt-every",
-        "60",
-    ];
+        &TINY_1D[..],
+        &[
+            "--hidden",
+            "16,16",
+            "--batch",
+            "64",
+            "--steps",
+            "400",
+            "--checkpoint-every",
+            "25",
+            "--eval-samples",
+            "2048",
+            "--seed",
+            "7",
+            // The default adaptive proposal, refitted often: its fit travels in the checkpoint.
+            "--adapt-every",
+            "60",
+        ],
+    ]
+    .concat();
     let out = spin(&[&common[..], &["--out", full.to_str().unwrap()]].concat());
     assert!(
         out.status.success(),
@@ -368,7 +376,7 @@ fn killed_run_resumes_to_the_same_parameters() {
     );
     // Start the same run, kill it once a checkpoint exists, resume it.
     let mut child = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args(common)
+        .args(&common)
         .args(["--out", killed.to_str().unwrap()])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -753,28 +761,23 @@ fn a_resumed_run_counts_its_earlier_training_time() {
     let dir = std::env::temp_dir().join(format!("spin-time-{}", std::process::id()));
     let d = dir.to_str().unwrap();
     let first = [
-        "schrodinger",
-        "--dim",
-        "1",
-        "--potential",
-        "harmonic",
-        "--box",
-        "5",
-        "--hidden",
-        "8",
-        "--neig",
-        "2",
-        "--batch",
-        "32",
-        "--steps",
-        "30",
-        "--eval-samples",
-        "2048",
-        "--readout-refit",
-        "false",
-        "--out",
-        d,
-    ];
+        &TINY_1D[..],
+        &[
+            "--hidden",
+            "8",
+            "--batch",
+            "32",
+            "--steps",
+            "30",
+            "--eval-samples",
+            "2048",
+            "--readout-refit",
+            "false",
+            "--out",
+            d,
+        ],
+    ]
+    .concat();
     let out = spin(&first);
     assert!(
         out.status.success(),

@@ -909,13 +909,10 @@ pub fn run(
         refit = Some(kept);
     }
     let eval_seconds = eval_start.elapsed().as_secs_f64();
-    let mut metrics = serde_json::json!({
+    let mut metrics = summary(&eval);
+    let run_fields = serde_json::json!({
         "experiment": "schrodinger",
         "config": cfg,
-        "eigenvalues": eval.eigenvalues,
-        "eigenvalue_std_errors": eval.eigenvalue_std_errors,
-        "lambda_diag": eval.lambda_diag,
-        "eval_samples": eval.samples,
         "eval_seconds": eval_seconds,
         "eval_max_relative_std_error": max_relative_std_error(&eval),
         "steps": trainer.step,
@@ -929,15 +926,12 @@ pub fn run(
         "trained_network": trained,
         "readout_refit": refit,
     });
+    if let (Some(m), serde_json::Value::Object(fields)) = (metrics.as_object_mut(), run_fields) {
+        m.extend(fields);
+    }
     if let Some(e) = &exact {
-        let rel = relative_errors(&eval.eigenvalues, e);
-        let rel_diag = relative_errors(&eval.lambda_diag, e);
         metrics["exact_eigenvalues"] = serde_json::json!(e);
-        metrics["mean_relative_error"] =
-            serde_json::json!(rel.iter().sum::<f64>() / rel.len().max(1) as f64);
-        metrics["max_relative_error"] = serde_json::json!(rel.iter().cloned().fold(0.0, f64::max));
-        metrics["relative_errors"] = serde_json::json!(rel);
-        metrics["relative_errors_diag"] = serde_json::json!(rel_diag);
+        metrics["relative_errors_diag"] = serde_json::json!(relative_errors(&eval.lambda_diag, e));
         metrics["below_exact_by_2_std_errors"] = serde_json::json!(below_exact(
             &eval.eigenvalues,
             &eval.eigenvalue_std_errors,
