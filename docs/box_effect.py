@@ -50,9 +50,9 @@ def report(title, levels, radii):
         print(f"  {label:10s}" + "".join(f"  {s:+9.4f}%" for s in shifts(k, centrifugal, radii)))
 
 
-# 2D level n, |m|: radial index n - |m|; square half-widths 50 (discs 50, 70.71), 75, 80, 100.
+# 2D level n, |m|: radial index n - |m|; square half-widths 50 (discs 50, 70.71), 75, 80, 98, 100.
 report("2D", [(f"n={n} |m|={m}", n - m, m * m - 0.25) for n in (2, 3) for m in range(n + 1)],
-       (50.0, 70.71, 75.0, 80.0, 100.0))
+       (50.0, 70.71, 75.0, 80.0, 98.0, 100.0))
 # 3D level n, l: radial index n - 1 - l; cube half-widths 40, 50 (balls 50, 86.6).
 report("3D", [(f"n={n} l={l}", n - 1 - l, l * (l + 1)) for n in (2, 3) for l in range(n)],
        (40.0, 50.0, 86.6))

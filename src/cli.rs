@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use spectral_inference::experiments::schrodinger::{
-    self, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
+    self, LaplacianKind, Preset, SamplerKind, SchrodingerConfig, UNTIL_TIME_LIMIT,
 };
 use spectral_inference::experiments::{bench, matrix};
 use spectral_inference::gpu::{list_adapters, AdapterRequest, BackendChoice, GpuContext};
@@ -231,7 +231,8 @@ struct SchrodingerArgs {
     /// Kinetic coefficient c in H = −c∇² + V [default: 1].
     #[arg(long)]
     kinetic: Option<f64>,
-    /// Half-width D of the box [−D, D]^d [default: 50].
+    /// Half-width D of the box [−D, D]^d [default: 50; for --potential hydrogen twice the
+    /// turning radius Z/|E_N| of the highest level learned if that is more: 98 for N = 16 in 2D].
     #[arg(long = "box")]
     half_width: Option<f64>,
     /// Multiply the network by the box envelope: true or false [default: true].
@@ -263,8 +264,9 @@ struct SchrodingerArgs {
     #[arg(long)]
     steps: Option<u64>,
     /// Stop training after this many seconds (a resumed run counts its earlier ones), then
-    /// evaluate and write outputs; a cosine schedule anneals within it [default: no limit;
-    /// spin hydrogen: 1800].
+    /// evaluate and write outputs; a cosine schedule anneals within it. Given without --steps,
+    /// the time limit alone ends the run (the preset's step count no longer applies) [default:
+    /// no limit; spin hydrogen: 1800].
     #[arg(long)]
     time_limit: Option<f64>,
     /// Optimiser: rmsprop, adam or sgd [default: adam; --preset reference: rmsprop].
@@ -314,11 +316,11 @@ struct SchrodingerArgs {
     /// --radial true].
     #[arg(long)]
     eval_laplacian: Option<LaplacianKind>,
-    /// Half-width of the eigenfunction plots [default: 25].
+    /// Half-width of the eigenfunction plots [default: D/2, at least 25 and at most D].
     #[arg(long)]
     plot_extent: Option<f64>,
-    /// Input length scale: the first layer's initial weights are divided by it; 0: min(1, D/4)
-    /// [default: 0, i.e. from the box (1 for spin hydrogen's box of 50)].
+    /// Input length scale: the first layer's initial weights are divided by it; 0: min(1, D/4),
+    /// or D/50 above D = 50 [default: 0, i.e. from the box (1 for spin hydrogen's box of 50)].
     #[arg(long)]
     input_scale: Option<f64>,
     /// Block-sparse layers with K blocks (paper appendix C.1; 0: dense) [default: 0].
@@ -757,6 +759,18 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     set!(cfg.train.optimizer.warmup, a.warmup);
     if a.time_limit.is_some() {
         cfg.time_limit = a.time_limit;
+        if a.steps.is_none() {
+            cfg.train.steps = UNTIL_TIME_LIMIT;
+        }
+    }
+    // Settings that follow from the others unless given.
+    if a.half_width.is_none() {
+        if let Some(d) = cfg.coulomb_box() {
+            cfg.half_width = d;
+        }
+    }
+    if a.plot_extent.is_none() {
+        cfg.plot_extent = (cfg.half_width / 2.0).max(25.0).min(cfg.half_width);
     }
 }
 
@@ -781,6 +795,9 @@ fn run_schrodinger(
             }
             if args.time_limit.is_some() {
                 cfg.time_limit = args.time_limit;
+                if args.steps.is_none() {
+                    cfg.train.steps = UNTIL_TIME_LIMIT;
+                }
             }
             // Settings that do not change the training trajectory.
             cfg.eval_samples = args.eval_samples.unwrap_or(cfg.eval_samples);
@@ -814,9 +831,10 @@ fn run_schrodinger(
     let ctx = context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);
     eprintln!(
-        "{} in {}D, N = {}, MLP {:?}, {:?} Laplacian, {:?} sampling, batch {}, {:?} lr {}, β {}{}",
+        "{} in {}D, box {}, N = {}, MLP {:?}, {:?} Laplacian, {:?} sampling, batch {}, {:?} lr {}, β {}{}",
         cfg.potential,
         cfg.dim,
+        cfg.half_width,
         cfg.neig,
         cfg.hidden,
         cfg.laplacian,
@@ -1543,6 +1561,77 @@ mod tests {
             missing.is_empty(),
             "options whose default is shown not exactly once: {missing:?}"
         );
+    }
+
+    /// Parses `argv` (`spin hydrogen …` or `spin schrodinger …`) into the configuration of a
+    /// new run.
+    fn new_run_config(argv: &[&str]) -> super::SchrodingerConfig {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from(argv).unwrap();
+        let (mut cfg, a) = match &cli.command {
+            super::Command::Hydrogen(h) => (super::SchrodingerConfig::hydrogen(h.preset), &h.run),
+            super::Command::Schrodinger(a) => (super::SchrodingerConfig::generic(), a),
+            other => panic!("{other:?}"),
+        };
+        super::apply(&mut cfg, a);
+        cfg
+    }
+
+    /// `--time-limit` without `--steps` lets the time limit alone end the run.
+    #[test]
+    fn a_time_limit_alone_lifts_the_step_count() {
+        let steps = |argv: &[&str]| new_run_config(argv).train.steps;
+        assert_eq!(steps(&["spin", "hydrogen"]), 60_000);
+        assert_eq!(
+            steps(&["spin", "hydrogen", "--time-limit", "3600"]),
+            super::UNTIL_TIME_LIMIT
+        );
+        assert_eq!(
+            steps(&["spin", "hydrogen", "--time-limit", "60", "--steps", "100"]),
+            100
+        );
+        assert_eq!(steps(&["spin", "schrodinger"]), 20_000);
+    }
+
+    /// The box follows N for the Coulomb potential unless given, and the plots follow the box.
+    #[test]
+    fn the_box_and_the_plots_follow_n_unless_given() {
+        let config = |argv: &[&str]| {
+            let cfg = new_run_config(argv);
+            (cfg.half_width, cfg.plot_extent)
+        };
+        assert_eq!(config(&["spin", "hydrogen"]), (50.0, 25.0));
+        assert_eq!(config(&["spin", "hydrogen", "--neig", "16"]), (98.0, 49.0));
+        assert_eq!(
+            config(&["spin", "hydrogen", "--neig", "16", "--box", "60"]),
+            (60.0, 30.0)
+        );
+        assert_eq!(
+            config(&["spin", "hydrogen", "--neig", "16", "--plot-extent", "40"]),
+            (98.0, 40.0)
+        );
+        assert_eq!(
+            config(&["spin", "schrodinger", "--dim", "3", "--neig", "14"]),
+            (72.0, 36.0)
+        );
+        let osc = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "dot(x, x)",
+            "--box",
+            "6",
+        ];
+        assert_eq!(config(&osc), (6.0, 6.0));
+        let osc = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "dot(x, x)",
+            "--neig",
+            "16",
+        ];
+        assert_eq!(config(&osc), (50.0, 25.0));
     }
 
     /// Negative numbers reach the range checks instead of being taken for flags.
