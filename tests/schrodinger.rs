@@ -809,4 +809,19 @@ fn a_resumed_run_counts_its_earlier_training_time() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["stopped_by_time_limit"], true);
+    // A time limit without --steps: the limit alone ends the run, past the 30 steps it was
+    // configured with.
+    let limit = format!("{}", again.train_seconds + 1.0);
+    let out = spin(&["schrodinger", "--resume", d, "--time-limit", &limit]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = checkpoint::load(&dir).unwrap().0;
+    assert!(last.step > 30, "stopped at step {}", last.step);
+    assert!(last.train_seconds >= again.train_seconds + 1.0);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["stopped_by_time_limit"], true);
 }

@@ -188,6 +188,29 @@ fn killed_video_run_resumes_to_the_same_parameters() {
         params(&full),
         "killed at step {at} and resumed"
     );
+    // `--time-limit` counts the earlier invocations: a limit already spent takes no step.
+    let trained = checkpoint::load(&full).unwrap().0;
+    assert!(trained.train_seconds > 0.0, "{}", trained.train_seconds);
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args([
+            "video",
+            "--resume",
+            full.to_str().unwrap(),
+            "--steps",
+            "400",
+        ])
+        .args(["--time-limit", &format!("{}", trained.train_seconds / 2.0)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(checkpoint::load(&full).unwrap().0.step, 300);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["stopped_by_time_limit"], true);
     let csv = std::fs::read_to_string(killed.join("eigenvalues.csv")).unwrap();
     let steps: Vec<u64> = csv
         .lines()
