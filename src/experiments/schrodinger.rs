@@ -443,7 +443,7 @@ impl SchrodingerConfig {
     /// up 4×.
     ///
     /// Above D = 50 it is D/50, so that the inputs span at most ±50: with 16 hydrogen states in
-    /// a box of 98 (measured, llvmpipe, 8-minute runs) the raw inputs left the n = 2 cluster
+    /// a box of 98 (measured, llvmpipe, 8–10-minute runs) the raw inputs left the n = 2 cluster
     /// unfound after 9 800 steps (mean error of the eigenvalue averages 48 %), while x/2 found
     /// all 16 levels within 5 800 (18 %), as in a box of 50 (22 %).
     pub fn effective_input_scale(&self) -> f64 {
@@ -457,11 +457,11 @@ impl SchrodingerConfig {
     }
 
     /// The box half-width for the built-in Coulomb potential (`hydrogen`, 2D or 3D): twice the
-    /// classical turning radius Z/|E_N| of the highest level learned, rounded, and at least 50. Bound
-    /// states of −Z/r reach out to about that radius (the box's own effect on them falls
+    /// classical turning radius Z/|E_N| of the highest level learned, rounded, and at least 50.
+    /// Bound states of −Z/r reach out to about that radius (the box's own effect on them falls
     /// steeply beyond it, see `docs/box_effect.py`), so the box grows with N: 50 up to N = 9 in
-    /// 2D (turning radius 25) and N = 13 in 3D, 98 for N = 16 in 2D, 72 for N = 14 in 3D. `None`
-    /// for other potentials, whose box is the user's to choose.
+    /// 2D (turning radius 25) and N = 5 in 3D, 98 for N = 10–16 in 2D, 72 for N = 6–14 in 3D.
+    /// `None` for other potentials, whose box is the user's to choose.
     pub fn coulomb_box(&self) -> Option<f64> {
         if self.potential != "hydrogen" {
             return None;
@@ -1192,6 +1192,8 @@ mod tests {
         // 3D: E_n = −1/(4n²); n = 3 (N = 14) reaches 36.
         c.dim = 3;
         c.neig = 14;
+        assert_eq!(c.coulomb_box(), Some(72.0));
+        c.neig = 6;
         assert_eq!(c.coulomb_box(), Some(72.0));
         c.neig = 5;
         assert_eq!(c.coulomb_box(), Some(50.0));
