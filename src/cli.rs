@@ -250,7 +250,8 @@ struct SchrodingerArgs {
     /// [default: adaptive; --preset reference: uniform].
     #[arg(long)]
     sampler: Option<SamplerKind>,
-    /// Hidden layer widths [default: 64,64,64].
+    /// Hidden layer widths [default: 64,64,64; with the read-out refit the last one grows to 7
+    /// units per eigenfunction, a multiple of 32 from 64 to 224: 128 for N = 16].
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
     /// Number of eigenfunctions N [default: 9].
@@ -764,6 +765,9 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
         }
     }
     // Settings that follow from the others unless given.
+    if a.hidden.is_none() {
+        cfg.widen_for_refit();
+    }
     if a.half_width.is_none() {
         if let Some(d) = cfg.coulomb_box() {
             cfg.half_width = d;
@@ -1575,6 +1579,29 @@ mod tests {
         };
         super::apply(&mut cfg, a);
         cfg
+    }
+
+    /// The last hidden layer grows with N for the read-out refit unless --hidden is given.
+    #[test]
+    fn the_last_hidden_layer_follows_n_unless_given() {
+        let hidden = |argv: &[&str]| new_run_config(argv).hidden;
+        assert_eq!(hidden(&["spin", "hydrogen"]), [64, 64, 64]);
+        assert_eq!(hidden(&["spin", "hydrogen", "--neig", "16"]), [64, 64, 128]);
+        let given = ["spin", "hydrogen", "--neig", "16", "--hidden", "64,64,64"];
+        assert_eq!(hidden(&given), [64, 64, 64]);
+        let no_refit = [
+            "spin",
+            "hydrogen",
+            "--neig",
+            "16",
+            "--readout-refit",
+            "false",
+        ];
+        assert_eq!(hidden(&no_refit), [64, 64, 64]);
+        let reference = ["spin", "hydrogen", "--neig", "16", "--preset", "reference"];
+        assert_eq!(hidden(&reference), [64, 64, 64]);
+        let three_d = ["spin", "schrodinger", "--dim", "3", "--neig", "14"];
+        assert_eq!(hidden(&three_d), [64, 64, 128]);
     }
 
     /// `--time-limit` without `--steps` lets the time limit alone end the run.
