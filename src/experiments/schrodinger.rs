@@ -479,7 +479,7 @@ impl SchrodingerConfig {
     /// (max 3.9 %) with 64 units and 0.34 % (max 1.3 %) with 128, from networks that were
     /// equally good before the refit (3.7 % and 4.1 %), at 1.46× the time per step.
     pub fn refit_width(neig: usize) -> usize {
-        (7 * neig).div_ceil(32).max(2).min(7) * 32
+        (7 * neig).div_ceil(32).clamp(2, 7) * 32
     }
 
     /// Widens the last hidden layer to [`SchrodingerConfig::refit_width`] when the read-out
