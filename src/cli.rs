@@ -707,6 +707,16 @@ fn run_grid(cli: &Cli, args: &GridArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--time-limit`, if given; without `--steps` the time limit alone ends the run.
+fn set_time_limit(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
+    if a.time_limit.is_some() {
+        cfg.time_limit = a.time_limit;
+        if a.steps.is_none() {
+            cfg.train.steps = UNTIL_TIME_LIMIT;
+        }
+    }
+}
+
 fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
     macro_rules! set {
         ($field:expr, $arg:expr) => {
@@ -758,12 +768,7 @@ fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
         cfg.train.optimizer.warmup = warmup;
     }
     set!(cfg.train.optimizer.warmup, a.warmup);
-    if a.time_limit.is_some() {
-        cfg.time_limit = a.time_limit;
-        if a.steps.is_none() {
-            cfg.train.steps = UNTIL_TIME_LIMIT;
-        }
-    }
+    set_time_limit(cfg, a);
     // Settings that follow from the others unless given.
     if a.hidden.is_none() {
         cfg.widen_for_refit();
@@ -797,12 +802,7 @@ fn run_schrodinger(
             if let Some(s) = args.steps {
                 cfg.train.steps = s;
             }
-            if args.time_limit.is_some() {
-                cfg.time_limit = args.time_limit;
-                if args.steps.is_none() {
-                    cfg.train.steps = UNTIL_TIME_LIMIT;
-                }
-            }
+            set_time_limit(&mut cfg, args);
             // Settings that do not change the training trajectory.
             cfg.eval_samples = args.eval_samples.unwrap_or(cfg.eval_samples);
             cfg.eval_target = args.eval_target.unwrap_or(cfg.eval_target);

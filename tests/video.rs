@@ -20,6 +20,23 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
+/// Runs `spin` with `args` and asserts that it succeeded (its stderr otherwise).
+fn spin_ok<I, S>(args: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A 1 × 6 "video" whose pixels mix three slow sinusoids, three fast ones and noise.
 fn mixed_signal(frames: usize, seed: u64) -> Video {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -151,15 +168,7 @@ fn killed_video_run_resumes_to_the_same_parameters() {
         .collect()
     };
     let (full, killed) = (d.join("full"), d.join("killed"));
-    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args(common_args(&full))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    spin_ok(common_args(&full));
     let mut child = Command::new(env!("CARGO_BIN_EXE_spin"))
         .args(common_args(&killed))
         .stderr(std::process::Stdio::null())
@@ -173,15 +182,7 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     child.kill().unwrap();
     child.wait().unwrap();
     let at = checkpoint::load(&killed).unwrap().0.step;
-    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args(["video", "--resume", killed.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    spin_ok(["video", "--resume", killed.to_str().unwrap()]);
     let params = |p: &PathBuf| checkpoint::load(p).unwrap().0.params;
     assert_eq!(
         params(&killed),
@@ -191,22 +192,17 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     // `--time-limit` counts the earlier invocations: a limit already spent takes no step.
     let trained = checkpoint::load(&full).unwrap().0;
     assert!(trained.train_seconds > 0.0, "{}", trained.train_seconds);
-    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args([
-            "video",
-            "--resume",
-            full.to_str().unwrap(),
-            "--steps",
-            "400",
-        ])
-        .args(["--time-limit", &format!("{}", trained.train_seconds / 2.0)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let limit = format!("{}", trained.train_seconds / 2.0);
+    let full_dir = full.to_str().unwrap();
+    spin_ok([
+        "video",
+        "--resume",
+        full_dir,
+        "--steps",
+        "400",
+        "--time-limit",
+        &limit,
+    ]);
     assert_eq!(checkpoint::load(&full).unwrap().0.step, 300);
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(full.join("metrics.json")).unwrap()).unwrap();
@@ -223,21 +219,15 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     }
     // spin eval: the learned features of every input of a video, as .npy and as CSV.
     let npy = d.join("features.npy");
-    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args(["eval", "--checkpoint", killed.to_str().unwrap()])
-        .args([
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            npy.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    spin_ok([
+        "eval",
+        "--checkpoint",
+        killed.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
     let a = NpyArray::from_bytes(&std::fs::read(&npy).unwrap(), "features").unwrap();
     assert_eq!(a.shape, vec![1000, 2]);
     let NpyData::F32(v) = &a.data else {
