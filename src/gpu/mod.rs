@@ -3,6 +3,8 @@
 pub mod context;
 pub mod kernels;
 pub mod mirror;
+pub mod template;
+pub mod tiles;
 
 pub use context::{list_adapters, AdapterRequest, AdapterSummary, BackendChoice, GpuContext};
 pub use kernels::Kernel;

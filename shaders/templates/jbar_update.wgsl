@@ -1,0 +1,109 @@
+// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average (SPEC §3):
+//   Ĵ[j,k,p]  = (2/S) Σ_b w_b u_{b,j} δ_{b,k,o} a_{b,i}      p = (i, o), j ≤ k   (a = 1 for the bias)
+//   J̄[j,k,p] ← (1 − β) J̄[j,k,p] + β Ĵ[j,k,p]
+// A GEMM over the samples b for every pair (j, k); nothing of size B×N×P is formed and no N²
+// backward passes run. `jbar_contract` then folds J̄ into the gradient. Samples come in chunks
+// (bounded sensitivity buffers): b counts from the chunk's first sample, and only the first chunk
+// applies the decay (1 − β); later ones add.
+//
+// Register blocking: each invocation owns one eigenfunction k, a block of four j (j0 … j0 + 3, the
+// ones above k computed and dropped), TILE_IN_QUADS (${TILE_IN_QUADS}) quads of inputs (quad IN4 is the bias)
+// and one vec4 of outputs: per sample it loads the ${TILE_IN_QUADS} input quads, δ_k and four w·u — ${TILE_IN_QUADS + 2} loads
+// for ${16 * TILE_IN_QUADS} vec4 multiply-adds (loads, not arithmetic, bound every kernel on lavapipe).
+
+const TILE_IN_QUADS: u32 = ${TILE_IN_QUADS}u;
+
+override IN4: u32;
+override OUT4: u32;
+override NEIG: u32;
+override NEIG_PAD: u32;
+override W_OFF4: u32;
+override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
+override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad holding k is nonzero
+
+@group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
+@group(0) @binding(1) var sens: texture_2d<f32>;     // (chunk, NEIG, OUT4)
+@group(0) @binding(2) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
+@group(0) @binding(3) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
+@group(0) @binding(4) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
+@group(0) @binding(5) var<storage, read> chunk: Chunk;
+
+@compute @workgroup_size(64)
+fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_index(id, nwg);
+    // Input quads 0 … IN4 (the bias), TILE_IN_QUADS per tile.
+    let tiles = ((IN4 + TILE_IN_QUADS) / TILE_IN_QUADS) * OUT4;
+    var blk = t / tiles;
+    var k = 0u;
+    loop {
+        if (k >= NEIG) {
+            return;
+        }
+        let nb = (k + 4u) / 4u;
+        if (blk < nb) {
+            break;
+        }
+        blk -= nb;
+        k += 1u;
+    }
+    let j0 = blk * 4u;
+    let tile = t % tiles;
+    let oq = tile % OUT4;
+    // This invocation's input quads: q0 = TILE_IN_QUADS·ip, q0 + 1, … (quad IN4 is the bias;
+    // quads beyond it are zero).
+    let q0 = (tile / OUT4) * TILE_IN_QUADS;
+//# for m in 0..TILE_IN_QUADS
+    let qc${m} = min(q0 + ${m}u, IN4 - 1u);
+//# end
+    let one = vec4<f32>(1.0, 0.0, 0.0, 0.0);
+//# for jj in 0..4
+//# for e in 0..4 * TILE_IN_QUADS
+    var acc${jj}_${e} = vec4<f32>(0.0);
+//# end
+//# end
+    // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
+    let offset = chunk.offset;
+    let samples = select(chunk.count, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
+    for (var b = 0u; b < samples; b++) {
+        let bs = offset + b;
+        let s = ld4(su, (b * NEIG_PAD + j0) / 4u);
+        let d = ld4(sens, (b * NEIG + k) * OUT4 + oq);
+//# for jj in 0..4
+        let d${jj} = s[${jj}] * d;
+//# end
+//# for m in 0..TILE_IN_QUADS
+        let a${m} = select(select(ld4(a_in, bs * IN4 + qc${m}), one, q0 + ${m}u == IN4), vec4<f32>(0.0), q0 + ${m}u > IN4);
+//# end
+//# for jj in 0..4
+//# for m in 0..TILE_IN_QUADS
+//# for i in 0..4
+        acc${jj}_${4 * m + i} += a${m}[${i}] * d${jj};
+//# end
+//# end
+//# end
+    }
+    let beta = step.beta;
+    let scale = beta * step.two_over_s;
+    let keep = select(1.0, 1.0 - beta, chunk.first == 1u);
+    var accs: array<vec4<f32>, ${16 * TILE_IN_QUADS}>;
+//# for jj in 0..4
+//# for e in 0..4 * TILE_IN_QUADS
+    accs[${jj * 4 * TILE_IN_QUADS + e}] = acc${jj}_${e};
+//# end
+//# end
+    // Rows of the layer's block this invocation owns: 4·q0 … 4·q0 + 4·TILE_IN_QUADS − 1, up to
+    // the bias row 4·IN4.
+    let row0 = 4u * q0;
+    let rows = min(4u * TILE_IN_QUADS, 4u * IN4 + 1u - row0);
+    for (var jj = 0u; jj < 4u; jj++) {
+        let j = j0 + jj;
+        if (j > k) {
+            break;
+        }
+        let pair = k * (k + 1u) / 2u + j;
+        for (var rr = 0u; rr < rows; rr++) {
+            let idx = pair * NPAR4 + W_OFF4 + (row0 + rr) * OUT4 + oq;
+            jbar[idx] = keep * jbar[idx] + scale * accs[jj * 4u * TILE_IN_QUADS + rr];
+        }
+    }
+}

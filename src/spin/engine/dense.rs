@@ -1,0 +1,140 @@
+//! What a dense layer dispatches in each stage: `dense_forward` (+ `tangent_act` on forward-mode
+//! rows), `param_grad`, `dense_backward` and `jbar_update`.
+
+use super::dispatch::{u, with, Constants, Dispatch};
+use super::Parts;
+use crate::error::Result;
+use crate::gpu::tiles::{DENSE_BACKWARD_TILE, DENSE_TILE, JBAR_TILE};
+use crate::gpu::Kernel;
+use crate::nn::Layer;
+
+/// The override constants of a dense layer's kernels.
+fn shape(ly: &Layer) -> Constants {
+    vec![
+        ("IN4", u(ly.in_pad / 4)),
+        ("OUT4", u(ly.out_pad / 4)),
+        ("W_OFF4", u(ly.gpu_offset / 4)),
+    ]
+}
+
+/// Statistics stage: z = a W + b on every row, then the activation (on tangent rows the
+/// GEMM is linear and `tangent_act` applies softplus to (value, ∇, Δ)).
+pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
+    let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
+    let act = if d.tangent { 0 } else { ly.act.code() };
+    let mut out = vec![p.build.dispatch(
+        Kernel::DenseForward,
+        &with(
+            shape(ly),
+            &[
+                ("ROWS", u(d.rows)),
+                ("ACT", act as f64),
+                ("BIAS_ROWS", u(d.value_rows)),
+            ],
+        ),
+        &[
+            ("params", &b.params),
+            ("a_in", b.a_in(l)),
+            ("z_out", &b.z[l]),
+            ("a_out", &b.a[l]),
+        ],
+        DENSE_TILE.invocations(d.rows, ly.out_pad / 4),
+        format!("dense_forward[{l}]"),
+    )?];
+    if d.tangent && ly.act.code() != 0 {
+        out.push(p.build.dispatch(
+            Kernel::TangentAct,
+            &[
+                ("SAMPLES", u(d.samples)),
+                ("DIM", u(d.space_dim)),
+                ("OUT4", u(ly.out_pad / 4)),
+            ],
+            &[("z", &b.z[l]), ("a", &b.a[l])],
+            d.samples * ly.out_pad / 4,
+            format!("tangent_act[{l}]"),
+        )?);
+    }
+    Ok(out)
+}
+
+/// Π-VJP stage: grad[W] = Σ_r a_in[r] δ[r], grad[b] = Σ_r δ[r] (bias on value rows only).
+pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Dispatch> {
+    let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
+    let t = p.train();
+    p.build.dispatch(
+        Kernel::ParamGrad,
+        &with(
+            shape(ly),
+            &[("ROWS", u(d.rows)), ("BIAS_ROWS", u(d.value_rows))],
+        ),
+        &[
+            ("a_in", b.a_in(l)),
+            ("delta", &t.delta[l]),
+            ("grad", &t.grad),
+        ],
+        (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+        format!("param_grad[{l}]"),
+    )
+}
+
+/// The input VJP, for the batch (Π-VJP) and for the per-sample sensitivities (Σ-Jacobian):
+/// δ_in = act′(z_in) ⊙ δ_out Wᵀ on `rows` rows whose z_in row is `chunk.offset + r / row_div`.
+pub(super) fn input_vjp(
+    p: &Parts,
+    ly: &Layer,
+    act_below: u32,
+    (rows, row_div): (usize, usize),
+    named: &[(&str, &wgpu::Buffer)],
+    label: String,
+) -> Result<Dispatch> {
+    p.build.dispatch(
+        Kernel::DenseBackward,
+        &with(
+            shape(ly),
+            &[
+                ("ROWS", u(rows)),
+                ("ROW_DIV", u(row_div)),
+                ("ACT_D1", act_below as f64),
+            ],
+        ),
+        named,
+        DENSE_BACKWARD_TILE.invocations(rows, ly.in_pad / 4),
+        label,
+    )
+}
+
+/// Σ-Jacobian stage, one chunk: J̄[j,k] ← keep·J̄[j,k] + β (2/S) Σ_b w_b u_{b,j} δ_{b,k} a_bᵀ,
+/// one GEMM per pair fused with the moving average (`jbar_update`).
+pub(super) fn jbar_share(
+    p: &Parts,
+    l: usize,
+    chunk: &wgpu::Buffer,
+    tag: impl Fn(&str) -> String,
+) -> Result<Vec<Dispatch>> {
+    let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
+    let t = p.train();
+    let j = &t.jacobian;
+    let output_layer = l + 1 == p.layers.len();
+    Ok(vec![p.build.dispatch(
+        Kernel::JbarUpdate,
+        &with(
+            shape(ly),
+            &[
+                ("NEIG", u(d.n)),
+                ("NEIG_PAD", u(d.npad)),
+                ("NPAR4", u(d.npar4)),
+                ("OUTPUT_LAYER", u(output_layer as usize)),
+            ],
+        ),
+        &[
+            ("a_in", b.a_in(l)),
+            ("sens", &j.sens[l]),
+            ("su", &j.su),
+            ("step", &t.step),
+            ("jbar", &j.jbar),
+            ("chunk", chunk),
+        ],
+        JBAR_TILE.invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
+        tag("jbar_update"),
+    )?])
+}

@@ -1,0 +1,126 @@
+//! Stage 2, *Π-VJP* (first part of submit B): the cotangent of Π̂ with the reference's
+//! covariance rule (SPEC §2) through the operator and the envelope, then each layer's parameter
+//! gradient and input VJP from the top.
+//!
+//!   cot X = w Y G_Π / Q,  cot Y = w X G_Π / Q      (through the gathers' transpose)
+//!   δ_f = g · cot u                                 (or the tangent envelope's reverse mode)
+//!   grad_θ = Σ_r ∂f(x_r)/∂θᵀ δ_f[r]                 (layer by layer)
+//!
+//! Reads X, Y, the pair weights, the transposed gathers, the `Step` buffer (G_Π), env, the
+//! activations and params; writes delta (and on tangent rows cot_u, cot_a) and grad.
+
+use super::dispatch::{u, Dispatch};
+use super::{conv2d, dense, Parts};
+use crate::error::Result;
+use crate::gpu::Kernel;
+use crate::nn::{Layer, LayerKind};
+
+/// The stage's dispatches.
+pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
+    let (d, b, t) = (p.dims, p.bufs, p.train());
+    let last = p.layers.len() - 1;
+    let mut list = vec![p.build.dispatch(
+        Kernel::OperatorBackward,
+        &[
+            ("ROWS", u(d.rows)),
+            ("NEIG", u(d.n)),
+            ("NEIG_PAD", u(d.npad)),
+            ("ENV_MULT", u(!d.tangent as usize)),
+        ],
+        &[
+            ("xs", &b.xs),
+            ("ys", &b.ys),
+            ("wq", &b.pair_w),
+            ("row_ptr", &t.row_ptr),
+            ("entries", &t.entries),
+            ("step", &t.step),
+            ("env", &b.env),
+            ("delta", if d.tangent { &t.cot_u } else { &t.delta[last] }),
+        ],
+        d.rows * d.npad,
+        "operator_backward".into(),
+    )?];
+    if d.tangent {
+        list.push(p.build.dispatch(
+            Kernel::TangentEnvelopeBackward,
+            &[
+                ("SAMPLES", u(d.samples)),
+                ("DIM", u(d.space_dim)),
+                ("NEIG", u(d.n)),
+                ("NEIG_PAD", u(d.npad)),
+            ],
+            &[
+                ("env", &b.env),
+                ("cot_u", &t.cot_u),
+                ("delta", &t.delta[last]),
+            ],
+            d.samples * d.npad,
+            "tangent_envelope_backward".into(),
+        )?);
+    }
+    for l in (0..p.layers.len()).rev() {
+        let ly = &p.layers[l];
+        list.push(match ly.kind {
+            LayerKind::Dense => dense::param_grad(p, l)?,
+            LayerKind::Conv2d(g) => conv2d::param_grad(p, l, &g)?,
+        });
+        if l == 0 {
+            continue;
+        }
+        // On tangent rows the layer below's softplus is applied by its own kernel.
+        let act_below = if d.tangent {
+            0
+        } else {
+            p.layers[l - 1].act.code()
+        };
+        let target = if d.tangent { &t.cot_a } else { &t.delta[l - 1] };
+        list.push(input_vjp(
+            p,
+            ly,
+            act_below,
+            (d.rows, 1),
+            &[
+                ("params", &b.params),
+                ("delta_out", &t.delta[l]),
+                ("z_in", &b.z[l - 1]),
+                ("delta_in", target),
+                ("chunk", &t.whole),
+            ],
+            format!("dense_backward[{l}]"),
+        )?);
+        if d.tangent {
+            list.push(p.build.dispatch(
+                Kernel::TangentActBackward,
+                &[
+                    ("SAMPLES", u(d.samples)),
+                    ("DIM", u(d.space_dim)),
+                    ("OUT4", u(ly.in_pad / 4)),
+                ],
+                &[
+                    ("z", &b.z[l - 1]),
+                    ("cot_a", &t.cot_a),
+                    ("delta", &t.delta[l - 1]),
+                ],
+                d.samples * ly.in_pad / 4,
+                format!("tangent_act_backward[{l}]"),
+            )?);
+        }
+    }
+    Ok(list)
+}
+
+/// A layer's input VJP, δ_in = act′(z_in) ⊙ (∂z/∂a)ᵀ δ_out, on `rows` rows whose z_in row is
+/// `chunk.offset + r / row_div`; `named` binds params, delta_out, z_in, delta_in and chunk.
+pub(super) fn input_vjp(
+    p: &Parts,
+    ly: &Layer,
+    act_below: u32,
+    rows: (usize, usize),
+    named: &[(&str, &wgpu::Buffer)],
+    label: String,
+) -> Result<Dispatch> {
+    match ly.kind {
+        LayerKind::Dense => dense::input_vjp(p, ly, act_below, rows, named, label),
+        LayerKind::Conv2d(g) => conv2d::input_vjp(p, ly, &g, act_below, rows, named, label),
+    }
+}
