@@ -276,3 +276,78 @@ pub fn solve(cfg: &GridConfig, v: &ScalarField) -> Result<GridResult> {
         unknowns: total,
     })
 }
+
+/// Solves the grid problem for the potential `field` (named `potential`) and writes `grid.json`
+/// (with errors against `exact` when known) and `grid.png` (Fig. 1a: the eigenvectors on the
+/// z = 0 slice, cropped to ±`plot_extent`) into `out`. Returns the result and the metrics.
+pub fn run(
+    cfg: &GridConfig,
+    potential: &str,
+    field: &ScalarField,
+    exact: Option<&[f64]>,
+    plot_extent: f64,
+    out: &std::path::Path,
+) -> Result<(GridResult, serde_json::Value)> {
+    let start = std::time::Instant::now();
+    let r = solve(cfg, field)?;
+    let wall = start.elapsed().as_secs_f64();
+    let mut m = serde_json::json!({
+        "command": "grid",
+        "config": cfg,
+        "potential": potential,
+        "eigenvalues": r.eigenvalues,
+        "spacing": r.spacing,
+        "unknowns": r.unknowns,
+        "wall_seconds": wall,
+    });
+    if let Some(e) = exact {
+        m["exact_eigenvalues"] = serde_json::json!(e);
+        m["relative_errors"] =
+            serde_json::json!(super::schrodinger::relative_errors(&r.eigenvalues, e));
+    }
+    std::fs::create_dir_all(out).map_err(|source| SpinError::Io {
+        path: out.display().to_string(),
+        source,
+    })?;
+    crate::io::write_json(&out.join("grid.json"), &m)?;
+    picture(cfg, &r, plot_extent, &out.join("grid.png"))?;
+    Ok((r, m))
+}
+
+/// Fig. 1a from the grid's eigenvectors: lines in 1D; in 2D and 3D the z = 0 slice (the middle
+/// plane in 3D) with y up, cropped to ±`extent` by taking the nearest grid point.
+fn picture(cfg: &GridConfig, r: &GridResult, extent: f64, path: &std::path::Path) -> Result<()> {
+    use super::plot;
+    let labels: Vec<String> = r
+        .eigenvalues
+        .iter()
+        .enumerate()
+        .map(|(k, e)| format!("grid {k}  E = {e:.4}"))
+        .collect();
+    if cfg.dim == 1 {
+        return plot::eigenfunction_lines(path, &cfg.points(), &r.eigenvectors, &labels);
+    }
+    let n = cfg.n;
+    let mid = if cfg.dim == 3 { n / 2 } else { 0 };
+    let h = cfg.spacing();
+    let d = cfg.half_width;
+    let m_px = 96;
+    let grid_index = |c: f64| ((c / h).round() as usize).clamp(1, n) - 1;
+    let cropped: Vec<Vec<f64>> = r
+        .eigenvectors
+        .iter()
+        .map(|v| {
+            (0..m_px * m_px)
+                .map(|idx| {
+                    let (i, j) = (idx / m_px, idx % m_px);
+                    let x = -extent + (j as f64 + 0.5) * 2.0 * extent / m_px as f64;
+                    let y = extent - (i as f64 + 0.5) * 2.0 * extent / m_px as f64;
+                    let (gj, gi) = (grid_index(x + d), grid_index(d - y));
+                    // The slice's row gi counts from the top: grid row n − 1 − gi.
+                    v[mid * n * n + (n - 1 - gi) * n + gj]
+                })
+                .collect()
+        })
+        .collect();
+    plot::eigenfunction_panels(path, &cropped, m_px, extent, &labels)
+}

@@ -173,3 +173,33 @@ pub fn learn_matrix(
         adapter: ctx.adapter().name.clone(),
     })
 }
+
+/// `metrics.json` of a `spin matrix` run on `file` with `config`.
+pub fn metrics(
+    result: &MatrixResult,
+    file: &Path,
+    neig: usize,
+    config: &TrainConfig,
+) -> serde_json::Value {
+    serde_json::json!({
+        "command": "matrix",
+        "file": file.display().to_string(),
+        "n": result.exact_eigenvectors.first().map_or(0, |v| v.len()),
+        "neig": neig,
+        "config": config,
+        "eigenvalues": result.eigenvalues,
+        "lambda_diag": result.lambda_diag,
+        "exact_eigenvalues": result.exact_eigenvalues,
+        "relative_errors": result.relative_errors,
+        "eigenvector_overlaps": result
+            .eigenvectors
+            .iter()
+            .zip(&result.exact_eigenvectors)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>().abs())
+            .collect::<Vec<_>>(),
+        "steps": result.steps,
+        "wall_seconds": result.wall_seconds,
+        "steps_per_second": result.steps_per_second,
+        "adapter": result.adapter,
+    })
+}

@@ -332,3 +332,64 @@ pub fn table(results: &[CaseResult]) -> String {
     }
     s
 }
+
+/// Options of a whole suite run (`spin suite`).
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    /// Training seconds per case.
+    pub seconds: f64,
+    /// Seed of every case.
+    pub seed: u64,
+    /// Ablations: every case with this β, this shift margin.
+    pub beta: Option<f64>,
+    /// See `beta`.
+    pub shift: Option<f64>,
+    /// One run folder per case, `suite.json`, `suite.md`.
+    pub out: std::path::PathBuf,
+}
+
+/// Runs `cases` one after the other, rewriting `suite.json` and `suite.md` after each, and
+/// calls `on_case` before (`None`) and after (`Some`) each.
+pub fn run_all(
+    ctx: &Arc<GpuContext>,
+    cases: &[Case],
+    opts: &SuiteOptions,
+    mut on_case: impl FnMut(&Case, Option<&CaseResult>),
+) -> Result<Vec<CaseResult>> {
+    let io = |p: &std::path::Path| {
+        let p = p.display().to_string();
+        move |source| SpinError::Io {
+            path: p.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    let mut results = Vec::new();
+    for case in cases {
+        on_case(case, None);
+        let mut cfg = config(case, opts.seconds, opts.seed);
+        if let Some(b) = opts.beta {
+            cfg.train.beta = b;
+        }
+        if let Some(m) = opts.shift {
+            cfg.train.shift = m;
+        }
+        let r = run_case(ctx, case, &cfg, &opts.out)
+            .map_err(|e| SpinError::Config(format!("suite case {}: {e}", case.name)))?;
+        on_case(case, Some(&r));
+        results.push(r);
+        crate::io::write_json(
+            &opts.out.join("suite.json"),
+            &serde_json::json!({
+                "adapter": ctx.adapter().name,
+                "seconds_per_case": opts.seconds,
+                "beta": opts.beta,
+                "shift": opts.shift,
+                "cases": results,
+            }),
+        )?;
+        let md = opts.out.join("suite.md");
+        std::fs::write(&md, table(&results)).map_err(io(&md))?;
+    }
+    Ok(results)
+}

@@ -1,0 +1,77 @@
+//! `spin bench`: whole training steps per second for the named configurations.
+
+use anyhow::{bail, Result};
+
+use super::Cli;
+use spectral_inference::experiments::bench;
+
+/// `spin bench`'s flags.
+#[derive(clap::Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct BenchArgs {
+    /// One JSON object per configuration on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Only configurations whose name contains this [default: all].
+    #[arg(long)]
+    config: Option<String>,
+    /// Seconds to time each configuration (after warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+}
+
+/// Times every configuration that `--config` selects and prints (or emits as JSON Lines) the
+/// result with its per-kernel breakdown.
+pub fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    let configs: Vec<_> = bench::configs()
+        .into_iter()
+        .filter(|c| {
+            args.config
+                .as_ref()
+                .is_none_or(|f| c.name.contains(f.as_str()))
+        })
+        .collect();
+    if configs.is_empty() {
+        let names: Vec<_> = bench::configs().iter().map(|c| c.name).collect();
+        bail!(
+            "no benchmark configuration matches; available: {}",
+            names.join(", ")
+        );
+    }
+    let ctx = super::context(cli)?;
+    if !args.json {
+        println!("adapter: {}", ctx.adapter().name);
+    }
+    for config in &configs {
+        let r = bench::run(ctx.clone(), config, 10, 20, args.seconds)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+            continue;
+        }
+        println!(
+            "{:<26} {:>7.2} steps/s  {:>9.2} ms/step  ({} steps)  GPU memory {:.1} MiB  {:.3} GFLOP/step  {:.2} GFLOP/s",
+            r.name,
+            r.steps_per_second,
+            r.ms_per_step,
+            r.steps,
+            r.gpu_memory_bytes as f64 / (1u64 << 20) as f64,
+            r.flops_per_step * 1e-9,
+            r.gflops
+        );
+        match &r.kernels {
+            Some(k) => {
+                println!(
+                    "    per-kernel GPU time of one step (timestamp queries, one pass per kernel):"
+                );
+                for t in k {
+                    println!("    {:<24} {:>8.3} ms", t.label, t.ms);
+                }
+            }
+            None => println!("    (no timestamp queries on this adapter: no per-kernel breakdown)"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Option groups shared by several commands, defined once and flattened into each. A command
+//! states its own defaults in the help text with `mut_arg` (they differ between commands and
+//! presets); the runner resolves what was not given from the command's configuration.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule};
+
+/// The optimiser and its learning-rate schedule.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct OptimiserArgs {
+    /// Optimiser: rmsprop, adam or sgd.
+    #[arg(long)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule: constant, cosine or inverse (η/t).
+    #[arg(long)]
+    pub schedule: Option<Schedule>,
+}
+
+impl OptimiserArgs {
+    /// Applies what was given to `opt`: another optimiser starts from its own defaults but
+    /// keeps the schedule and warm-up; then the rate and the schedule.
+    pub fn apply(&self, opt: &mut OptimizerConfig) {
+        if let Some(kind) = self.optimizer {
+            let (schedule, warmup) = (opt.schedule, opt.warmup);
+            *opt = OptimizerConfig::new(kind, opt.lr);
+            opt.schedule = schedule;
+            opt.warmup = warmup;
+        }
+        if let Some(lr) = self.lr {
+            opt.lr = lr;
+        }
+        if let Some(s) = self.schedule {
+            opt.schedule = s;
+        }
+    }
+}
+
+/// How long a run trains and the SpIN step's own settings.
+#[derive(clap::Args, Debug, Default, Clone)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainingArgs {
+    /// Training steps (the run stops at this step).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Stop training after this many seconds (a resumed run counts its earlier ones), then
+    /// evaluate; a cosine schedule anneals within it.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Moving-average rate β of Σ̄ and J̄ (1 = no moving averages).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Shift margin for β < 1: the gradient is taken for K − cI, c = max(0, λ_max + this ×
+    /// spread), which keeps Σ̄'s lag from collapsing features (0: off).
+    #[arg(long)]
+    pub shift: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Where a run writes, and resuming one.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct OutputArgs {
+    /// Output folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Continue the run saved in this folder from its checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+/// The network's layers beyond what the command fixes.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct NetworkArgs {
+    /// Hidden layer widths, e.g. 64,64,64, or `none`.
+    #[arg(long)]
+    pub hidden: Option<Widths>,
+    /// Block-sparse layers with K blocks (paper appendix C.1–C.2; 0: dense).
+    #[arg(long)]
+    pub blocks: Option<usize>,
+}
+
+/// Layer widths: `64,64,64`, or `none` for no layers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Widths(pub Vec<usize>);
+
+impl std::str::FromStr for Widths {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "" | "none" => Ok(Widths(Vec::new())),
+            list => list
+                .split(',')
+                .map(|t| t.trim().parse::<usize>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Widths)
+                .with_context(|| format!("`{s}`: widths separated by commas, or none")),
+        }
+    }
+}
+
+/// Sets `$field` to `$arg` when it was given.
+macro_rules! set {
+    ($field:expr, $arg:expr) => {
+        if let Some(v) = $arg.clone() {
+            $field = v;
+        }
+    };
+}
+pub(crate) use set;
+
+/// Appends `text` (a command's own default, or a sentence of its own) to a shared option's help.
+pub fn note(arg: clap::Arg, text: &str) -> clap::Arg {
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    let help = help.trim_end_matches('.');
+    // A sentence of its own keeps the full stop before it.
+    let stop = if text.starts_with(char::is_uppercase) {
+        "."
+    } else {
+        ""
+    };
+    arg.help(format!("{help}{stop} {text}"))
+}

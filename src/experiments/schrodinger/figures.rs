@@ -1,0 +1,74 @@
+//! The figures of a Schrödinger run: the eigenvalue curves (Fig. 1d/1e) and the learned
+//! eigenfunctions on a slice through the box (Fig. 1c).
+
+use std::path::Path;
+
+use super::SchrodingerConfig;
+use crate::error::Result;
+use crate::experiments::plot;
+use crate::spin::{Evaluation, Trainer};
+
+/// Grid points of the plotting slice: an n×n grid over [−e, e]² (other coordinates 0), rows from
+/// the top (y = e) down; in 1D, n points on [−e, e].
+pub fn slice_points(dim: usize, n: usize, extent: f64) -> Vec<f64> {
+    let h = 2.0 * extent / n as f64;
+    let mut pts = Vec::new();
+    if dim == 1 {
+        for j in 0..n {
+            pts.push(-extent + (j as f64 + 0.5) * h);
+        }
+        return pts;
+    }
+    for i in 0..n {
+        for j in 0..n {
+            let mut p = vec![0.0; dim];
+            p[0] = -extent + (j as f64 + 0.5) * h;
+            p[1] = extent - (i as f64 + 0.5) * h;
+            pts.extend(p);
+        }
+    }
+    pts
+}
+
+/// `eigenvalues.png` from this invocation's curves (the CSV has the whole run), with the exact
+/// values dashed when known.
+pub fn curves(
+    out: &Path,
+    cfg: &SchrodingerConfig,
+    steps: &[u64],
+    ema: &[Vec<f64>],
+    exact: Option<&[f64]>,
+) -> Result<()> {
+    let title = format!(
+        "{} in {}D: eigenvalue EMA (exact dashed)",
+        cfg.potential, cfg.dim
+    );
+    plot::eigenvalue_curves(&out.join("eigenvalues.png"), steps, ema, exact, &title)
+}
+
+/// `eigenfunctions.png`: v = L⁻¹u (L from the evaluation's Σ) on the z = 0 slice, one panel per
+/// eigenfunction (a line each in 1D).
+pub fn eigenfunctions(
+    out: &Path,
+    cfg: &SchrodingerConfig,
+    trainer: &Trainer,
+    eval: &Evaluation,
+) -> Result<()> {
+    let n = cfg.neig;
+    let grid_n = if cfg.dim == 1 { 400 } else { 96 };
+    let pts = slice_points(cfg.dim, grid_n, cfg.plot_extent);
+    let v = trainer.eigenfunctions(&pts, &eval.sigma)?;
+    let count = pts.len() / cfg.dim;
+    let per_fn: Vec<Vec<f64>> = (0..n)
+        .map(|k| (0..count).map(|c| v[c * n + k]).collect())
+        .collect();
+    let labels: Vec<String> = (0..n)
+        .map(|k| format!("v{k}  λ = {:.4}", eval.lambda_diag[k]))
+        .collect();
+    let path = out.join("eigenfunctions.png");
+    if cfg.dim == 1 {
+        plot::eigenfunction_lines(&path, &pts, &per_fn, &labels)
+    } else {
+        plot::eigenfunction_panels(&path, &per_fn, grid_n, cfg.plot_extent, &labels)
+    }
+}

@@ -1,0 +1,120 @@
+//! Schrödinger operators H = −c∇² + V (SPEC §4, §7): closed-form spectra ([this module]),
+//! the run's configuration and presets ([`config`]), the training run ([`run`]), the final
+//! evaluation ([`evaluate`]), the read-out refit ([`refit`]) and the figures ([`figures`]).
+
+mod config;
+mod evaluate;
+mod figures;
+mod points;
+mod refit;
+mod run;
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::nn::NetworkSpec;
+use crate::operators::samplers::UniformBox;
+use crate::operators::{Operator, ScalarField};
+use crate::spin::Problem;
+
+pub use super::training::UNTIL_TIME_LIMIT;
+pub use config::{
+    LaplacianKind, Preset, SamplerKind, SchrodingerConfig, INPUT_SPAN, PROPOSAL_SCALES_REL,
+};
+pub use evaluate::{below_exact, evaluate_to_target, max_relative_std_error, relative_errors};
+pub use figures::slice_points;
+pub use points::{eigenfunctions_at, points_csv, read_points};
+pub use refit::{readout_refit, ReadoutRefit, READOUT_REL_TOL};
+pub use run::{refit_proposal, run};
+
+/// The hydrogen-like potential −Z/‖x‖ (softened at the origin by `1e-6` to stay finite).
+pub fn hydrogen_potential(charge: f64) -> ScalarField {
+    Arc::new(move |x: &[f64]| -charge / x.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-6))
+}
+
+/// The isotropic harmonic potential Σ_i x_i².
+pub fn harmonic_potential() -> ScalarField {
+    Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum())
+}
+
+/// Lowest `k` eigenvalues of −c∇² − Z/‖x‖ in 2D or 3D (SPEC §7), with degeneracy.
+pub fn hydrogen_eigenvalues(dim: usize, charge: f64, kinetic: f64, k: usize) -> Option<Vec<f64>> {
+    let mut out = Vec::with_capacity(k);
+    let mut n = 0usize;
+    while out.len() < k {
+        let (e, deg) = match dim {
+            2 => (
+                -charge * charge / (4.0 * kinetic * (n as f64 + 0.5).powi(2)),
+                2 * n + 1,
+            ),
+            3 => (
+                -charge * charge / (4.0 * kinetic * ((n + 1) as f64).powi(2)),
+                (n + 1) * (n + 1),
+            ),
+            _ => return None,
+        };
+        out.extend(std::iter::repeat_n(e, deg));
+        n += 1;
+    }
+    out.truncate(k);
+    Some(out)
+}
+
+/// Lowest `k` eigenvalues of −c∇² + Σ_i x_i² in `dim` dimensions: Σ_i (2n_i + 1)√c.
+pub fn harmonic_eigenvalues(dim: usize, kinetic: f64, k: usize) -> Vec<f64> {
+    let max_level = k + 1;
+    let mut levels = vec![0usize];
+    for _ in 0..dim {
+        levels = levels
+            .iter()
+            .flat_map(|&s| (0..max_level).map(move |n| s + n))
+            .collect();
+    }
+    levels.sort();
+    levels
+        .iter()
+        .take(k)
+        .map(|&s| (2.0 * s as f64 + dim as f64) * kinetic.sqrt())
+        .collect()
+}
+
+/// A Hamiltonian H = −c∇² + V with the finite-difference Laplacian on the box [−D, D]^d,
+/// sampled uniformly, learned by an MLP.
+#[derive(Clone, Debug)]
+pub struct FdBox {
+    /// Dimension d.
+    pub dim: usize,
+    /// Kinetic coefficient c.
+    pub kinetic: f64,
+    /// Finite-difference step ε.
+    pub eps: f64,
+    /// Box half-width D.
+    pub half_width: f64,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Eigenfunctions N.
+    pub neig: usize,
+    /// Multiply by the boundary envelope of the box.
+    pub envelope: bool,
+}
+
+impl FdBox {
+    /// The SpIN problem for potential `v`.
+    pub fn problem(&self, v: ScalarField) -> Result<Problem> {
+        Ok(Problem {
+            spec: NetworkSpec {
+                input_dim: self.dim,
+                hidden: self.hidden.clone(),
+                outputs: self.neig,
+                envelope: self.envelope.then_some(self.half_width as f32),
+                radial: false,
+                ..Default::default()
+            },
+            operator: Operator::hamiltonian_fd(self.dim, self.kinetic, self.eps, v)?,
+            sampler: Box::new(UniformBox {
+                dim: self.dim,
+                half_width: self.half_width,
+            }),
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! A Schrödinger run: the trainer for a configuration, the shared training loop, then the
+//! evaluation (with the read-out refit), `metrics.json` and the figures.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{
+    below_exact, evaluate_to_target, figures, max_relative_std_error, readout_refit,
+    relative_errors, ReadoutRefit, SamplerKind, SchrodingerConfig,
+};
+use crate::error::Result;
+use crate::experiments::training::{self, Hooks, Outcome, RunSpec};
+use crate::gpu::GpuContext;
+use crate::spin::checkpoint::{self, TrainerState};
+use crate::spin::{Evaluation, Trainer};
+
+/// Refits an adaptive proposal to the trainer's current eigenfunctions (Σ_k v_k² at the grid's
+/// cell centres, with L from Σ̄); does nothing for the other samplers.
+pub fn refit_proposal(trainer: &mut Trainer, cfg: &SchrodingerConfig) -> Result<()> {
+    if cfg.sampler != SamplerKind::Adaptive {
+        return Ok(());
+    }
+    let mut q = cfg.adaptive_proposal()?;
+    let centres = q.cell_centres();
+    let n = cfg.neig;
+    let sigma: Vec<f64> = trainer.sigma_avg.iter().copied().collect();
+    let v = trainer.eigenfunctions(&centres, &sigma)?;
+    let density: Vec<f64> = v.chunks(n).map(|c| c.iter().map(|x| x * x).sum()).collect();
+    q.fit(&density)?;
+    trainer.set_sampler(Box::new(q))
+}
+
+/// A fresh trainer for `cfg`: the reference initialisation with the first layer scaled to the
+/// input length scale, and the block-sparse or one-network-per-eigenfunction masks.
+fn new_trainer(ctx: &Arc<GpuContext>, cfg: &SchrodingerConfig) -> Result<Trainer> {
+    let problem = cfg.problem(ctx)?;
+    let mut trainer = Trainer::new(ctx.clone(), problem, cfg.train.clone())?;
+    let input_scale = cfg.effective_input_scale();
+    if input_scale != 1.0 {
+        let first = trainer.problem().spec.layers()[0];
+        for i in 0..first.inputs {
+            for o in 0..first.outputs {
+                trainer.params[first.w(i, o)] /= input_scale as f32;
+            }
+        }
+    }
+    if cfg.blocks > 0 {
+        trainer.set_mask(crate::nn::block_sparse_mask(
+            &trainer.problem().spec,
+            cfg.blocks,
+        )?)?;
+    }
+    if cfg.separate {
+        // Each network gets the reference initialisation for its own fan-in (N times smaller
+        // than the wide layer's after the first layer).
+        let spec = trainer.problem().spec.clone();
+        let gain = (cfg.neig as f32).sqrt();
+        for ly in spec.layers().iter().skip(1) {
+            for i in 0..ly.inputs {
+                for o in 0..ly.outputs {
+                    trainer.params[ly.w(i, o)] *= gain;
+                }
+            }
+        }
+        trainer.set_mask(crate::nn::separate_networks_mask(&spec)?)?;
+    }
+    Ok(trainer)
+}
+
+/// The CSV's columns: per step the loss, diag Λ, its EMA, diag Σ̄ and Σ̄'s correlation condition.
+fn csv_header(n: usize) -> String {
+    let mut h = vec!["step".to_string(), "loss".to_string()];
+    h.extend((0..n).map(|k| format!("lambda_{k}")));
+    h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+    h.extend((0..n).map(|k| format!("sigma_{k}")));
+    h.push("sigma_condition".into());
+    h.join(",")
+}
+
+/// The loop's hooks: the adaptive proposal's refits, the CSV row, the estimates shown.
+fn hooks(cfg: &SchrodingerConfig) -> Hooks<'_> {
+    Hooks {
+        before_step: Box::new(move |t: &mut Trainer| {
+            if t.step > 0 && cfg.adapt_every > 0 && t.step % cfg.adapt_every == 0 {
+                refit_proposal(t, cfg)?;
+            }
+            Ok(())
+        }),
+        csv_row: Box::new(|r| {
+            let values = std::iter::once(&r.loss)
+                .chain(&r.eigenvalues)
+                .chain(&r.eigenvalues_ema)
+                .chain(&r.sigma_diag)
+                .chain(std::iter::once(&r.sigma_condition));
+            training::csv_row(r.step, values, None)
+        }),
+        status: Box::new(|r| {
+            let shown: Vec<String> = r
+                .eigenvalues_ema
+                .iter()
+                .take(9)
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            format!(
+                "loss {:.5}  λ [{}]  cond Σ̄ {:.3e}",
+                r.loss,
+                shown.join(", "),
+                r.sigma_condition
+            )
+        }),
+    }
+}
+
+/// An evaluation's eigenvalues, standard errors and (with exact values) errors, as JSON.
+fn summary(e: &Evaluation, exact: Option<&[f64]>) -> serde_json::Value {
+    let mut j = serde_json::json!({
+        "eigenvalues": e.eigenvalues,
+        "eigenvalue_std_errors": e.eigenvalue_std_errors,
+        "lambda_diag": e.lambda_diag,
+        "eval_samples": e.samples,
+    });
+    if let Some(x) = exact {
+        let rel = relative_errors(&e.eigenvalues, x);
+        j["mean_relative_error"] =
+            serde_json::json!(rel.iter().sum::<f64>() / rel.len().max(1) as f64);
+        j["max_relative_error"] = serde_json::json!(rel.iter().cloned().fold(0.0, f64::max));
+        j["relative_errors"] = serde_json::json!(rel);
+    }
+    j
+}
+
+/// The read-out refit after a successful run (a failed refit keeps the trained network and says
+/// why); when it is kept, the checkpoint gains the refitted θ and the evaluation is redone.
+/// Returns the final evaluation and, when the refit ran, the trained network's summary and what
+/// the refit did.
+fn refit_and_evaluate(
+    trainer: &mut Trainer,
+    cfg: &SchrodingerConfig,
+    spec: &RunSpec,
+    eval: Evaluation,
+    train_seconds: f64,
+) -> Result<(Evaluation, Option<serde_json::Value>, Option<ReadoutRefit>)> {
+    let trained = Some(summary(&eval, cfg.exact_eigenvalues().as_deref()));
+    let fit_start = std::time::Instant::now();
+    let trained_params = trainer.params.clone();
+    let kept = match readout_refit(trainer, cfg) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("read-out refit failed, the trained network is kept: {e}");
+            trainer.params = trained_params.clone();
+            ReadoutRefit {
+                error: Some(e.to_string()),
+                ..Default::default()
+            }
+        }
+    };
+    if kept.error.is_none() {
+        eprintln!(
+            "read-out refit ({:.1} s): Σλ on a validation sample {:.6} (trained network {:.6}); {}",
+            fit_start.elapsed().as_secs_f64(),
+            kept.validation_refit,
+            kept.validation_trained,
+            if kept.kept {
+                "kept"
+            } else {
+                "not kept: the trained read-out is better"
+            }
+        );
+    }
+    if !kept.kept {
+        return Ok((eval, trained, Some(kept)));
+    }
+    // The checkpoint keeps the trained θ to resume from and the refitted one for `spin eval`.
+    let mut state = trainer.state()?;
+    state.train_seconds = train_seconds;
+    state.final_params = std::mem::replace(&mut state.params, trained_params);
+    checkpoint::save(&spec.out, &state, &spec.run_json)?;
+    Ok((evaluate_to_target(trainer, cfg)?, trained, Some(kept)))
+}
+
+/// Trains (or continues) a Schrödinger run, writing into `out`: `eigenvalues.csv` as it goes,
+/// checkpoints, and at the end `metrics.json`, `eigenvalues.png`, `eigenfunctions.png`.
+/// Returns the metrics.
+pub fn run(
+    ctx: Arc<GpuContext>,
+    cfg: &SchrodingerConfig,
+    out: &Path,
+    resume: Option<TrainerState>,
+) -> Result<serde_json::Value> {
+    cfg.validate()?;
+    let mut trainer = new_trainer(&ctx, cfg)?;
+    if let Some(state) = &resume {
+        trainer.restore(state)?;
+    }
+    let earlier = resume.as_ref().map_or(0.0, |s| s.train_seconds);
+    let spec = RunSpec {
+        out: out.to_path_buf(),
+        run_json: serde_json::json!({ "experiment": "schrodinger", "config": cfg }),
+        steps: cfg.train.steps,
+        time_limit: cfg.time_limit,
+        checkpoint_every: cfg.checkpoint_every,
+        earlier_seconds: earlier,
+        csv_header: csv_header(cfg.neig),
+    };
+    let outcome = training::train(&mut trainer, &spec, hooks(cfg))?;
+    if outcome.failure.is_none() {
+        refit_proposal(&mut trainer, cfg)?;
+    }
+    let eval_start = std::time::Instant::now();
+    let mut eval = evaluate_to_target(&mut trainer, cfg)?;
+    let (mut trained, mut refit) = (None, None);
+    if cfg.readout_refit && outcome.failure.is_none() && trainer.problem().spec.supports_tangents()
+    {
+        let seconds = earlier + outcome.wall;
+        (eval, trained, refit) = refit_and_evaluate(&mut trainer, cfg, &spec, eval, seconds)?;
+    }
+    let metrics = metrics(
+        &ctx,
+        cfg,
+        &trainer,
+        &outcome,
+        &eval,
+        (trained, refit),
+        eval_start,
+        earlier,
+    );
+    crate::io::write_json(&out.join("metrics.json"), &metrics)?;
+    let exact = cfg.exact_eigenvalues();
+    figures::curves(
+        out,
+        cfg,
+        &outcome.curve_steps,
+        &outcome.ema_curves,
+        exact.as_deref(),
+    )?;
+    figures::eigenfunctions(out, cfg, &trainer, &eval)?;
+    match outcome.failure {
+        Some(e) => Err(e),
+        None => Ok(metrics),
+    }
+}
+
+/// `metrics.json`: the final evaluation's summary, the run's configuration and timings, and
+/// the trained network's evaluation beside the refit's.
+#[allow(clippy::too_many_arguments)]
+fn metrics(
+    ctx: &GpuContext,
+    cfg: &SchrodingerConfig,
+    trainer: &Trainer,
+    outcome: &Outcome,
+    eval: &Evaluation,
+    (trained, refit): (Option<serde_json::Value>, Option<ReadoutRefit>),
+    eval_start: std::time::Instant,
+    earlier: f64,
+) -> serde_json::Value {
+    let exact = cfg.exact_eigenvalues();
+    let done = outcome.steps(trainer);
+    let wall = outcome.wall;
+    let mut metrics = summary(eval, exact.as_deref());
+    let run_fields = serde_json::json!({
+        "experiment": "schrodinger",
+        "config": cfg,
+        "eval_seconds": eval_start.elapsed().as_secs_f64(),
+        "eval_max_relative_std_error": max_relative_std_error(eval),
+        "steps": trainer.step,
+        "steps_this_run": done,
+        "stopped_by_time_limit": outcome.stopped_by_time,
+        "stopped_by_error": outcome.failure.as_ref().map(|e| e.to_string()),
+        "wall_seconds": wall,
+        "train_seconds_all_invocations": earlier + wall,
+        "steps_per_second": done as f64 / wall.max(1e-9),
+        "adapter": ctx.adapter().name,
+        "trained_network": trained,
+        "readout_refit": refit,
+    });
+    if let (Some(m), serde_json::Value::Object(fields)) = (metrics.as_object_mut(), run_fields) {
+        m.extend(fields);
+    }
+    if let Some(e) = &exact {
+        metrics["exact_eigenvalues"] = serde_json::json!(e);
+        metrics["relative_errors_diag"] = serde_json::json!(relative_errors(&eval.lambda_diag, e));
+        metrics["below_exact_by_2_std_errors"] = serde_json::json!(below_exact(
+            &eval.eigenvalues,
+            &eval.eigenvalue_std_errors,
+            e
+        ));
+    }
+    metrics
+}

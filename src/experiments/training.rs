@@ -1,0 +1,183 @@
+//! One training loop for every experiment: a CSV row per step (kept up to the checkpoint when a
+//! run resumes), progress on a terminal bar or as log lines, the time limit and the schedule
+//! that anneals within it, periodic and final checkpoints, and a clean stop on a failed step.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{Result, SpinError};
+use crate::spin::{checkpoint, StepReport, Trainer};
+
+/// The step count of a run that only its time limit ends (`--time-limit` without `--steps`).
+pub const UNTIL_TIME_LIMIT: u64 = 1_000_000_000;
+
+/// What a run writes and when it stops.
+pub struct RunSpec {
+    /// The run folder: `eigenvalues.csv` and the checkpoint.
+    pub out: PathBuf,
+    /// The run's description, saved with every checkpoint (`spin eval` and `--resume` read it).
+    pub run_json: serde_json::Value,
+    /// The run stops at this step.
+    pub steps: u64,
+    /// … or after this many seconds of training, over every invocation.
+    pub time_limit: Option<f64>,
+    /// A checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Training seconds of the invocations before this one (a resumed run).
+    pub earlier_seconds: f64,
+    /// The CSV's header line.
+    pub csv_header: String,
+}
+
+/// What the experiment adds to the loop.
+pub struct Hooks<'a> {
+    /// Called before every step (e.g. refitting an adaptive proposal).
+    pub before_step: Box<dyn FnMut(&mut Trainer) -> Result<()> + 'a>,
+    /// The CSV row of a step (no newline).
+    pub csv_row: Box<dyn Fn(&StepReport) -> String + 'a>,
+    /// The estimates shown beside the progress bar and in log lines.
+    pub status: Box<dyn Fn(&StepReport) -> String + 'a>,
+}
+
+/// How a run's training went.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The trainer's step when this invocation started.
+    pub first_step: u64,
+    /// Seconds this invocation trained.
+    pub wall: f64,
+    /// Whether the time limit ended it.
+    pub stopped_by_time: bool,
+    /// A failed step (collapsed Σ̄, non-finite loss) that ended it: the trainer is at its last
+    /// good state, which is checkpointed; the caller still evaluates and then reports this.
+    pub failure: Option<SpinError>,
+    /// Every 10th step of this invocation (and the last), with diag Λ's EMA at each.
+    pub curve_steps: Vec<u64>,
+    /// One curve per eigenfunction.
+    pub ema_curves: Vec<Vec<f64>>,
+}
+
+impl Outcome {
+    /// Steps this invocation took.
+    pub fn steps(&self, trainer: &Trainer) -> u64 {
+        trainer.step - self.first_step
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SpinError {
+    let p = path.display().to_string();
+    move |source| SpinError::Io {
+        path: p.clone(),
+        source,
+    }
+}
+
+/// Starts `out/eigenvalues.csv` with `header` and the rows of an earlier invocation up to
+/// `step` (a resumed run's checkpoint), and opens it for appending.
+fn open_csv(out: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<std::fs::File>> {
+    let path = out.join("eigenvalues.csv");
+    let mut kept = String::new();
+    if step > 0 {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines().skip(1) {
+                let s: Option<u64> = line.split(',').next().and_then(|s| s.parse().ok());
+                if s.is_some_and(|s| s <= step) {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+        }
+    }
+    crate::io::write_atomic(&path, format!("{header}\n{kept}").as_bytes())?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    Ok(std::io::BufWriter::new(file))
+}
+
+/// Trains `trainer` (already restored, when resuming) until `spec.steps`, the time limit or a
+/// failed step, writing the CSV and checkpoints into `spec.out`.
+pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<Outcome> {
+    std::fs::create_dir_all(&spec.out).map_err(io_err(&spec.out))?;
+    let csv_path = spec.out.join("eigenvalues.csv");
+    let mut csv = open_csv(&spec.out, &spec.csv_header, trainer.step)?;
+    let start = Instant::now();
+    let trained_for = || spec.earlier_seconds + start.elapsed().as_secs_f64();
+    let save = |trainer: &Trainer, csv: &mut std::io::BufWriter<std::fs::File>| -> Result<()> {
+        csv.flush().map_err(io_err(&csv_path))?;
+        let mut state = trainer.state()?;
+        state.train_seconds = trained_for();
+        checkpoint::save(&spec.out, &state, &spec.run_json)
+    };
+    let total = spec.steps;
+    let timed_only = total >= UNTIL_TIME_LIMIT && spec.time_limit.is_some();
+    let first_step = trainer.step;
+    let mut progress =
+        super::progress::Progress::new((!timed_only).then_some(total), spec.time_limit, first_step);
+    let n = trainer.problem().spec.outputs;
+    let mut out = Outcome {
+        first_step,
+        wall: 0.0,
+        stopped_by_time: false,
+        failure: None,
+        curve_steps: Vec::new(),
+        ema_curves: vec![Vec::new(); n],
+    };
+    while trainer.step < total {
+        if spec.time_limit.is_some_and(|t| trained_for() >= t) {
+            out.stopped_by_time = true;
+            break;
+        }
+        if let Some(t) = spec.time_limit {
+            trainer.set_schedule_progress(trained_for() / t);
+        }
+        (hooks.before_step)(trainer)?;
+        let r = match trainer.step() {
+            Ok(r) => r,
+            Err(e @ (SpinError::Cholesky { .. } | SpinError::NonFinite { .. })) => {
+                progress.abandon();
+                eprintln!("training stopped at step {}: {e}", trainer.step + 1);
+                out.failure = Some(e);
+                break;
+            }
+            Err(e) => {
+                progress.abandon();
+                let _ = csv.flush();
+                return Err(e);
+            }
+        };
+        writeln!(csv, "{}", (hooks.csv_row)(&r)).map_err(io_err(&csv_path))?;
+        if r.step % 10 == 0 || r.step == total {
+            out.curve_steps.push(r.step);
+            for (c, v) in out.ema_curves.iter_mut().zip(&r.eigenvalues_ema) {
+                c.push(*v);
+            }
+        }
+        progress.update(r.step, trained_for(), || (hooks.status)(&r));
+        if spec.checkpoint_every > 0 && r.step % spec.checkpoint_every == 0 {
+            save(trainer, &mut csv)?;
+        }
+    }
+    progress.finish();
+    out.wall = start.elapsed().as_secs_f64();
+    save(trainer, &mut csv)?;
+    Ok(out)
+}
+
+/// A CSV row of numbers: the step, then each value with `{}` (`precision` None) or `{:.P e}`.
+pub fn csv_row<'a>(
+    step: u64,
+    values: impl IntoIterator<Item = &'a f64>,
+    sci: Option<usize>,
+) -> String {
+    let mut line = step.to_string();
+    for v in values {
+        match sci {
+            None => line.push_str(&format!(",{v}")),
+            Some(p) => line.push_str(&format!(",{v:.p$e}")),
+        }
+    }
+    line
+}

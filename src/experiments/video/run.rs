@@ -1,0 +1,215 @@
+//! A video run: the data and its held-out split, the model (with its optional whitening), the
+//! shared training loop, the evaluation, figures and `metrics.json`.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::evaluate::fit_set;
+use super::{evaluate, figures, ClipSampler, VideoConfig};
+use crate::data::video::{split_episodes, ClipSource, Video};
+use crate::error::{Result, SpinError};
+use crate::experiments::sfa::{pca_whitening, LinearFeatures};
+use crate::experiments::training::{self, Hooks, RunSpec};
+use crate::gpu::GpuContext;
+use crate::operators::Operator;
+use crate::spin::checkpoint::TrainerState;
+use crate::spin::{Problem, Trainer};
+
+/// A trained video network: the trainer and, when it reads whitened inputs, the whitening.
+pub struct VideoModel {
+    /// The SpIN trainer (network, statistics, optimiser).
+    pub trainer: Trainer,
+    /// The fixed first layer (`--whiten`), if any.
+    pub whitening: Option<LinearFeatures>,
+}
+
+impl VideoModel {
+    /// The network's outputs (rows × outputs) for raw inputs (rows × pixels·k).
+    pub fn outputs(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+        match &self.whitening {
+            Some(w) => self.trainer.outputs(&w.apply(inputs)),
+            None => self.trainer.outputs(inputs),
+        }
+    }
+}
+
+/// The training and held-out (video, ranges) of a configuration.
+pub type Split = (Arc<Video>, Vec<Range<usize>>, Arc<Video>, Vec<Range<usize>>);
+
+/// Loads the data and splits it.
+pub fn load_split(cfg: &VideoConfig) -> Result<Split> {
+    let video = Arc::new(Video::load(&cfg.data)?);
+    match &cfg.test {
+        Some(t) => {
+            let test = Arc::new(Video::load(t)?);
+            if (test.height, test.width) != (video.height, video.width) {
+                return Err(SpinError::Config(format!(
+                    "the test video's frames are {}×{}, the training video's {}×{}",
+                    test.width, test.height, video.width, video.height
+                )));
+            }
+            let (tr, te) = (video.episodes(), test.episodes());
+            Ok((video, tr, test, te))
+        }
+        None => {
+            let (tr, te) = split_episodes(&video, cfg.heldout_fraction);
+            Ok((video.clone(), tr, video, te))
+        }
+    }
+}
+
+/// A model for `cfg` on its training split: with `--whiten`, the whitening is fitted on the
+/// training inputs first (deterministically, so a resumed run or `spin eval` refits the same).
+pub fn model(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result<VideoModel> {
+    cfg.validate()?;
+    let (video, train, _, _) = split;
+    let source = ClipSource::new(train.clone(), cfg.frames_per_input, cfg.clip_len)?;
+    let (sampler, whitening) = if cfg.whiten > 0 {
+        let (x, _, d) = fit_set(cfg, (video, train));
+        let w = pca_whitening(&x, d, cfg.whiten.min(d))?;
+        if w.output_dim() < cfg.neig {
+            return Err(SpinError::Config(format!(
+                "--whiten: the training inputs span only {} dimensions, fewer than the {} \
+                 eigenfunctions asked for",
+                w.output_dim(),
+                cfg.neig
+            )));
+        }
+        (ClipSampler::whitened(video.clone(), source, &w), Some(w))
+    } else {
+        (ClipSampler::new(video.clone(), source), None)
+    };
+    let spec = cfg.spec(
+        video.height,
+        video.width,
+        whitening.as_ref().map(|w| w.output_dim()),
+    );
+    let problem = Problem {
+        sampler: Box::new(sampler),
+        spec,
+        operator: Operator::slowness(cfg.clip_len)?,
+    };
+    let mut t = Trainer::new(ctx, problem, cfg.train.clone())?;
+    if cfg.blocks > 0 {
+        let mask = crate::nn::block_sparse_mask(&t.problem().spec, cfg.blocks)?;
+        t.set_mask(mask)?;
+    }
+    Ok(VideoModel {
+        trainer: t,
+        whitening,
+    })
+}
+
+/// The CSV's columns: per step the loss, diag Λ and its EMA.
+fn csv_header(n: usize) -> String {
+    let mut h = vec!["step".to_string(), "loss".to_string()];
+    h.extend((0..n).map(|k| format!("lambda_{k}")));
+    h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+    h.join(",")
+}
+
+/// The loop's hooks: nothing before a step, the CSV row, the slowest learned estimate.
+fn hooks(cfg: &VideoConfig) -> Hooks<'_> {
+    let skip = cfg.constant_first as usize;
+    Hooks {
+        before_step: Box::new(|_| Ok(())),
+        csv_row: Box::new(|r| {
+            let values = std::iter::once(&r.loss)
+                .chain(&r.eigenvalues)
+                .chain(&r.eigenvalues_ema);
+            training::csv_row(r.step, values, Some(6))
+        }),
+        status: Box::new(move |r| {
+            let shown: Vec<String> = r.eigenvalues_ema[skip..]
+                .iter()
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            format!("loss {:.5}  λ [{}]", r.loss, shown.join(", "))
+        }),
+    }
+}
+
+/// The EMA curves of the learned eigenfunctions over the whole run, from the CSV.
+fn csv_curves(path: &Path, n: usize, skip: usize) -> Result<(Vec<u64>, Vec<Vec<f64>>)> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpinError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut steps = Vec::new();
+    let mut curves = vec![Vec::new(); n];
+    for line in text.lines().skip(1) {
+        let cells: Vec<f64> = line.split(',').filter_map(|c| c.parse().ok()).collect();
+        if cells.len() == 2 + 2 * n {
+            steps.push(cells[0] as u64);
+            for (k, c) in curves.iter_mut().enumerate() {
+                c.push(cells[2 + n + k]);
+            }
+        }
+    }
+    Ok((steps, curves.into_iter().skip(skip).collect()))
+}
+
+/// Trains (or resumes) and evaluates; writes metrics.json, eigenvalues.csv, curves.png,
+/// heatmaps.png (when positions are known), extremes.png, eigenpurposes.png and the checkpoint
+/// into `out`.
+pub fn run(
+    ctx: Arc<GpuContext>,
+    cfg: &VideoConfig,
+    out: &Path,
+    resume: Option<TrainerState>,
+) -> Result<serde_json::Value> {
+    let split = load_split(cfg)?;
+    let mut model = model(ctx.clone(), cfg, &split)?;
+    if let Some(state) = &resume {
+        model.trainer.restore(state)?;
+    }
+    let n = model.trainer.problem().spec.outputs;
+    let spec = RunSpec {
+        out: out.to_path_buf(),
+        run_json: serde_json::json!({ "kind": "video", "config": cfg }),
+        steps: cfg.train.steps,
+        time_limit: cfg.time_limit,
+        checkpoint_every: cfg.checkpoint_every,
+        earlier_seconds: resume.as_ref().map_or(0.0, |s| s.train_seconds),
+        csv_header: csv_header(n),
+    };
+    let outcome = training::train(&mut model.trainer, &spec, hooks(cfg))?;
+    let (video, train, test_video, test) = &split;
+    let eval = evaluate(&model, cfg, (video, train), (test_video, test))?;
+    let (steps, learned) =
+        csv_curves(&out.join("eigenvalues.csv"), n, cfg.constant_first as usize)?;
+    super::super::plot::eigenvalue_curves(
+        &out.join("curves.png"),
+        &steps,
+        &learned,
+        None,
+        "slowness eigenvalues (EMA of diag Λ)",
+    )?;
+    if video.positions.is_some() {
+        figures::heatmaps(&model, cfg, test_video, test, &out.join("heatmaps.png"))?;
+    }
+    figures::extremes(test_video, cfg, &eval, &out.join("extremes.png"))?;
+    figures::eigenpurposes(test_video, cfg, &eval, &out.join("eigenpurposes.png"))?;
+    let metrics = serde_json::json!({
+        "config": cfg,
+        "heldout_inputs": eval.inputs,
+        "delta_values": eval.delta_values,
+        "linear_sfa_delta_values": eval.linear_sfa_delta_values,
+        "pca_delta_values": eval.pca_delta_values,
+        "delta_sum": eval.delta_values.iter().sum::<f64>(),
+        "linear_sfa_delta_sum": eval.linear_sfa_delta_values.iter().sum::<f64>(),
+        "pca_delta_sum": eval.pca_delta_values.iter().sum::<f64>(),
+        "note": eval.note,
+        "steps": model.trainer.step,
+        "wall_seconds": outcome.wall,
+        "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "stopped_by_time_limit": outcome.stopped_by_time,
+        "adapter": ctx.adapter().name,
+    });
+    crate::io::write_json(&out.join("metrics.json"), &metrics)?;
+    match outcome.failure {
+        Some(e) => Err(e),
+        None => Ok(metrics),
+    }
+}
