@@ -5,7 +5,8 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    for (name, _, _) in spectral_inference::gpu::template::templates() {
+    for t in spectral_inference::gpu::template::templates() {
+        let name = t.name;
         let path = root.join(format!("{name}.wgsl"));
         let text = spectral_inference::gpu::template::generate(name)?;
         let old = std::fs::read_to_string(&path).unwrap_or_default();

@@ -228,6 +228,31 @@ pub fn play<R: Rng + ?Sized>(
     (out, starts, positions)
 }
 
+/// The Atari-like video of `frames` frames of `size`² pixels played with `seed` (`spin
+/// arcade`), calling `progress` with the frames done.
+pub fn generate(
+    frames: usize,
+    size: usize,
+    seed: u64,
+    progress: impl FnMut(usize),
+) -> crate::Result<super::video::Video> {
+    use rand::SeedableRng;
+    if frames == 0 || size < 16 {
+        return Err(crate::SpinError::Config(
+            "--frames must be positive and --size at least 16".into(),
+        ));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (frames_data, starts, positions) = play(&mut rng, frames, size, progress);
+    Ok(super::video::Video {
+        height: size,
+        width: size,
+        frames: frames_data,
+        episode_starts: starts,
+        positions: Some((2, positions)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,29 +310,4 @@ mod tests {
         assert!(hits > 50, "{hits} bricks hit in 200 episodes");
         assert!(returns > 20, "{returns} paddle returns in 200 episodes");
     }
-}
-
-/// The Atari-like video of `frames` frames of `size`² pixels played with `seed` (`spin
-/// arcade`), calling `progress` with the frames done.
-pub fn generate(
-    frames: usize,
-    size: usize,
-    seed: u64,
-    progress: impl FnMut(usize),
-) -> crate::Result<super::video::Video> {
-    use rand::SeedableRng;
-    if frames == 0 || size < 16 {
-        return Err(crate::SpinError::Config(
-            "--frames must be positive and --size at least 16".into(),
-        ));
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (frames_data, starts, positions) = play(&mut rng, frames, size, progress);
-    Ok(super::video::Video {
-        height: size,
-        width: size,
-        frames: frames_data,
-        episode_starts: starts,
-        positions: Some((2, positions)),
-    })
 }

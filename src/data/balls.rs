@@ -218,6 +218,72 @@ pub fn simulate(
     (pixels, positions)
 }
 
+/// A bouncing-balls video to make (`spin balls`).
+#[derive(Clone, Debug)]
+pub struct BallsVideo {
+    /// Frames T.
+    pub frames: usize,
+    /// Image side S in pixels.
+    pub size: usize,
+    /// Balls B.
+    pub balls: usize,
+    /// Radius, in box sides.
+    pub radius: f64,
+    /// Speed, box sides per frame.
+    pub speed: f64,
+    /// Seed of the initial places and directions.
+    pub seed: u64,
+}
+
+impl BallsVideo {
+    /// Checks the values: positive sizes, a radius in (0, 0.5), a speed in [0, 0.5), and balls
+    /// that cover at most half the box (random placement must find room).
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::SpinError::Config(m));
+        if self.frames == 0 || self.size < 4 || self.balls == 0 {
+            return bad("--frames and --balls must be positive and --size at least 4".into());
+        }
+        if !(self.radius > 0.0 && self.radius < 0.5) {
+            return bad(format!("--radius must be in (0, 0.5), got {}", self.radius));
+        }
+        if !(self.speed.is_finite() && self.speed >= 0.0 && self.speed < 0.5) {
+            return bad(format!(
+                "--speed must be in [0, 0.5) box sides per frame, got {}",
+                self.speed
+            ));
+        }
+        let cover = self.balls as f64 * std::f64::consts::PI * self.radius * self.radius;
+        if cover > 0.5 {
+            return bad(format!(
+                "{} balls of radius {} cover {:.0} % of the box; use fewer or smaller balls",
+                self.balls,
+                self.radius,
+                cover * 100.0
+            ));
+        }
+        Ok(())
+    }
+
+    /// Simulates and renders the video (one episode, positions included), calling `progress`
+    /// with the frames done.
+    pub fn generate(&self, progress: impl FnMut(usize)) -> crate::Result<super::video::Video> {
+        use rand::SeedableRng;
+        self.validate()?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+        let mut balls = Balls::random(&mut rng, self.balls, self.radius, self.speed);
+        let (frames, positions) = simulate(&mut balls, self.frames, self.size, progress);
+        let mut starts = vec![false; self.frames];
+        starts[0] = true;
+        Ok(super::video::Video {
+            height: self.size,
+            width: self.size,
+            frames,
+            episode_starts: starts,
+            positions: Some((self.balls, positions)),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,71 +387,5 @@ mod tests {
         let area: f64 = px.iter().map(|&v| v as f64 / 255.0).sum();
         let want = std::f64::consts::PI * 8.0 * 8.0;
         assert!((area - want).abs() < 0.03 * want, "{area} vs {want}");
-    }
-}
-
-/// A bouncing-balls video to make (`spin balls`).
-#[derive(Clone, Debug)]
-pub struct BallsVideo {
-    /// Frames T.
-    pub frames: usize,
-    /// Image side S in pixels.
-    pub size: usize,
-    /// Balls B.
-    pub balls: usize,
-    /// Radius, in box sides.
-    pub radius: f64,
-    /// Speed, box sides per frame.
-    pub speed: f64,
-    /// Seed of the initial places and directions.
-    pub seed: u64,
-}
-
-impl BallsVideo {
-    /// Checks the values: positive sizes, a radius in (0, 0.5), a speed in [0, 0.5), and balls
-    /// that cover at most half the box (random placement must find room).
-    pub fn validate(&self) -> crate::Result<()> {
-        let bad = |m: String| Err(crate::SpinError::Config(m));
-        if self.frames == 0 || self.size < 4 || self.balls == 0 {
-            return bad("--frames and --balls must be positive and --size at least 4".into());
-        }
-        if !(self.radius > 0.0 && self.radius < 0.5) {
-            return bad(format!("--radius must be in (0, 0.5), got {}", self.radius));
-        }
-        if !(self.speed.is_finite() && self.speed >= 0.0 && self.speed < 0.5) {
-            return bad(format!(
-                "--speed must be in [0, 0.5) box sides per frame, got {}",
-                self.speed
-            ));
-        }
-        let cover = self.balls as f64 * std::f64::consts::PI * self.radius * self.radius;
-        if cover > 0.5 {
-            return bad(format!(
-                "{} balls of radius {} cover {:.0} % of the box; use fewer or smaller balls",
-                self.balls,
-                self.radius,
-                cover * 100.0
-            ));
-        }
-        Ok(())
-    }
-
-    /// Simulates and renders the video (one episode, positions included), calling `progress`
-    /// with the frames done.
-    pub fn generate(&self, progress: impl FnMut(usize)) -> crate::Result<super::video::Video> {
-        use rand::SeedableRng;
-        self.validate()?;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
-        let mut balls = Balls::random(&mut rng, self.balls, self.radius, self.speed);
-        let (frames, positions) = simulate(&mut balls, self.frames, self.size, progress);
-        let mut starts = vec![false; self.frames];
-        starts[0] = true;
-        Ok(super::video::Video {
-            height: self.size,
-            width: self.size,
-            frames,
-            episode_starts: starts,
-            positions: Some((self.balls, positions)),
-        })
     }
 }

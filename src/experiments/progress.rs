@@ -95,7 +95,7 @@ impl Progress {
     pub fn update(&mut self, step: u64, trained: f64, status: impl FnOnce() -> String) {
         if let Some(bar) = &self.bar {
             bar.set_position(step);
-            if step % 25 == 0 {
+            if step.is_multiple_of(25) {
                 bar.set_message(status());
             }
             return;

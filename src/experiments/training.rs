@@ -30,10 +30,13 @@ pub struct RunSpec {
     pub csv_header: String,
 }
 
+/// Called before every step.
+pub type BeforeStep<'a> = Box<dyn FnMut(&mut Trainer) -> Result<()> + 'a>;
+
 /// What the experiment adds to the loop.
 pub struct Hooks<'a> {
     /// Called before every step (e.g. refitting an adaptive proposal).
-    pub before_step: Box<dyn FnMut(&mut Trainer) -> Result<()> + 'a>,
+    pub before_step: BeforeStep<'a>,
     /// The CSV row of a step (no newline).
     pub csv_row: Box<dyn Fn(&StepReport) -> String + 'a>,
     /// The estimates shown beside the progress bar and in log lines.
@@ -149,7 +152,7 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
             }
         };
         writeln!(csv, "{}", (hooks.csv_row)(&r)).map_err(io_err(&csv_path))?;
-        if r.step % 10 == 0 || r.step == total {
+        if r.step.is_multiple_of(10) || r.step == total {
             out.curve_steps.push(r.step);
             for (c, v) in out.ema_curves.iter_mut().zip(&r.eigenvalues_ema) {
                 c.push(*v);

@@ -15,50 +15,62 @@ use std::collections::HashMap;
 
 use crate::error::{Result, SpinError};
 
-/// The templated kernels: (name, template source, constants). The template is
-/// `shaders/templates/NAME.wgsl`, the output `shaders/NAME.wgsl`.
-pub fn templates() -> Vec<(&'static str, &'static str, Vec<(&'static str, i64)>)> {
+/// A templated kernel: `shaders/templates/NAME.wgsl` expands to `shaders/NAME.wgsl`.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// The kernel's name.
+    pub name: &'static str,
+    /// The template's source.
+    pub source: &'static str,
+    /// Its constants (the tile).
+    pub constants: Vec<(&'static str, i64)>,
+}
+
+/// The templated kernels.
+pub fn templates() -> Vec<Template> {
     use super::tiles::*;
     let rows = |t: RowTile| vec![("TILE_ROWS", t.rows as i64), ("TILE_QUADS", t.quads as i64)];
     vec![
-        (
-            "dense_forward",
-            include_str!("../../shaders/templates/dense_forward.wgsl"),
-            rows(DENSE_TILE),
-        ),
-        (
-            "dense_backward",
-            include_str!("../../shaders/templates/dense_backward.wgsl"),
-            rows(DENSE_BACKWARD_TILE),
-        ),
-        (
-            "conv2d_backward",
-            include_str!("../../shaders/templates/conv2d_backward.wgsl"),
-            rows(CONV_BACKWARD_TILE),
-        ),
-        (
-            "conv2d_forward",
-            include_str!("../../shaders/templates/conv2d_forward.wgsl"),
-            vec![("TILE_PIXELS", CONV_FORWARD_PIXELS as i64)],
-        ),
-        (
-            "jbar_update",
-            include_str!("../../shaders/templates/jbar_update.wgsl"),
-            vec![("TILE_IN_QUADS", JBAR_TILE.in_quads as i64)],
-        ),
-        (
-            "param_grad",
-            include_str!("../../shaders/templates/param_grad.wgsl"),
-            Vec::new(),
-        ),
+        Template {
+            name: "dense_forward",
+            source: include_str!("../../shaders/templates/dense_forward.wgsl"),
+            constants: rows(DENSE_TILE),
+        },
+        Template {
+            name: "dense_backward",
+            source: include_str!("../../shaders/templates/dense_backward.wgsl"),
+            constants: rows(DENSE_BACKWARD_TILE),
+        },
+        Template {
+            name: "conv2d_backward",
+            source: include_str!("../../shaders/templates/conv2d_backward.wgsl"),
+            constants: rows(CONV_BACKWARD_TILE),
+        },
+        Template {
+            name: "conv2d_forward",
+            source: include_str!("../../shaders/templates/conv2d_forward.wgsl"),
+            constants: vec![("TILE_PIXELS", CONV_FORWARD_PIXELS as i64)],
+        },
+        Template {
+            name: "jbar_update",
+            source: include_str!("../../shaders/templates/jbar_update.wgsl"),
+            constants: vec![("TILE_IN_QUADS", JBAR_TILE.in_quads as i64)],
+        },
+        Template {
+            name: "param_grad",
+            source: include_str!("../../shaders/templates/param_grad.wgsl"),
+            constants: Vec::new(),
+        },
     ]
 }
 
 /// The generated WGSL of the template `name`, with the header that says where it comes from.
 pub fn generate(name: &str) -> Result<String> {
-    let (_, source, constants) = templates()
+    let Template {
+        source, constants, ..
+    } = templates()
         .into_iter()
-        .find(|(n, _, _)| *n == name)
+        .find(|t| t.name == name)
         .ok_or_else(|| SpinError::Config(format!("no kernel template `{name}`")))?;
     let vars: HashMap<String, i64> = constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let shown: Vec<String> = constants

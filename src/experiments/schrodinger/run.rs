@@ -81,7 +81,7 @@ fn csv_header(n: usize) -> String {
 fn hooks(cfg: &SchrodingerConfig) -> Hooks<'_> {
     Hooks {
         before_step: Box::new(move |t: &mut Trainer| {
-            if t.step > 0 && cfg.adapt_every > 0 && t.step % cfg.adapt_every == 0 {
+            if t.step > 0 && cfg.adapt_every > 0 && t.step.is_multiple_of(cfg.adapt_every) {
                 refit_proposal(t, cfg)?;
             }
             Ok(())
