@@ -22,7 +22,7 @@ fn main() {
         if !filter.is_empty() && !filter.iter().any(|f| config.name.contains(f.as_str())) {
             continue;
         }
-        match run(ctx.clone(), &config, 10, 20, 5.0) {
+        match run(ctx.clone(), &config, 10, 20, 5.0, false) {
             Ok(r) => {
                 println!(
                     "{:<26} {:>9.2} steps/s  {:>9.2} ms/step  ({} steps)  {:.1} MiB  {:.2} GFLOP/s",

@@ -2,12 +2,12 @@
 // pixel:  G[g, (dy, dx, i), o] = Σ_{r ∈ group g} Σ_{y, x} δ[r, y, x, o] a[offset + r / ROW_DIV,
 // s·y + dy − PAD_T, s·x + dx − PAD_L, i],  G[g, bias, o] = Σ_r Σ_{y, x} δ[r, y, x, o].
 // One group of all rows (GROUPS = 1, ROW_DIV = 1) is the batch VJP's gradient, written into the
-// gradient vector at the layer's block; groups of one row each (rows = (sample, k) of a chunk,
-// ROW_DIV = N) are the per-sample, per-output gradients G_{b,k} of the Σ-Jacobian (SPEC §9,
-// order (a)), each a whole padded block, that `jbar_samples` contracts.
+// gradient vector at the layer's block; several groups of consecutive rows (split-K, the last
+// group cut at ROWS) each write a whole padded block of their own, which `grad_reduce` adds up.
 // Each invocation owns one group × 4 weight rows (one input quad of one tap) × one vec4 of
 // output channels, and overwrites its entries.
 
+override ROWS: u32;        // rows in all: the last group stops here
 override GROUPS: u32;
 override GROUP_ROWS: u32;
 override ROW_DIV: u32;
@@ -53,6 +53,9 @@ fn conv2d_param_grad(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     let zero = vec4<f32>(0.0);
     for (var rr = 0u; rr < GROUP_ROWS; rr++) {
         let r = g * GROUP_ROWS + rr;
+        if (r >= ROWS) {
+            break;
+        }
         let abase = (chunk.offset + r / ROW_DIV) * IN_H;
         let dbase = r * OUT_H;
         for (var y = 0u; y < OUT_H; y++) {

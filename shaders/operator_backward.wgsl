@@ -2,6 +2,9 @@
 // (cot X = w Y G_Π / Q, cot Y = w X G_Π / Q, SPEC §2), pulled back through the operator's gathers
 // (a CSR transpose built on the host, so each row is written by one invocation) and through the
 // envelope: δ_f[r] = g_r Σ_{(q, side, c) ∈ row r} c · cot_side[q].
+// With SIGMA_COT (β = 1, the fused gradient) the Σ term joins it on the sample rows r < S: the
+// VJP of Σ̂ with the fixed cotangent G_Σ under the one-sided convention,
+// cot u[r, n] += (2/S) w_r Σ_{m ≤ n} u[r, m] (G_Σ)_{mn} (none for a constant first output).
 
 struct Entry {
     q: u32,
@@ -11,8 +14,11 @@ struct Entry {
 }
 
 override ROWS: u32;
+override SAMPLES: u32;     // rows 0..SAMPLES enter Σ̂
 override NEIG: u32;
 override NEIG_PAD: u32;
+override SIGMA_COT: u32;   // 1: add the Σ term's cotangent (β = 1)
+override CONST_FIRST: u32; // 1: output 0 is the constant eigenfunction, which has no parameters
 override ENV_MULT: u32;  // 1: multiply by the envelope (plain rows); 0: leave to tangent_envelope_backward
 
 @group(0) @binding(0) var xs: texture_2d<f32>;           // (PAIRS, NEIG)
@@ -23,6 +29,8 @@ override ENV_MULT: u32;  // 1: multiply by the envelope (plain rows); 0: leave t
 @group(0) @binding(5) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
 @group(0) @binding(6) var env: texture_2d<f32>;          // (ROWS)
 @group(0) @binding(7) var<storage, read_write> delta: array<f32>;  // (ROWS, NEIG_PAD) cotangent on f
+@group(0) @binding(8) var u: texture_2d<f32>;            // (ROWS, NEIG)
+@group(0) @binding(9) var w: texture_2d<f32>;            // (SAMPLES) importance weights
 
 @compute @workgroup_size(64)
 fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -54,5 +62,15 @@ fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
         }
         acc += entry.coef * ld1(wq, entry.q) * zg;
     }
-    delta[t] = select(1.0, ld1(env, r), ENV_MULT == 1u) * acc * inv_q;
+    let g = select(1.0, ld1(env, r), ENV_MULT == 1u);
+    var out = g * acc * inv_q;
+    if (SIGMA_COT == 1u && r < SAMPLES && !(CONST_FIRST == 1u && n == 0u)) {
+        // (U G_Σ)[r, n]; G_Σ follows G_Π in the step buffer and is upper triangular.
+        var ug = 0.0;
+        for (var m = 0u; m <= n; m++) {
+            ug += ld1(u, r * NEIG + m) * step.g[NEIG * NEIG + m * NEIG + n];
+        }
+        out = g * (acc * inv_q + step.two_over_s * ld1(w, r) * ug);
+    }
+    delta[t] = out;
 }

@@ -271,15 +271,18 @@ fn conv2d_param_grads_match_oracle() {
         let (layer, g, _params, _) = conv_case(case, Activation::Softplus, &mut rng);
         let in_len = g.in_h * g.in_w * g.in_c;
         let block = layer.gpu_len();
-        // One group of all rows (the batch VJP), then one group per (sample, k) row.
-        for (groups, group_rows, row_div, offset) in
-            [(1usize, 3usize, 1usize, 0usize), (6, 1, 2, 1)]
-        {
-            let rows = groups * group_rows;
+        // One group of all rows (the batch VJP), one group per (sample, k) row, and a split-K
+        // of 7 rows into groups of 3 (the last one cut short at ROWS).
+        for (groups, group_rows, row_div, offset, rows) in [
+            (1usize, 3usize, 1usize, 0usize, 3usize),
+            (6, 1, 2, 1, 6),
+            (3, 3, 1, 0, 7),
+        ] {
             let delta = random(rows * layer.out_len(), &mut rng);
             let a_in = random((offset + rows / row_div) * in_len, &mut rng);
             let mut c = geom_constants(&g);
             c.extend([
+                ("ROWS", rows as f64),
                 ("GROUPS", groups as f64),
                 ("GROUP_ROWS", group_rows as f64),
                 ("ROW_DIV", row_div as f64),
@@ -299,16 +302,17 @@ fn conv2d_param_grads_match_oracle() {
             );
             for grp in 0..groups {
                 let r0 = grp * group_rows;
-                let d = &delta[r0 * layer.out_len()..(r0 + group_rows) * layer.out_len()];
+                let r1 = (r0 + group_rows).min(rows);
+                let d = &delta[r0 * layer.out_len()..r1 * layer.out_len()];
                 // Rows of a group share inputs only through row_div; build the group's inputs.
-                let a: Vec<f64> = (r0..r0 + group_rows)
+                let a: Vec<f64> = (r0..r1)
                     .flat_map(|r| {
                         let ar = offset + r / row_div;
                         a_in[ar * in_len..(ar + 1) * in_len].to_vec()
                     })
                     .collect();
                 let mut want = vec![0.0; layer.len()];
-                layer_param_grad(&layer, &a, d, group_rows, &mut want);
+                layer_param_grad(&layer, &a, d, r1 - r0, &mut want);
                 assert_close(
                     &format!("case {ci} {case:?} group {grp}/{groups}"),
                     &read_block(&layer, &res[2], grp * block),
@@ -485,8 +489,21 @@ fn conv_net_step_in_chunks_with_relu_and_constant_matches_oracle() {
     let batch = video_batch(&spec, 4, 3, 7);
     let options = EngineOptions {
         chunk_samples: Some(5),
+        ..Default::default()
     };
     common::check_engine(&spec, &batch, 0.2, 8, options);
+}
+
+/// A conv net's batch parameter gradients split into row groups (forced here; a GPU's default).
+#[test]
+fn conv_net_step_with_split_k_matches_oracle() {
+    let spec = small_net(Activation::Softplus, false, 4);
+    let batch = video_batch(&spec, 7, 10, 23);
+    let options = EngineOptions {
+        param_grad_invocations: Some(1 << 20),
+        ..Default::default()
+    };
+    common::check_engine(&spec, &batch, 0.6, 24, options);
 }
 
 #[test]
@@ -498,6 +515,7 @@ fn mlp_step_in_chunks_matches_oracle() {
     let batch = op.batch(&points, 3, &[1.0; 17]).unwrap();
     let options = EngineOptions {
         chunk_samples: Some(4),
+        ..Default::default()
     };
     common::check_engine(&spec, &batch, 0.5, 10, options);
 }

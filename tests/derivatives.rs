@@ -16,7 +16,7 @@ use spectral_inference::nn::NetworkSpec;
 use spectral_inference::operators::samplers::{OneHot, Sampler, UniformBox};
 use spectral_inference::operators::{apply, statistics, Batch, Operator};
 use spectral_inference::spin::host::{flat, step_matrices};
-use spectral_inference::spin::{oracle, Engine};
+use spectral_inference::spin::{oracle, Engine, EngineOptions, SigmaGradient};
 
 fn spec() -> NetworkSpec {
     NetworkSpec {
@@ -228,17 +228,26 @@ fn masked_gradient_is_d_lambda_kk_d_theta_k() {
         1.0,
     )
     .unwrap();
-    // GPU gradient for the same step, from the GPU's own statistics.
-    let engine = Engine::new(ctx(), &spec, batch.shape, true).unwrap();
-    engine
-        .set_params(&theta.iter().map(|&v| v as f32).collect::<Vec<_>>())
-        .unwrap();
-    engine.set_batch(&batch).unwrap();
-    engine.statistics().unwrap();
-    let m = &step.matrices;
-    let gpu = engine
-        .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), 1.0)
-        .unwrap();
+    // GPU gradients for the same step, from the GPU's own statistics: through J̄ and fused.
+    let gpu: Vec<Vec<f32>> = [SigmaGradient::Jacobian, SigmaGradient::Fused]
+        .into_iter()
+        .map(|sigma| {
+            let options = EngineOptions {
+                sigma,
+                ..Default::default()
+            };
+            let engine = Engine::with_options(ctx(), &spec, batch.shape, true, options).unwrap();
+            engine
+                .set_params(&theta.iter().map(|&v| v as f32).collect::<Vec<_>>())
+                .unwrap();
+            engine.set_batch(&batch).unwrap();
+            engine.statistics().unwrap();
+            let m = &step.matrices;
+            engine
+                .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), 1.0)
+                .unwrap()
+        })
+        .collect();
     let layer = spec.layers()[0];
     let h = 1e-6;
     let mut fd_all = vec![0.0; p];
@@ -262,13 +271,15 @@ fn masked_gradient_is_d_lambda_kk_d_theta_k() {
             );
         }
     }
-    assert_close(
-        "gpu masked gradient vs finite differences",
-        &gpu,
-        &fd_all,
-        1e-3,
-        1e-3 * scale(&fd_all),
-    );
+    for (g, path) in gpu.iter().zip(["J̄", "fused"]) {
+        assert_close(
+            &format!("gpu masked gradient ({path}) vs finite differences"),
+            g,
+            &fd_all,
+            1e-3,
+            1e-3 * scale(&fd_all),
+        );
+    }
 }
 
 #[test]

@@ -228,3 +228,34 @@ fn weak_form_matches_oracle() {
     batch.add_radial_feature();
     check_engine(&spec, &batch, 0.4, 32);
 }
+
+/// Split-K of the batch parameter gradient (row groups added up by `grad_reduce`), forced on
+/// this adapter (a GPU takes it by default), against the oracle — ragged last group included.
+#[test]
+fn split_k_parameter_gradients_match_oracle() {
+    let spec = NetworkSpec {
+        input_dim: 3,
+        hidden: vec![6, 9],
+        outputs: 4,
+        envelope: Some(2.0),
+        radial: false,
+        ..Default::default()
+    };
+    let op = Operator::hamiltonian_fd(3, 1.0, 0.1, Arc::new(|x: &[f64]| x[0] * x[1])).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (points, _) = UniformBox {
+        dim: 3,
+        half_width: 1.9,
+    }
+    .sample(&mut rng, 41);
+    let weights: Vec<f64> = (0..41).map(|_| rng.random_range(0.5..1.5)).collect();
+    // 41 samples × 7 stencil rows = 287 rows: 8 groups of 36, the last of 35.
+    let batch = op.batch(&points, 3, &weights).unwrap();
+    let options = EngineOptions {
+        param_grad_invocations: Some(1 << 20),
+        ..Default::default()
+    };
+    for beta in [0.4, 1.0] {
+        common::check_engine(&spec, &batch, beta, 22, options);
+    }
+}

@@ -18,6 +18,10 @@ pub struct BenchArgs {
     /// Seconds to time each configuration (after warm-up).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Form the Σ term from J̄ even at β = 1 (the Σ-Jacobian stage instead of the fused
+    /// gradient: the A/B baseline of the β = 1 configurations).
+    #[arg(long)]
+    jbar: bool,
 }
 
 /// Times every configuration that `--config` selects and prints (or emits as JSON Lines) the
@@ -46,21 +50,26 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
         println!("adapter: {}", ctx.adapter().name);
     }
     for config in &configs {
-        let r = bench::run(ctx.clone(), config, 10, 20, args.seconds)?;
+        let r = bench::run(ctx.clone(), config, 10, 20, args.seconds, args.jbar)?;
         if args.json {
             println!("{}", serde_json::to_string(&r)?);
             continue;
         }
         println!(
-            "{:<26} {:>7.2} steps/s  {:>9.2} ms/step  ({} steps)  GPU memory {:.1} MiB  {:.3} GFLOP/step  {:.2} GFLOP/s",
+            "{:<26} {:>7.2} steps/s  {:>9.2} ms/step  ({} steps)  GPU memory {:.1} MiB  {:.3} GFLOP/step  {:.2} GFLOP/s  Σ term: {}",
             r.name,
             r.steps_per_second,
             r.ms_per_step,
             r.steps,
             r.gpu_memory_bytes as f64 / (1u64 << 20) as f64,
             r.flops_per_step * 1e-9,
-            r.gflops
+            r.gflops,
+            if r.fused { "fused" } else { "J̄" }
         );
+        println!("    wall time per step by phase:");
+        for t in &r.phases {
+            println!("    {:<34} {:>8.3} ms", t.label, t.ms);
+        }
         match &r.kernels {
             Some(k) => {
                 println!(

@@ -24,7 +24,7 @@ use spectral_inference::experiments::schrodinger::{
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine; --preset reference: constant]")))]
 #[command(mut_arg("out", |a| note(a, "[default: runs/schrodinger; spin hydrogen: runs/hydrogen]")))]
 #[command(mut_arg("checkpoint_every", |a| note(a, "[default: 1000]")))]
-#[command(mut_arg("resume", |a| note(a, "(its configuration; --steps, --time-limit, the --eval-* settings, --readout-refit, --plot-extent and --checkpoint-every may be changed) [default: a new run]")))]
+#[command(mut_arg("resume", |a| note(a, "(its configuration; --steps, --time-limit, --beta, the --eval-* settings, --readout-refit, --plot-extent and --checkpoint-every may be changed) [default: a new run]")))]
 #[command(mut_arg("hidden", |a| note(a, "[default: 64,64,64; with the read-out refit the last one grows to 7 units per eigenfunction, a multiple of 32 from 64 to 224: 128 for N = 16]")))]
 #[command(mut_arg("blocks", |a| note(a, "[default: 0]")))]
 pub struct SchrodingerArgs {
@@ -220,6 +220,9 @@ fn resumed(
         })?;
     set!(cfg.train.steps, args.training.steps);
     set_time_limit(&mut cfg, args);
+    // β may change: a checkpoint written at β = 1 holds no J̄, which then starts from the first
+    // step's Ĵ; one with J̄ resumed at β = 1 drops it (Trainer::restore).
+    set!(cfg.train.beta, args.training.beta);
     // Settings that do not change the training trajectory.
     set!(cfg.eval_samples, args.eval_samples);
     set!(cfg.eval_target, args.eval_target);

@@ -22,7 +22,7 @@ use spectral_inference::nn::{Activation, Padding};
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine; presets constant]")))]
 #[command(mut_arg("out", |a| note(a, "[default: runs/video]")))]
 #[command(mut_arg("checkpoint_every", |a| note(a, "[default: 500]")))]
-#[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit may change) [default: a new run]")))]
+#[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit, --beta may change) [default: a new run]")))]
 #[command(mut_arg("hidden", |a| note(a, "after the conv layers or the whitening (`none`: a linear last layer only) [default: 64; paper and atari-reference 128]")))]
 #[command(mut_arg("blocks", |a| note(a, "between feature maps [default: 0]")))]
 pub struct VideoArgs {
@@ -150,6 +150,7 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
                     )
                 })?;
             set!(cfg.train.steps, a.training.steps);
+            set!(cfg.train.beta, a.training.beta);
             if a.training.time_limit.is_some() {
                 cfg.time_limit = a.training.time_limit;
             }

@@ -12,7 +12,7 @@ use crate::operators::samplers::Sampler;
 use crate::operators::Operator;
 use crate::spin::engine::KernelTime;
 use crate::spin::host::flat;
-use crate::spin::{OptimizerConfig, OptimizerKind, Problem, TrainConfig, Trainer};
+use crate::spin::{OptimizerConfig, OptimizerKind, Problem, SigmaGradient, TrainConfig, Trainer};
 
 /// A benchmark configuration.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -37,6 +37,8 @@ pub struct BenchConfig {
     pub sampler: SamplerKind,
     /// A conv net on video clips with the slowness operator, instead of 2D hydrogen.
     pub video: Option<VideoBench>,
+    /// Adam (the defaults users run) instead of the reference's RMSProp.
+    pub adam: bool,
 }
 
 /// The video part of a benchmark: a conv net on clips of stacked frames (noise frames: the
@@ -89,6 +91,7 @@ fn video(
         laplacian: LaplacianKind::Fd,
         radial: false,
         sampler: SamplerKind::Uniform,
+        adam: false,
         video: Some(VideoBench {
             image: ImageShape {
                 height: image.0,
@@ -102,6 +105,32 @@ fn video(
             clip_len,
         }),
     }
+}
+
+/// The 2D hydrogen atom as `spin schrodinger` and `spin hydrogen` run it by default (3×64 with
+/// the radial feature, the adaptive proposal, Adam, β = 1 — the fused gradient), with the
+/// given Laplacian.
+fn hydrogen_default(name: &'static str, laplacian: LaplacianKind) -> BenchConfig {
+    BenchConfig {
+        name,
+        hidden: vec![64; 3],
+        neig: 9,
+        batch: 128,
+        eps: 0.1,
+        beta: 1.0,
+        laplacian,
+        radial: true,
+        sampler: SamplerKind::Adaptive,
+        video: None,
+        adam: true,
+    }
+}
+
+/// A video configuration with `spin video`'s training defaults: Adam and β = 1.
+fn video_default(mut c: BenchConfig) -> BenchConfig {
+    c.beta = 1.0;
+    c.adam = true;
+    c
 }
 
 /// Uniform noise in [0, 1]: inputs for speed measurements of video networks.
@@ -121,10 +150,11 @@ impl Sampler for NoiseFrames {
 }
 
 /// Multiply-adds of one training step of `spec` on a batch of `rows` rows, `samples` of which
-/// enter Σ̂ (SPEC §3, §9): forward, the Π-VJP (parameter gradients and input VJPs), the N
-/// sensitivity passes, each layer's Σ-Jacobian (dense: one GEMM per pair; conv: per-sample
-/// gradients and their contraction) and the G_Σ contraction.
-pub fn step_macs(spec: &NetworkSpec, rows: usize, samples: usize) -> f64 {
+/// enter Σ̂ (SPEC §3, §9): forward, the Π-VJP (parameter gradients and input VJPs), and unless
+/// `fused` (β = 1, whose Σ term rides in the Π-VJP) the N sensitivity passes, each layer's
+/// Σ-Jacobian (dense: one GEMM per pair; conv: per-sample gradients and their contraction) and
+/// the G_Σ contraction.
+pub fn step_macs(spec: &NetworkSpec, rows: usize, samples: usize, fused: bool) -> f64 {
     let layers = spec.layers();
     let n = spec.outputs as f64;
     let npairs = n * (n + 1.0) / 2.0;
@@ -132,7 +162,11 @@ pub fn step_macs(spec: &NetworkSpec, rows: usize, samples: usize) -> f64 {
     let macs: Vec<f64> = layers.iter().map(|l| l.macs() as f64).collect();
     let all: f64 = macs.iter().sum();
     let above_first: f64 = macs.iter().skip(1).sum();
-    let mut total = r * all + r * (all + above_first) + s * n * above_first;
+    let mut total = r * all + r * (all + above_first);
+    if fused {
+        return total;
+    }
+    total += s * n * above_first;
     for (l, m) in layers.iter().zip(&macs) {
         total += match l.kind {
             LayerKind::Dense => npairs * s * l.len() as f64,
@@ -156,6 +190,7 @@ pub fn configs() -> Vec<BenchConfig> {
             radial: false,
             sampler: SamplerKind::Uniform,
             video: None,
+            adam: false,
         },
         BenchConfig {
             name: "hydrogen-3x64-exact",
@@ -168,6 +203,7 @@ pub fn configs() -> Vec<BenchConfig> {
             radial: false,
             sampler: SamplerKind::Uniform,
             video: None,
+            adam: false,
         },
         BenchConfig {
             name: "hydrogen-3x64-weak-radial",
@@ -180,6 +216,7 @@ pub fn configs() -> Vec<BenchConfig> {
             radial: true,
             sampler: SamplerKind::Importance,
             video: None,
+            adam: false,
         },
         BenchConfig {
             name: "hydrogen-4x128-fd",
@@ -192,6 +229,7 @@ pub fn configs() -> Vec<BenchConfig> {
             radial: false,
             sampler: SamplerKind::Uniform,
             video: None,
+            adam: false,
         },
         video(
             "sfa-balls-small",
@@ -224,6 +262,27 @@ pub fn configs() -> Vec<BenchConfig> {
             (1, 129),
             false,
         ),
+        hydrogen_default("hydrogen-default-weak", LaplacianKind::Weak),
+        hydrogen_default("hydrogen-default-exact", LaplacianKind::Exact),
+        hydrogen_default("hydrogen-default-fd", LaplacianKind::Fd),
+        video_default(video(
+            "sfa-balls-default",
+            (32, 32, 2),
+            convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
+            64,
+            9,
+            (8, 10),
+            true,
+        )),
+        video_default(video(
+            "atari-default",
+            (84, 84, 4),
+            convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
+            64,
+            6,
+            (8, 10),
+            true,
+        )),
     ]
 }
 
@@ -248,17 +307,24 @@ pub struct BenchResult {
     pub flops_per_step: f64,
     /// Achieved GFLOP/s (flops_per_step × steps/s).
     pub gflops: f64,
+    /// Whether the Σ term was fused into the Π-VJP (β = 1) or formed from J̄.
+    pub fused: bool,
+    /// Wall milliseconds per step of each phase of the trainer's step (host work, uploads,
+    /// each submit with its readback).
+    pub phases: Vec<KernelTime>,
 }
 
 /// Runs `config`: `warmup` untimed steps (fewer if they take longer than `seconds`), then timed
 /// steps for at least `seconds` and 2 steps, and at least `min_steps` unless that takes more than
-/// twice `seconds` (the big video configurations take seconds a step on a CPU adapter).
+/// twice `seconds` (the big video configurations take seconds a step on a CPU adapter). With
+/// `jbar`, the Σ term comes from J̄ even at β = 1 (the fused gradient's A/B baseline).
 pub fn run(
     ctx: Arc<GpuContext>,
     config: &BenchConfig,
     warmup: u64,
     min_steps: u64,
     seconds: f64,
+    jbar: bool,
 ) -> Result<BenchResult> {
     let problem = match &config.video {
         Some(v) => {
@@ -295,14 +361,24 @@ pub fn run(
         batch: config.batch,
         steps: 1_000_000,
         seed: 0,
-        optimizer: OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5),
+        optimizer: if config.adam {
+            OptimizerConfig::new(OptimizerKind::Adam, 3e-3)
+        } else {
+            OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5)
+        },
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
     };
-    let mut trainer = Trainer::new(ctx.clone(), problem, train)?;
+    let sigma = if jbar {
+        SigmaGradient::Jacobian
+    } else {
+        SigmaGradient::for_beta(config.beta)
+    };
+    let mut trainer = Trainer::with_sigma_gradient(ctx.clone(), problem, train, sigma)?;
     let shape = trainer.engine().shape();
-    let flops_per_step = 2.0 * step_macs(&trainer.problem().spec, shape.rows, shape.samples);
+    let fused = trainer.engine().is_fused();
+    let flops_per_step = 2.0 * step_macs(&trainer.problem().spec, shape.rows, shape.samples, fused);
     let warm = Instant::now();
     for _ in 0..warmup {
         trainer.step()?;
@@ -310,6 +386,7 @@ pub fn run(
             break;
         }
     }
+    trainer.phase_times = Default::default();
     let start = Instant::now();
     let mut steps = 0u64;
     loop {
@@ -321,6 +398,15 @@ pub fn run(
         steps += 1;
     }
     let wall = start.elapsed().as_secs_f64();
+    let phases = trainer
+        .phase_times
+        .per_step_ms()
+        .into_iter()
+        .map(|(label, ms)| KernelTime {
+            label: label.to_string(),
+            ms,
+        })
+        .collect();
     let n = config.neig;
     let eye = nalgebra::DMatrix::<f64>::identity(n, n);
     // One line per kernel and layer: the chunks of the Σ-Jacobian stage are summed.
@@ -351,5 +437,7 @@ pub fn run(
         steps,
         adapter: ctx.adapter().name.clone(),
         kernels,
+        fused,
+        phases,
     })
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Result, SpinError};
-use crate::spin::{checkpoint, StepReport, Trainer};
+use crate::spin::checkpoint::{self, TrainerState};
+use crate::spin::{StepReport, Trainer};
 
 /// The step count of a run that only its time limit ends (`--time-limit` without `--steps`).
 pub const UNTIL_TIME_LIMIT: u64 = 1_000_000_000;
@@ -100,6 +101,37 @@ fn open_csv(out: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<st
     Ok(std::io::BufWriter::new(file))
 }
 
+/// Checkpoints written on a thread of their own, so that the disk's sync does not stall
+/// training: one write at a time (the next waits for the last). Each file is replaced
+/// atomically, so a run killed during a write keeps the previous complete checkpoint.
+#[derive(Default)]
+struct CheckpointWriter {
+    pending: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl CheckpointWriter {
+    /// Waits for the write in flight, if any, and returns its outcome.
+    fn wait(&mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(h) => h.join().map_err(|_| SpinError::Io {
+                path: "checkpoint".into(),
+                source: std::io::Error::other("the checkpoint writer panicked"),
+            })?,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts writing `state` into `out` once the previous write is done.
+    fn save(&mut self, out: &Path, state: TrainerState, run: &serde_json::Value) -> Result<()> {
+        self.wait()?;
+        let (out, run) = (out.to_path_buf(), run.clone());
+        self.pending = Some(std::thread::spawn(move || {
+            checkpoint::save(&out, &state, &run)
+        }));
+        Ok(())
+    }
+}
+
 /// Trains `trainer` (already restored, when resuming) until `spec.steps`, the time limit or a
 /// failed step, writing the CSV and checkpoints into `spec.out`.
 pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<Outcome> {
@@ -108,11 +140,13 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     let mut csv = open_csv(&spec.out, &spec.csv_header, trainer.step)?;
     let start = Instant::now();
     let trained_for = || spec.earlier_seconds + start.elapsed().as_secs_f64();
-    let save = |trainer: &Trainer, csv: &mut std::io::BufWriter<std::fs::File>| -> Result<()> {
+    let mut writer = CheckpointWriter::default();
+    // The CSV is flushed first: its rows up to the checkpoint's step are on file with it.
+    let mut save = |trainer: &Trainer, csv: &mut std::io::BufWriter<std::fs::File>| -> Result<()> {
         csv.flush().map_err(io_err(&csv_path))?;
         let mut state = trainer.state()?;
         state.train_seconds = trained_for();
-        checkpoint::save(&spec.out, &state, &spec.run_json)
+        writer.save(&spec.out, state, &spec.run_json)
     };
     let total = spec.steps;
     let timed_only = total >= UNTIL_TIME_LIMIT && spec.time_limit.is_some();
@@ -166,6 +200,7 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     progress.finish();
     out.wall = start.elapsed().as_secs_f64();
     save(trainer, &mut csv)?;
+    writer.wait()?;
     Ok(out)
 }
 

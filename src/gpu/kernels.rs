@@ -48,6 +48,7 @@ kernels! {
     Envelope => "apply_envelope.wgsl",
     DenseBackward => "dense_backward.wgsl",
     ParamGrad => "param_grad.wgsl",
+    GradReduce => "grad_reduce.wgsl",
     SensInit => "sens_init.wgsl",
     JbarUpdate => "jbar_update.wgsl",
     JbarContract => "jbar_contract.wgsl",

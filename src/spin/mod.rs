@@ -7,6 +7,6 @@ pub mod optim;
 pub mod oracle;
 pub mod trainer;
 
-pub use engine::{Engine, EngineOptions, Probe, StepScalars};
+pub use engine::{Engine, EngineOptions, Probe, SigmaGradient, StepScalars};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
-pub use trainer::{Evaluation, Problem, StepReport, TrainConfig, Trainer};
+pub use trainer::{Evaluation, PhaseTimes, Problem, StepReport, TrainConfig, Trainer};

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use super::checkpoint::TrainerState;
 use rand_chacha::ChaCha8Rng;
 
-use super::engine::{Engine, Probe};
+use super::engine::{Engine, EngineOptions, Probe, SigmaGradient};
 use super::host::{
     correlation_condition, flat, lag_shift, matrix, ritz_std_errors, ritz_values, shift_gradient,
     step_matrices,
@@ -177,6 +177,40 @@ struct Moments {
     chunks: Vec<(DMatrix<f64>, DMatrix<f64>)>,
 }
 
+/// Wall time spent in each phase of [`Trainer::step`], summed over steps (for `spin bench`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PhaseTimes {
+    /// Steps counted.
+    pub steps: u64,
+    /// Drawing the samples and building the operator's batch (host).
+    pub sample: f64,
+    /// Uploading θ and the batch (with the gathers' transpose, built on the host).
+    pub upload: f64,
+    /// Submit A and its readback of Σ̂, Π̂ (GPU work and the wait for it).
+    pub statistics: f64,
+    /// Σ̄, Cholesky, Λ, G_Π, G_Σ (host, f64).
+    pub host_matrices: f64,
+    /// Submit B and its readback of the gradient (GPU work and the wait for it).
+    pub gradient: f64,
+    /// Masks, finite checks, the optimiser and the eigenvalue EMA (host).
+    pub optimizer: f64,
+}
+
+impl PhaseTimes {
+    /// Milliseconds per step of each phase, in order, with its name.
+    pub fn per_step_ms(&self) -> Vec<(&'static str, f64)> {
+        let k = 1e3 / self.steps.max(1) as f64;
+        vec![
+            ("sample + batch", self.sample * k),
+            ("upload", self.upload * k),
+            ("statistics (submit A + readback)", self.statistics * k),
+            ("host matrices", self.host_matrices * k),
+            ("gradient (submit B + readback)", self.gradient * k),
+            ("optimiser", self.optimizer * k),
+        ]
+    }
+}
+
 /// A training run in progress.
 pub struct Trainer {
     ctx: Arc<GpuContext>,
@@ -197,12 +231,38 @@ pub struct Trainer {
     fixed_batch: Option<Batch>,
     fixed_uploaded: bool,
     mask: Option<Vec<f32>>,
+    /// J̄ starts from the next step's Ĵ (β = 1 for J̄ once): a run restored from a checkpoint
+    /// without J̄ (written at β = 1, whose gradient needs none).
+    jbar_fresh: bool,
+    /// Where the time of each step goes.
+    pub phase_times: PhaseTimes,
+    /// The evaluation engine of [`Trainer::outputs`], kept between calls of one shape.
+    outputs_engine: std::cell::RefCell<Option<Engine>>,
 }
 
 impl Trainer {
-    /// Initialises parameters (reference init), Σ̄ = I, J̄ = 0.
+    /// Initialises parameters (reference init), Σ̄ = I, J̄ = 0; the Σ term's path follows β
+    /// ([`SigmaGradient::for_beta`]: fused at β = 1).
     pub fn new(ctx: Arc<GpuContext>, problem: Problem, config: TrainConfig) -> Result<Self> {
+        let sigma = SigmaGradient::for_beta(config.beta);
+        Self::with_sigma_gradient(ctx, problem, config, sigma)
+    }
+
+    /// [`Trainer::new`] with the Σ term's path chosen (the J̄ path at β = 1 is the fused
+    /// gradient's A/B baseline in `spin bench --jbar`).
+    pub fn with_sigma_gradient(
+        ctx: Arc<GpuContext>,
+        problem: Problem,
+        config: TrainConfig,
+        sigma: SigmaGradient,
+    ) -> Result<Self> {
         config.validate()?;
+        if sigma == SigmaGradient::Fused && config.beta != 1.0 {
+            return Err(SpinError::Config(format!(
+                "the fused Σ gradient needs β = 1, got {}",
+                config.beta
+            )));
+        }
         problem.spec.validate()?;
         if problem.sampler.dim() != problem.spec.space_dim() {
             return Err(SpinError::Shape(format!(
@@ -230,7 +290,11 @@ impl Trainer {
                 problem.batch(&points, &weights)?
             }
         };
-        let engine = Engine::new(ctx.clone(), &problem.spec, first.shape, true)?;
+        let options = EngineOptions {
+            sigma,
+            ..Default::default()
+        };
+        let engine = Engine::with_options(ctx.clone(), &problem.spec, first.shape, true, options)?;
         let n = problem.spec.outputs;
         let optimizer = Optimizer::new(config.optimizer.clone(), params.len());
         // Re-seed so that the first training batch does not depend on whether a probe batch was drawn.
@@ -249,6 +313,9 @@ impl Trainer {
             fixed_batch,
             fixed_uploaded: false,
             mask: None,
+            jbar_fresh: false,
+            phase_times: PhaseTimes::default(),
+            outputs_engine: Default::default(),
         })
         .and_then(|mut t| {
             if let Some(m) = t.problem.spec.structural_mask() {
@@ -333,13 +400,14 @@ impl Trainer {
     /// Uploads the next batch: a fresh sample, or the exhaustive batch (uploaded once, since
     /// evaluation uses engines of its own and never overwrites it).
     fn upload_next_batch(&mut self) -> Result<()> {
+        let t = std::time::Instant::now();
         match &self.fixed_batch {
             Some(b) => {
                 if !self.fixed_uploaded {
                     self.engine.set_batch(b)?;
                     self.fixed_uploaded = true;
                 }
-                Ok(())
+                self.phase_times.upload += t.elapsed().as_secs_f64();
             }
             None => {
                 let (points, weights) = self
@@ -347,9 +415,13 @@ impl Trainer {
                     .sampler
                     .sample(&mut self.rng, self.config.batch);
                 let batch = self.problem.batch(&points, &weights)?;
-                self.engine.set_batch(&batch)
+                let built = std::time::Instant::now();
+                self.phase_times.sample += (built - t).as_secs_f64();
+                self.engine.set_batch(&batch)?;
+                self.phase_times.upload += built.elapsed().as_secs_f64();
             }
         }
+        Ok(())
     }
 
     /// One SpIN step. On a non-finite loss or gradient, or a collapsed Σ̄, returns an error and
@@ -358,8 +430,16 @@ impl Trainer {
         let n = self.problem.spec.outputs;
         let beta = self.config.beta;
         self.upload_next_batch()?;
+        let mut clock = std::time::Instant::now();
+        let mut lap = |slot: &mut f64| {
+            let now = std::time::Instant::now();
+            *slot += (now - clock).as_secs_f64();
+            clock = now;
+        };
         self.engine.set_params(&self.params)?;
+        lap(&mut self.phase_times.upload);
         let (sigma, pi) = self.engine.statistics()?;
+        lap(&mut self.phase_times.statistics);
         let step = self.step + 1;
         if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
             return Err(SpinError::NonFinite {
@@ -381,9 +461,12 @@ impl Trainer {
                 step,
             });
         }
+        let jbar_rate = if self.jbar_fresh { 1.0 } else { beta };
+        lap(&mut self.phase_times.host_matrices);
         let mut grad = self
             .engine
-            .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), beta)?;
+            .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), jbar_rate)?;
+        lap(&mut self.phase_times.gradient);
         if let Some(mask) = &self.mask {
             for (g, k) in grad.iter_mut().zip(mask) {
                 *g *= k;
@@ -400,6 +483,7 @@ impl Trainer {
         self.optimizer
             .step(&mut self.params, &grad, self.config.steps);
         self.sigma_avg = sigma_avg;
+        self.jbar_fresh = false;
         let eig = m.eigenvalues();
         if self.lambda_ema.is_empty() {
             self.lambda_ema = eig.clone();
@@ -410,14 +494,17 @@ impl Trainer {
             }
         }
         self.step = step;
-        Ok(StepReport {
+        let report = StepReport {
             step,
             loss,
             eigenvalues: eig,
             eigenvalues_ema: self.lambda_ema.clone(),
             sigma_diag: self.sigma_avg.diagonal().iter().copied().collect(),
             sigma_condition: correlation_condition(&self.sigma_avg),
-        })
+        };
+        lap(&mut self.phase_times.optimizer);
+        self.phase_times.steps += 1;
+        Ok(report)
     }
 
     /// [`Trainer::evaluate`] with another estimator of the same operator (e.g. the exact
@@ -602,14 +689,17 @@ impl Trainer {
         })
     }
 
-    /// Continues from a saved state (same problem and configuration).
+    /// Continues from a saved state (same problem; β may differ from the saved run's). A state
+    /// without J̄ (saved at β = 1, whose fused gradient keeps none) resumed at β < 1 starts J̄
+    /// from the first step's Ĵ, as β = 1 would have; a state with J̄ resumed at β = 1 drops it.
     pub fn restore(&mut self, state: &TrainerState) -> Result<()> {
         let n = self.problem.spec.outputs;
         let p = self.params.len();
         let opt_len = |v: &Vec<f64>, want: &Vec<f64>| v.len() == want.len();
+        let jbar_len = n * (n + 1) / 2 * p;
         if state.params.len() != p
             || state.sigma_avg.len() != n * n
-            || state.jbar.len() != n * (n + 1) / 2 * p
+            || !(state.jbar.is_empty() || state.jbar.len() == jbar_len)
             || !opt_len(&state.opt_m, &self.optimizer.m)
             || !opt_len(&state.opt_v, &self.optimizer.v)
         {
@@ -619,7 +709,10 @@ impl Trainer {
             ));
         }
         self.problem.sampler.set_state(&state.sampler)?;
-        self.engine.write_jbar(&state.jbar)?;
+        self.jbar_fresh = state.jbar.is_empty() && !self.engine.is_fused();
+        if !state.jbar.is_empty() {
+            self.engine.write_jbar(&state.jbar)?;
+        }
         self.params = state.params.clone();
         self.sigma_avg = DMatrix::from_fn(n, n, |i, j| state.sigma_avg[i * n + j]);
         self.optimizer.m = state.opt_m.clone();
@@ -648,12 +741,22 @@ impl Trainer {
         let spec = &self.problem.spec;
         let rows = rows.max(1);
         let mut out = Vec::with_capacity(points.len() / dim * spec.outputs);
+        // One evaluation engine kept for the next call of the same shape (an adaptive
+        // proposal's refit evaluates the same grid every few hundred steps).
+        let mut cached = self.outputs_engine.borrow_mut();
         for piece in points.chunks(rows * dim) {
             let batch = self.problem.plain_batch(piece)?;
-            let engine = Engine::new(self.ctx.clone(), spec, batch.shape, false)?;
+            let reuse = cached
+                .as_ref()
+                .is_some_and(|e| e.shape() == batch.shape && e.spec() == spec);
+            if !reuse {
+                *cached = None;
+                *cached = Some(Engine::new(self.ctx.clone(), spec, batch.shape, false)?);
+            }
+            let engine = cached.as_ref().expect("an engine was just made");
             engine.set_params(&self.params)?;
             engine.set_batch(&batch)?;
-            engine.statistics()?;
+            engine.forward_values()?;
             out.extend(engine.read(Probe::U)?.into_iter().map(|v| v as f64));
         }
         Ok(out)

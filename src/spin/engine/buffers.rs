@@ -46,6 +46,10 @@ pub(super) struct Dims {
     pub conv_block: usize,
     /// Samples per chunk of the Σ-Jacobian stage.
     pub chunk_samples: usize,
+    /// β = 1's fused gradient: no Σ-Jacobian stage and none of its buffers.
+    pub fused: bool,
+    /// Row groups of each layer's batch parameter gradient (split-K; 1: none).
+    pub param_groups: Vec<usize>,
     /// Terms per X and per Y of the operator's gathers, and entries of their transpose.
     pub tx: usize,
     pub ty: usize,
@@ -96,8 +100,9 @@ impl Dims {
             .chunk_samples
             .unwrap_or_else(|| CHUNK_BYTES.min(limit) / per_sample)
             .clamp(1, s);
+        let fused = options.sigma == super::SigmaGradient::Fused;
         let mut biggest = r * widest;
-        if training {
+        if training && !fused {
             biggest = biggest
                 .max(npairs * gpu_params)
                 .max(chunk_samples * per_sample / 4);
@@ -125,6 +130,23 @@ impl Dims {
             widest,
             conv_block,
             chunk_samples,
+            fused,
+            param_groups: {
+                let target = options.param_grad_invocations.unwrap_or(
+                    if ctx.adapter().device_type == "Cpu" {
+                        1
+                    } else {
+                        crate::gpu::tiles::PARAM_GRAD_INVOCATIONS
+                    },
+                );
+                layers
+                    .iter()
+                    .map(|l| {
+                        let base = (l.in_pad / 4 + 1) * l.out_pad / 4;
+                        crate::gpu::tiles::param_grad_groups(base, r, target)
+                    })
+                    .collect()
+            },
             tx: shape.tx,
             ty: shape.ty,
             entries_len: shape.pairs * (shape.tx + shape.ty),
@@ -199,12 +221,14 @@ pub(super) struct TrainBuffers {
     pub cot_a: wgpu::Buffer,
     /// The gradient (gpu_params) and its staging buffer.
     pub grad: wgpu::Buffer,
+    /// The split-K groups' partial parameter gradients of one layer (groups × layer block).
+    pub grad_partial: wgpu::Buffer,
     pub grad_staging: wgpu::Buffer,
     /// A `Chunk` descriptor of all samples, for the batch passes that share kernels with the
     /// chunked Σ-Jacobian stage.
     pub whole: wgpu::Buffer,
-    /// The Σ-Jacobian stage's buffers.
-    pub jacobian: JacobianBuffers,
+    /// The Σ-Jacobian stage's buffers (none for the fused β = 1 gradient).
+    pub jacobian: Option<JacobianBuffers>,
 }
 
 /// The buffers of the Σ-Jacobian stage.
@@ -256,7 +280,7 @@ impl Buffers {
         let stats_staging = ctx.staging("stats_staging", 2 * n * n);
         let train = training.then(|| {
             let c = dims.chunk_samples;
-            let jacobian = JacobianBuffers {
+            let jacobian = (!dims.fused).then(|| JacobianBuffers {
                 sens: per_layer("sens", c * n),
                 per_sample_grads: storage("per_sample_grads", c * n * dims.conv_block),
                 su: storage("weighted_outputs", c * dims.npad),
@@ -273,7 +297,7 @@ impl Buffers {
                         )
                     })
                     .collect(),
-            };
+            });
             TrainBuffers {
                 row_ptr: storage("row_ptr", r + 1),
                 entries: storage("entries", 4 * dims.entries_len),
@@ -282,6 +306,16 @@ impl Buffers {
                 cot_u: storage("cot_u", if dims.tangent { r * dims.npad } else { 1 }),
                 cot_a: storage("cot_a", if dims.tangent { r * dims.widest } else { 1 }),
                 grad: storage("grad", dims.gpu_params),
+                grad_partial: storage(
+                    "grad_partial",
+                    layers
+                        .iter()
+                        .zip(&dims.param_groups)
+                        .filter(|(_, &g)| g > 1)
+                        .map(|(l, &g)| g * l.gpu_len())
+                        .max()
+                        .unwrap_or(1),
+                ),
                 grad_staging: ctx.staging("grad_staging", dims.gpu_params),
                 whole: ctx.storage_from("chunk_whole", &[0u32, s as u32, 1, 0]),
                 jacobian,

@@ -49,13 +49,13 @@ pub(super) fn forward(p: &Parts, l: usize, g: &ConvGeom) -> Result<Vec<Dispatch>
     )?])
 }
 
-/// The parameter gradients summed within `groups` groups of `group_rows` rows (one group for
-/// the batch gradient), written `out_off` floats into `grad`, one layer block apart.
+/// The parameter gradients of `rows` rows summed within `groups` groups of `group_rows` rows,
+/// written `out_off` floats into `grad`, one layer block apart.
 fn param_grads(
     p: &Parts,
     ly: &Layer,
     g: &ConvGeom,
-    (groups, group_rows, row_div, out_off): (usize, usize, usize, usize),
+    (rows, groups, group_rows, row_div, out_off): (usize, usize, usize, usize, usize),
     named: &[(&str, &wgpu::Buffer)],
     label: String,
 ) -> Result<Dispatch> {
@@ -64,6 +64,7 @@ fn param_grads(
         &with(
             geometry(g),
             &[
+                ("ROWS", u(rows)),
                 ("GROUPS", u(groups)),
                 ("GROUP_ROWS", u(group_rows)),
                 ("ROW_DIV", u(row_div)),
@@ -77,23 +78,33 @@ fn param_grads(
     )
 }
 
-/// Π-VJP stage: the batch's parameter gradient.
-pub(super) fn param_grad(p: &Parts, l: usize, g: &ConvGeom) -> Result<Dispatch> {
+/// Π-VJP stage: the batch's parameter gradient (split-K over row groups when the layer is small
+/// for its rows, then `grad_reduce`).
+pub(super) fn param_grad(p: &Parts, l: usize, g: &ConvGeom) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let t = p.train();
-    param_grads(
+    let groups = d.param_groups[l];
+    let (target, out_off) = super::pi_vjp::param_grad_target(p, ly, groups);
+    let mut list = vec![param_grads(
         p,
         ly,
         g,
-        (1, d.rows, 1, ly.gpu_offset),
+        (d.rows, groups, d.rows.div_ceil(groups), 1, out_off),
         &[
             ("a_in", b.a_in(l)),
             ("delta", &t.delta[l]),
-            ("grad", &t.grad),
+            ("grad", target),
             ("chunk", &t.whole),
         ],
         format!("conv2d_param_grad[{l}]"),
-    )
+    )?];
+    list.extend(super::pi_vjp::grad_reduce(
+        p,
+        ly,
+        groups,
+        format!("grad_reduce[{l}]"),
+    )?);
+    Ok(list)
 }
 
 /// The input VJP (a transposed convolution), for the batch and for the per-sample
@@ -135,7 +146,7 @@ pub(super) fn jbar_share(
 ) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let t = p.train();
-    let j = &t.jacobian;
+    let j = p.jacobian();
     let c = d.chunk_samples;
     let njq = d.n.div_ceil(4);
     Ok(vec![

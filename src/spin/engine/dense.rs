@@ -57,24 +57,41 @@ pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     Ok(out)
 }
 
-/// Π-VJP stage: grad[W] = Σ_r a_in[r] δ[r], grad[b] = Σ_r δ[r] (bias on value rows only).
-pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Dispatch> {
+/// Π-VJP stage: grad[W] = Σ_r a_in[r] δ[r], grad[b] = Σ_r δ[r] (bias on value rows only), in
+/// row groups added up by `grad_reduce` when the layer is small for its rows (split-K).
+pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let t = p.train();
-    p.build.dispatch(
+    let groups = d.param_groups[l];
+    let (target, out_off) = super::pi_vjp::param_grad_target(p, ly, groups);
+    let mut list = vec![p.build.dispatch(
         Kernel::ParamGrad,
         &with(
-            shape(ly),
-            &[("ROWS", u(d.rows)), ("BIAS_ROWS", u(d.value_rows))],
+            shape(ly)[..2].to_vec(),
+            &[
+                ("ROWS", u(d.rows)),
+                ("BIAS_ROWS", u(d.value_rows)),
+                ("GROUPS", u(groups)),
+                ("GROUP_ROWS", u(d.rows.div_ceil(groups))),
+                ("OUT_OFF4", u(out_off / 4)),
+                ("G_STRIDE4", u(ly.gpu_len() / 4)),
+            ],
         ),
         &[
             ("a_in", b.a_in(l)),
             ("delta", &t.delta[l]),
-            ("grad", &t.grad),
+            ("grad", target),
         ],
-        (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+        groups * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
         format!("param_grad[{l}]"),
-    )
+    )?];
+    list.extend(super::pi_vjp::grad_reduce(
+        p,
+        ly,
+        groups,
+        format!("grad_reduce[{l}]"),
+    )?);
+    Ok(list)
 }
 
 /// The input VJP, for the batch (Π-VJP) and for the per-sample sensitivities (Σ-Jacobian):
@@ -113,7 +130,7 @@ pub(super) fn jbar_share(
 ) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let t = p.train();
-    let j = &t.jacobian;
+    let j = p.jacobian();
     let output_layer = l + 1 == p.layers.len();
     Ok(vec![p.build.dispatch(
         Kernel::JbarUpdate,

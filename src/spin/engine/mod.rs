@@ -4,9 +4,11 @@
 //!
 //! * [`statistics`] (submit A): forward pass, envelope, operator gathers, Σ̂/Π̂ → read back 2N²
 //!   floats;
-//! * [`pi_vjp`] (submit B): Π̂'s cotangent through the operator, envelope and layers → grad;
-//! * [`sigma_jacobian`] (submit B, after it): the N per-sample sensitivity passes, each layer's
-//!   share of J̄ ← (1−β)J̄ + βĴ and the G_Σ contraction → read back the P-float gradient.
+//! * [`pi_vjp`] (submit B): Π̂'s cotangent through the operator, envelope and layers → grad
+//!   (at β = 1 with [`SigmaGradient::Fused`], the Σ term's cotangent rides in the same pass and
+//!   this is the whole gradient);
+//! * [`sigma_jacobian`] (submit B, after it; β < 1): the N per-sample sensitivity passes, each
+//!   layer's share of J̄ ← (1−β)J̄ + βĴ and the G_Σ contraction → read back the P-float gradient.
 //!
 //! What each layer kind dispatches in each stage is in [`dense`] and [`conv2d`] (one function
 //! per stage); the buffers are one struct ([`buffers::Buffers`]) allocated in one place.
@@ -48,11 +50,40 @@ pub struct StepScalars {
     pub pad: f32,
 }
 
+/// How the Σ part of the SpIN gradient, Σ_{j≤k} (G_Σ)_jk J̄[j,k,:], is formed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SigmaGradient {
+    /// From the moving average J̄ of the one-sided Σ-Jacobian (the Σ-Jacobian stage): any β.
+    #[default]
+    Jacobian,
+    /// β = 1 only: J̄ = Ĵ, so the Σ term is the VJP of Σ̂ with the fixed cotangent G_Σ — the
+    /// per-row cotangent (2/S) w_b (U G_Σ)_b on u, added to the Π-VJP's own backward pass. No
+    /// sensitivity passes, no J̄ (no O(N²·P) buffer).
+    Fused,
+}
+
+impl SigmaGradient {
+    /// The path for moving-average rate `beta`: fused at β = 1, J̄ otherwise.
+    pub fn for_beta(beta: f64) -> Self {
+        if beta == 1.0 {
+            SigmaGradient::Fused
+        } else {
+            SigmaGradient::Jacobian
+        }
+    }
+}
+
 /// How the engine is built beyond the network and batch shape.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EngineOptions {
     /// Samples per chunk of the Σ-Jacobian stage; `None`: as many as fit 64 MiB.
     pub chunk_samples: Option<usize>,
+    /// The Σ term's path (the trainer picks [`SigmaGradient::for_beta`]).
+    pub sigma: SigmaGradient,
+    /// Split-K of the batch parameter gradients: row groups until about this many invocations
+    /// run; `None`: [`crate::gpu::tiles::PARAM_GRAD_INVOCATIONS`] on a GPU, no split on a CPU
+    /// adapter (tests force it there).
+    pub param_grad_invocations: Option<usize>,
 }
 
 /// What every stage builder reads: the network, the sizes, the buffers and the dispatch
@@ -72,6 +103,14 @@ impl Parts<'_> {
             .train
             .as_ref()
             .expect("gradient stages are built only with training buffers")
+    }
+
+    /// The Σ-Jacobian stage's buffers (the stage is only built when they exist).
+    fn jacobian(&self) -> &buffers::JacobianBuffers {
+        self.train()
+            .jacobian
+            .as_ref()
+            .expect("the Σ-Jacobian stage is built only with its buffers")
     }
 }
 
@@ -152,7 +191,9 @@ impl Engine {
         let backward = match training {
             true => {
                 let mut list = pi_vjp::build(&parts)?;
-                list.extend(sigma_jacobian::build(&parts)?);
+                if !dims.fused {
+                    list.extend(sigma_jacobian::build(&parts)?);
+                }
                 plan_copies(&mut list);
                 Some(list)
             }
@@ -302,10 +343,16 @@ impl Engine {
     }
 
     /// Submit B, after [`Engine::statistics`] on the same params and batch: updates J̄ with
-    /// rate `beta` and returns the SpIN gradient g = VJP_Π + Σ_{j≤k} (G_Σ)_jk J̄[j,k,:].
+    /// rate `beta` and returns the SpIN gradient g = VJP_Π + Σ_{j≤k} (G_Σ)_jk J̄[j,k,:]. A
+    /// fused engine ([`SigmaGradient::Fused`]) has no J̄ and takes only β = 1.
     pub fn gradient(&self, g_pi: &[f64], g_sigma: &[f64], beta: f64) -> Result<Vec<f32>> {
         let (list, t) = (self.backward()?, self.train()?);
         let n = self.spec.outputs;
+        if self.dims.fused && beta != 1.0 {
+            return Err(SpinError::Config(format!(
+                "this engine forms the Σ term without J̄ and takes only β = 1, got {beta}"
+            )));
+        }
         if g_pi.len() != n * n || g_sigma.len() != n * n {
             return Err(SpinError::Shape(format!(
                 "G_Π and G_Σ must be {n}×{n}, got {} and {} values",
@@ -325,8 +372,9 @@ impl Engine {
             .queue
             .write_buffer(&t.step, 0, bytemuck::cast_slice(&step));
         let mut enc = self.encoder("gradient");
-        let j = &t.jacobian;
-        enc.copy_buffer_to_buffer(&j.jbar, 0, &j.jbar_prev, 0, j.jbar.size());
+        if let Some(j) = &t.jacobian {
+            enc.copy_buffer_to_buffer(&j.jbar, 0, &j.jbar_prev, 0, j.jbar.size());
+        }
         encode(&mut enc, list);
         let words = self.dims.gpu_params;
         enc.copy_buffer_to_buffer(&t.grad, 0, &t.grad_staging, 0, (words * 4) as u64);
@@ -338,16 +386,25 @@ impl Engine {
     /// Puts J̄ back to what it was before the last [`Engine::gradient`] (whose step was rejected,
     /// e.g. for a non-finite gradient), so that J̄, θ, Σ̄ and the optimiser describe one step.
     pub fn undo_jbar_update(&self) -> Result<()> {
-        let j = &self.train()?.jacobian;
+        let Some(j) = &self.train()?.jacobian else {
+            return Ok(());
+        };
         let mut enc = self.encoder("undo J̄");
         enc.copy_buffer_to_buffer(&j.jbar_prev, 0, &j.jbar, 0, j.jbar.size());
         self.ctx.queue.submit([enc.finish()]);
         Ok(())
     }
 
-    /// The moving average J̄ (N(N+1)/2, P), for checkpoints and tests.
+    /// Whether this engine forms the Σ term without J̄ ([`SigmaGradient::Fused`]).
+    pub fn is_fused(&self) -> bool {
+        self.dims.fused
+    }
+
+    /// The moving average J̄ (N(N+1)/2, P), for checkpoints and tests; empty for a fused engine.
     pub fn read_jbar(&self) -> Result<Vec<f32>> {
-        let j = &self.train()?.jacobian;
+        let Some(j) = &self.train()?.jacobian else {
+            return Ok(Vec::new());
+        };
         let words = self.dims.gpu_params;
         let padded = self.ctx.read_buffer(&j.jbar, self.dims.npairs * words)?;
         Ok(padded
@@ -356,9 +413,12 @@ impl Engine {
             .collect())
     }
 
-    /// Overwrites J̄ (for resuming from a checkpoint, or zeroing).
+    /// Overwrites J̄ (for resuming from a checkpoint, or zeroing); a fused engine has none and
+    /// ignores it.
     pub fn write_jbar(&self, jbar: &[f32]) -> Result<()> {
-        let j = &self.train()?.jacobian;
+        let Some(j) = &self.train()?.jacobian else {
+            return Ok(());
+        };
         let p = self.dims.nparams;
         if jbar.len() != self.dims.npairs * p {
             return Err(SpinError::Shape(format!(
@@ -393,7 +453,12 @@ impl Engine {
             Probe::Y => (&self.bufs.ys, self.shape.pairs, (1, n, n)),
             Probe::Delta(l) => (&self.train()?.delta[l], r, ly(l)),
             Probe::Sens(l) => (
-                &self.train()?.jacobian.sens[l],
+                &self
+                    .train()?
+                    .jacobian
+                    .as_ref()
+                    .ok_or_else(|| SpinError::Config("a fused engine has no sensitivities".into()))?
+                    .sens[l],
                 self.dims.chunk_samples * n,
                 ly(l),
             ),

@@ -3,11 +3,18 @@
 //! gradient and input VJP from the top.
 //!
 //!   cot X = w Y G_Π / Q,  cot Y = w X G_Π / Q      (through the gathers' transpose)
+//!   cot u_b += (2/S) w_b (U G_Σ)_b                  (β = 1, fused: the Σ term, sample rows)
 //!   δ_f = g · cot u                                 (or the tangent envelope's reverse mode)
 //!   grad_θ = Σ_r ∂f(x_r)/∂θᵀ δ_f[r]                 (layer by layer)
 //!
-//! Reads X, Y, the pair weights, the transposed gathers, the `Step` buffer (G_Π), env, the
-//! activations and params; writes delta (and on tangent rows cot_u, cot_a) and grad.
+//! At β = 1 the Σ term Σ_{j≤k} (G_Σ)_jk Ĵ[j,k,:] is the VJP of Σ̂ with the cotangent G_Σ
+//! (one-sided, SPEC §2–3: Ĵ[j,k] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ), i.e. back-propagating
+//! (2/S) w_b Σ_{j≤k} u_{b,j} (G_Σ)_jk on output k of sample b: it joins the Π cotangent before
+//! the envelope and this stage is then the whole gradient.
+//!
+//! Reads X, Y, u, the pair and sample weights, the transposed gathers, the `Step` buffer (2/S,
+//! 1/Q, G_Π, G_Σ), env, the activations and params; writes delta (and on tangent rows cot_u,
+//! cot_a) and grad.
 
 use super::dispatch::{u, Dispatch};
 use super::{conv2d, dense, Parts};
@@ -23,11 +30,16 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
         Kernel::OperatorBackward,
         &[
             ("ROWS", u(d.rows)),
+            ("SAMPLES", u(d.samples)),
             ("NEIG", u(d.n)),
             ("NEIG_PAD", u(d.npad)),
             ("ENV_MULT", u(!d.tangent as usize)),
+            ("SIGMA_COT", u(d.fused as usize)),
+            ("CONST_FIRST", u(p.spec.constant_first as usize)),
         ],
         &[
+            ("u", &b.u),
+            ("w", &b.sample_w),
             ("xs", &b.xs),
             ("ys", &b.ys),
             ("wq", &b.pair_w),
@@ -60,7 +72,7 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
     }
     for l in (0..p.layers.len()).rev() {
         let ly = &p.layers[l];
-        list.push(match ly.kind {
+        list.extend(match ly.kind {
             LayerKind::Dense => dense::param_grad(p, l)?,
             LayerKind::Conv2d(g) => conv2d::param_grad(p, l, &g)?,
         });
@@ -123,4 +135,43 @@ pub(super) fn input_vjp(
         LayerKind::Dense => dense::input_vjp(p, ly, act_below, rows, named, label),
         LayerKind::Conv2d(g) => conv2d::input_vjp(p, ly, &g, act_below, rows, named, label),
     }
+}
+
+/// Where a layer's batch parameter gradient goes: the layer's block of grad (offset in floats),
+/// or, split into `groups` row groups, the scratch blocks that [`grad_reduce`] adds up.
+pub(super) fn param_grad_target<'a>(
+    p: &'a Parts,
+    ly: &Layer,
+    groups: usize,
+) -> (&'a wgpu::Buffer, usize) {
+    let t = p.train();
+    if groups > 1 {
+        (&t.grad_partial, 0)
+    } else {
+        (&t.grad, ly.gpu_offset)
+    }
+}
+
+/// grad[layer] = Σ_g partial[g] after a split-K parameter gradient (nothing for one group).
+pub(super) fn grad_reduce(
+    p: &Parts,
+    ly: &Layer,
+    groups: usize,
+    label: String,
+) -> Result<Option<Dispatch>> {
+    if groups <= 1 {
+        return Ok(None);
+    }
+    let t = p.train();
+    Ok(Some(p.build.dispatch(
+        Kernel::GradReduce,
+        &[
+            ("LAYER4", u(ly.gpu_len() / 4)),
+            ("GROUPS", u(groups)),
+            ("W_OFF4", u(ly.gpu_offset / 4)),
+        ],
+        &[("partial", &t.grad_partial), ("grad", &t.grad)],
+        ly.gpu_len() / 4,
+        label,
+    )?))
 }

@@ -20,7 +20,7 @@ use crate::nn::LayerKind;
 /// The stage's dispatches.
 pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
     let (d, b, t) = (p.dims, p.bufs, p.train());
-    let j = &t.jacobian;
+    let j = p.jacobian();
     let last = p.layers.len() - 1;
     let c = d.chunk_samples;
     let mut list = Vec::new();
