@@ -274,3 +274,92 @@ fn features_evaluated_in_pieces_match_one_pass() {
     assert_eq!(whole, pieces);
     assert_eq!(m.trainer.outputs(&inputs).unwrap(), whole);
 }
+
+/// The read-out refit on a briefly trained net over bouncing balls: its Ritz values on the
+/// fitting inputs are, one by one, no higher than linear SFA's on the same inputs (its span
+/// holds linear SFA's) and their sum no higher than the trained network's; the refitted model's
+/// features reproduce those values, also after a trip through the checkpoint's form.
+#[test]
+fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
+    use spectral_inference::data::balls::BallsVideo;
+    use spectral_inference::data::video::input_at;
+    use spectral_inference::experiments::sfa::{delta_values, SlowMoments};
+    use spectral_inference::experiments::video::{
+        fit_readout, fit_validation, load_split, model, yardsticks, VideoReadout, REFIT_REL_TOL,
+    };
+    let d = dir("refit");
+    let data = d.join("balls.npz");
+    let balls = BallsVideo {
+        frames: 3000,
+        size: 12,
+        balls: 2,
+        radius: 0.12,
+        speed: 0.04,
+        seed: 3,
+    };
+    balls.generate(|_| {}).unwrap().save_npz(&data).unwrap();
+    let mut cfg = VideoConfig::ours(data);
+    cfg.conv = vec![];
+    cfg.hidden = vec![16];
+    cfg.neig = 3;
+    cfg.sfa_pca = 20;
+    cfg.train.steps = 60;
+    cfg.train.batch = cfg.clips * cfg.clip_len;
+    let split = load_split(&cfg).unwrap();
+    let mut m = model(common::ctx(), &cfg, &split).unwrap();
+    for _ in 0..cfg.train.steps {
+        m.trainer.step().unwrap();
+    }
+    let coords = yardsticks(&cfg, &split.0, &split.1)
+        .unwrap()
+        .coords
+        .unwrap();
+    let (readout, report) = fit_readout(&m, &cfg, &split.0, &coords).unwrap();
+    assert!(report.error.is_none() && report.fit_inputs > 0 && report.validation_inputs > 0);
+    let (fit, _) = fit_validation(&coords.segments, cfg.heldout_fraction);
+    // Linear SFA's Ritz values on exactly the fitting inputs.
+    let mut z = SlowMoments::new(coords.dim());
+    for s in &fit {
+        z.add(&coords.rows(s.clone()), None);
+    }
+    let (sfa_fit, _) = z.slowest(3, REFIT_REL_TOL).unwrap();
+    for k in 0..3 {
+        assert!(
+            report.fit_values[k] <= sfa_fit[k] * (1.0 + 1e-9) + 1e-12,
+            "refit {:?} vs linear SFA {sfa_fit:?} on the fitting inputs",
+            report.fit_values
+        );
+    }
+    // The fitting inputs, and the features of the trained network and of the refitted model.
+    let mut inputs = Vec::new();
+    let mut segments = Vec::new();
+    for s in &fit {
+        let first = segments
+            .last()
+            .map_or(0, |r: &std::ops::Range<usize>| r.end);
+        segments.push(first..first + s.len());
+        for &t in &coords.starts[s.clone()] {
+            input_at(&split.0, t, cfg.frames_per_input, &mut inputs);
+        }
+    }
+    let learned = |outputs: Vec<f64>| -> Vec<f64> {
+        outputs.chunks(4).flat_map(|r| r[1..].to_vec()).collect()
+    };
+    let trained =
+        delta_values(&learned(m.trainer_outputs(&inputs).unwrap()), 3, &segments).unwrap();
+    assert!(
+        report.fit_values.iter().sum::<f64>() <= trained.iter().sum::<f64>() * (1.0 + 1e-9),
+        "refit {:?} vs trained {trained:?}",
+        report.fit_values
+    );
+    let (flat, shape) = readout.to_state();
+    m.readout = Some(VideoReadout::from_state(&flat, shape, coords.whitening.clone()).unwrap());
+    let refit = delta_values(&learned(m.outputs(&inputs).unwrap()), 3, &segments).unwrap();
+    for k in 0..3 {
+        assert!(
+            (refit[k] - report.fit_values[k]).abs() < 1e-4 * report.fit_values[k].abs() + 1e-9,
+            "model {refit:?} vs fitted {:?}",
+            report.fit_values
+        );
+    }
+}

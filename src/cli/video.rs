@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use super::options::{note, set, NetworkArgs, OptimiserArgs, OutputArgs, TrainingArgs};
 use super::Cli;
+use spectral_inference::experiments::training::UNTIL_TIME_LIMIT;
 use spectral_inference::experiments::video::{self, VideoConfig};
 use spectral_inference::nn::{Activation, Padding};
 
@@ -13,7 +14,7 @@ use spectral_inference::nn::{Activation, Padding};
 #[derive(clap::Args, Debug)]
 #[command(allow_negative_numbers = true)]
 #[command(mut_arg("steps", |a| note(a, "[default: 3000; paper 10⁶; atari-reference 10⁵]")))]
-#[command(mut_arg("time_limit", |a| note(a, "when it ends the run before --steps [default: no limit]")))]
+#[command(mut_arg("time_limit", |a| note(a, "Given without --steps, the time limit alone ends the run [default: no limit]")))]
 #[command(mut_arg("beta", |a| note(a, "[default: 1; paper, atari-reference 0.01]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05; paper, atari-reference 0]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
@@ -22,7 +23,7 @@ use spectral_inference::nn::{Activation, Padding};
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine; presets constant]")))]
 #[command(mut_arg("out", |a| note(a, "[default: runs/video]")))]
 #[command(mut_arg("checkpoint_every", |a| note(a, "[default: 500]")))]
-#[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit, --beta may change) [default: a new run]")))]
+#[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit, --beta, --readout-refit may change) [default: a new run]")))]
 #[command(mut_arg("hidden", |a| note(a, "after the conv layers or the whitening (`none`: a linear last layer only) [default: 64; paper and atari-reference 128]")))]
 #[command(mut_arg("blocks", |a| note(a, "between feature maps [default: 0]")))]
 pub struct VideoArgs {
@@ -80,9 +81,16 @@ pub struct VideoArgs {
     training: TrainingArgs,
     #[command(flatten)]
     optimiser: OptimiserArgs,
-    /// Whitened PCA dimensions of the linear-SFA yardstick [default: 256].
+    /// Whitened PCA dimensions of the linear-SFA yardstick (and of the read-out refit's basis)
+    /// [default: 256].
     #[arg(long)]
     sfa_pca: Option<usize>,
+    /// After training, refit the read-out by Rayleigh–Ritz of the slowness on the span of the
+    /// last hidden layer and the whitened principal coordinates, over every training input (kept
+    /// when slower on a validation split; both reported): true or false [default: true; paper,
+    /// atari-reference false].
+    #[arg(long)]
+    readout_refit: Option<bool>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -119,6 +127,7 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.sfa_pca, a.sfa_pca);
+    set!(cfg.readout_refit, a.readout_refit);
     set!(cfg.checkpoint_every, a.output.checkpoint_every);
     if let Some(p) = &a.padding {
         cfg.padding = p
@@ -131,10 +140,19 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     }
     a.optimiser.apply(&mut cfg.train.optimizer);
     cfg.train.batch = cfg.clips * cfg.clip_len;
+    set_time_limit(&mut cfg, a);
+    Ok(cfg)
+}
+
+/// `--time-limit`, if given; without `--steps` the time limit alone ends the run (as for
+/// `spin schrodinger`).
+fn set_time_limit(cfg: &mut VideoConfig, a: &VideoArgs) {
     if a.training.time_limit.is_some() {
         cfg.time_limit = a.training.time_limit;
+        if a.training.steps.is_none() {
+            cfg.train.steps = UNTIL_TIME_LIMIT;
+        }
     }
-    Ok(cfg)
 }
 
 /// Trains (or resumes) and prints the held-out Δ-values beside the yardsticks'.
@@ -151,9 +169,8 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
                 })?;
             set!(cfg.train.steps, a.training.steps);
             set!(cfg.train.beta, a.training.beta);
-            if a.training.time_limit.is_some() {
-                cfg.time_limit = a.training.time_limit;
-            }
+            set!(cfg.readout_refit, a.readout_refit);
+            set_time_limit(&mut cfg, a);
             let out = a.output.out.clone().unwrap_or_else(|| dir.clone());
             (cfg, out, Some(state))
         }
@@ -211,8 +228,9 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) {
             .unwrap_or_default()
     };
     println!("held-out Δ-values (lower is slower):");
+    let refit = m["trained_network"].is_object();
     for (name, key) in [
-        ("SpIN      ", "delta"),
+        (if refit { "SpIN+refit" } else { "SpIN      " }, "delta"),
         ("linear SFA", "linear_sfa_delta"),
         ("PCA       ", "pca_delta"),
     ] {
@@ -220,6 +238,22 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) {
             "  {name}  {}   (sum {:.4})",
             show(&format!("{key}_values")),
             m[format!("{key}_sum")].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(t) = m["trained_network"].as_object() {
+        let d: Vec<String> = t["delta_values"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| format!("{x:.4}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "  (trained network before the refit: {}   sum {:.4})",
+            d.join(" "),
+            t["delta_sum"].as_f64().unwrap_or(0.0)
         );
     }
     if let Some(note) = m["note"].as_str() {

@@ -58,6 +58,96 @@ pub fn delta_values(features: &[f64], m: usize, segments: &[Range<usize>]) -> Re
     generalized_eigenvalues(&sigma, &pi)
 }
 
+/// Streamed second moments of features on sequences, in f64: their mean, covariance and the
+/// mean outer product of consecutive differences — what linear SFA, the Δ-values and the
+/// read-out refit need, without holding every row.
+#[derive(Clone, Debug)]
+pub struct SlowMoments {
+    m: usize,
+    rows: usize,
+    sum: DMatrix<f64>,
+    gram: DMatrix<f64>,
+    pairs: usize,
+    diff: DMatrix<f64>,
+}
+
+impl SlowMoments {
+    /// Moments of `m` features.
+    pub fn new(m: usize) -> Self {
+        Self {
+            m,
+            rows: 0,
+            sum: DMatrix::zeros(1, m),
+            gram: DMatrix::zeros(m, m),
+            pairs: 0,
+            diff: DMatrix::zeros(m, m),
+        }
+    }
+
+    /// Adds `features` (rows × m, row-major), consecutive rows of one sequence; `before` is the
+    /// row that precedes them in the same sequence (the last row of the previous piece), if any.
+    pub fn add(&mut self, features: &[f64], before: Option<&[f64]>) {
+        let m = self.m;
+        let rows = features.len() / m;
+        if rows == 0 {
+            return;
+        }
+        let f = DMatrix::from_row_slice(rows, m, &features[..rows * m]);
+        self.gram += f.transpose() * &f;
+        self.sum += f.row_sum();
+        self.rows += rows;
+        let first = before.map(|b| DMatrix::from_row_slice(1, m, &b[..m]));
+        let mut d = DMatrix::zeros(rows - 1 + first.is_some() as usize, m);
+        let mut at = 0;
+        if let Some(b) = &first {
+            d.set_row(0, &(f.row(0) - b.row(0)));
+            at = 1;
+        }
+        for r in 1..rows {
+            d.set_row(at + r - 1, &(f.row(r) - f.row(r - 1)));
+        }
+        self.diff += d.transpose() * &d;
+        self.pairs += d.nrows();
+    }
+
+    /// Rows added.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The features' mean.
+    pub fn mean(&self) -> Vec<f64> {
+        (&self.sum / self.rows.max(1) as f64)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Σ: the features' covariance (m × m).
+    pub fn covariance(&self) -> DMatrix<f64> {
+        let n = self.rows.max(1) as f64;
+        let mean = &self.sum / n;
+        &self.gram / n - mean.transpose() * &mean
+    }
+
+    /// Π: the mean outer product of consecutive differences (m × m).
+    pub fn slowness(&self) -> DMatrix<f64> {
+        &self.diff / self.pairs.max(1) as f64
+    }
+
+    /// The `k` slowest directions: Rayleigh–Ritz of (Π, Σ) with nearly dependent directions
+    /// (below `rel_tol` of the largest, correlation-scaled) dropped; (Δ-values ascending, m × k
+    /// coefficients, Σ-orthonormal).
+    pub fn slowest(&self, k: usize, rel_tol: f64) -> Result<(Vec<f64>, DMatrix<f64>)> {
+        if self.pairs == 0 || self.rows < 2 {
+            return Err(SpinError::Shape(
+                "slow features need at least one pair of consecutive inputs".into(),
+            ));
+        }
+        crate::spin::host::lowest_ritz_pairs(&self.covariance(), &self.slowness(), k, rel_tol)
+    }
+}
+
 /// Eigenvalues of Π v = λ Σ v, ascending (Σ positive definite up to a tiny ridge).
 pub fn generalized_eigenvalues(sigma: &DMatrix<f64>, pi: &DMatrix<f64>) -> Result<Vec<f64>> {
     let m = sigma.nrows();
@@ -265,6 +355,42 @@ pub fn linear_sfa(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Streamed moments in pieces equal the Δ-values of all rows at once, and the slowest
+    /// directions' Ritz values are those Δ-values.
+    #[test]
+    fn streamed_moments_give_the_delta_values() {
+        let (rows, m) = (240, 3);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut f = Vec::with_capacity(rows * m);
+        let mut walk = [0.0f64; 3];
+        for _ in 0..rows {
+            for (j, w) in walk.iter_mut().enumerate() {
+                let e: f64 = rand_distr::StandardNormal.sample(&mut rng);
+                *w = 0.9 * *w + e * (j + 1) as f64;
+            }
+            f.extend(walk.iter().map(|w| w + 0.3 * walk[0]));
+        }
+        // Two sequences of 150 and 90 rows, the first streamed in three pieces.
+        let segments = [0..150, 150..240];
+        let want = delta_values(&f, m, &segments).unwrap();
+        let mut s = SlowMoments::new(m);
+        s.add(&f[..50 * m], None);
+        s.add(&f[50 * m..120 * m], Some(&f[49 * m..50 * m]));
+        s.add(&f[120 * m..150 * m], Some(&f[119 * m..120 * m]));
+        s.add(&f[150 * m..], None);
+        assert_eq!(s.rows(), rows);
+        let (got, c) = s.slowest(3, 1e-12).unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() < 1e-10 * b.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+        // Σ-orthonormal coefficients.
+        let g = c.transpose() * s.covariance() * &c;
+        assert!((g - DMatrix::identity(3, 3)).norm() < 1e-9);
+    }
 
     /// Whitened inputs have the identity covariance; a dimension without variance is dropped.
     #[test]

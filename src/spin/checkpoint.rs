@@ -50,6 +50,13 @@ pub struct TrainerState {
     /// Seconds of training so far, over every invocation (kept by the front end, for
     /// `--time-limit` and its schedule; 0 when unknown).
     pub train_seconds: f64,
+    /// A read-out that replaced the network's own after training (the video refit on the last
+    /// hidden layer and the whitened principal coordinates): (hidden units, principal
+    /// coordinates, outputs) and its (hidden + coordinates + 1) × outputs coefficients,
+    /// row-major, bias last; empty otherwise.
+    pub readout: Vec<f64>,
+    /// See `readout`.
+    pub readout_shape: [usize; 3],
 }
 
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -82,6 +89,7 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
         "step": state.step,
         "opt_t": state.opt_t,
         "train_seconds": state.train_seconds,
+        "readout_shape": state.readout_shape,
         "rng": {
             "seed": hex(&state.rng_seed),
             "stream": state.rng_stream,
@@ -139,6 +147,15 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
             Dtype::F32,
             vec![state.final_params.len()],
             bytes_f32(&state.final_params),
+        ));
+    }
+    if !state.readout.is_empty() {
+        let [h, m, n] = state.readout_shape;
+        tensors.push((
+            "readout",
+            Dtype::F64,
+            vec![h + m + 1, n],
+            bytes_f64(&state.readout),
         ));
     }
     let views = tensors
@@ -232,6 +249,12 @@ pub fn load(dir: &Path) -> Result<(TrainerState, serde_json::Value)> {
         } else {
             Vec::new()
         },
+        readout: if st.names().contains(&"readout") {
+            f64s("readout")?
+        } else {
+            Vec::new()
+        },
+        readout_shape: serde_json::from_value(meta["readout_shape"].clone()).unwrap_or([0; 3]),
         rng_seed: rng["seed"]
             .as_str()
             .and_then(unhex)

@@ -626,28 +626,18 @@ impl Trainer {
         rel_tol: f64,
     ) -> Result<Vec<f64>> {
         let spec = self.problem.spec.clone();
-        let layers = spec.layers();
-        let last = *layers
+        let last = *spec
+            .layers()
             .last()
             .ok_or_else(|| SpinError::Config("no layers".into()))?;
-        if layers.len() < 2 || last.conv().is_some() || spec.constant_first || self.mask.is_some() {
+        if spec.constant_first || self.mask.is_some() {
             return Err(SpinError::Config(
                 "the read-out refit needs a dense last layer after a hidden one, no constant output and no mask".into(),
             ));
         }
         let h = last.inputs;
         let n = spec.outputs;
-        // The basis network: the same hidden layers, then the identity on the H units and a
-        // constant unit (bias 1).
-        let mut basis_spec = spec.clone();
-        basis_spec.outputs = h + 1;
-        let basis_last = *basis_spec.layers().last().expect("same layers");
-        let mut basis_params = self.params[..last.offset].to_vec();
-        basis_params.resize(basis_last.offset + basis_last.len(), 0.0);
-        for i in 0..h {
-            basis_params[basis_last.w(i, i)] = 1.0;
-        }
-        basis_params[basis_last.b(h)] = 1.0;
+        let (basis_spec, basis_params) = self.hidden_layer_network(true)?;
         let trained_spec = std::mem::replace(&mut self.problem.spec, basis_spec);
         let trained_params = std::mem::replace(&mut self.params, basis_params);
         let trained_op = std::mem::replace(&mut self.problem.operator, operator);
@@ -685,6 +675,8 @@ impl Trainer {
             rng_word_pos: self.rng.get_word_pos(),
             sampler: self.problem.sampler.state(),
             final_params: Vec::new(),
+            readout: Vec::new(),
+            readout_shape: [0; 3],
             train_seconds: 0.0,
         })
     }
@@ -726,6 +718,49 @@ impl Trainer {
         Ok(())
     }
 
+    /// The last hidden layer as a network of its own: the same hidden layers, then the identity
+    /// on its H units (and, with `constant`, one more unit that is 1). Only for networks that
+    /// end in a dense layer after a hidden one.
+    pub fn hidden_layer_network(&self, constant: bool) -> Result<(NetworkSpec, Vec<f32>)> {
+        let spec = &self.problem.spec;
+        let layers = spec.layers();
+        let last = *layers
+            .last()
+            .ok_or_else(|| SpinError::Config("no layers".into()))?;
+        if layers.len() < 2 || last.conv().is_some() {
+            return Err(SpinError::Config(
+                "the read-out refit needs a dense last layer after a hidden one".into(),
+            ));
+        }
+        let h = last.inputs;
+        let mut basis_spec = spec.clone();
+        basis_spec.outputs = h + constant as usize;
+        basis_spec.constant_first = false;
+        let basis_last = *basis_spec.layers().last().expect("same layers");
+        let mut basis_params = self.params[..last.offset].to_vec();
+        basis_params.resize(basis_last.offset + basis_last.len(), 0.0);
+        for i in 0..h {
+            basis_params[basis_last.w(i, i)] = 1.0;
+        }
+        if constant {
+            basis_params[basis_last.b(h)] = 1.0;
+        }
+        Ok((basis_spec, basis_params))
+    }
+
+    /// The outputs of another network (`spec`, `params`) on this problem's inputs at `points`
+    /// (count, dim) → (count, outputs), in pieces that fit the adapter (e.g. the last hidden
+    /// layer, [`Trainer::hidden_layer_network`]).
+    pub fn outputs_of(
+        &self,
+        spec: &NetworkSpec,
+        params: &[f32],
+        points: &[f64],
+    ) -> Result<Vec<f64>> {
+        let rows = Engine::max_plain_rows(&self.ctx, spec);
+        self.evaluate_network(spec, params, points, rows)
+    }
+
     /// Network outputs u at `points` (count, dim) → (count, N), in pieces that fit the
     /// adapter's storage binding limit.
     pub fn outputs(&self, points: &[f64]) -> Result<Vec<f64>> {
@@ -737,15 +772,27 @@ impl Trainer {
 
     /// [`Trainer::outputs`] evaluated `rows` inputs at a time (the same values).
     pub fn outputs_in_pieces(&self, points: &[f64], rows: usize) -> Result<Vec<f64>> {
+        self.evaluate_network(&self.problem.spec, &self.params, points, rows)
+    }
+
+    fn evaluate_network(
+        &self,
+        spec: &NetworkSpec,
+        params: &[f32],
+        points: &[f64],
+        rows: usize,
+    ) -> Result<Vec<f64>> {
         let dim = self.problem.sampler.dim().max(1);
-        let spec = &self.problem.spec;
         let rows = rows.max(1);
         let mut out = Vec::with_capacity(points.len() / dim * spec.outputs);
         // One evaluation engine kept for the next call of the same shape (an adaptive
         // proposal's refit evaluates the same grid every few hundred steps).
         let mut cached = self.outputs_engine.borrow_mut();
         for piece in points.chunks(rows * dim) {
-            let batch = self.problem.plain_batch(piece)?;
+            let mut batch = Batch::plain(piece, dim)?;
+            if spec.radial {
+                batch.add_radial_feature();
+            }
             let reuse = cached
                 .as_ref()
                 .is_some_and(|e| e.shape() == batch.shape && e.spec() == spec);
@@ -754,7 +801,7 @@ impl Trainer {
                 *cached = Some(Engine::new(self.ctx.clone(), spec, batch.shape, false)?);
             }
             let engine = cached.as_ref().expect("an engine was just made");
-            engine.set_params(&self.params)?;
+            engine.set_params(params)?;
             engine.set_batch(&batch)?;
             engine.forward_values()?;
             out.extend(engine.read(Probe::U)?.into_iter().map(|v| v as f64));

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use super::super::sfa::{delta_values, linear_sfa, pca_features, LinearFeatures};
+use super::super::sfa::{delta_values, pca_features, pca_whitening, LinearFeatures};
 use super::{VideoConfig, VideoModel};
 use crate::data::video::{input_at, Video};
 use crate::error::{Result, SpinError};
@@ -50,9 +50,12 @@ pub(super) fn features_of(
 pub struct VideoEvaluation {
     /// Held-out inputs.
     pub inputs: usize,
-    /// Δ-values of the learned features (the constant one left out), ascending.
+    /// Δ-values of the learned features (the constant one left out), ascending: the refitted
+    /// read-out's when it was kept.
     pub delta_values: Vec<f64>,
-    /// The same for linear SFA fitted on the training inputs; empty when skipped.
+    /// The trained network's own, when the refit replaced its read-out.
+    pub trained_network_delta_values: Option<Vec<f64>>,
+    /// The same for linear SFA fitted on every training input; empty when skipped.
     pub linear_sfa_delta_values: Vec<f64>,
     /// The same for the N leading principal components of the training inputs.
     pub pca_delta_values: Vec<f64>,
@@ -97,11 +100,74 @@ pub(super) fn fit_set(
     (x, pair_rows, d)
 }
 
-/// Evaluates a trained network on `test` ranges against linear SFA and PCA fitted on `train`.
+/// The linear yardsticks, fitted on the training inputs: linear SFA on every training input
+/// (PCA-whitened to `sfa_pca` dimensions with directions from an evenly spaced subsample, then
+/// the moments of the whitened coordinates over every training input), and PCA on pixels (the
+/// subsample's directions).
+pub struct Yardsticks {
+    /// Linear SFA's features, when it could be fitted.
+    pub sfa: Option<LinearFeatures>,
+    /// Its Δ-values on the training inputs.
+    pub sfa_fit_values: Vec<f64>,
+    /// The N leading principal directions of the pixels.
+    pub pca: LinearFeatures,
+    /// The training inputs and their whitened coordinates (the refit's basis), when whitening
+    /// worked.
+    pub coords: Option<super::TrainingCoordinates>,
+    /// What each was fitted on (`metrics.json`).
+    pub fitted_on: serde_json::Value,
+    /// Why linear SFA was skipped, if it was.
+    pub note: Option<String>,
+}
+
+/// Fits the yardsticks on the training inputs `train` of `video`.
+pub fn yardsticks(cfg: &VideoConfig, video: &Video, train: &[Range<usize>]) -> Result<Yardsticks> {
+    let (x, _, d) = fit_set(cfg, (video, train));
+    let subsample = x.len() / d;
+    let pca = pca_features(&x, d, cfg.neig)?;
+    let mut note = None;
+    let mut coords = None;
+    let mut sfa = None;
+    let mut sfa_fit_values = Vec::new();
+    match pca_whitening(&x, d, cfg.sfa_pca.min(d)) {
+        Ok(w) => {
+            let c = super::TrainingCoordinates::new(video, train, cfg.frames_per_input, w);
+            match c.linear_sfa(cfg.neig) {
+                Ok((values, lf)) => {
+                    sfa = Some(lf);
+                    sfa_fit_values = values;
+                }
+                Err(e) => note = Some(format!("linear SFA skipped: {e}")),
+            }
+            coords = Some(c);
+        }
+        Err(e) => note = Some(format!("linear SFA skipped: {e}")),
+    }
+    let inputs = coords.as_ref().map_or(0, |c| c.starts.len());
+    let dims = coords.as_ref().map_or(0, |c| c.dim());
+    let fitted_on = serde_json::json!({
+        "pca_directions": format!("{subsample} training inputs, evenly spaced"),
+        "linear_sfa": format!(
+            "{dims} whitened principal coordinates (directions from those {subsample} inputs), \
+             moments over all {inputs} training inputs"
+        ),
+    });
+    Ok(Yardsticks {
+        sfa,
+        sfa_fit_values,
+        pca,
+        coords,
+        fitted_on,
+        note,
+    })
+}
+
+/// Evaluates the model (its refitted read-out, when it has one) on `test` ranges beside the
+/// trained network, linear SFA and PCA.
 pub fn evaluate(
     model: &VideoModel,
     cfg: &VideoConfig,
-    train: (&Video, &[Range<usize>]),
+    yardsticks: &Yardsticks,
     test: (&Video, &[Range<usize>]),
 ) -> Result<VideoEvaluation> {
     let k = cfg.frames_per_input;
@@ -113,30 +179,36 @@ pub fn evaluate(
             "the held-out part holds fewer than 2 inputs".into(),
         ));
     }
-    let u = features_of(test.0, &starts, k, |x| model.outputs(x))?;
-    let learned: Vec<f64> = u
-        .chunks(n_out)
-        .flat_map(|row| row[skip..].to_vec())
-        .collect();
-    let delta = delta_values(&learned, cfg.neig, &segments)?;
-    let mut note = None;
-    let (x, pair_rows, d) = fit_set(cfg, train);
-    let held = |lf: &LinearFeatures| features_of(test.0, &starts, k, |x| Ok(lf.apply(x)));
-    let sfa = match linear_sfa(&x, d, &pair_rows, cfg.sfa_pca.min(d), cfg.neig) {
-        Ok(lf) => delta_values(&held(&lf)?, cfg.neig, &segments)?,
-        Err(e) => {
-            note = Some(format!("linear SFA skipped: {e}"));
-            Vec::new()
-        }
+    let learned_of = |f: &dyn Fn(&[f64]) -> Result<Vec<f64>>| -> Result<Vec<f64>> {
+        let u = features_of(test.0, &starts, k, f)?;
+        Ok(u.chunks(n_out)
+            .flat_map(|row| row[skip..].to_vec())
+            .collect())
     };
-    let pca_f = held(&pca_features(&x, d, cfg.neig)?)?;
+    let learned = learned_of(&|x| model.outputs(x))?;
+    let delta = delta_values(&learned, cfg.neig, &segments)?;
+    let trained = match model.readout {
+        Some(_) => Some(delta_values(
+            &learned_of(&|x| model.trainer_outputs(x))?,
+            cfg.neig,
+            &segments,
+        )?),
+        None => None,
+    };
+    let held = |lf: &LinearFeatures| features_of(test.0, &starts, k, |x| Ok(lf.apply(x)));
+    let sfa = match &yardsticks.sfa {
+        Some(lf) => delta_values(&held(lf)?, cfg.neig, &segments)?,
+        None => Vec::new(),
+    };
+    let pca_f = held(&yardsticks.pca)?;
     let pca = delta_values(&pca_f, cfg.neig, &segments)?;
     Ok(VideoEvaluation {
         inputs: starts.len(),
         delta_values: delta,
+        trained_network_delta_values: trained,
         linear_sfa_delta_values: sfa,
         pca_delta_values: pca,
-        note,
+        note: yardsticks.note.clone(),
         starts,
         features: learned,
         pca_features: pca_f,

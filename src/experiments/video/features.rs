@@ -26,7 +26,7 @@ pub fn features(
         )));
     }
     let mut model = model(ctx, cfg, &split)?;
-    model.trainer.restore(state)?;
+    model.restore(state, cfg, &split)?;
     let k = cfg.frames_per_input;
     let starts: Vec<usize> = target
         .episodes()

@@ -7,6 +7,7 @@
 mod evaluate;
 mod features;
 mod figures;
+mod refit;
 mod run;
 mod sampler;
 
@@ -19,7 +20,11 @@ use crate::nn::{Activation, Conv2dSpec, ImageShape, NetworkSpec, Padding};
 use crate::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
 
 pub use evaluate::{evaluate, VideoEvaluation};
+pub use evaluate::{yardsticks, Yardsticks};
 pub use features::{features, features_csv, features_npy};
+pub use refit::{
+    fit_readout, fit_validation, RefitReport, TrainingCoordinates, VideoReadout, REFIT_REL_TOL,
+};
 pub use run::{load_split, model, run, Split, VideoModel};
 pub use sampler::ClipSampler;
 
@@ -71,6 +76,11 @@ pub struct VideoConfig {
     pub fit_inputs: usize,
     /// Steps between checkpoints.
     pub checkpoint_every: u64,
+    /// After training, Rayleigh–Ritz of the slowness on the span of the last hidden layer and
+    /// linear SFA's whitened coordinates, over every training input; kept when it is slower on
+    /// a validation split ([`fit_readout`]).
+    #[serde(default)]
+    pub readout_refit: bool,
 }
 
 impl VideoConfig {
@@ -112,6 +122,7 @@ impl VideoConfig {
             sfa_pca: 256,
             fit_inputs: 4000,
             checkpoint_every: 500,
+            readout_refit: true,
         }
     }
 
@@ -129,6 +140,7 @@ impl VideoConfig {
         c.train.steps = 1_000_000;
         c.train.batch = 240;
         c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-6);
+        c.readout_refit = false;
         c
     }
 
@@ -153,6 +165,7 @@ impl VideoConfig {
         let mut opt = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-3);
         opt.rho = 1.0 - 0.1 * 0.01;
         c.train.optimizer = opt;
+        c.readout_refit = false;
         c
     }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::evaluate::fit_set;
+use super::evaluate::yardsticks;
+use super::refit::{fit_readout, RefitReport, VideoReadout};
 use super::{evaluate, figures, ClipSampler, VideoConfig};
 use crate::data::video::{split_episodes, ClipSource, Video};
 use crate::error::{Result, SpinError};
@@ -13,7 +15,7 @@ use crate::experiments::sfa::{pca_whitening, LinearFeatures};
 use crate::experiments::training::{self, Hooks, RunSpec};
 use crate::gpu::GpuContext;
 use crate::operators::Operator;
-use crate::spin::checkpoint::TrainerState;
+use crate::spin::checkpoint::{self, TrainerState};
 use crate::spin::{Problem, Trainer};
 
 /// A trained video network: the trainer and, when it reads whitened inputs, the whitening.
@@ -22,15 +24,66 @@ pub struct VideoModel {
     pub trainer: Trainer,
     /// The fixed first layer (`--whiten`), if any.
     pub whitening: Option<LinearFeatures>,
+    /// The read-out refit, when it replaced the network's own read-out.
+    pub readout: Option<VideoReadout>,
 }
 
 impl VideoModel {
-    /// The network's outputs (rows × outputs) for raw inputs (rows × pixels·k).
-    pub fn outputs(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+    /// What the network reads for raw inputs (rows × pixels·k): the inputs, or their whitened
+    /// principal coordinates with `--whiten`.
+    pub fn network_inputs<'a>(&self, inputs: &'a [f64]) -> std::borrow::Cow<'a, [f64]> {
         match &self.whitening {
-            Some(w) => self.trainer.outputs(&w.apply(inputs)),
-            None => self.trainer.outputs(inputs),
+            Some(w) => std::borrow::Cow::Owned(w.apply(inputs)),
+            None => std::borrow::Cow::Borrowed(inputs),
         }
+    }
+
+    /// Restores a checkpoint: θ and, when it holds a refitted read-out, that read-out (its
+    /// coordinates' whitening refitted deterministically on the training inputs of `split`).
+    pub fn restore(
+        &mut self,
+        state: &TrainerState,
+        cfg: &VideoConfig,
+        split: &Split,
+    ) -> Result<()> {
+        self.trainer.restore(state)?;
+        self.readout = None;
+        if state.readout.is_empty() {
+            return Ok(());
+        }
+        let (x, _, d) = fit_set(cfg, (&split.0, &split.1));
+        let w = super::super::sfa::pca_whitening(&x, d, cfg.sfa_pca.min(d))?;
+        self.readout = Some(VideoReadout::from_state(
+            &state.readout,
+            state.readout_shape,
+            w,
+        )?);
+        Ok(())
+    }
+
+    /// The trained network's outputs (rows × outputs), whatever the read-out.
+    pub fn trainer_outputs(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+        self.trainer.outputs(&self.network_inputs(inputs))
+    }
+
+    /// The model's outputs (rows × outputs, the constant first when the network has one) for
+    /// raw inputs (rows × pixels·k): the refitted read-out's when there is one.
+    pub fn outputs(&self, inputs: &[f64]) -> Result<Vec<f64>> {
+        let Some(readout) = &self.readout else {
+            return self.trainer_outputs(inputs);
+        };
+        let (spec, params) = self.trainer.hidden_layer_network(false)?;
+        let hidden = self
+            .trainer
+            .outputs_of(&spec, &params, &self.network_inputs(inputs))?;
+        let f = readout.apply(&hidden, inputs);
+        let n = readout.coef.ncols();
+        if !self.trainer.problem().spec.constant_first {
+            return Ok(f);
+        }
+        Ok(f.chunks(n)
+            .flat_map(|row| std::iter::once(1.0).chain(row.iter().copied()))
+            .collect())
     }
 }
 
@@ -98,6 +151,7 @@ pub fn model(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result<V
     Ok(VideoModel {
         trainer: t,
         whitening,
+        readout: None,
     })
 }
 
@@ -150,6 +204,50 @@ fn csv_curves(path: &Path, n: usize, skip: usize) -> Result<(Vec<u64>, Vec<Vec<f
     Ok((steps, curves.into_iter().skip(skip).collect()))
 }
 
+/// The read-out refit after training ([`fit_readout`]); a refit that fails keeps the trained
+/// network and says why. A kept refit goes into the checkpoint beside the trained θ (which
+/// `--resume` continues from), for `spin eval`.
+fn refit_readout(
+    model: &mut VideoModel,
+    cfg: &VideoConfig,
+    video: &Video,
+    coords: &super::TrainingCoordinates,
+    spec: &RunSpec,
+) -> Result<RefitReport> {
+    let report = match fit_readout(model, cfg, video, coords) {
+        Ok((readout, report)) => {
+            model.readout = report.kept.then_some(readout);
+            report
+        }
+        Err(e) => {
+            eprintln!("read-out refit failed, the trained network is kept: {e}");
+            return Ok(RefitReport {
+                error: Some(e.to_string()),
+                ..Default::default()
+            });
+        }
+    };
+    eprintln!(
+        "read-out refit ({:.1} s, {} hidden units + {} coordinates): validation Δ-sum {:.5} (trained network {:.5}); {}",
+        report.seconds,
+        report.hidden_units,
+        report.coordinates,
+        report.validation_refit,
+        report.validation_trained,
+        if report.kept {
+            "kept"
+        } else {
+            "not kept: the trained read-out is slower"
+        }
+    );
+    if let Some(r) = &model.readout {
+        let (mut state, run) = checkpoint::load(&spec.out)?;
+        (state.readout, state.readout_shape) = r.to_state();
+        checkpoint::save(&spec.out, &state, &run)?;
+    }
+    Ok(report)
+}
+
 /// Trains (or resumes) and evaluates; writes metrics.json, eigenvalues.csv, curves.png,
 /// heatmaps.png (when positions are known), extremes.png, eigenpurposes.png and the checkpoint
 /// into `out`.
@@ -176,7 +274,12 @@ pub fn run(
     };
     let outcome = training::train(&mut model.trainer, &spec, hooks(cfg))?;
     let (video, train, test_video, test) = &split;
-    let eval = evaluate(&model, cfg, (video, train), (test_video, test))?;
+    let yard = yardsticks(cfg, video, train)?;
+    let refit = match (cfg.readout_refit && outcome.failure.is_none(), &yard.coords) {
+        (true, Some(coords)) => Some(refit_readout(&mut model, cfg, video, coords, &spec)?),
+        _ => None,
+    };
+    let eval = evaluate(&model, cfg, &yard, (test_video, test))?;
     let (steps, learned) =
         csv_curves(&out.join("eigenvalues.csv"), n, cfg.constant_first as usize)?;
     super::super::plot::eigenvalue_curves(
@@ -195,6 +298,13 @@ pub fn run(
         "config": cfg,
         "heldout_inputs": eval.inputs,
         "delta_values": eval.delta_values,
+        "trained_network": eval.trained_network_delta_values.as_ref().map(|d| serde_json::json!({
+            "delta_values": d,
+            "delta_sum": d.iter().sum::<f64>(),
+        })),
+        "readout_refit": refit,
+        "yardsticks_fitted_on": yard.fitted_on,
+        "linear_sfa_training_delta_values": yard.sfa_fit_values,
         "linear_sfa_delta_values": eval.linear_sfa_delta_values,
         "pca_delta_values": eval.pca_delta_values,
         "delta_sum": eval.delta_values.iter().sum::<f64>(),

@@ -71,7 +71,12 @@ impl Sampler for ClipSampler {
 
 /// `whitening` applied to the inputs starting at `starts` (rows × its output dimension), in
 /// chunks on all cores.
-fn project(video: &Video, starts: &[usize], k: usize, whitening: &LinearFeatures) -> Vec<f64> {
+pub(super) fn project(
+    video: &Video,
+    starts: &[usize],
+    k: usize,
+    whitening: &LinearFeatures,
+) -> Vec<f64> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = starts.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
