@@ -111,6 +111,9 @@ fn check_against_linear_sfa(name: &str, whiten: usize) {
             sfa[k]
         );
     }
+    // The held-out curve: the trained network's Δ-values every 250 steps.
+    let curve = std::fs::read_to_string(d.join("out").join("heldout.csv")).unwrap();
+    assert_eq!(curve.lines().count(), 1 + 1500 / 250, "{curve}");
     // And both are far slower than the leading principal components.
     assert!(
         sfa.iter().sum::<f64>() < 0.5 * pca.iter().sum::<f64>(),

@@ -94,5 +94,5 @@ pub fn run(cli: &Cli, args: &GridArgs) -> Result<()> {
         m["wall_seconds"].as_f64().unwrap_or(0.0),
         args.out.display()
     );
-    Ok(())
+    super::report(&args.out)
 }

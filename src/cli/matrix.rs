@@ -119,5 +119,5 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         result.steps_per_second,
         path.display()
     );
-    Ok(())
+    super::report(&args.out)
 }

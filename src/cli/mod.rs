@@ -79,6 +79,27 @@ enum Command {
     Video(video::VideoArgs),
 }
 
+/// The command line as typed (arguments with spaces or quotes quoted), for reports.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes `report.html` into a run folder and says where.
+fn report(dir: &std::path::Path) -> Result<()> {
+    let path = spectral_inference::experiments::report::write(dir, &command_line())?;
+    eprintln!("report: {}", path.display());
+    Ok(())
+}
+
 /// The GPU context the global options ask for.
 fn context(cli: &Cli) -> Result<Arc<GpuContext>> {
     Ok(Arc::new(GpuContext::new(&adapter_request(cli))?))

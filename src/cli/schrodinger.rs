@@ -24,7 +24,7 @@ use spectral_inference::experiments::schrodinger::{
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine; --preset reference: constant]")))]
 #[command(mut_arg("out", |a| note(a, "[default: runs/schrodinger; spin hydrogen: runs/hydrogen]")))]
 #[command(mut_arg("checkpoint_every", |a| note(a, "[default: 1000]")))]
-#[command(mut_arg("resume", |a| note(a, "(its configuration; --steps, --time-limit, --beta, the --eval-* settings, --readout-refit, --plot-extent and --checkpoint-every may be changed) [default: a new run]")))]
+#[command(mut_arg("resume", |a| note(a, "(its configuration; --steps, --time-limit, --beta, the --eval-* settings, --readout-refit, --plot-extent, --heldout-every and --checkpoint-every may be changed) [default: a new run]")))]
 #[command(mut_arg("hidden", |a| note(a, "[default: 64,64,64; with the read-out refit the last one grows to 7 units per eigenfunction, a multiple of 32 from 64 to 224: 128 for N = 16]")))]
 #[command(mut_arg("blocks", |a| note(a, "[default: 0]")))]
 pub struct SchrodingerArgs {
@@ -116,6 +116,10 @@ pub struct SchrodingerArgs {
     /// [default: 250].
     #[arg(long)]
     adapt_every: Option<u64>,
+    /// Evaluate the held-out curve (Ritz values of the evaluation's estimator on a fixed sample
+    /// of 4096 points) every this many steps; 0: none [default: 1000].
+    #[arg(long)]
+    heldout_every: Option<u64>,
     /// After training, refit the output layer by Rayleigh–Ritz on the span of the last hidden
     /// layer's units (fitted on --eval-samples points of its own; both networks are evaluated
     /// and reported): true or false [default: true; --preset reference: false].
@@ -186,6 +190,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.eval_target, a.eval_target);
     set!(cfg.eval_max_samples, a.eval_max_samples);
     set!(cfg.readout_refit, a.readout_refit);
+    set!(cfg.heldout_every, a.heldout_every);
     if a.eval_laplacian.is_some() {
         cfg.eval_laplacian = a.eval_laplacian;
     }
@@ -233,6 +238,7 @@ fn resumed(
     set!(cfg.readout_refit, args.readout_refit);
     set!(cfg.plot_extent, args.plot_extent);
     set!(cfg.checkpoint_every, args.output.checkpoint_every);
+    set!(cfg.heldout_every, args.heldout_every);
     Ok(cfg)
 }
 
@@ -286,7 +292,8 @@ pub fn run(
             .unwrap_or_default()
     );
     let m = schrodinger::run(ctx, &cfg, &out, state)?;
-    print_results(&m, &out)
+    print_results(&m, &out)?;
+    super::report(&out)
 }
 
 /// The table of learned eigenvalues (with exact ones and errors where known) and the evaluation.

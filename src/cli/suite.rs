@@ -68,6 +68,9 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
             r.steps
         ),
     })?;
+    for case in &cases {
+        super::report(&args.out.join(case.name))?;
+    }
     println!(
         "adapter: {}\n{}",
         ctx.adapter().name,

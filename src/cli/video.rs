@@ -23,7 +23,7 @@ use spectral_inference::nn::{Activation, Padding};
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine; presets constant]")))]
 #[command(mut_arg("out", |a| note(a, "[default: runs/video]")))]
 #[command(mut_arg("checkpoint_every", |a| note(a, "[default: 500]")))]
-#[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit, --beta, --readout-refit may change) [default: a new run]")))]
+#[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit, --beta, --readout-refit, --heldout-every may change) [default: a new run]")))]
 #[command(mut_arg("hidden", |a| note(a, "after the conv layers or the whitening (`none`: a linear last layer only) [default: 64; paper and atari-reference 128]")))]
 #[command(mut_arg("blocks", |a| note(a, "between feature maps [default: 0]")))]
 pub struct VideoArgs {
@@ -91,6 +91,10 @@ pub struct VideoArgs {
     /// atari-reference false].
     #[arg(long)]
     readout_refit: Option<bool>,
+    /// Evaluate the held-out curve (the trained network's Δ-values on the first 1000 held-out
+    /// inputs) every this many steps; 0: none [default: 250].
+    #[arg(long)]
+    heldout_every: Option<u64>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -128,6 +132,7 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.sfa_pca, a.sfa_pca);
     set!(cfg.readout_refit, a.readout_refit);
+    set!(cfg.heldout_every, a.heldout_every);
     set!(cfg.checkpoint_every, a.output.checkpoint_every);
     if let Some(p) = &a.padding {
         cfg.padding = p
@@ -170,6 +175,7 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
             set!(cfg.train.steps, a.training.steps);
             set!(cfg.train.beta, a.training.beta);
             set!(cfg.readout_refit, a.readout_refit);
+            set!(cfg.heldout_every, a.heldout_every);
             set_time_limit(&mut cfg, a);
             let out = a.output.out.clone().unwrap_or_else(|| dir.clone());
             (cfg, out, Some(state))
@@ -210,7 +216,7 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
     );
     let m = video::run(ctx, &cfg, &out, state)?;
     print_results(&m, &out);
-    Ok(())
+    super::report(&out)
 }
 
 /// The held-out Δ-values of the learned features, linear SFA and PCA.

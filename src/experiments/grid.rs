@@ -310,13 +310,19 @@ pub fn run(
         source,
     })?;
     crate::io::write_json(&out.join("grid.json"), &m)?;
-    picture(cfg, &r, plot_extent, &out.join("grid.png"))?;
+    picture(cfg, &r, plot_extent, potential, &out.join("grid.png"))?;
     Ok((r, m))
 }
 
 /// Fig. 1a from the grid's eigenvectors: lines in 1D; in 2D and 3D the z = 0 slice (the middle
 /// plane in 3D) with y up, cropped to ±`extent` by taking the nearest grid point.
-fn picture(cfg: &GridConfig, r: &GridResult, extent: f64, path: &std::path::Path) -> Result<()> {
+fn picture(
+    cfg: &GridConfig,
+    r: &GridResult,
+    extent: f64,
+    potential: &str,
+    path: &std::path::Path,
+) -> Result<()> {
     use super::plot;
     let labels: Vec<String> = r
         .eigenvalues
@@ -324,8 +330,12 @@ fn picture(cfg: &GridConfig, r: &GridResult, extent: f64, path: &std::path::Path
         .enumerate()
         .map(|(k, e)| format!("grid {k}  E = {e:.4}"))
         .collect();
+    let title = format!(
+        "finite-difference grid: V = {potential} in {}D, {}^{} points, box ±{}",
+        cfg.dim, cfg.n, cfg.dim, cfg.half_width
+    );
     if cfg.dim == 1 {
-        return plot::eigenfunction_lines(path, &cfg.points(), &r.eigenvectors, &labels);
+        return plot::eigenfunction_lines(path, &cfg.points(), &r.eigenvectors, &labels, &title);
     }
     let n = cfg.n;
     let mid = if cfg.dim == 3 { n / 2 } else { 0 };
@@ -349,5 +359,17 @@ fn picture(cfg: &GridConfig, r: &GridResult, extent: f64, path: &std::path::Path
                 .collect()
         })
         .collect();
-    plot::eigenfunction_panels(path, &cropped, m_px, extent, &labels)
+    let slice = if cfg.dim == 3 { " (z = 0)" } else { "" };
+    plot::eigenfunction_panels(
+        path,
+        &cropped,
+        m_px,
+        extent,
+        &plot::Panels {
+            title: &format!("{title}{slice}"),
+            labels: &labels,
+            axes: ("x", "y"),
+            colour: "v / max |v| (per panel)",
+        },
+    )
 }

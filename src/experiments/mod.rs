@@ -5,6 +5,7 @@ pub mod grid;
 pub mod matrix;
 pub mod plot;
 pub mod progress;
+pub mod report;
 pub mod schrodinger;
 pub mod sfa;
 pub mod suite;

@@ -51,84 +51,142 @@ pub fn step_label(x: f64) -> String {
     }
 }
 
-/// Eigenvalue curves against training step, with the exact values dashed.
-pub fn eigenvalue_curves(
-    path: &Path,
-    steps: &[u64],
-    curves: &[Vec<f64>],
-    exact: Option<&[f64]>,
-    title: &str,
-) -> Result<()> {
+/// What an eigenvalue-curve figure shows.
+pub struct Curves<'a> {
+    /// The title (what, which run).
+    pub title: &'a str,
+    /// The y axis's label.
+    pub y_label: &'a str,
+    /// Steps of the EMA curves.
+    pub steps: &'a [u64],
+    /// One EMA curve per eigenfunction (lines).
+    pub ema: &'a [Vec<f64>],
+    /// What the lines are, for the legend.
+    pub ema_label: &'a str,
+    /// A held-out curve (dots): steps and the values at each, ascending.
+    pub heldout: Option<(&'a [u64], &'a [Vec<f64>])>,
+    /// What the dots are, for the legend.
+    pub heldout_label: &'a str,
+    /// Exact values (dashed), where known.
+    pub exact: Option<&'a [f64]>,
+}
+
+/// Eigenvalue curves against training step: the EMA lines, the held-out dots, the exact values
+/// dashed, with a legend.
+pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
     ensure_font();
     let err = plot_err(path);
-    if steps.is_empty() || curves.is_empty() {
+    if c.steps.is_empty() || c.ema.is_empty() {
         return Ok(());
     }
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
     // The first stretch of a run is far off; scale the axis to the last 90 %.
-    let skip = steps.len() / 10;
-    for c in curves {
-        for v in c.iter().skip(skip).filter(|v| v.is_finite()) {
-            lo = lo.min(*v);
-            hi = hi.max(*v);
+    let skip = c.steps.len() / 10;
+    let mut widen = |v: f64| {
+        if v.is_finite() {
+            lo = lo.min(v);
+            hi = hi.max(v);
         }
+    };
+    for curve in c.ema {
+        curve.iter().skip(skip).for_each(|v| widen(*v));
     }
-    if let Some(e) = exact {
-        for v in e {
-            lo = lo.min(*v);
-            hi = hi.max(*v);
-        }
+    if let Some((steps, rows)) = c.heldout {
+        let from = steps.len() / 10;
+        rows.iter().skip(from).flatten().for_each(|v| widen(*v));
     }
+    c.exact.into_iter().flatten().for_each(|v| widen(*v));
     if !lo.is_finite() || !hi.is_finite() {
         return Ok(());
     }
     let pad = ((hi - lo) * 0.08).max(1e-6);
-    let (x0, x1) = (
-        steps[0] as f64,
-        (*steps.last().unwrap_or(&1)).max(steps[0] + 1) as f64,
-    );
+    let x0 = c.steps[0] as f64;
+    let x1 = (*c.steps.last().unwrap_or(&1)).max(c.steps[0] + 1) as f64;
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(c.title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
         .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
         .map_err(&err)?;
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc("training step")
         .x_label_formatter(&|x| step_label(*x))
-        .y_desc("eigenvalue (EMA of diag Λ)")
+        .y_desc(c.y_label)
         .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(&err)?;
-    for (k, c) in curves.iter().enumerate() {
+    // At most about 2000 points per line.
+    let stride = c.steps.len().div_ceil(2000).max(1);
+    for (k, curve) in c.ema.iter().enumerate() {
         let color = palette(k);
-        chart
+        let series = chart
             .draw_series(LineSeries::new(
-                steps
+                c.steps
                     .iter()
-                    .zip(c)
+                    .zip(curve)
+                    .step_by(stride)
                     .filter(|(_, v)| v.is_finite())
                     .map(|(s, v)| (*s as f64, *v)),
                 color.stroke_width(2),
             ))
             .map_err(&err)?;
+        if k == 0 {
+            series.label(c.ema_label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
     }
-    if let Some(e) = exact {
-        for v in e {
+    if let Some((steps, rows)) = c.heldout {
+        for k in 0..rows.first().map_or(0, |r| r.len()) {
+            let color = palette(k);
+            let series = chart
+                .draw_series(
+                    steps
+                        .iter()
+                        .zip(rows)
+                        .filter_map(|(s, r)| {
+                            r.get(k).filter(|v| v.is_finite()).map(|v| (*s as f64, *v))
+                        })
+                        .map(move |p| Circle::new(p, 4, color.filled())),
+                )
+                .map_err(&err)?;
+            if k == 0 {
+                series
+                    .label(c.heldout_label)
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            }
+        }
+    }
+    if let Some(e) = c.exact {
+        for (i, v) in e.iter().enumerate() {
             let n = 60;
-            let dashes = (0..n).map(|i| {
-                let a = x0 + (x1 - x0) * i as f64 / n as f64;
+            let dashes = (0..n).map(|j| {
+                let a = x0 + (x1 - x0) * j as f64 / n as f64;
                 let b = a + (x1 - x0) * 0.5 / n as f64;
                 PathElement::new(vec![(a, *v), (b, *v)], BLACK.stroke_width(1))
             });
-            chart.draw_series(dashes).map_err(&err)?;
+            let series = chart.draw_series(dashes).map_err(&err)?;
+            if i == 0 {
+                series.label("exact").legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 8, y)], BLACK.stroke_width(1))
+                });
+            }
         }
     }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
 }
@@ -153,14 +211,27 @@ fn diverging(v: f64) -> RGBColor {
     }
 }
 
+/// How heat-map panels are labelled.
+pub struct Panels<'a> {
+    /// The figure's title (what, which run).
+    pub title: &'a str,
+    /// One label per panel (eigenfunction k and its eigenvalue).
+    pub labels: &'a [String],
+    /// The axes' labels, with units.
+    pub axes: (&'a str, &'a str),
+    /// What the colour shows (the colour bar's label).
+    pub colour: &'a str,
+}
+
 /// One heat-map panel per eigenfunction on an n×n grid over [−extent, extent]²
-/// (`values[k]` is row-major, y from top to bottom), each scaled to its own maximum.
+/// (`values[k]` is row-major, y from top to bottom), each scaled to its own maximum, with a
+/// title, axes and a colour bar.
 pub fn eigenfunction_panels(
     path: &Path,
     values: &[Vec<f64>],
     n: usize,
     extent: f64,
-    labels: &[String],
+    p: &Panels,
 ) -> Result<()> {
     ensure_font();
     let err = plot_err(path);
@@ -170,19 +241,50 @@ pub fn eigenfunction_panels(
     }
     let cols = (count as f64).sqrt().ceil() as usize;
     let rows = count.div_ceil(cols);
-    let cell = 240u32;
-    let root = BitMapBackend::new(path, (cols as u32 * cell, rows as u32 * (cell + 24)))
-        .into_drawing_area();
+    let cell = 260u32;
+    let (title_h, bar_w) = (40u32, 110u32);
+    let root = BitMapBackend::new(
+        path,
+        (
+            cols as u32 * cell + bar_w,
+            rows as u32 * (cell + 20) + title_h,
+        ),
+    )
+    .into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
-    let panels = root.split_evenly((rows, cols));
+    let (top, body) = root.split_vertically(title_h);
+    top.titled(p.title, ("sans-serif", 20)).map_err(&err)?;
+    let (grid, bar) = body.split_horizontally(cols as u32 * cell);
+    let panels = grid.split_evenly((rows, cols));
+    let ticks = |v: &f64| {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    };
     for (k, panel) in panels.iter().enumerate().take(count) {
         let v = &values[k];
         let vmax = v.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
-        let label = labels.get(k).cloned().unwrap_or_else(|| format!("v{k}"));
+        let label = p.labels.get(k).cloned().unwrap_or_else(|| format!("v{k}"));
         let mut chart = ChartBuilder::on(panel)
             .caption(label, ("sans-serif", 14))
             .margin(4)
+            .x_label_area_size(30)
+            .y_label_area_size(44)
             .build_cartesian_2d(-extent..extent, -extent..extent)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(3)
+            .y_labels(3)
+            .x_label_formatter(&ticks)
+            .y_label_formatter(&ticks)
+            .x_desc(p.axes.0)
+            .y_desc(p.axes.1)
+            .label_style(("sans-serif", 11))
+            .axis_desc_style(("sans-serif", 12))
+            .draw()
             .map_err(&err)?;
         let h = 2.0 * extent / n as f64;
         chart
@@ -194,16 +296,49 @@ pub fn eigenfunction_panels(
             }))
             .map_err(&err)?;
     }
+    colour_bar(&bar, p.colour).map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
 }
 
-/// Eigenfunctions of a 1D problem as curves.
+/// A vertical diverging colour bar from −1 (blue) to +1 (red), labelled.
+fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    label: &str,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(20)
+        .margin_bottom(30)
+        .margin_left(14)
+        .margin_right(56)
+        .y_label_area_size(0)
+        .right_y_label_area_size(40)
+        .build_cartesian_2d(0.0..1.0, -1.0..1.0)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(5)
+        .y_desc(label)
+        .label_style(("sans-serif", 11))
+        .axis_desc_style(("sans-serif", 12))
+        .draw()?;
+    let steps = 100;
+    chart.draw_series((0..steps).map(|i| {
+        let a = -1.0 + 2.0 * i as f64 / steps as f64;
+        let b = a + 2.0 / steps as f64;
+        Rectangle::new([(0.0, a), (1.0, b)], diverging((a + b) / 2.0).filled())
+    }))?;
+    Ok(())
+}
+
+/// Eigenfunctions of a 1D problem as curves, with a title and a legend.
 pub fn eigenfunction_lines(
     path: &Path,
     xs: &[f64],
     values: &[Vec<f64>],
     labels: &[String],
+    title: &str,
 ) -> Result<()> {
     ensure_font();
     let err = plot_err(path);
@@ -219,15 +354,18 @@ pub fn eigenfunction_lines(
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
         .build_cartesian_2d(xs[0]..xs[xs.len() - 1], -m..m)
         .map_err(&err)?;
     chart
         .configure_mesh()
         .x_desc("x")
+        .y_desc("v(x)")
         .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(&err)?;
     for (k, v) in values.iter().enumerate() {
@@ -250,6 +388,46 @@ pub fn eigenfunction_lines(
         .map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
+}
+
+/// Text placed on a picture: (x, y) of its top-left corner in pixels, the text, its size.
+pub type Label = (i32, i32, String, u32);
+
+/// `picture` placed `left` pixels from the left and `top` from the top of a white canvas of
+/// `size`, with `labels` written on it (titles, row and column labels): figures that are
+/// pixels (frames) get their words this way.
+pub fn annotate(
+    picture: &image::RgbImage,
+    size: (u32, u32),
+    (left, top): (u32, u32),
+    labels: &[Label],
+) -> Result<image::RgbImage> {
+    ensure_font();
+    let mut canvas = image::RgbImage::from_pixel(size.0, size.1, image::Rgb([255, 255, 255]));
+    image::imageops::overlay(&mut canvas, picture, left as i64, top as i64);
+    let mut buf = canvas.into_raw();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        for (x, y, text, px) in labels {
+            root.draw_text(
+                text,
+                &("sans-serif", *px as f64).into_font().color(&BLACK),
+                (*x, *y),
+            )
+            .map_err(|e| SpinError::Io {
+                path: "figure".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        root.present().map_err(|e| SpinError::Io {
+            path: "figure".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    image::RgbImage::from_raw(size.0, size.1, buf).ok_or_else(|| SpinError::Io {
+        path: "figure".into(),
+        source: std::io::Error::other("canvas size"),
+    })
 }
 
 #[cfg(test)]

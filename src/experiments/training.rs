@@ -34,6 +34,18 @@ pub struct RunSpec {
 /// Called before every step.
 pub type BeforeStep<'a> = Box<dyn FnMut(&mut Trainer) -> Result<()> + 'a>;
 
+/// Evaluates the held-out curve for the trainer as it is.
+pub type HeldoutEval<'a> = Box<dyn FnMut(&mut Trainer) -> Result<Vec<f64>> + 'a>;
+
+/// A fixed held-out estimate of the eigenvalues, evaluated every `every` steps (and after the
+/// last): what a reader of the curves can trust where the EMA of minibatch estimates is biased.
+pub struct Heldout<'a> {
+    /// Steps between evaluations.
+    pub every: u64,
+    /// The values (ascending) for the trainer as it is; must not touch its training state.
+    pub eval: HeldoutEval<'a>,
+}
+
 /// What the experiment adds to the loop.
 pub struct Hooks<'a> {
     /// Called before every step (e.g. refitting an adaptive proposal).
@@ -42,6 +54,8 @@ pub struct Hooks<'a> {
     pub csv_row: Box<dyn Fn(&StepReport) -> String + 'a>,
     /// The estimates shown beside the progress bar and in log lines.
     pub status: Box<dyn Fn(&StepReport) -> String + 'a>,
+    /// The held-out curve, written to `heldout.csv`, if any.
+    pub heldout: Option<Heldout<'a>>,
 }
 
 /// How a run's training went.
@@ -56,10 +70,12 @@ pub struct Outcome {
     /// A failed step (collapsed Σ̄, non-finite loss) that ended it: the trainer is at its last
     /// good state, which is checkpointed; the caller still evaluates and then reports this.
     pub failure: Option<SpinError>,
-    /// Every 10th step of this invocation (and the last), with diag Λ's EMA at each.
-    pub curve_steps: Vec<u64>,
-    /// One curve per eigenfunction.
-    pub ema_curves: Vec<Vec<f64>>,
+    /// The held-out curve of this invocation: steps and values per step.
+    pub heldout_steps: Vec<u64>,
+    /// See `heldout_steps`.
+    pub heldout_values: Vec<Vec<f64>>,
+    /// Seconds spent on held-out evaluations (inside `wall`).
+    pub heldout_seconds: f64,
 }
 
 impl Outcome {
@@ -77,13 +93,12 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SpinError {
     }
 }
 
-/// Starts `out/eigenvalues.csv` with `header` and the rows of an earlier invocation up to
-/// `step` (a resumed run's checkpoint), and opens it for appending.
-fn open_csv(out: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<std::fs::File>> {
-    let path = out.join("eigenvalues.csv");
+/// Starts the CSV at `path` with `header` and the rows of an earlier invocation up to `step` (a
+/// resumed run's checkpoint), and opens it for appending.
+fn open_rows(path: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<std::fs::File>> {
     let mut kept = String::new();
     if step > 0 {
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(text) = std::fs::read_to_string(path) {
             for line in text.lines().skip(1) {
                 let s: Option<u64> = line.split(',').next().and_then(|s| s.parse().ok());
                 if s.is_some_and(|s| s <= step) {
@@ -93,11 +108,11 @@ fn open_csv(out: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<st
             }
         }
     }
-    crate::io::write_atomic(&path, format!("{header}\n{kept}").as_bytes())?;
+    crate::io::write_atomic(path, format!("{header}\n{kept}").as_bytes())?;
     let file = std::fs::OpenOptions::new()
         .append(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
+        .open(path)
+        .map_err(io_err(path))?;
     Ok(std::io::BufWriter::new(file))
 }
 
@@ -137,7 +152,7 @@ impl CheckpointWriter {
 pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<Outcome> {
     std::fs::create_dir_all(&spec.out).map_err(io_err(&spec.out))?;
     let csv_path = spec.out.join("eigenvalues.csv");
-    let mut csv = open_csv(&spec.out, &spec.csv_header, trainer.step)?;
+    let mut csv = open_rows(&csv_path, &spec.csv_header, trainer.step)?;
     let start = Instant::now();
     let trained_for = || spec.earlier_seconds + start.elapsed().as_secs_f64();
     let mut writer = CheckpointWriter::default();
@@ -153,15 +168,41 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     let first_step = trainer.step;
     let mut progress =
         super::progress::Progress::new((!timed_only).then_some(total), spec.time_limit, first_step);
-    let n = trainer.problem().spec.outputs;
     let mut out = Outcome {
         first_step,
         wall: 0.0,
         stopped_by_time: false,
         failure: None,
-        curve_steps: Vec::new(),
-        ema_curves: vec![Vec::new(); n],
+        heldout_steps: Vec::new(),
+        heldout_values: Vec::new(),
+        heldout_seconds: 0.0,
     };
+    let heldout_path = spec.out.join("heldout.csv");
+    let every = hooks.heldout.as_ref().map_or(0, |h| h.every);
+    let mut heldout_csv = match &hooks.heldout {
+        Some(_) => Some(open_rows(
+            &heldout_path,
+            "step,values (ascending)",
+            trainer.step,
+        )?),
+        None => None,
+    };
+    // Evaluates the held-out curve now, records it and appends it to heldout.csv.
+    let mut evaluate_heldout = |trainer: &mut Trainer, out: &mut Outcome| -> Result<()> {
+        let (Some(h), Some(file)) = (hooks.heldout.as_mut(), heldout_csv.as_mut()) else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        let values = (h.eval)(trainer)?;
+        out.heldout_seconds += t.elapsed().as_secs_f64();
+        writeln!(file, "{}", csv_row(trainer.step, &values, None))
+            .map_err(io_err(&heldout_path))?;
+        file.flush().map_err(io_err(&heldout_path))?;
+        out.heldout_steps.push(trainer.step);
+        out.heldout_values.push(values);
+        Ok(())
+    };
+
     while trainer.step < total {
         if spec.time_limit.is_some_and(|t| trained_for() >= t) {
             out.stopped_by_time = true;
@@ -186,16 +227,16 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
             }
         };
         writeln!(csv, "{}", (hooks.csv_row)(&r)).map_err(io_err(&csv_path))?;
-        if r.step.is_multiple_of(10) || r.step == total {
-            out.curve_steps.push(r.step);
-            for (c, v) in out.ema_curves.iter_mut().zip(&r.eigenvalues_ema) {
-                c.push(*v);
-            }
-        }
         progress.update(r.step, trained_for(), || (hooks.status)(&r));
+        if every > 0 && r.step.is_multiple_of(every) {
+            evaluate_heldout(trainer, &mut out)?;
+        }
         if spec.checkpoint_every > 0 && r.step % spec.checkpoint_every == 0 {
             save(trainer, &mut csv)?;
         }
+    }
+    if every > 0 && out.heldout_steps.last() != Some(&trainer.step) && trainer.step > first_step {
+        evaluate_heldout(trainer, &mut out)?;
     }
     progress.finish();
     out.wall = start.elapsed().as_secs_f64();
@@ -218,4 +259,24 @@ pub fn csv_row<'a>(
         }
     }
     line
+}
+
+/// The rows of a numeric CSV written by this loop (`eigenvalues.csv`, `heldout.csv`): steps and
+/// the values after the step column (rows that do not parse are skipped).
+pub fn read_rows(path: &Path) -> (Vec<u64>, Vec<Vec<f64>>) {
+    let mut steps = Vec::new();
+    let mut rows = Vec::new();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for line in text.lines().skip(1) {
+        let mut cells = line.split(',');
+        let Some(step) = cells.next().and_then(|c| c.parse::<u64>().ok()) else {
+            continue;
+        };
+        let values: Option<Vec<f64>> = cells.map(|c| c.parse().ok()).collect();
+        if let Some(v) = values {
+            steps.push(step);
+            rows.push(v);
+        }
+    }
+    (steps, rows)
 }

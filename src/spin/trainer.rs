@@ -523,6 +523,22 @@ impl Trainer {
         result
     }
 
+    /// [`Trainer::evaluate_with`] on points drawn from `sampler` (with its importance weights)
+    /// instead of the trainer's own, e.g. a fixed held-out proposal while an adaptive one moves.
+    pub fn evaluate_on(
+        &mut self,
+        operator: Operator,
+        sampler: &mut Box<dyn Sampler>,
+        samples: usize,
+        chunk: usize,
+        seed: u64,
+    ) -> Result<Evaluation> {
+        std::mem::swap(&mut self.problem.sampler, sampler);
+        let result = self.evaluate_with(operator, samples, chunk, seed);
+        std::mem::swap(&mut self.problem.sampler, sampler);
+        result
+    }
+
     /// The final evaluation (SPEC §2): Σ, Π on `samples` fresh points in chunks of `chunk`
     /// (or the exhaustive batch of a finite space), Λ = L⁻¹ Π L⁻ᵀ, its diagonal and Ritz values.
     pub fn evaluate(&mut self, samples: usize, chunk: usize, seed: u64) -> Result<Evaluation> {

@@ -137,6 +137,14 @@ pub struct SchrodingerConfig {
     /// are reported.
     #[serde(default)]
     pub readout_refit: bool,
+    /// The held-out curve: the evaluation's estimator on a fixed sample of 4096 points of the
+    /// importance proposal, every this many steps (0: none).
+    #[serde(default = "default_heldout_every")]
+    pub heldout_every: u64,
+}
+
+fn default_heldout_every() -> u64 {
+    1000
 }
 
 fn default_eval_target() -> f64 {
@@ -507,6 +515,7 @@ impl SchrodingerConfig {
             eval_max_samples: default_eval_max_samples(),
             eval_laplacian: None,
             readout_refit: true,
+            heldout_every: default_heldout_every(),
         }
     }
 

@@ -31,6 +31,14 @@ pub fn evaluate_to_target(
         let eval =
             trainer.evaluate_with(operator.clone(), samples, 8192, cfg.train.seed ^ 0xE7A1)?;
         let worst = max_relative_std_error(&eval);
+        if !crate::experiments::progress::quiet() {
+            eprintln!(
+                "evaluation pass: {} points, largest standard error {:.4} % of its eigenvalue (target {:.4} %)",
+                eval.samples,
+                100.0 * worst,
+                100.0 * cfg.eval_target
+            );
+        }
         if cfg.eval_target <= 0.0
             || worst <= cfg.eval_target
             || samples >= cfg.eval_max_samples

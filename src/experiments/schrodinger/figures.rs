@@ -30,20 +30,37 @@ pub fn slice_points(dim: usize, n: usize, extent: f64) -> Vec<f64> {
     pts
 }
 
-/// `eigenvalues.png` from this invocation's curves (the CSV has the whole run), with the exact
-/// values dashed when known.
-pub fn curves(
-    out: &Path,
-    cfg: &SchrodingerConfig,
-    steps: &[u64],
-    ema: &[Vec<f64>],
-    exact: Option<&[f64]>,
-) -> Result<()> {
+/// `eigenvalues.png`: the whole run's EMA curves (`eigenvalues.csv`) and held-out values
+/// (`heldout.csv`), with the exact values dashed when known.
+pub fn curves(out: &Path, cfg: &SchrodingerConfig, exact: Option<&[f64]>) -> Result<()> {
+    let n = cfg.neig;
+    let (steps, rows) = crate::experiments::training::read_rows(&out.join("eigenvalues.csv"));
+    // Columns after the step: loss, diag Λ (N), its EMA (N), …
+    let ema: Vec<Vec<f64>> = (0..n)
+        .map(|k| {
+            rows.iter()
+                .map(|r| r.get(1 + n + k).copied().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    let (hsteps, held) = crate::experiments::training::read_rows(&out.join("heldout.csv"));
     let title = format!(
-        "{} in {}D: eigenvalue EMA (exact dashed)",
-        cfg.potential, cfg.dim
+        "{} in {}D, box ±{}, N = {}: eigenvalues during training",
+        cfg.potential, cfg.dim, cfg.half_width, n
     );
-    plot::eigenvalue_curves(&out.join("eigenvalues.png"), steps, ema, exact, &title)
+    plot::eigenvalue_curves(
+        &out.join("eigenvalues.png"),
+        &plot::Curves {
+            title: &title,
+            y_label: "eigenvalue",
+            steps: &steps,
+            ema: &ema,
+            ema_label: "EMA of the minibatch diag Λ (rate 0.01), one colour per eigenfunction",
+            heldout: (!hsteps.is_empty()).then_some((&hsteps[..], &held[..])),
+            heldout_label: "Ritz values on a fixed held-out sample (4096 points)",
+            exact,
+        },
+    )
 }
 
 /// `eigenfunctions.png`: v = L⁻¹u (L from the evaluation's Σ) on the z = 0 slice, one panel per
@@ -66,9 +83,30 @@ pub fn eigenfunctions(
         .map(|k| format!("v{k}  λ = {:.4}", eval.lambda_diag[k]))
         .collect();
     let path = out.join("eigenfunctions.png");
+    let title = format!(
+        "{} in {}D: learned eigenfunctions v = L⁻¹u{}",
+        cfg.potential,
+        cfg.dim,
+        if cfg.dim == 3 {
+            " on the plane z = 0"
+        } else {
+            ""
+        }
+    );
     if cfg.dim == 1 {
-        plot::eigenfunction_lines(&path, &pts, &per_fn, &labels)
+        plot::eigenfunction_lines(&path, &pts, &per_fn, &labels, &title)
     } else {
-        plot::eigenfunction_panels(&path, &per_fn, grid_n, cfg.plot_extent, &labels)
+        plot::eigenfunction_panels(
+            &path,
+            &per_fn,
+            grid_n,
+            cfg.plot_extent,
+            &plot::Panels {
+                title: &title,
+                labels: &labels,
+                axes: ("x", "y"),
+                colour: "v / max |v| (per panel; sign arbitrary)",
+            },
+        )
     }
 }

@@ -9,7 +9,7 @@ use super::{
     relative_errors, ReadoutRefit, SamplerKind, SchrodingerConfig,
 };
 use crate::error::Result;
-use crate::experiments::training::{self, Hooks, Outcome, RunSpec};
+use crate::experiments::training::{self, Heldout, Hooks, Outcome, RunSpec};
 use crate::gpu::GpuContext;
 use crate::spin::checkpoint::{self, TrainerState};
 use crate::spin::{Evaluation, Trainer};
@@ -77,9 +77,38 @@ fn csv_header(n: usize) -> String {
     h.join(",")
 }
 
+/// Points of the held-out curve's fixed sample.
+pub const HELDOUT_SAMPLES: usize = 4096;
+
+/// The held-out curve: the evaluation's estimator (the exact Laplacian by default) on a fixed
+/// sample of the fixed importance proposal, with its weights — the same points every time.
+fn heldout<'a>(ctx: &Arc<GpuContext>, cfg: &'a SchrodingerConfig) -> Result<Option<Heldout<'a>>> {
+    if cfg.heldout_every == 0 {
+        return Ok(None);
+    }
+    let operator = cfg.operator(ctx, cfg.evaluation_laplacian())?;
+    let mut sampler: Box<dyn crate::operators::samplers::Sampler> =
+        Box::new(cfg.importance_proposal()?);
+    let seed = cfg.train.seed ^ 0x4E1D;
+    Ok(Some(Heldout {
+        every: cfg.heldout_every,
+        eval: Box::new(move |t: &mut Trainer| {
+            let e = t.evaluate_on(
+                operator.clone(),
+                &mut sampler,
+                HELDOUT_SAMPLES,
+                HELDOUT_SAMPLES,
+                seed,
+            )?;
+            Ok(e.eigenvalues)
+        }),
+    }))
+}
+
 /// The loop's hooks: the adaptive proposal's refits, the CSV row, the estimates shown.
-fn hooks(cfg: &SchrodingerConfig) -> Hooks<'_> {
+fn hooks<'a>(cfg: &'a SchrodingerConfig, heldout: Option<Heldout<'a>>) -> Hooks<'a> {
     Hooks {
+        heldout,
         before_step: Box::new(move |t: &mut Trainer| {
             if t.step > 0 && cfg.adapt_every > 0 && t.step.is_multiple_of(cfg.adapt_every) {
                 refit_proposal(t, cfg)?;
@@ -202,7 +231,7 @@ pub fn run(
         earlier_seconds: earlier,
         csv_header: csv_header(cfg.neig),
     };
-    let outcome = training::train(&mut trainer, &spec, hooks(cfg))?;
+    let outcome = training::train(&mut trainer, &spec, hooks(cfg, heldout(&ctx, cfg)?))?;
     if outcome.failure.is_none() {
         refit_proposal(&mut trainer, cfg)?;
     }
@@ -226,13 +255,7 @@ pub fn run(
     );
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     let exact = cfg.exact_eigenvalues();
-    figures::curves(
-        out,
-        cfg,
-        &outcome.curve_steps,
-        &outcome.ema_curves,
-        exact.as_deref(),
-    )?;
+    figures::curves(out, cfg, exact.as_deref())?;
     figures::eigenfunctions(out, cfg, &trainer, &eval)?;
     match outcome.failure {
         Some(e) => Err(e),
@@ -269,6 +292,8 @@ fn metrics(
         "wall_seconds": wall,
         "train_seconds_all_invocations": earlier + wall,
         "steps_per_second": done as f64 / wall.max(1e-9),
+        "heldout_seconds": outcome.heldout_seconds,
+        "heldout_share_of_training": outcome.heldout_seconds / wall.max(1e-9),
         "adapter": ctx.adapter().name,
         "trained_network": trained,
         "readout_refit": refit,

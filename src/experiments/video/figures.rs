@@ -8,6 +8,7 @@ use super::evaluate::{features_of, sequence_inputs};
 use super::{VideoConfig, VideoEvaluation, VideoModel};
 use crate::data::video::Video;
 use crate::error::{Result, SpinError};
+use crate::experiments::plot::{annotate, Label};
 
 /// Fig. 2a: per learned eigenfunction, its mean held-out activation when a ball is in each cell
 /// of a 16 × 16 grid over the box (red positive, blue negative; the sign is arbitrary).
@@ -66,9 +67,24 @@ pub(super) fn heatmaps(
         })
         .collect();
     let labels: Vec<String> = (0..cfg.neig)
-        .map(|j| format!("eigenfunction {}", j + 1))
+        .map(|j| format!("feature {}", j + 1))
         .collect();
-    crate::experiments::plot::eigenfunction_panels(path, &values, g, 1.0, &labels)
+    // The grid is the unit box [0, 1]²; the panels draw it on [−1, 1]² with ticks relabelled.
+    crate::experiments::plot::eigenfunction_panels(
+        path,
+        &values,
+        g,
+        1.0,
+        &crate::experiments::plot::Panels {
+            title: "mean held-out activation of each learned feature by ball position (Fig. 2a)",
+            labels: &labels,
+            axes: (
+                "ball x: −1 left wall … 1 right wall",
+                "ball y: 1 top … −1 bottom",
+            ),
+            colour: "activation − its mean (per panel, / max)",
+        },
+    )
 }
 
 /// Pixels per frame pixel in the figures (at least 2, frames drawn about 96 pixels wide).
@@ -130,6 +146,43 @@ pub(super) fn extremes(
             }
         }
     }
+    let (left, top) = (150u32, 64u32);
+    let mut labels: Vec<Label> = vec![
+        (
+            8,
+            6,
+            "held-out inputs that most and least activate each learned feature (Fig. 2b)".into(),
+            16,
+        ),
+        (
+            8,
+            26,
+            format!(
+                "first frame of the input red, last frame (t + {}) blue, both black",
+                k - 1
+            ),
+            13,
+        ),
+        ((left + gap) as i32, 46, "largest activation".into(), 13),
+        (
+            (left + 2 * gap + w) as i32,
+            46,
+            "smallest activation".into(),
+            13,
+        ),
+    ];
+    for j in 0..n {
+        let y = (top + gap + j as u32 * (h + gap) + h / 2) as i32 - 14;
+        labels.push((8, y, format!("feature {}", j + 1), 14));
+        if let Some(d) = eval.delta_values.get(j) {
+            labels.push((8, y + 16, format!("(Δ-value {}: {d:.4})", j + 1), 11));
+        }
+    }
+    let size = (img.width() + left + 8, img.height() + top);
+    save_rgb(&annotate(&img, size, (left, top), &labels)?, path)
+}
+
+fn save_rgb(img: &image::RgbImage, path: &Path) -> Result<()> {
     img.save(path).map_err(|e| SpinError::Io {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
@@ -202,8 +255,31 @@ pub(super) fn eigenpurposes(
             }
         }
     }
-    img.save(path).map_err(|e| SpinError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })
+    let (left, top) = (190u32, 64u32);
+    let mut labels: Vec<Label> = vec![
+        (8, 6, "eigenpurposes: mean of the 100 held-out inputs with the largest and most negative value (Fig. 4)".into(), 15),
+        (8, 26, format!("frames of each input averaged; columns: feature (learned) or component (PCA) 1 … {n}"), 13),
+    ];
+    for j in 0..n {
+        labels.push((
+            (left + gap + j as u32 * (w + gap)) as i32,
+            46,
+            format!("{}", j + 1),
+            13,
+        ));
+    }
+    let names = [
+        "learned: largest",
+        "learned: most negative",
+        "PCA on pixels: largest",
+        "PCA: most negative",
+    ];
+    for r in 0..rows {
+        let si = r / 2;
+        let y = (top + gap + r * (h + gap) + si * 2 * gap + h / 2) as i32 - 8;
+        labels.push((8, y, names[r as usize].into(), 13));
+    }
+    let rgb = image::DynamicImage::ImageLuma8(img).to_rgb8();
+    let size = (rgb.width() + left + 8, rgb.height() + top);
+    save_rgb(&annotate(&rgb, size, (left, top), &labels)?, path)
 }

@@ -81,6 +81,14 @@ pub struct VideoConfig {
     /// a validation split ([`fit_readout`]).
     #[serde(default)]
     pub readout_refit: bool,
+    /// The held-out curve: Δ-values of the trained network on a fixed stretch of held-out
+    /// inputs, every this many steps (0: none).
+    #[serde(default = "default_heldout_every")]
+    pub heldout_every: u64,
+}
+
+fn default_heldout_every() -> u64 {
+    250
 }
 
 impl VideoConfig {
@@ -123,6 +131,7 @@ impl VideoConfig {
             fit_inputs: 4000,
             checkpoint_every: 500,
             readout_refit: true,
+            heldout_every: default_heldout_every(),
         }
     }
 

@@ -12,7 +12,7 @@ use super::{evaluate, figures, ClipSampler, VideoConfig};
 use crate::data::video::{split_episodes, ClipSource, Video};
 use crate::error::{Result, SpinError};
 use crate::experiments::sfa::{pca_whitening, LinearFeatures};
-use crate::experiments::training::{self, Hooks, RunSpec};
+use crate::experiments::training::{self, Heldout, Hooks, RunSpec};
 use crate::gpu::GpuContext;
 use crate::operators::Operator;
 use crate::spin::checkpoint::{self, TrainerState};
@@ -163,10 +163,49 @@ fn csv_header(n: usize) -> String {
     h.join(",")
 }
 
+/// Held-out inputs on the held-out curve, at most.
+pub const HELDOUT_INPUTS: usize = 1000;
+
+/// The held-out curve: the trained network's Δ-values on the first (at most)
+/// [`HELDOUT_INPUTS`] held-out inputs, in their runs of consecutive inputs.
+fn heldout<'a>(
+    cfg: &'a VideoConfig,
+    test: (&'a Video, &'a [Range<usize>]),
+    whitening: Option<&'a LinearFeatures>,
+) -> Option<Heldout<'a>> {
+    if cfg.heldout_every == 0 {
+        return None;
+    }
+    let k = cfg.frames_per_input;
+    let (mut starts, mut segments) = super::evaluate::sequence_inputs(test.1, k);
+    starts.truncate(HELDOUT_INPUTS);
+    segments.retain_mut(|s| {
+        s.end = s.end.min(starts.len());
+        s.end > s.start + 1
+    });
+    if segments.is_empty() {
+        return None;
+    }
+    let skip = cfg.constant_first as usize;
+    Some(Heldout {
+        every: cfg.heldout_every,
+        eval: Box::new(move |t: &mut Trainer| {
+            let u = super::evaluate::features_of(test.0, &starts, k, |x| match whitening {
+                Some(w) => t.outputs(&w.apply(x)),
+                None => t.outputs(x),
+            })?;
+            let n_out = t.problem().spec.outputs;
+            let f: Vec<f64> = u.chunks(n_out).flat_map(|r| r[skip..].to_vec()).collect();
+            super::super::sfa::delta_values(&f, n_out - skip, &segments)
+        }),
+    })
+}
+
 /// The loop's hooks: nothing before a step, the CSV row, the slowest learned estimate.
-fn hooks(cfg: &VideoConfig) -> Hooks<'_> {
+fn hooks<'a>(cfg: &'a VideoConfig, heldout: Option<Heldout<'a>>) -> Hooks<'a> {
     let skip = cfg.constant_first as usize;
     Hooks {
+        heldout,
         before_step: Box::new(|_| Ok(())),
         csv_row: Box::new(|r| {
             let values = std::iter::once(&r.loss)
@@ -272,8 +311,9 @@ pub fn run(
         earlier_seconds: resume.as_ref().map_or(0.0, |s| s.train_seconds),
         csv_header: csv_header(n),
     };
-    let outcome = training::train(&mut model.trainer, &spec, hooks(cfg))?;
     let (video, train, test_video, test) = &split;
+    let heldout = heldout(cfg, (test_video, test), model.whitening.as_ref());
+    let outcome = training::train(&mut model.trainer, &spec, hooks(cfg, heldout))?;
     let yard = yardsticks(cfg, video, train)?;
     let refit = match (cfg.readout_refit && outcome.failure.is_none(), &yard.coords) {
         (true, Some(coords)) => Some(refit_readout(&mut model, cfg, video, coords, &spec)?),
@@ -282,12 +322,23 @@ pub fn run(
     let eval = evaluate(&model, cfg, &yard, (test_video, test))?;
     let (steps, learned) =
         csv_curves(&out.join("eigenvalues.csv"), n, cfg.constant_first as usize)?;
+    let (hsteps, held) = training::read_rows(&out.join("heldout.csv"));
     super::super::plot::eigenvalue_curves(
         &out.join("curves.png"),
-        &steps,
-        &learned,
-        None,
-        "slowness eigenvalues (EMA of diag Λ)",
+        &super::super::plot::Curves {
+            title: &format!(
+                "{}: slowness eigenvalues during training (N = {})",
+                cfg.data.display(),
+                cfg.neig
+            ),
+            y_label: "Δ (slowness eigenvalue)",
+            steps: &steps,
+            ema: &learned,
+            ema_label: "EMA of the minibatch diag Λ (rate 0.01), one colour per feature",
+            heldout: (!hsteps.is_empty()).then_some((&hsteps[..], &held[..])),
+            heldout_label: "held-out Δ-values of the trained network",
+            exact: None,
+        },
     )?;
     if video.positions.is_some() {
         figures::heatmaps(&model, cfg, test_video, test, &out.join("heatmaps.png"))?;
@@ -314,6 +365,8 @@ pub fn run(
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
         "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "heldout_seconds": outcome.heldout_seconds,
+        "heldout_share_of_training": outcome.heldout_seconds / outcome.wall.max(1e-9),
         "stopped_by_time_limit": outcome.stopped_by_time,
         "adapter": ctx.adapter().name,
     });
