@@ -77,6 +77,17 @@ enum Command {
     /// Deep slow feature analysis on a video (.npz or PNG folders): SpIN with the slowness
     /// operator on clips of stacked frames, held-out Δ-values against linear SFA and PCA.
     Video(video::VideoArgs),
+    /// (Re)writes report.html for a run folder from its metrics.json and figures (every run
+    /// writes one at its end; this is for folders of older runs).
+    Report(ReportArgs),
+}
+
+/// `spin report`'s flags.
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    /// The run folder.
+    #[arg(long)]
+    dir: std::path::PathBuf,
 }
 
 /// The command line as typed (arguments with spaces or quotes quoted), for reports.
@@ -139,6 +150,14 @@ pub fn run() -> Result<()> {
         Command::Balls(args) => data::run_balls(args),
         Command::Arcade(args) => data::run_arcade(args),
         Command::Video(args) => video::run(&cli, args),
+        Command::Report(args) => {
+            let path = spectral_inference::experiments::report::write(
+                &args.dir,
+                "(not recorded: this report was written afterwards by `spin report`)",
+            )?;
+            println!("{}", path.display());
+            Ok(())
+        }
     }
 }
 
