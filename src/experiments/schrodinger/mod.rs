@@ -1,6 +1,6 @@
 //! Schrödinger operators H = −c∇² + V (SPEC §4, §7): closed-form spectra ([this module]),
-//! the run's configuration and presets ([`config`]), the training run ([`run`]), the final
-//! evaluation ([`evaluate`]), the read-out refit ([`refit`]) and the figures ([`figures`]).
+//! the run's configuration and presets (`config`), the training run (`run`), the final
+//! evaluation (`evaluate`), the read-out refit (`refit`) and the figures (`figures`).
 
 mod config;
 mod evaluate;

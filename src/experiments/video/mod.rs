@@ -1,8 +1,8 @@
 //! Deep slow feature analysis on video (paper §5.2, C.2, C.3; SPEC §9): a conv net trained by
 //! SpIN with the slowness operator on clips of stacked frames, evaluated on held-out clips
 //! against linear SFA and PCA on pixels. The configuration and presets are here; the clip
-//! sampler in [`sampler`], the held-out evaluation in [`evaluate`], the run in [`run`] and the
-//! figures (Fig. 2–4) in [`figures`].
+//! sampler in `sampler`, the held-out evaluation in `evaluate`, the run in `run` and the
+//! figures (Fig. 2–4) in `figures`.
 
 mod evaluate;
 mod features;

@@ -2,16 +2,16 @@
 //! built once, and two submits per step. Three stages, each its own file with the maths it
 //! computes and the buffers it reads and writes:
 //!
-//! * [`statistics`] (submit A): forward pass, envelope, operator gathers, Σ̂/Π̂ → read back 2N²
+//! * `statistics` (submit A): forward pass, envelope, operator gathers, Σ̂/Π̂ → read back 2N²
 //!   floats;
-//! * [`pi_vjp`] (submit B): Π̂'s cotangent through the operator, envelope and layers → grad
+//! * `pi_vjp` (submit B): Π̂'s cotangent through the operator, envelope and layers → grad
 //!   (at β = 1 with [`SigmaGradient::Fused`], the Σ term's cotangent rides in the same pass and
 //!   this is the whole gradient);
-//! * [`sigma_jacobian`] (submit B, after it; β < 1): the N per-sample sensitivity passes, each
+//! * `sigma_jacobian` (submit B, after it; β < 1): the N per-sample sensitivity passes, each
 //!   layer's share of J̄ ← (1−β)J̄ + βĴ and the G_Σ contraction → read back the P-float gradient.
 //!
-//! What each layer kind dispatches in each stage is in [`dense`] and [`conv2d`] (one function
-//! per stage); the buffers are one struct ([`buffers::Buffers`]) allocated in one place.
+//! What each layer kind dispatches in each stage is in `dense` and `conv2d` (one function
+//! per stage); the buffers are one struct (`buffers::Buffers`) allocated in one place.
 
 mod buffers;
 mod conv2d;
