@@ -392,6 +392,61 @@ mod tests {
         assert!((g - DMatrix::identity(3, 3)).norm() < 1e-9);
     }
 
+    /// The refit's situation: a basis whose extra features nearly repeat the others (a copy
+    /// and a combination, each off by noise at 1e-7 of their scale, as duplicated coordinates
+    /// or a dead unit's rounding give) has the Ritz pairs of the independent features' span.
+    #[test]
+    fn ritz_pairs_of_a_nearly_dependent_basis_equal_those_of_its_span() {
+        let (rows, m) = (400, 3);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut f = Vec::with_capacity(rows * m);
+        let mut wide = Vec::with_capacity(rows * (m + 2));
+        let mut walk = [0.0f64; 3];
+        for _ in 0..rows {
+            for (j, w) in walk.iter_mut().enumerate() {
+                let e: f64 = rand_distr::StandardNormal.sample(&mut rng);
+                *w = (0.95 - 0.2 * j as f64) * *w + e;
+            }
+            let noise: [f64; 2] = [
+                rand_distr::StandardNormal.sample(&mut rng),
+                rand_distr::StandardNormal.sample(&mut rng),
+            ];
+            f.extend(walk);
+            wide.extend(walk);
+            wide.push(walk[0] + 1e-7 * noise[0]);
+            wide.push(2.0 * walk[1] - 0.5 * walk[2] + 1e-7 * noise[1]);
+        }
+        let ritz = |x: &[f64], m: usize| {
+            let mut s = SlowMoments::new(m);
+            s.add(x, None);
+            s.slowest(3, crate::experiments::video::REFIT_REL_TOL)
+                .unwrap()
+        };
+        let (want, _) = ritz(&f, m);
+        let (got, c) = ritz(&wide, m + 2);
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6 * b.abs(), "{got:?} vs {want:?}");
+        }
+        // The Ritz vectors give the same features as the span's: the slowest one's values on
+        // the rows agree up to sign.
+        let (_, c3) = ritz(&f, m);
+        let feature = |x: &[f64], c: &DMatrix<f64>, w: usize| -> Vec<f64> {
+            x.chunks(w)
+                .map(|r| (0..w).map(|i| r[i] * c[(i, 0)]).sum())
+                .collect()
+        };
+        let (a, b) = (feature(&wide, &c, m + 2), feature(&f, &c3, m));
+        let sign = if a[0] * b[0] < 0.0 { -1.0 } else { 1.0 };
+        let scale = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (sign * x - y).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(err < 1e-5 * scale, "feature differs by {err} of {scale}");
+    }
+
     /// Whitened inputs have the identity covariance; a dimension without variance is dropped.
     #[test]
     fn whitening_gives_unit_covariance_and_drops_flat_directions() {
