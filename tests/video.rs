@@ -366,3 +366,33 @@ fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
         );
     }
 }
+
+/// Real frames can stand still (a paused game, a dead agent): a minibatch of identical inputs
+/// makes every feature constant on it, so Σ̂ is singular and defines no step. At β = 1 such a
+/// minibatch is set aside and another drawn; the run trains through and counts them.
+#[test]
+fn minibatches_of_frozen_frames_are_set_aside_at_beta_one() {
+    let d = dir("frozen");
+    let data = d.join("frozen.npz");
+    let mut video = mixed_signal(2000, 5);
+    // 20 episodes of 100 frames; every other one is one frame held still.
+    video.episode_starts = (0..2000).map(|t| t % 100 == 0).collect();
+    for e in (0..20).step_by(2) {
+        let first = video.frames[e * 100 * 6..(e * 100 + 1) * 6].to_vec();
+        for t in e * 100..(e + 1) * 100 {
+            video.frames[t * 6..(t + 1) * 6].copy_from_slice(&first);
+        }
+    }
+    video.save_npz(&data).unwrap();
+    let mut cfg = linear_config(data, 100);
+    cfg.clips = 1;
+    cfg.clip_len = 20;
+    cfg.train.batch = 20;
+    cfg.train.optimizer.lr = 1e-2;
+    let m = run(common::ctx(), &cfg, &d.join("out"), None).unwrap();
+    assert_eq!(m["steps"].as_u64(), Some(100), "{m}");
+    let set_aside = m["degenerate_batches"].as_u64().unwrap();
+    // About one draw in two is a frozen clip.
+    assert!((20..400).contains(&set_aside), "{set_aside} minibatches set aside");
+    assert!(m["delta_values"][0].as_f64().unwrap().is_finite());
+}

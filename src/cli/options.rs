@@ -20,17 +20,26 @@ pub struct OptimiserArgs {
     /// Learning-rate schedule: constant, cosine or inverse (η/t).
     #[arg(long)]
     pub schedule: Option<Schedule>,
+    /// Clip the gradient's norm at this multiple of its running mean, from the 100th step on
+    /// (an experiment against minibatches with a nearly singular Σ̂; see the README) [default:
+    /// 0, off].
+    #[arg(long, value_name = "K")]
+    pub clip_grad: Option<f64>,
 }
 
 impl OptimiserArgs {
     /// Applies what was given to `opt`: another optimiser starts from its own defaults but
-    /// keeps the schedule and warm-up; then the rate and the schedule.
+    /// keeps the schedule, warm-up and clipping; then the rate, the schedule and the clipping.
     pub fn apply(&self, opt: &mut OptimizerConfig) {
         if let Some(kind) = self.optimizer {
-            let (schedule, warmup) = (opt.schedule, opt.warmup);
+            let (schedule, warmup, clip) = (opt.schedule, opt.warmup, opt.clip);
             *opt = OptimizerConfig::new(kind, opt.lr);
             opt.schedule = schedule;
             opt.warmup = warmup;
+            opt.clip = clip;
+        }
+        if let Some(k) = self.clip_grad {
+            opt.clip = k;
         }
         if let Some(lr) = self.lr {
             opt.lr = lr;

@@ -33,6 +33,8 @@ pub struct TrainerState {
     pub opt_v: Vec<f64>,
     /// Optimiser updates applied.
     pub opt_t: u64,
+    /// The optimiser's running gradient norm for clipping (0 without clipping).
+    pub opt_grad_norm: f64,
     /// EMA of diag Λ.
     pub lambda_ema: Vec<f64>,
     /// ChaCha8 seed.
@@ -88,6 +90,7 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
         "format": FORMAT,
         "step": state.step,
         "opt_t": state.opt_t,
+        "opt_grad_norm": state.opt_grad_norm,
         "train_seconds": state.train_seconds,
         "readout_shape": state.readout_shape,
         "rng": {
@@ -236,6 +239,7 @@ pub fn load(dir: &Path) -> Result<(TrainerState, serde_json::Value)> {
         opt_t: meta["opt_t"]
             .as_u64()
             .ok_or_else(|| bad("missing opt_t".into()))?,
+        opt_grad_norm: meta["opt_grad_norm"].as_f64().unwrap_or(0.0),
         lambda_ema: f64s("lambda_ema")?,
         // Checkpoints from before samplers had state have no such tensor.
         sampler: if st.names().contains(&"sampler") {

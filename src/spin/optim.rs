@@ -96,6 +96,11 @@ pub struct OptimizerConfig {
     /// collapse Σ̄.
     #[serde(default)]
     pub warmup: u64,
+    /// Gradient-norm clipping (0: off): from the 100th update on, a gradient whose norm
+    /// exceeds this multiple of the running mean of earlier (clipped) norms is scaled down to
+    /// it, so one minibatch with a nearly singular Σ̂ cannot move every parameter at once.
+    #[serde(default)]
+    pub clip: f64,
 }
 
 impl OptimizerConfig {
@@ -110,6 +115,7 @@ impl OptimizerConfig {
             eps: 1e-8,
             schedule: Schedule::Constant,
             warmup: 0,
+            clip: 0.0,
         }
     }
     /// Checks the values.
@@ -118,13 +124,16 @@ impl OptimizerConfig {
             && self.lr > 0.0
             && (0.0..1.0).contains(&self.rho)
             && (0.0..1.0).contains(&self.beta1)
-            && (0.0..1.0).contains(&self.beta2);
+            && (0.0..1.0).contains(&self.beta2)
+            && self.clip.is_finite()
+            && (self.clip == 0.0 || self.clip >= 1.0);
         if ok {
             Ok(())
         } else {
             Err(SpinError::Config(format!(
-                "optimizer settings out of range (lr {} must be > 0, ρ {}, β₁ {}, β₂ {} in [0, 1))",
-                self.lr, self.rho, self.beta1, self.beta2
+                "optimizer settings out of range (lr {} must be > 0, ρ {}, β₁ {}, β₂ {} in [0, 1), \
+                 clip {} 0 or ≥ 1)",
+                self.lr, self.rho, self.beta1, self.beta2, self.clip
             )))
         }
     }
@@ -141,6 +150,13 @@ pub struct Optimizer {
     pub v: Vec<f64>,
     /// Updates applied.
     pub t: u64,
+    /// Running mean (rate 0.01, bias-corrected by `t`) of the clipped gradient norms, for
+    /// `clip`.
+    #[serde(default)]
+    pub grad_norm: f64,
+    /// Updates whose gradient was clipped.
+    #[serde(default)]
+    pub clipped: u64,
     /// The schedule's progress is at least this fraction (set from the time limit; not saved).
     #[serde(skip)]
     pub progress_floor: f64,
@@ -160,8 +176,31 @@ impl Optimizer {
             m,
             v,
             t: 0,
+            grad_norm: 0.0,
+            clipped: 0,
             progress_floor: 0.0,
         }
+    }
+
+    /// The factor (≤ 1) that `clip` scales this gradient by; updates the running norm.
+    fn clip_factor(&mut self, grad: &[f32]) -> f64 {
+        const RATE: f64 = 0.01;
+        const FROM: u64 = 100;
+        if self.config.clip <= 0.0 {
+            return 1.0;
+        }
+        let norm = grad.iter().map(|&g| g as f64 * g as f64).sum::<f64>().sqrt();
+        // The running mean after `t` earlier updates, bias-corrected.
+        let mean = self.grad_norm / (1.0 - (1.0 - RATE).powi(self.t.min(1 << 20) as i32));
+        let limit = self.config.clip * mean;
+        let factor = if self.t >= FROM && norm > limit && norm.is_finite() {
+            self.clipped += 1;
+            limit / norm
+        } else {
+            1.0
+        };
+        self.grad_norm = (1.0 - RATE) * self.grad_norm + RATE * norm * factor;
+        factor
     }
 
     /// θ ← θ − update(g) at step t of `total` (descent).
@@ -175,16 +214,18 @@ impl Optimizer {
         let lr = ramp
             * c.schedule
                 .rate_with_floor(c.lr, self.t, total, self.progress_floor);
+        let scale = self.clip_factor(grad);
+        let c = &self.config;
         self.t += 1;
         match c.kind {
             OptimizerKind::Sgd => {
                 for (p, g) in params.iter_mut().zip(grad) {
-                    *p -= (lr * *g as f64) as f32;
+                    *p -= (lr * scale * *g as f64) as f32;
                 }
             }
             OptimizerKind::Rmsprop => {
                 for ((p, g), ms) in params.iter_mut().zip(grad).zip(self.v.iter_mut()) {
-                    let g = *g as f64;
+                    let g = scale * *g as f64;
                     *ms = c.rho * *ms + (1.0 - c.rho) * g * g;
                     *p -= (lr * g / (*ms + 1e-10).sqrt()) as f32;
                 }
@@ -194,7 +235,7 @@ impl Optimizer {
                 let bc1 = 1.0 - c.beta1.powi(t);
                 let bc2 = 1.0 - c.beta2.powi(t);
                 for (i, (p, g)) in params.iter_mut().zip(grad).enumerate() {
-                    let g = *g as f64;
+                    let g = scale * *g as f64;
                     self.m[i] = c.beta1 * self.m[i] + (1.0 - c.beta1) * g;
                     self.v[i] = c.beta2 * self.v[i] + (1.0 - c.beta2) * g * g;
                     let mh = self.m[i] / bc1;
@@ -241,6 +282,42 @@ mod tests {
         opt.step(&mut p, &[-1.0, 1.0], 100);
         close(&p, &[0.993_661_035_4, -1.985_997_814_3]);
         assert_eq!(opt.t, 2);
+    }
+
+    /// Clipping: nothing before the 100th update or below the limit; a spike 100× the
+    /// running norm is scaled to `clip` times it; off (0) changes nothing.
+    #[test]
+    fn clipping_scales_a_spike_to_the_running_norm() {
+        let mut cfg = OptimizerConfig::new(OptimizerKind::Sgd, 1.0);
+        cfg.clip = 3.0;
+        let mut opt = Optimizer::new(cfg.clone(), 2);
+        let mut p = [0.0f32; 2];
+        for _ in 0..150 {
+            opt.step(&mut p, &[0.6, 0.8], 1000);
+        }
+        assert_eq!(opt.clipped, 0);
+        assert!((p[0] + 90.0).abs() < 1e-3 && (p[1] + 120.0).abs() < 1e-3, "{p:?}");
+        let before = p;
+        opt.step(&mut p, &[60.0, 80.0], 1000);
+        assert_eq!(opt.clipped, 1);
+        // The running norm is 1, so the step has norm 3 along the spike's direction.
+        let d = [(before[0] - p[0]) as f64, (before[1] - p[1]) as f64];
+        assert!((d[0] - 1.8).abs() < 1e-4 && (d[1] - 2.4).abs() < 1e-4, "{d:?}");
+        // Early spikes are not clipped; clip 0 never clips.
+        let mut early = Optimizer::new(cfg.clone(), 2);
+        let mut q = [0.0f32; 2];
+        early.step(&mut q, &[0.6, 0.8], 1000);
+        early.step(&mut q, &[60.0, 80.0], 1000);
+        assert_eq!(early.clipped, 0);
+        cfg.clip = 0.0;
+        let mut off = Optimizer::new(cfg.clone(), 2);
+        for _ in 0..150 {
+            off.step(&mut q, &[0.6, 0.8], 1000);
+        }
+        off.step(&mut q, &[60.0, 80.0], 1000);
+        assert_eq!(off.clipped, 0);
+        cfg.clip = 0.5;
+        assert!(cfg.validate().is_err());
     }
 
     /// SGD under the schedules: constant η, cosine η·½(1 + cos πt/T), inverse η/(t+1).

@@ -238,8 +238,8 @@ pub fn run(
     let eval_start = std::time::Instant::now();
     let mut eval = evaluate_to_target(&mut trainer, cfg)?;
     let (mut trained, mut refit) = (None, None);
-    if cfg.readout_refit && outcome.failure.is_none() && trainer.problem().spec.supports_tangents()
-    {
+    // A run stopped by a failed step is at its last good state: refit that one too.
+    if cfg.readout_refit && trainer.problem().spec.supports_tangents() {
         let seconds = earlier + outcome.wall;
         (eval, trained, refit) = refit_and_evaluate(&mut trainer, cfg, &spec, eval, seconds)?;
     }
@@ -292,6 +292,8 @@ fn metrics(
         "wall_seconds": wall,
         "train_seconds_all_invocations": earlier + wall,
         "steps_per_second": done as f64 / wall.max(1e-9),
+        "clipped_updates": trainer.optimizer.clipped,
+        "degenerate_batches": trainer.degenerate_batches,
         "heldout_seconds": outcome.heldout_seconds,
         "heldout_share_of_training": outcome.heldout_seconds / wall.max(1e-9),
         "adapter": ctx.adapter().name,

@@ -163,14 +163,16 @@ pub(super) fn extremes(
             ),
             13,
         ),
-        ((left + gap) as i32, 46, "largest activation".into(), 13),
-        (
-            (left + 2 * gap + w) as i32,
-            46,
-            "smallest activation".into(),
-            13,
-        ),
     ];
+    // Small frames: one word per column, and the word `activation` to their left.
+    let (hi, lo) = if w >= 150 {
+        ("largest activation", "smallest activation")
+    } else {
+        labels.push((8, 46, "activation:".into(), 13));
+        ("largest", "smallest")
+    };
+    labels.push(((left + gap) as i32, 46, hi.into(), 13));
+    labels.push(((left + 2 * gap + w) as i32, 46, lo.into(), 13));
     for j in 0..n {
         let y = (top + gap + j as u32 * (h + gap) + h / 2) as i32 - 14;
         labels.push((8, y, format!("feature {}", j + 1), 14));
@@ -178,7 +180,8 @@ pub(super) fn extremes(
             labels.push((8, y + 16, format!("(Δ-value {}: {d:.4})", j + 1), 11));
         }
     }
-    let size = (img.width() + left + 8, img.height() + top);
+    // Wide enough for the title whatever the frames' size.
+    let size = ((img.width() + left + 8).max(640), img.height() + top);
     save_rgb(&annotate(&img, size, (left, top), &labels)?, path)
 }
 

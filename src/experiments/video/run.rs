@@ -315,7 +315,8 @@ pub fn run(
     let heldout = heldout(cfg, (test_video, test), model.whitening.as_ref());
     let outcome = training::train(&mut model.trainer, &spec, hooks(cfg, heldout))?;
     let yard = yardsticks(cfg, video, train)?;
-    let refit = match (cfg.readout_refit && outcome.failure.is_none(), &yard.coords) {
+    // A run stopped by a failed step is at its last good state: refit that one too.
+    let refit = match (cfg.readout_refit, &yard.coords) {
         (true, Some(coords)) => Some(refit_readout(&mut model, cfg, video, coords, &spec)?),
         _ => None,
     };
@@ -365,6 +366,8 @@ pub fn run(
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
         "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "clipped_updates": model.trainer.optimizer.clipped,
+        "degenerate_batches": model.trainer.degenerate_batches,
         "heldout_seconds": outcome.heldout_seconds,
         "heldout_share_of_training": outcome.heldout_seconds / outcome.wall.max(1e-9),
         "stopped_by_time_limit": outcome.stopped_by_time,

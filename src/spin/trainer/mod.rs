@@ -180,6 +180,10 @@ impl PhaseTimes {
     }
 }
 
+/// At β = 1, how many minibatches in a row may be set aside as degenerate (Σ̂ not positive
+/// definite) before a step fails with the collapse.
+pub const MAX_REDRAWS: usize = 20;
+
 /// A training run in progress.
 pub struct Trainer {
     ctx: Arc<GpuContext>,
@@ -199,6 +203,9 @@ pub struct Trainer {
     rng: ChaCha8Rng,
     fixed_batch: Option<Batch>,
     fixed_uploaded: bool,
+    /// Minibatches set aside (in this invocation) because the features were linearly
+    /// dependent on them at β = 1 (see [`Trainer::step`]).
+    pub degenerate_batches: u64,
     mask: Option<Vec<f32>>,
     /// J̄ starts from the next step's Ĵ (β = 1 for J̄ once): a run restored from a checkpoint
     /// without J̄ (written at β = 1, whose gradient needs none).
@@ -281,6 +288,7 @@ impl Trainer {
             rng,
             fixed_batch,
             fixed_uploaded: false,
+            degenerate_batches: 0,
             mask: None,
             jbar_fresh: false,
             phase_times: PhaseTimes::default(),
@@ -394,34 +402,61 @@ impl Trainer {
     }
 
     /// One SpIN step. On a non-finite loss or gradient, or a collapsed Σ̄, returns an error and
-    /// leaves θ, Σ̄, J̄ and the optimiser as they were.
+    /// leaves θ, Σ̄, J̄ and the optimiser as they were. At β = 1 a minibatch on which Σ̂ is not
+    /// positive definite is set aside and another drawn (counted in `degenerate_batches`), up
+    /// to [`MAX_REDRAWS`] times in a row before the collapse is an error.
     pub fn step(&mut self) -> Result<StepReport> {
         let n = self.problem.spec.outputs;
         let beta = self.config.beta;
-        self.upload_next_batch()?;
+        let step = self.step + 1;
+        let mut redraws = 0;
+        let (sigma, sigma_avg, pi, mut m) = loop {
+            self.upload_next_batch()?;
+            let mut clock = std::time::Instant::now();
+            let mut lap = |slot: &mut f64| {
+                let now = std::time::Instant::now();
+                *slot += (now - clock).as_secs_f64();
+                clock = now;
+            };
+            self.engine.set_params(&self.params)?;
+            lap(&mut self.phase_times.upload);
+            let (sigma, pi) = self.engine.statistics()?;
+            lap(&mut self.phase_times.statistics);
+            if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
+                return Err(SpinError::NonFinite {
+                    what: "Σ̂/Π̂ (network outputs)".into(),
+                    step,
+                });
+            }
+            let sigma = matrix(&sigma, n);
+            let sigma_avg = &self.sigma_avg * (1.0 - beta) + &sigma * beta;
+            let pi = matrix(&pi, n);
+            let matrices = step_matrices(&sigma_avg, &pi);
+            lap(&mut self.phase_times.host_matrices);
+            match matrices {
+                Ok(m) => break (sigma, sigma_avg, pi, m),
+                // At β = 1 Σ̄ is this minibatch's Σ̂ alone: a minibatch on which the features
+                // are linearly dependent (e.g. frames that do not change) defines no step, so
+                // it is set aside and another drawn; the network itself has collapsed only
+                // when batch after batch is.
+                Err(SpinError::Cholesky { .. })
+                    if beta >= 1.0 && self.fixed_batch.is_none() && redraws < MAX_REDRAWS =>
+                {
+                    redraws += 1;
+                    self.degenerate_batches += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let mut clock = std::time::Instant::now();
         let mut lap = |slot: &mut f64| {
             let now = std::time::Instant::now();
             *slot += (now - clock).as_secs_f64();
             clock = now;
         };
-        self.engine.set_params(&self.params)?;
-        lap(&mut self.phase_times.upload);
-        let (sigma, pi) = self.engine.statistics()?;
-        lap(&mut self.phase_times.statistics);
-        let step = self.step + 1;
-        if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
-            return Err(SpinError::NonFinite {
-                what: "Σ̂/Π̂ (network outputs)".into(),
-                step,
-            });
-        }
-        let sigma_avg = &self.sigma_avg * (1.0 - beta) + matrix(&sigma, n) * beta;
-        let pi = matrix(&pi, n);
-        let mut m = step_matrices(&sigma_avg, &pi)?;
         if self.config.shift > 0.0 && beta < 1.0 {
             let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
-            shift_gradient(&mut m, &pi, &matrix(&sigma, n), c);
+            shift_gradient(&mut m, &pi, &sigma, c);
         }
         let loss = m.loss();
         if !loss.is_finite() {
@@ -486,6 +521,7 @@ impl Trainer {
             opt_m: self.optimizer.m.clone(),
             opt_v: self.optimizer.v.clone(),
             opt_t: self.optimizer.t,
+            opt_grad_norm: self.optimizer.grad_norm,
             lambda_ema: self.lambda_ema.clone(),
             rng_seed: self.rng.get_seed(),
             rng_stream: self.rng.get_stream(),
@@ -527,6 +563,7 @@ impl Trainer {
         self.optimizer.m = state.opt_m.clone();
         self.optimizer.v = state.opt_v.clone();
         self.optimizer.t = state.opt_t;
+        self.optimizer.grad_norm = state.opt_grad_norm;
         self.lambda_ema = state.lambda_ema.clone();
         self.step = state.step;
         self.rng = ChaCha8Rng::from_seed(state.rng_seed);
