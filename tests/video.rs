@@ -393,6 +393,9 @@ fn minibatches_of_frozen_frames_are_set_aside_at_beta_one() {
     assert_eq!(m["steps"].as_u64(), Some(100), "{m}");
     let set_aside = m["degenerate_batches"].as_u64().unwrap();
     // About one draw in two is a frozen clip.
-    assert!((20..400).contains(&set_aside), "{set_aside} minibatches set aside");
+    assert!(
+        (20..400).contains(&set_aside),
+        "{set_aside} minibatches set aside"
+    );
     assert!(m["delta_values"][0].as_f64().unwrap().is_finite());
 }

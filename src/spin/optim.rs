@@ -189,7 +189,11 @@ impl Optimizer {
         if self.config.clip <= 0.0 {
             return 1.0;
         }
-        let norm = grad.iter().map(|&g| g as f64 * g as f64).sum::<f64>().sqrt();
+        let norm = grad
+            .iter()
+            .map(|&g| g as f64 * g as f64)
+            .sum::<f64>()
+            .sqrt();
         // The running mean after `t` earlier updates, bias-corrected.
         let mean = self.grad_norm / (1.0 - (1.0 - RATE).powi(self.t.min(1 << 20) as i32));
         let limit = self.config.clip * mean;
@@ -296,13 +300,19 @@ mod tests {
             opt.step(&mut p, &[0.6, 0.8], 1000);
         }
         assert_eq!(opt.clipped, 0);
-        assert!((p[0] + 90.0).abs() < 1e-3 && (p[1] + 120.0).abs() < 1e-3, "{p:?}");
+        assert!(
+            (p[0] + 90.0).abs() < 1e-3 && (p[1] + 120.0).abs() < 1e-3,
+            "{p:?}"
+        );
         let before = p;
         opt.step(&mut p, &[60.0, 80.0], 1000);
         assert_eq!(opt.clipped, 1);
         // The running norm is 1, so the step has norm 3 along the spike's direction.
         let d = [(before[0] - p[0]) as f64, (before[1] - p[1]) as f64];
-        assert!((d[0] - 1.8).abs() < 1e-4 && (d[1] - 2.4).abs() < 1e-4, "{d:?}");
+        assert!(
+            (d[0] - 1.8).abs() < 1e-4 && (d[1] - 2.4).abs() < 1e-4,
+            "{d:?}"
+        );
         // Early spikes are not clipped; clip 0 never clips.
         let mut early = Optimizer::new(cfg.clone(), 2);
         let mut q = [0.0f32; 2];
