@@ -317,7 +317,20 @@ fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
         .unwrap()
         .coords
         .unwrap();
-    let (readout, report) = fit_readout(&m, &cfg, &split.0, &coords).unwrap();
+    let refit = fit_readout(&m, &cfg, &split.0, &coords).unwrap();
+    let (readout, report) = (refit.readouts[0].clone(), refit.report.clone());
+    // Candidates: the widest basis first, linear SFA's own last; the chosen one, if any, is
+    // the slowest on the validation inputs and slower there than the trained network.
+    let c = &report.candidates;
+    assert_eq!((c[0].hidden_units, c[0].coordinates), (16, 20));
+    assert_eq!(
+        (c[c.len() - 1].hidden_units, c[c.len() - 1].coordinates),
+        (0, 20)
+    );
+    if let Some(i) = report.chosen {
+        assert!(c.iter().all(|o| c[i].validation <= o.validation));
+        assert!(c[i].validation < report.validation_trained);
+    }
     assert!(report.error.is_none() && report.fit_inputs > 0 && report.validation_inputs > 0);
     let (fit, _) = fit_validation(&coords.segments, cfg.heldout_fraction);
     // Linear SFA's Ritz values on exactly the fitting inputs.

@@ -23,7 +23,8 @@ pub use evaluate::{evaluate, VideoEvaluation};
 pub use evaluate::{yardsticks, Yardsticks};
 pub use features::{features, features_csv, features_npy};
 pub use refit::{
-    fit_readout, fit_validation, RefitReport, TrainingCoordinates, VideoReadout, REFIT_REL_TOL,
+    fit_readout, fit_validation, Refit, RefitCandidate, RefitReport, TrainingCoordinates,
+    VideoReadout, REFIT_REL_TOL, VALIDATION_BLOCK,
 };
 pub use run::{load_split, model, run, Split, VideoModel};
 pub use sampler::ClipSampler;

@@ -156,12 +156,24 @@ fn basis_rows(hidden: &[f64], h: usize, coords: &[f64], m: usize) -> Vec<f64> {
     out
 }
 
+/// One read-out the refit considered: Rayleigh–Ritz on the hidden units and the leading
+/// `coordinates` whitened coordinates (hidden units 0: linear SFA on the fitting inputs).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RefitCandidate {
+    /// Hidden units in its basis (all of the last layer, or none).
+    pub hidden_units: usize,
+    /// Leading whitened coordinates in its basis.
+    pub coordinates: usize,
+    /// Its Δ-sum on the validation inputs.
+    pub validation: f64,
+}
+
 /// What the refit did (`metrics.json`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RefitReport {
     /// Why the refit could not be made (the trained network was kept), if it could not.
     pub error: Option<String>,
-    /// Basis: hidden units and whitened coordinates.
+    /// The widest basis: hidden units and whitened coordinates.
     pub hidden_units: usize,
     /// See `hidden_units`.
     pub coordinates: usize,
@@ -169,49 +181,107 @@ pub struct RefitReport {
     pub fit_inputs: usize,
     /// See `fit_inputs`.
     pub validation_inputs: usize,
-    /// The refit's Δ-values on its fitting inputs (ascending).
+    /// The widest basis's Δ-values on its fitting inputs (ascending).
     pub fit_values: Vec<f64>,
-    /// Sums of the Δ-values on the validation inputs: refit and trained network.
+    /// Every read-out considered, widest first, with its validation Δ-sum.
+    pub candidates: Vec<RefitCandidate>,
+    /// Which candidate replaced the network's read-out (index into `candidates`); none when
+    /// the trained network was slower on the validation inputs than every candidate.
+    pub chosen: Option<usize>,
+    /// The validation Δ-sum of the chosen candidate (of the widest when none was chosen).
     pub validation_refit: f64,
-    /// See `validation_refit`.
+    /// The trained network's validation Δ-sum.
     pub validation_trained: f64,
-    /// Whether the refitted read-out was kept (slower on the validation inputs).
+    /// Whether a refitted read-out replaced the network's (`chosen` is some).
     pub kept: bool,
     /// Wall time.
     pub seconds: f64,
 }
 
-/// Fit and validation parts of each run of consecutive inputs: the last `fraction` of a run
-/// (at least 2 inputs, runs of fewer than 20 inputs are all fit) is validation.
+/// Inputs per validation block: the split takes whole blocks of consecutive inputs, so that
+/// pairs seldom straddle it, spread over the whole video (the ends of episodes, e.g. a game's
+/// last frames, are no more likely than anything else).
+pub const VALIDATION_BLOCK: usize = 200;
+
+/// Fit and validation parts of the runs of consecutive inputs: each run is cut into blocks of
+/// [`VALIDATION_BLOCK`] inputs, and one block in every round(1/`fraction`), counted over the
+/// whole video, is validation (blocks of fewer than 2 inputs, and runs of fewer than 20, are
+/// all fit).
 pub fn fit_validation(
     segments: &[Range<usize>],
     fraction: f64,
 ) -> (Vec<Range<usize>>, Vec<Range<usize>>) {
+    let period = (1.0 / fraction.clamp(1e-6, 1.0)).round().max(1.0) as usize;
     let mut fit = Vec::new();
     let mut val = Vec::new();
+    let mut block = 0usize;
     for s in segments {
-        let len = s.end - s.start;
-        let v = if len >= 20 {
-            ((fraction * len as f64).round() as usize).max(2)
-        } else {
-            0
-        };
-        fit.push(s.start..s.end - v);
-        if v > 0 {
-            val.push(s.end - v..s.end);
+        if s.len() < 20 {
+            fit.push(s.clone());
+            continue;
+        }
+        let mut at = s.start;
+        let mut fit_from = s.start;
+        while at < s.end {
+            let end = (at + VALIDATION_BLOCK).min(s.end);
+            if period > 1 && block % period == period - 1 && end - at >= 2 {
+                if at > fit_from {
+                    fit.push(fit_from..at);
+                }
+                val.push(at..end);
+                fit_from = end;
+            }
+            block += 1;
+            at = end;
+        }
+        if s.end > fit_from {
+            fit.push(fit_from..s.end);
         }
     }
     (fit, val)
 }
 
-/// Fits the read-out on the training inputs of `video` (their coordinates in `coords`) and
-/// judges it on the validation split; returns it and the report, which says whether to keep it.
+/// The read-outs a refit produced (widest basis first, as in the report's `candidates`) and
+/// its report, which says which one to use.
+pub struct Refit {
+    /// One read-out per candidate.
+    pub readouts: Vec<VideoReadout>,
+    /// What was fitted and chosen.
+    pub report: RefitReport,
+}
+
+impl Refit {
+    /// The chosen read-out, if one beat the trained network.
+    pub fn chosen(&self) -> Option<&VideoReadout> {
+        self.report.chosen.map(|i| &self.readouts[i])
+    }
+}
+
+/// Bases the refit considers, as (hidden units, leading coordinates): the widest first, then
+/// fewer coordinates beside the hidden units (less to overfit when the inputs are few or
+/// strongly correlated), and linear SFA's own basis.
+fn candidate_bases(h: usize, m: usize) -> Vec<(usize, usize)> {
+    let mut out = vec![(h, m)];
+    for k in [64, 16, 0] {
+        if k < m && !out.contains(&(h, k)) {
+            out.push((h, k));
+        }
+    }
+    if h > 0 && m > 0 {
+        out.push((0, m));
+    }
+    out
+}
+
+/// Fits the read-outs of [`candidate_bases`] on the training inputs of `video` (their
+/// coordinates in `coords`) and judges them and the trained network on the validation split;
+/// the report says which, if any, to use.
 pub fn fit_readout(
     model: &VideoModel,
     cfg: &VideoConfig,
     video: &Video,
     coords: &TrainingCoordinates,
-) -> Result<(VideoReadout, RefitReport)> {
+) -> Result<Refit> {
     let start = std::time::Instant::now();
     let (basis_spec, basis_params) = model.trainer.hidden_layer_network(false)?;
     let h = basis_spec.outputs;
@@ -245,35 +315,53 @@ pub fn fit_readout(
             at = end;
         }
     }
-    let (fit_values, c) = moments.slowest(n, REFIT_REL_TOL)?;
-    let mean = moments.mean();
-    let mut coef = DMatrix::zeros(h + m + 1, n);
-    for j in 0..n {
-        let mut bias = 0.0;
-        for i in 0..h + m {
-            coef[(i, j)] = c[(i, j)];
-            bias -= c[(i, j)] * mean[i];
+    let (sigma, pi, mean) = (moments.covariance(), moments.slowness(), moments.mean());
+    let bases = candidate_bases(h, m);
+    let mut readouts = Vec::with_capacity(bases.len());
+    let mut fit_values = Vec::new();
+    for (i, &(hu, kc)) in bases.iter().enumerate() {
+        // Columns of this basis within [h, z].
+        let cols: Vec<usize> = (0..hu).chain(h..h + kc).collect();
+        let sub = |a: &DMatrix<f64>| {
+            DMatrix::from_fn(cols.len(), cols.len(), |r, c| a[(cols[r], cols[c])])
+        };
+        let (values, c) =
+            crate::spin::host::lowest_ritz_pairs(&sub(&sigma), &sub(&pi), n, REFIT_REL_TOL)?;
+        if i == 0 {
+            fit_values = values;
         }
-        coef[(h + m, j)] = bias;
+        let mut coef = DMatrix::zeros(h + m + 1, n);
+        for j in 0..n {
+            let mut bias = 0.0;
+            for (r, &col) in cols.iter().enumerate() {
+                coef[(col, j)] = c[(r, j)];
+                bias -= c[(r, j)] * mean[col];
+            }
+            coef[(h + m, j)] = bias;
+        }
+        readouts.push(VideoReadout {
+            hidden: h,
+            pcs: m,
+            coef,
+            whitening: coords.whitening.clone(),
+        });
     }
-    let readout = VideoReadout {
-        hidden: h,
-        pcs: m,
-        coef,
-        whitening: coords.whitening.clone(),
-    };
-    // Validation: the refit's and the trained network's Δ-values on inputs the fit never saw.
+    // Validation: every candidate's and the trained network's Δ-values on inputs the fit
+    // never saw.
     let skip = cfg.constant_first as usize;
     let n_out = model.trainer.problem().spec.outputs;
-    let mut refit_f = Vec::new();
+    let mut candidate_f = vec![Vec::new(); readouts.len()];
     let mut trained_f = Vec::new();
     let mut segments = Vec::new();
     for seg in &val {
         let (b, x) = basis(seg.clone())?;
-        let first = refit_f.len() / n;
-        let f = DMatrix::from_row_slice(seg.len(), h + m, &b) * readout.coef.rows(0, h + m);
-        for r in 0..seg.len() {
-            refit_f.extend((0..n).map(|j| f[(r, j)] + readout.coef[(h + m, j)]));
+        let first = trained_f.len() / n;
+        let b = DMatrix::from_row_slice(seg.len(), h + m, &b);
+        for (r, out) in readouts.iter().zip(candidate_f.iter_mut()) {
+            let f = &b * r.coef.rows(0, h + m);
+            for row in 0..seg.len() {
+                out.extend((0..n).map(|j| f[(row, j)] + r.coef[(h + m, j)]));
+            }
         }
         for row in model.trainer_outputs(&x)?.chunks(n_out) {
             trained_f.extend_from_slice(&row[skip..]);
@@ -285,12 +373,31 @@ pub fn fit_readout(
             .iter()
             .sum())
     };
-    let (validation_refit, validation_trained) = if segments.is_empty() {
-        (f64::NAN, f64::NAN)
+    let validation_trained = if segments.is_empty() {
+        f64::NAN
     } else {
-        (sum(&refit_f)?, sum(&trained_f)?)
+        sum(&trained_f)?
     };
-    let kept = validation_refit < validation_trained;
+    let mut candidates = Vec::with_capacity(bases.len());
+    for (&(hu, kc), f) in bases.iter().zip(&candidate_f) {
+        candidates.push(RefitCandidate {
+            hidden_units: hu,
+            coordinates: kc,
+            validation: if segments.is_empty() {
+                f64::NAN
+            } else {
+                sum(f)?
+            },
+        });
+    }
+    let best = (0..candidates.len())
+        .filter(|&i| candidates[i].validation.is_finite())
+        .min_by(|&a, &b| {
+            candidates[a]
+                .validation
+                .total_cmp(&candidates[b].validation)
+        });
+    let chosen = best.filter(|&i| candidates[i].validation < validation_trained);
     let report = RefitReport {
         error: None,
         hidden_units: h,
@@ -298,10 +405,36 @@ pub fn fit_readout(
         fit_inputs,
         validation_inputs: segments.iter().map(|s| s.len()).sum(),
         fit_values,
-        validation_refit,
+        validation_refit: candidates[chosen.unwrap_or(0)].validation,
+        candidates,
+        chosen,
         validation_trained,
-        kept,
+        kept: chosen.is_some(),
         seconds: start.elapsed().as_secs_f64(),
     };
-    Ok((readout, report))
+    Ok(Refit { readouts, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The split takes every 10th block of consecutive inputs over the whole video, never
+    /// from runs too short to hold one, and fit and validation cover every input once.
+    #[test]
+    fn validation_blocks_are_spread_over_the_video() {
+        let segments = vec![0..1000, 1000..1010, 1010..3010, 3010..3111];
+        let (fit, val) = fit_validation(&segments, 0.1);
+        let mut all: Vec<usize> = fit.iter().chain(&val).flat_map(|r| r.clone()).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..3111).collect::<Vec<_>>());
+        // Blocks of 200 counted over the runs long enough (5 in the first, 10 in the third, 1
+        // in the last): block 9 is the third run's fifth.
+        assert_eq!(val, vec![1810..2010]);
+        let (_, val) = fit_validation(&[0..4000], 0.1);
+        assert_eq!(val, vec![1800..2000, 3800..4000]);
+        assert!(fit.iter().all(|r| segments
+            .iter()
+            .any(|s| s.start <= r.start && r.end <= s.end)));
+    }
 }

@@ -254,9 +254,9 @@ fn refit_readout(
     spec: &RunSpec,
 ) -> Result<RefitReport> {
     let report = match fit_readout(model, cfg, video, coords) {
-        Ok((readout, report)) => {
-            model.readout = report.kept.then_some(readout);
-            report
+        Ok(refit) => {
+            model.readout = refit.chosen().cloned();
+            refit.report
         }
         Err(e) => {
             eprintln!("read-out refit failed, the trained network is kept: {e}");
@@ -266,17 +266,22 @@ fn refit_readout(
             });
         }
     };
+    let tried: Vec<String> = report
+        .candidates
+        .iter()
+        .map(|c| format!("{}+{}: {:.5}", c.hidden_units, c.coordinates, c.validation))
+        .collect();
     eprintln!(
-        "read-out refit ({:.1} s, {} hidden units + {} coordinates): validation Δ-sum {:.5} (trained network {:.5}); {}",
+        "read-out refit ({:.1} s; validation Δ-sums of hidden units + whitened coordinates {}; trained network {:.5}): {}",
         report.seconds,
-        report.hidden_units,
-        report.coordinates,
-        report.validation_refit,
+        tried.join(", "),
         report.validation_trained,
-        if report.kept {
-            "kept"
-        } else {
-            "not kept: the trained read-out is slower"
+        match report.chosen {
+            Some(i) => format!(
+                "kept {} + {}",
+                report.candidates[i].hidden_units, report.candidates[i].coordinates
+            ),
+            None => "not kept: the trained read-out is slower".into(),
         }
     );
     if let Some(r) = &model.readout {
