@@ -86,9 +86,10 @@ pub struct VideoArgs {
     #[arg(long)]
     sfa_pca: Option<usize>,
     /// After training, refit the read-out by Rayleigh–Ritz of the slowness on the span of the
-    /// last hidden layer and the whitened principal coordinates, over every training input (kept
-    /// when slower on a validation split; both reported): true or false [default: true; paper,
-    /// atari-reference false].
+    /// last hidden layer and the leading 256, 64, 16 or 0 whitened principal coordinates, or on
+    /// the coordinates alone, over the training inputs; the one slowest on a validation split
+    /// (every 10th block of 200 inputs) replaces the trained read-out if it is slower there
+    /// (all reported): true or false [default: true; paper, atari-reference false].
     #[arg(long)]
     readout_refit: Option<bool>,
     /// Evaluate the held-out curve (the trained network's Δ-values on the first 1000 held-out
