@@ -431,7 +431,7 @@ mod tests {
         // Blocks of 200 counted over the runs long enough (5 in the first, 10 in the third, 1
         // in the last): block 9 is the third run's fifth.
         assert_eq!(val, vec![1810..2010]);
-        let (_, val) = fit_validation(&[0..4000], 0.1);
+        let (_, val) = fit_validation(std::slice::from_ref(&(0..4000)), 0.1);
         assert_eq!(val, vec![1800..2000, 3800..4000]);
         assert!(fit.iter().all(|r| segments
             .iter()

@@ -180,6 +180,13 @@ impl PhaseTimes {
     }
 }
 
+/// Adds the time since `clock` to `slot` and restarts the clock (the step's phase timer).
+fn lap(clock: &mut std::time::Instant, slot: &mut f64) {
+    let now = std::time::Instant::now();
+    *slot += (now - *clock).as_secs_f64();
+    *clock = now;
+}
+
 /// At β = 1, how many minibatches in a row may be set aside as degenerate (Σ̂ not positive
 /// definite) before a step fails with the collapse.
 pub const MAX_REDRAWS: usize = 20;
@@ -410,18 +417,15 @@ impl Trainer {
         let beta = self.config.beta;
         let step = self.step + 1;
         let mut redraws = 0;
+        // θ is uploaded once; a degenerate minibatch is redrawn against the same θ.
+        let mut clock = std::time::Instant::now();
+        self.engine.set_params(&self.params)?;
+        lap(&mut clock, &mut self.phase_times.upload);
         let (sigma, sigma_avg, pi, mut m) = loop {
             self.upload_next_batch()?;
-            let mut clock = std::time::Instant::now();
-            let mut lap = |slot: &mut f64| {
-                let now = std::time::Instant::now();
-                *slot += (now - clock).as_secs_f64();
-                clock = now;
-            };
-            self.engine.set_params(&self.params)?;
-            lap(&mut self.phase_times.upload);
+            clock = std::time::Instant::now();
             let (sigma, pi) = self.engine.statistics()?;
-            lap(&mut self.phase_times.statistics);
+            lap(&mut clock, &mut self.phase_times.statistics);
             if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
                 return Err(SpinError::NonFinite {
                     what: "Σ̂/Π̂ (network outputs)".into(),
@@ -432,7 +436,7 @@ impl Trainer {
             let sigma_avg = &self.sigma_avg * (1.0 - beta) + &sigma * beta;
             let pi = matrix(&pi, n);
             let matrices = step_matrices(&sigma_avg, &pi);
-            lap(&mut self.phase_times.host_matrices);
+            lap(&mut clock, &mut self.phase_times.host_matrices);
             match matrices {
                 Ok(m) => break (sigma, sigma_avg, pi, m),
                 // At β = 1 Σ̄ is this minibatch's Σ̂ alone: a minibatch on which the features
@@ -448,12 +452,6 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         };
-        let mut clock = std::time::Instant::now();
-        let mut lap = |slot: &mut f64| {
-            let now = std::time::Instant::now();
-            *slot += (now - clock).as_secs_f64();
-            clock = now;
-        };
         if self.config.shift > 0.0 && beta < 1.0 {
             let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
             shift_gradient(&mut m, &pi, &sigma, c);
@@ -466,11 +464,11 @@ impl Trainer {
             });
         }
         let jbar_rate = if self.jbar_fresh { 1.0 } else { beta };
-        lap(&mut self.phase_times.host_matrices);
+        lap(&mut clock, &mut self.phase_times.host_matrices);
         let mut grad = self
             .engine
             .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), jbar_rate)?;
-        lap(&mut self.phase_times.gradient);
+        lap(&mut clock, &mut self.phase_times.gradient);
         if let Some(mask) = &self.mask {
             for (g, k) in grad.iter_mut().zip(mask) {
                 *g *= k;
@@ -506,7 +504,7 @@ impl Trainer {
             sigma_diag: self.sigma_avg.diagonal().iter().copied().collect(),
             sigma_condition: correlation_condition(&self.sigma_avg),
         };
-        lap(&mut self.phase_times.optimizer);
+        lap(&mut clock, &mut self.phase_times.optimizer);
         self.phase_times.steps += 1;
         Ok(report)
     }
