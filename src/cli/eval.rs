@@ -53,6 +53,9 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> Result<()> {
     if run["kind"] == "video" {
         return run_video(cli, args, &state, &run);
     }
+    if run["kind"] == "graph" {
+        return run_graph(cli, args, &state, &run);
+    }
     let Some(points_path) = &args.points else {
         bail!(
             "{} is a Schrödinger run: give --points",
@@ -102,4 +105,37 @@ fn run_video(
         eprintln!("{} inputs × {} features", starts.len(), cfg.neig);
     }
     Ok(())
+}
+
+/// A `spin graph` run's ordered eigenfunctions at new nodes (`--points`: rows of node features).
+fn run_graph(
+    cli: &Cli,
+    args: &EvalArgs,
+    state: &checkpoint::TrainerState,
+    run: &serde_json::Value,
+) -> Result<()> {
+    let Some(path) = &args.points else {
+        bail!(
+            "{} is a graph run: give --points (rows of node features)",
+            args.checkpoint.display()
+        );
+    };
+    let table = spectral_inference::data::graph::read_nodes(path)?;
+    let ctx = super::context(cli)?;
+    let f =
+        spectral_inference::experiments::graph::eigenfunctions_at(ctx, run, state, &table.values)
+            .with_context(|| args.checkpoint.display().to_string())?;
+    let n = f.len() / table.rows.max(1);
+    let mut text = (0..table.cols)
+        .map(|i| format!("x{i}"))
+        .chain((0..n).map(|k| format!("v{k}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push('\n');
+    for (x, v) in table.values.chunks(table.cols).zip(f.chunks(n)) {
+        let cells: Vec<String> = x.iter().chain(v).map(|v| format!("{v:.7e}")).collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    emit(args, text.as_bytes())
 }

@@ -5,6 +5,7 @@
 mod bench;
 mod data;
 mod eval;
+mod graph;
 mod grid;
 mod info;
 mod matrix;
@@ -77,6 +78,10 @@ enum Command {
     /// Deep slow feature analysis on a video (.npz or PNG folders): SpIN with the slowness
     /// operator on clips of stacked frames, held-out Δ-values against linear SFA and PCA.
     Video(video::VideoArgs),
+    /// Laplacian eigenfunctions of your own graph (edges, the kNN graph of a point cloud, or
+    /// the path graph of a time series) over its node features; exact evaluation over the
+    /// whole graph, a sparse eigensolver's reference, out-of-sample values.
+    Graph(graph::GraphArgs),
     /// (Re)writes report.html for a run folder from its metrics.json and figures (every run
     /// writes one at its end; this is for folders of older runs).
     Report(ReportArgs),
@@ -150,6 +155,7 @@ pub fn run() -> Result<()> {
         Command::Balls(args) => data::run_balls(args),
         Command::Arcade(args) => data::run_arcade(args),
         Command::Video(args) => video::run(&cli, args),
+        Command::Graph(args) => graph::run(&cli, args),
         Command::Report(args) => {
             let path = spectral_inference::experiments::report::write(
                 &args.dir,

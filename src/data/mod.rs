@@ -4,5 +4,6 @@
 
 pub mod arcade;
 pub mod balls;
+pub mod graph;
 pub mod npy;
 pub mod video;

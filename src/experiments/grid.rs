@@ -1,13 +1,6 @@
 //! The exact baseline: the finite-difference Hamiltonian H = −c Δ_h + V on an n^d grid with zero
 //! boundary values, and its lowest eigenpairs from faer's Krylov–Schur partial eigensolver
-//! (applied matrix-free to σI − H, whose largest eigenvalues are H's lowest).
-
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::matrix_free::eigen::{
-    partial_self_adjoint_eigen, partial_self_adjoint_eigen_scratch, PartialEigenParams,
-};
-use faer::matrix_free::LinOp;
-use faer::{Col, Mat, MatMut, MatRef, Par};
+//! ([`super::krylov`], applied matrix-free to σI − H, whose largest eigenvalues are H's lowest).
 
 use crate::error::{Result, SpinError};
 use crate::operators::ScalarField;
@@ -49,31 +42,15 @@ impl GridConfig {
     }
 }
 
-/// P(σI − H)P applied matrix-free, with P the projector onto the complement of eigenvectors
-/// already found (deflation: a single-vector Krylov method sees one vector per exactly
-/// degenerate eigenvalue, so the other copies are found in later rounds).
-#[derive(Debug)]
-struct ShiftedHamiltonian {
+/// The finite-difference Hamiltonian on the grid, applied to one vector.
+struct Hamiltonian {
     n: usize,
     dim: usize,
     coupling: f64,
     diag: Vec<f64>,
-    shift: f64,
-    deflate: Vec<Vec<f64>>,
 }
 
-impl ShiftedHamiltonian {
-    fn project(&self, x: &mut [f64]) {
-        for v in &self.deflate {
-            let d: f64 = v.iter().zip(x.iter()).map(|(a, b)| a * b).sum();
-            for (xi, vi) in x.iter_mut().zip(v) {
-                *xi -= d * vi;
-            }
-        }
-    }
-}
-
-impl ShiftedHamiltonian {
+impl Hamiltonian {
     fn apply_col(&self, out: &mut [f64], x: &[f64]) {
         let n = self.n;
         let strides: Vec<usize> = (0..self.dim).map(|a| n.pow(a as u32)).collect();
@@ -89,52 +66,8 @@ impl ShiftedHamiltonian {
                     neighbours += x[idx + s];
                 }
             }
-            let hx = self.diag[idx] * x[idx] - self.coupling * neighbours;
-            *o = self.shift * x[idx] - hx;
+            *o = self.diag[idx] * x[idx] - self.coupling * neighbours;
         }
-    }
-}
-
-impl LinOp<f64> for ShiftedHamiltonian {
-    fn apply_scratch(&self, _rhs_ncols: usize, _par: Par) -> faer::dyn_stack::StackReq {
-        faer::dyn_stack::StackReq::EMPTY
-    }
-    fn nrows(&self) -> usize {
-        self.diag.len()
-    }
-    fn ncols(&self) -> usize {
-        self.diag.len()
-    }
-    fn apply(
-        &self,
-        mut out: MatMut<'_, f64>,
-        rhs: MatRef<'_, f64>,
-        _par: Par,
-        _stack: &mut MemStack,
-    ) {
-        let len = self.diag.len();
-        let mut x = vec![0.0; len];
-        let mut y = vec![0.0; len];
-        for c in 0..rhs.ncols() {
-            for (i, v) in x.iter_mut().enumerate() {
-                *v = rhs[(i, c)];
-            }
-            self.project(&mut x);
-            self.apply_col(&mut y, &x);
-            self.project(&mut y);
-            for (i, v) in y.iter().enumerate() {
-                out[(i, c)] = *v;
-            }
-        }
-    }
-    fn conj_apply(
-        &self,
-        out: MatMut<'_, f64>,
-        rhs: MatRef<'_, f64>,
-        par: Par,
-        stack: &mut MemStack,
-    ) {
-        self.apply(out, rhs, par, stack);
     }
 }
 
@@ -188,87 +121,15 @@ pub fn solve(cfg: &GridConfig, v: &ScalarField) -> Result<GridResult> {
     // Gershgorin: every eigenvalue of H is at most max(diag) + 2d·coupling.
     let shift =
         diag.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 2.0 * cfg.dim as f64 * coupling;
-    let mut op = ShiftedHamiltonian {
+    let op = Hamiltonian {
         n: cfg.n,
         dim: cfg.dim,
         coupling,
         diag,
-        shift,
-        deflate: Vec::new(),
     };
-    let k = cfg.neig;
-    let params = PartialEigenParams {
-        min_dim: (8 * k).max(64),
-        max_dim: (24 * k).max(160),
-        max_restarts: 400,
-        ..Default::default()
-    };
-    let tol = 1e-9 * shift.abs().max(1e-300);
-    let mut pairs: Vec<(f64, Vec<f64>)> = Vec::new();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    for _round in 0..12 {
-        let want = k.min(total - op.deflate.len());
-        if want == 0 {
-            break;
-        }
-        let mut vecs = Mat::<f64>::zeros(total, want);
-        let mut vals = vec![0.0f64; want];
-        let mut v0 = Col::<f64>::from_fn(total, |_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        });
-        op.project(
-            v0.as_mut()
-                .try_as_col_major_mut()
-                .map(|c| c.as_slice_mut())
-                .unwrap_or(&mut []),
-        );
-        let v0 = &v0 * (1.0 / v0.norm_l2().max(1e-300));
-        let mut mem = MemBuffer::new(partial_self_adjoint_eigen_scratch(
-            &op,
-            want,
-            Par::Seq,
-            params,
-        ));
-        let info = partial_self_adjoint_eigen(
-            vecs.as_mut(),
-            &mut vals,
-            &op,
-            v0.as_ref(),
-            tol,
-            Par::Seq,
-            MemStack::new(&mut mem),
-            params,
-        );
-        let kth = {
-            let mut e: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-            e.sort_by(f64::total_cmp);
-            e.get(k - 1).copied().unwrap_or(f64::INFINITY)
-        };
-        let mut improved = false;
-        for c in 0..info.n_converged_eigen.min(want) {
-            let e = shift - vals[c];
-            if !kth.is_finite() || e < kth - 1e-9 * kth.abs().max(1.0) {
-                improved = true;
-            }
-            let v: Vec<f64> = (0..total).map(|i| vecs[(i, c)]).collect();
-            op.deflate.push(v.clone());
-            pairs.push((e, v));
-        }
-        if pairs.len() >= k && info.n_converged_eigen > 0 && !improved {
-            break;
-        }
-    }
-    if pairs.len() < k {
-        return Err(SpinError::Config(format!(
-            "the eigensolver converged {} of {k} eigenpairs; try a smaller grid or fewer eigenpairs",
-            pairs.len()
-        )));
-    }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    pairs.truncate(k);
+    let apply = |y: &mut [f64], x: &[f64]| op.apply_col(y, x);
+    let pairs = super::krylov::lowest_eigenpairs(&apply, total, cfg.neig, shift, 1e-9)
+        .map_err(|e| SpinError::Config(format!("{e}; try a smaller grid or fewer eigenpairs")))?;
     Ok(GridResult {
         eigenvalues: pairs.iter().map(|p| p.0).collect(),
         eigenvectors: pairs.into_iter().map(|p| p.1).collect(),

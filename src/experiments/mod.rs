@@ -1,7 +1,9 @@
 //! Experiments built on the SpIN trainer.
 
 pub mod bench;
+pub mod graph;
 pub mod grid;
+pub mod krylov;
 pub mod matrix;
 pub mod plot;
 pub mod progress;

@@ -315,3 +315,53 @@ impl Batch {
         })
     }
 }
+
+impl Batch {
+    /// A graph Laplacian's batch (SPEC §11): `nodes` leading rows that alone enter Σ̂ (uniform
+    /// nodes, the combinatorial form; 0: Σ̂ is over every row), then the endpoints of the edges,
+    /// two rows per edge. Pair q is edge q, X_q = u_j − u_i and Y_q = `scale` · (u_j − u_i).
+    pub fn edges(inputs: &[f32], input_dim: usize, nodes: usize, scale: f64) -> Result<Batch> {
+        let rows = inputs.len() / input_dim.max(1);
+        let pairs = rows.saturating_sub(nodes) / 2;
+        if pairs == 0 || rows * input_dim != inputs.len() || nodes + 2 * pairs != rows {
+            return Err(SpinError::Shape(format!(
+                "an edge batch is {nodes} node rows and then two rows per edge: {} values of \
+                 dimension {input_dim}",
+                inputs.len()
+            )));
+        }
+        let mut x_terms = Vec::with_capacity(2 * pairs);
+        for q in 0..pairs {
+            let i = (nodes + 2 * q) as u32;
+            x_terms.push(Term {
+                row: i + 1,
+                coef: 1.0,
+            });
+            x_terms.push(Term { row: i, coef: -1.0 });
+        }
+        let y_terms = x_terms
+            .iter()
+            .map(|t| Term {
+                row: t.row,
+                coef: t.coef * scale as f32,
+            })
+            .collect();
+        let samples = if nodes > 0 { nodes } else { rows };
+        Ok(Batch {
+            shape: BatchShape {
+                input_dim,
+                rows,
+                samples,
+                pairs,
+                tx: 2,
+                ty: 2,
+                channels: 1,
+            },
+            inputs: inputs.to_vec(),
+            sample_weights: vec![1.0; samples],
+            x_terms,
+            y_terms,
+            pair_weights: vec![1.0; pairs],
+        })
+    }
+}

@@ -91,6 +91,16 @@ pub enum Operator {
         /// A scalar multiple.
         scale: f64,
     },
+    /// A graph Laplacian on edges drawn by weight (SPEC §11): Π̂ is the mean of
+    /// scale · (u_j − u_i)(u_j − u_i)ᵀ over the batch's edges ([`Batch::edges`]). Σ̂ is over the
+    /// edges' endpoints (nodes drawn by degree: the random-walk form) or, with `uniform_nodes`,
+    /// over a first half of the batch holding nodes drawn uniformly (the combinatorial form).
+    GraphEdges {
+        /// Σ̂ over uniform nodes in the batch's first half, not over the endpoints.
+        uniform_nodes: bool,
+        /// A scalar multiple.
+        scale: f64,
+    },
 }
 
 impl std::fmt::Debug for Operator {
@@ -104,6 +114,13 @@ impl std::fmt::Debug for Operator {
             Operator::Slowness { clip_len, scale } => {
                 write!(f, "Slowness(clips of {clip_len}, scale {scale})")
             }
+            Operator::GraphEdges {
+                uniform_nodes,
+                scale,
+            } => write!(
+                f,
+                "GraphEdges(uniform nodes {uniform_nodes}, scale {scale})"
+            ),
         }
     }
 }
@@ -210,6 +227,13 @@ impl Operator {
         match self {
             Operator::Slowness { clip_len, scale } => Operator::Slowness {
                 clip_len,
+                scale: scale * s,
+            },
+            Operator::GraphEdges {
+                uniform_nodes,
+                scale,
+            } => Operator::GraphEdges {
+                uniform_nodes,
                 scale: scale * s,
             },
             Operator::Stencil { dim, terms } => Operator::Stencil {
@@ -370,6 +394,18 @@ impl Operator {
             }
             Operator::Slowness { clip_len, scale } => {
                 slowness_batch(*clip_len, *scale, points, dim, weights)
+            }
+            Operator::GraphEdges {
+                uniform_nodes,
+                scale,
+            } => {
+                let inputs: Vec<f32> = points.iter().map(|&v| v as f32).collect();
+                let nodes = if *uniform_nodes { count / 2 } else { 0 };
+                let mut batch = Batch::edges(&inputs, dim, nodes, *scale)?;
+                for (b, &w) in batch.sample_weights.iter_mut().zip(weights) {
+                    *b = w as f32;
+                }
+                Ok(batch)
             }
             Operator::PairKernel { kernel, scale } => {
                 pair_kernel_batch(kernel, *scale, points, dim, weights)

@@ -1,0 +1,202 @@
+//! Exact quantities on a whole graph (SPEC §11): Σ and Π summed over every node and edge in
+//! f64, the lowest eigenpairs from a sparse eigensolver, and how well a learned subspace spans
+//! the exact one.
+
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::data::graph::Graph;
+use crate::error::{Result, SpinError};
+
+/// Which Laplacian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// L f = λ D f (D − W against the degree matrix): eigenvalues in [0, 2], nodes weighted by
+    /// degree.
+    #[default]
+    RandomWalk,
+    /// (D − W) f = λ f, nodes weighted uniformly.
+    Combinatorial,
+}
+
+impl std::str::FromStr for Form {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "random-walk" => Ok(Form::RandomWalk),
+            "combinatorial" => Ok(Form::Combinatorial),
+            _ => Err(format!(
+                "`{s}`: the Laplacian is random-walk or combinatorial"
+            )),
+        }
+    }
+}
+
+impl Form {
+    /// The weight of each node in Σ's inner product (degrees, or ones), normalised to sum 1.
+    pub fn node_weights(self, graph: &Graph) -> Vec<f64> {
+        match self {
+            Form::RandomWalk => {
+                let d = graph.degrees();
+                let total: f64 = d.iter().sum();
+                d.iter().map(|v| v / total).collect()
+            }
+            Form::Combinatorial => vec![1.0 / graph.n as f64; graph.n],
+        }
+    }
+
+    /// What Π sums per undirected edge, w (u_i − u_j)(u_i − u_j)ᵀ, is divided by (Σ d, or n),
+    /// so that Π/Σ is the Laplacian's Rayleigh quotient.
+    pub fn pi_divisor(self, graph: &Graph) -> f64 {
+        match self {
+            Form::RandomWalk => 2.0 * graph.total_weight(),
+            Form::Combinatorial => graph.n as f64,
+        }
+    }
+
+    /// The scale of the minibatch Π̂ (mean over edges drawn by weight of (u_j − u_i)(…)ᵀ)
+    /// that makes its expectation the exact Π: ½ for the random-walk form, W/n (W the total
+    /// undirected weight) for the combinatorial one.
+    pub fn batch_scale(self, graph: &Graph) -> f64 {
+        graph.total_weight() / self.pi_divisor(graph)
+    }
+}
+
+/// Σ and Π (k, k) of the functions `u` (n, k) over the whole graph, in f64.
+pub fn moments(graph: &Graph, form: Form, u: &[f64], k: usize) -> (DMatrix<f64>, DMatrix<f64>) {
+    let node_w = form.node_weights(graph);
+    let mut sigma = DMatrix::zeros(k, k);
+    for (i, &w) in node_w.iter().enumerate() {
+        let row = DVector::from_column_slice(&u[i * k..(i + 1) * k]);
+        sigma.ger(w, &row, &row, 1.0);
+    }
+    let mut pi = DMatrix::zeros(k, k);
+    let mut diff = DVector::zeros(k);
+    let div = form.pi_divisor(graph);
+    for (e, &w) in graph.edges.iter().zip(&graph.weights) {
+        let (a, b) = (e[0] as usize * k, e[1] as usize * k);
+        for c in 0..k {
+            diff[c] = u[a + c] - u[b + c];
+        }
+        pi.ger(w / div, &diff, &diff, 1.0);
+    }
+    (sigma, pi)
+}
+
+/// The `k` lowest eigenpairs of the graph's Laplacian in `form`, from faer's Krylov–Schur
+/// solver on the symmetric form (D^{-1/2} W D^{-1/2} for the random walk): ascending values
+/// and the eigenvectors f (as the generalised problem defines them, f = D^{-1/2} φ for the
+/// random walk), each of unit norm in Σ's inner product.
+pub fn reference_eigenpairs(
+    graph: &Graph,
+    form: Form,
+    k: usize,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let (row_ptr, cols, ws) = graph.adjacency();
+    let deg = graph.degrees();
+    let n = graph.n;
+    let inv_sqrt: Vec<f64> = deg.iter().map(|&d| 1.0 / d.max(1e-300).sqrt()).collect();
+    let apply = |y: &mut [f64], x: &[f64]| {
+        for i in 0..n {
+            let mut s = 0.0;
+            for p in row_ptr[i]..row_ptr[i + 1] {
+                let j = cols[p] as usize;
+                s += match form {
+                    Form::RandomWalk => ws[p] * inv_sqrt[j] * x[j],
+                    Form::Combinatorial => ws[p] * x[j],
+                };
+            }
+            y[i] = match form {
+                Form::RandomWalk => x[i] - inv_sqrt[i] * s,
+                Form::Combinatorial => deg[i] * x[i] - s,
+            };
+        }
+    };
+    let upper = match form {
+        Form::RandomWalk => 2.0,
+        Form::Combinatorial => 2.0 * deg.iter().cloned().fold(0.0, f64::max),
+    };
+    let pairs = super::super::krylov::lowest_eigenpairs(&apply, n, k, upper, 1e-10)?;
+    let node_w = form.node_weights(graph);
+    let vectors = pairs
+        .iter()
+        .map(|(_, phi)| {
+            let f: Vec<f64> = match form {
+                Form::RandomWalk => phi.iter().zip(&inv_sqrt).map(|(a, b)| a * b).collect(),
+                Form::Combinatorial => phi.clone(),
+            };
+            let norm = f
+                .iter()
+                .zip(&node_w)
+                .map(|(v, w)| w * v * v)
+                .sum::<f64>()
+                .sqrt()
+                .max(1e-300);
+            f.iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    Ok((pairs.iter().map(|p| p.0).collect(), vectors))
+}
+
+/// How well the span of learned functions `u` (n, k) holds exact eigenvectors, in the inner
+/// product with node weights `w`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SubspaceFit {
+    /// Principal angles (degrees, ascending) between span(u) and the span of the exact vectors.
+    pub principal_angles_degrees: Vec<f64>,
+    /// Per exact eigenvector f: ‖P f‖² / ‖f‖², P the projection onto span(u) — the R² of f
+    /// regressed on the learned functions (they include the constant).
+    pub r2: Vec<f64>,
+}
+
+/// The inverse square root of a symmetric positive semi-definite Gram matrix, directions below
+/// 1e-12 of its largest eigenvalue dropped.
+fn inv_sqrt_gram(g: &DMatrix<f64>) -> DMatrix<f64> {
+    let eig = g.clone().symmetric_eigen();
+    let top = eig.eigenvalues.iter().cloned().fold(0.0, f64::max);
+    let d = eig
+        .eigenvalues
+        .map(|v| if v > 1e-12 * top { 1.0 / v.sqrt() } else { 0.0 });
+    &eig.eigenvectors * DMatrix::from_diagonal(&d) * eig.eigenvectors.transpose()
+}
+
+/// [`SubspaceFit`] of `u` (n, k) against `exact` vectors (each of length n), weights `w`.
+pub fn subspace_fit(u: &[f64], k: usize, exact: &[Vec<f64>], w: &[f64]) -> Result<SubspaceFit> {
+    let n = w.len();
+    let m = exact.len();
+    if u.len() != n * k || exact.iter().any(|f| f.len() != n) {
+        return Err(SpinError::Shape(
+            "learned and exact functions on different node sets".into(),
+        ));
+    }
+    let umat = DMatrix::from_row_slice(n, k, u);
+    let fmat = DMatrix::from_fn(n, m, |i, j| exact[j][i]);
+    let wu = DMatrix::from_fn(n, k, |i, j| w[i] * umat[(i, j)]);
+    let wf = DMatrix::from_fn(n, m, |i, j| w[i] * fmat[(i, j)]);
+    let guu = umat.tr_mul(&wu);
+    let gff = fmat.tr_mul(&wf);
+    let guf = umat.tr_mul(&wf);
+    let (su, sf) = (inv_sqrt_gram(&guu), inv_sqrt_gram(&gff));
+    let c = &su * &guf * &sf;
+    let mut cosines: Vec<f64> = c.singular_values().iter().map(|v| v.min(1.0)).collect();
+    cosines.sort_by(|a, b| b.total_cmp(a));
+    let angles = cosines
+        .iter()
+        .take(k.min(m))
+        .map(|c| c.acos().to_degrees())
+        .collect();
+    // ‖P f‖² = (Uᵀ W f)ᵀ G_uu⁻¹ (Uᵀ W f).
+    let pinv = &su * &su;
+    let r2 = (0..m)
+        .map(|j| {
+            let b = guf.column(j);
+            let captured = (b.transpose() * &pinv * b)[(0, 0)];
+            captured / gff[(j, j)].max(1e-300)
+        })
+        .collect();
+    Ok(SubspaceFit {
+        principal_angles_degrees: angles,
+        r2,
+    })
+}
