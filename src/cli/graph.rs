@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use super::options::{note, set, NetworkArgs, OptimiserArgs, OutputArgs, TrainingArgs};
 use super::Cli;
 use spectral_inference::experiments::graph::{self, EdgeSource, Form, GraphConfig};
-use spectral_inference::experiments::training::UNTIL_TIME_LIMIT;
 use spectral_inference::nn::Activation;
 
 /// `spin graph`'s flags.
@@ -129,17 +128,9 @@ fn new_config(a: &GraphArgs) -> Result<GraphConfig> {
     set!(cfg.exact_max_nodes, a.exact_max_nodes);
     set!(cfg.checkpoint_every, a.output.checkpoint_every);
     a.optimiser.apply(&mut cfg.train.optimizer);
-    set_time_limit(&mut cfg, a);
+    a.training
+        .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
     Ok(cfg)
-}
-
-fn set_time_limit(cfg: &mut GraphConfig, a: &GraphArgs) {
-    if a.training.time_limit.is_some() {
-        cfg.time_limit = a.training.time_limit;
-        if a.training.steps.is_none() {
-            cfg.train.steps = UNTIL_TIME_LIMIT;
-        }
-    }
 }
 
 /// Trains, evaluates exactly, writes metrics.json and prints the table.
@@ -158,7 +149,8 @@ pub fn run(cli: &Cli, a: &GraphArgs) -> Result<()> {
             set!(cfg.train.beta, a.training.beta);
             set!(cfg.readout_refit, a.readout_refit);
             set!(cfg.heldout_every, a.heldout_every);
-            set_time_limit(&mut cfg, a);
+            a.training
+                .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
             let out = a.output.out.clone().unwrap_or_else(|| dir.clone());
             (cfg, out, Some(state))
         }

@@ -73,6 +73,18 @@ pub struct TrainingArgs {
     pub seed: Option<u64>,
 }
 
+impl TrainingArgs {
+    /// `--time-limit` sets the limit; given without `--steps`, the limit alone ends the run.
+    pub fn apply_time_limit(&self, time_limit: &mut Option<f64>, steps: &mut u64) {
+        if self.time_limit.is_some() {
+            *time_limit = self.time_limit;
+            if self.steps.is_none() {
+                *steps = spectral_inference::experiments::training::UNTIL_TIME_LIMIT;
+            }
+        }
+    }
+}
+
 /// Where a run writes, and resuming one.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct OutputArgs {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::options::{note, set, NetworkArgs, OptimiserArgs, OutputArgs, TrainingArgs};
 use super::Cli;
 use spectral_inference::experiments::schrodinger::{
-    self, LaplacianKind, Preset, SamplerKind, SchrodingerConfig, UNTIL_TIME_LIMIT,
+    self, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
 };
 
 /// Settings of a Schrödinger run; unset ones come from the preset.
@@ -141,16 +141,6 @@ pub struct HydrogenArgs {
     pub run: SchrodingerArgs,
 }
 
-/// `--time-limit`, if given; without `--steps` the time limit alone ends the run.
-fn set_time_limit(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) {
-    if a.training.time_limit.is_some() {
-        cfg.time_limit = a.training.time_limit;
-        if a.training.steps.is_none() {
-            cfg.train.steps = UNTIL_TIME_LIMIT;
-        }
-    }
-}
-
 /// The configuration of a new run: `cfg` (a preset) with the flags given.
 pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.dim, a.dim);
@@ -194,7 +184,8 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     if a.eval_laplacian.is_some() {
         cfg.eval_laplacian = a.eval_laplacian;
     }
-    set_time_limit(cfg, a);
+    a.training
+        .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
     // Settings that follow from the others unless given.
     if a.network.hidden.is_none() {
         cfg.widen_for_refit();
@@ -224,7 +215,8 @@ fn resumed(
             )
         })?;
     set!(cfg.train.steps, args.training.steps);
-    set_time_limit(&mut cfg, args);
+    args.training
+        .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
     // β may change: a checkpoint written at β = 1 holds no J̄, which then starts from the first
     // step's Ĵ; one with J̄ resumed at β = 1 drops it (Trainer::restore).
     set!(cfg.train.beta, args.training.beta);
@@ -355,6 +347,7 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) -> Result<()> {
 mod tests {
     use super::super::{Cli, Command};
     use super::*;
+    use spectral_inference::experiments::schrodinger::UNTIL_TIME_LIMIT;
 
     /// Parses `argv` (`spin hydrogen …` or `spin schrodinger …`) into the configuration of a
     /// new run.

@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 
 use super::options::{note, set, NetworkArgs, OptimiserArgs, OutputArgs, TrainingArgs};
 use super::Cli;
-use spectral_inference::experiments::training::UNTIL_TIME_LIMIT;
 use spectral_inference::experiments::video::{self, VideoConfig};
 use spectral_inference::nn::{Activation, Padding};
 
@@ -146,19 +145,9 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     }
     a.optimiser.apply(&mut cfg.train.optimizer);
     cfg.train.batch = cfg.clips * cfg.clip_len;
-    set_time_limit(&mut cfg, a);
+    a.training
+        .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
     Ok(cfg)
-}
-
-/// `--time-limit`, if given; without `--steps` the time limit alone ends the run (as for
-/// `spin schrodinger`).
-fn set_time_limit(cfg: &mut VideoConfig, a: &VideoArgs) {
-    if a.training.time_limit.is_some() {
-        cfg.time_limit = a.training.time_limit;
-        if a.training.steps.is_none() {
-            cfg.train.steps = UNTIL_TIME_LIMIT;
-        }
-    }
 }
 
 /// Trains (or resumes) and prints the held-out Δ-values beside the yardsticks'.
@@ -177,7 +166,8 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
             set!(cfg.train.beta, a.training.beta);
             set!(cfg.readout_refit, a.readout_refit);
             set!(cfg.heldout_every, a.heldout_every);
-            set_time_limit(&mut cfg, a);
+            a.training
+                .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
             let out = a.output.out.clone().unwrap_or_else(|| dir.clone());
             (cfg, out, Some(state))
         }

@@ -280,3 +280,50 @@ pub fn read_rows(path: &Path) -> (Vec<u64>, Vec<Vec<f64>>) {
     }
     (steps, rows)
 }
+
+/// The CSV header of [`eigen_hooks`]: per step the loss, diag Λ and its EMA.
+pub fn eigen_csv_header(n: usize) -> String {
+    let mut h = vec!["step".to_string(), "loss".to_string()];
+    h.extend((0..n).map(|k| format!("lambda_{k}")));
+    h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+    h.join(",")
+}
+
+/// Hooks that do nothing before a step and write the loss, diag Λ and its EMA per step; the
+/// status shows the EMA from feature `skip` on (past a constant first eigenfunction).
+pub fn eigen_hooks(heldout: Option<Heldout<'_>>, skip: usize) -> Hooks<'_> {
+    Hooks {
+        heldout,
+        before_step: Box::new(|_| Ok(())),
+        csv_row: Box::new(|r| {
+            let values = std::iter::once(&r.loss)
+                .chain(&r.eigenvalues)
+                .chain(&r.eigenvalues_ema);
+            csv_row(r.step, values, Some(6))
+        }),
+        status: Box::new(move |r| {
+            let shown: Vec<String> = r.eigenvalues_ema[skip.min(r.eigenvalues_ema.len())..]
+                .iter()
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            format!("loss {:.5}  λ [{}]", r.loss, shown.join(", "))
+        }),
+    }
+}
+
+/// The EMA columns of a CSV written with [`eigen_csv_header`] for `n` outputs, from output
+/// `skip` on: the steps and one curve per output.
+pub fn eigen_ema_curves(path: &Path, n: usize, skip: usize) -> (Vec<u64>, Vec<Vec<f64>>) {
+    let (steps, rows) = read_rows(path);
+    let mut kept = Vec::new();
+    let mut curves = vec![Vec::new(); n];
+    for (s, r) in steps.iter().zip(&rows) {
+        if r.len() == 1 + 2 * n {
+            kept.push(*s);
+            for (k, c) in curves.iter_mut().enumerate() {
+                c.push(r[1 + n + k]);
+            }
+        }
+    }
+    (kept, curves.into_iter().skip(skip).collect())
+}

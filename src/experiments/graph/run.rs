@@ -13,7 +13,7 @@ use super::sampler::EdgeSampler;
 use super::{EdgeSource, GraphConfig, CURVE_MAX_NODES};
 use crate::data::graph::{self, Graph};
 use crate::error::{Result, SpinError};
-use crate::experiments::training::{self, Heldout, Hooks, RunSpec};
+use crate::experiments::training::{self, Heldout, RunSpec};
 use crate::gpu::GpuContext;
 use crate::operators::Operator;
 use crate::spin::checkpoint::{self, TrainerState};
@@ -204,35 +204,6 @@ fn exact_ritz(
     lowest_ritz_pairs(&sigma, &pi, n, 1e-10)
 }
 
-/// The CSV's columns: per step the loss, diag Λ and its EMA.
-fn csv_header(n: usize) -> String {
-    let mut h = vec!["step".to_string(), "loss".to_string()];
-    h.extend((0..n).map(|k| format!("lambda_{k}")));
-    h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
-    h.join(",")
-}
-
-fn hooks<'a>(heldout: Option<Heldout<'a>>) -> Hooks<'a> {
-    Hooks {
-        heldout,
-        before_step: Box::new(|_| Ok(())),
-        csv_row: Box::new(|r| {
-            let values = std::iter::once(&r.loss)
-                .chain(&r.eigenvalues)
-                .chain(&r.eigenvalues_ema);
-            training::csv_row(r.step, values, Some(6))
-        }),
-        status: Box::new(|r| {
-            let shown: Vec<String> = r
-                .eigenvalues_ema
-                .iter()
-                .map(|v| format!("{v:.4}"))
-                .collect();
-            format!("loss {:.5}  λ [{}]", r.loss, shown.join(", "))
-        }),
-    }
-}
-
 /// Trains (or resumes) and evaluates; writes metrics.json, eigenvalues.csv, heldout.csv,
 /// curves.png, eigenfunctions.png (2D/3D features), test-eigenfunctions.csv (with test nodes)
 /// and the checkpoint into `out`.
@@ -269,7 +240,7 @@ pub fn run(
         time_limit: cfg.time_limit,
         checkpoint_every: cfg.checkpoint_every,
         earlier_seconds: resume.as_ref().map_or(0.0, |s| s.train_seconds),
-        csv_header: csv_header(n),
+        csv_header: training::eigen_csv_header(n),
     };
     let inputs = model.standardizer.apply(&graph.features);
     let curve = (cfg.heldout_every > 0 && graph.n <= CURVE_MAX_NODES).then(|| Heldout {
@@ -280,7 +251,7 @@ pub fn run(
             Ok(exact_ritz(&graph, cfg.laplacian, &u, n, n).map_or(vec![f64::NAN; n], |r| r.0))
         }),
     });
-    let outcome = training::train(&mut model.trainer, &spec, hooks(curve))?;
+    let outcome = training::train(&mut model.trainer, &spec, training::eigen_hooks(curve, 0))?;
 
     // The trained network, exactly over the whole graph.
     let t_eval = Instant::now();
@@ -387,7 +358,7 @@ pub fn run(
     }
 
     // Figures.
-    let (steps, ema) = curves_from_csv(&out.join("eigenvalues.csv"), n);
+    let (steps, ema) = training::eigen_ema_curves(&out.join("eigenvalues.csv"), n, 0);
     let (hsteps, held) = training::read_rows(&out.join("heldout.csv"));
     crate::experiments::plot::eigenvalue_curves(
         &out.join("curves.png"),
@@ -502,22 +473,6 @@ fn write_features(path: &Path, x: &[f64], dim: usize, f: &[f64], n: usize) -> Re
         text.push('\n');
     }
     crate::io::write_atomic(path, text.as_bytes())
-}
-
-/// The EMA columns of `eigenvalues.csv`.
-fn curves_from_csv(path: &Path, n: usize) -> (Vec<u64>, Vec<Vec<f64>>) {
-    let (steps, rows) = training::read_rows(path);
-    let mut curves = vec![Vec::new(); n];
-    let mut kept = Vec::new();
-    for (s, r) in steps.iter().zip(&rows) {
-        if r.len() == 1 + 2 * n {
-            kept.push(*s);
-            for (k, c) in curves.iter_mut().enumerate() {
-                c.push(r[1 + n + k]);
-            }
-        }
-    }
-    (kept, curves)
 }
 
 /// Each eigenfunction's mean value on a grid over the nodes' 2D features (3D: longitude and

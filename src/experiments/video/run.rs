@@ -12,7 +12,7 @@ use super::{evaluate, figures, ClipSampler, VideoConfig};
 use crate::data::video::{split_episodes, ClipSource, Video};
 use crate::error::{Result, SpinError};
 use crate::experiments::sfa::{pca_whitening, LinearFeatures};
-use crate::experiments::training::{self, Heldout, Hooks, RunSpec};
+use crate::experiments::training::{self, Heldout, RunSpec};
 use crate::gpu::GpuContext;
 use crate::operators::Operator;
 use crate::spin::checkpoint::{self, TrainerState};
@@ -155,14 +155,6 @@ pub fn model(ctx: Arc<GpuContext>, cfg: &VideoConfig, split: &Split) -> Result<V
     })
 }
 
-/// The CSV's columns: per step the loss, diag Λ and its EMA.
-fn csv_header(n: usize) -> String {
-    let mut h = vec!["step".to_string(), "loss".to_string()];
-    h.extend((0..n).map(|k| format!("lambda_{k}")));
-    h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
-    h.join(",")
-}
-
 /// Held-out inputs on the held-out curve, at most.
 pub const HELDOUT_INPUTS: usize = 1000;
 
@@ -199,48 +191,6 @@ fn heldout<'a>(
             super::super::sfa::delta_values(&f, n_out - skip, &segments)
         }),
     })
-}
-
-/// The loop's hooks: nothing before a step, the CSV row, the slowest learned estimate.
-fn hooks<'a>(cfg: &'a VideoConfig, heldout: Option<Heldout<'a>>) -> Hooks<'a> {
-    let skip = cfg.constant_first as usize;
-    Hooks {
-        heldout,
-        before_step: Box::new(|_| Ok(())),
-        csv_row: Box::new(|r| {
-            let values = std::iter::once(&r.loss)
-                .chain(&r.eigenvalues)
-                .chain(&r.eigenvalues_ema);
-            training::csv_row(r.step, values, Some(6))
-        }),
-        status: Box::new(move |r| {
-            let shown: Vec<String> = r.eigenvalues_ema[skip..]
-                .iter()
-                .map(|v| format!("{v:.4}"))
-                .collect();
-            format!("loss {:.5}  λ [{}]", r.loss, shown.join(", "))
-        }),
-    }
-}
-
-/// The EMA curves of the learned eigenfunctions over the whole run, from the CSV.
-fn csv_curves(path: &Path, n: usize, skip: usize) -> Result<(Vec<u64>, Vec<Vec<f64>>)> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpinError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mut steps = Vec::new();
-    let mut curves = vec![Vec::new(); n];
-    for line in text.lines().skip(1) {
-        let cells: Vec<f64> = line.split(',').filter_map(|c| c.parse().ok()).collect();
-        if cells.len() == 2 + 2 * n {
-            steps.push(cells[0] as u64);
-            for (k, c) in curves.iter_mut().enumerate() {
-                c.push(cells[2 + n + k]);
-            }
-        }
-    }
-    Ok((steps, curves.into_iter().skip(skip).collect()))
 }
 
 /// The read-out refit after training ([`fit_readout`]); a refit that fails keeps the trained
@@ -314,11 +264,15 @@ pub fn run(
         time_limit: cfg.time_limit,
         checkpoint_every: cfg.checkpoint_every,
         earlier_seconds: resume.as_ref().map_or(0.0, |s| s.train_seconds),
-        csv_header: csv_header(n),
+        csv_header: training::eigen_csv_header(n),
     };
     let (video, train, test_video, test) = &split;
     let heldout = heldout(cfg, (test_video, test), model.whitening.as_ref());
-    let outcome = training::train(&mut model.trainer, &spec, hooks(cfg, heldout))?;
+    let outcome = training::train(
+        &mut model.trainer,
+        &spec,
+        training::eigen_hooks(heldout, cfg.constant_first as usize),
+    )?;
     let yard = yardsticks(cfg, video, train)?;
     // A run stopped by a failed step is at its last good state: refit that one too.
     let refit = match (cfg.readout_refit, &yard.coords) {
@@ -327,7 +281,7 @@ pub fn run(
     };
     let eval = evaluate(&model, cfg, &yard, (test_video, test))?;
     let (steps, learned) =
-        csv_curves(&out.join("eigenvalues.csv"), n, cfg.constant_first as usize)?;
+        training::eigen_ema_curves(&out.join("eigenvalues.csv"), n, cfg.constant_first as usize);
     let (hsteps, held) = training::read_rows(&out.join("heldout.csv"));
     super::super::plot::eigenvalue_curves(
         &out.join("curves.png"),
