@@ -119,6 +119,15 @@ fn check_against_linear_sfa(name: &str, whiten: usize) {
         sfa.iter().sum::<f64>() < 0.5 * pca.iter().sum::<f64>(),
         "{sfa:?} vs PCA {pca:?}"
     );
+    // Linear successor features (LSTD, γ = 0.99) weight the slow sinusoids ~90× and the fast
+    // ones ~5×: their three eigenpurposes span the slow subspace, as linear SFA's features do.
+    let sf = get("successor_features_delta_values");
+    assert_eq!(sf.len(), 3);
+    let (sf_sum, sfa_sum) = (sf.iter().sum::<f64>(), sfa.iter().sum::<f64>());
+    assert!(
+        (sf_sum - sfa_sum).abs() <= 0.05 * sfa_sum,
+        "successor features {sf:?} vs linear SFA {sfa:?}"
+    );
 }
 
 #[test]
@@ -313,11 +322,28 @@ fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
     for _ in 0..cfg.train.steps {
         m.trainer.step().unwrap();
     }
-    let coords = yardsticks(&cfg, &split.0, &split.1)
-        .unwrap()
-        .coords
-        .unwrap();
+    let yard = yardsticks(&cfg, &split.0, &split.1).unwrap();
+    let coords = yard.coords.unwrap();
     let refit = fit_readout(&m, &cfg, &split.0, &coords).unwrap();
+    // The chosen basis is fitted again on every training input: when it holds every
+    // coordinate, its Δ-values there are at most linear SFA's on every training input.
+    match report_chosen_basis(&refit.report) {
+        Some((_, kc)) => {
+            assert!(refit.final_readout.is_some());
+            if kc == coords.dim() {
+                for k in 0..3 {
+                    assert!(
+                        refit.report.final_values[k]
+                            <= yard.sfa_fit_values[k] * (1.0 + 1e-9) + 1e-12,
+                        "final {:?} vs linear SFA {:?} on every training input",
+                        refit.report.final_values,
+                        yard.sfa_fit_values
+                    );
+                }
+            }
+        }
+        None => assert!(refit.final_readout.is_none() && refit.report.final_values.is_empty()),
+    }
     let (readout, report) = (refit.readouts[0].clone(), refit.report.clone());
     // Candidates: the widest basis first, linear SFA's own last; the chosen one, if any, is
     // the slowest on the validation inputs and slower there than the trained network.
@@ -378,6 +404,16 @@ fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
             report.fit_values
         );
     }
+}
+
+/// (hidden units, coordinates) of the candidate a refit chose, if any.
+fn report_chosen_basis(
+    report: &spectral_inference::experiments::video::RefitReport,
+) -> Option<(usize, usize)> {
+    report.chosen.map(|i| {
+        let c = &report.candidates[i];
+        (c.hidden_units, c.coordinates)
+    })
 }
 
 /// Real frames can stand still (a paused game, a dead agent): a minibatch of identical inputs

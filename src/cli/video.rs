@@ -87,8 +87,9 @@ pub struct VideoArgs {
     /// After training, refit the read-out by Rayleigh–Ritz of the slowness on the span of the
     /// last hidden layer and the leading 256, 64, 16 or 0 whitened principal coordinates, or on
     /// the coordinates alone, over the training inputs; the one slowest on a validation split
-    /// (every 10th block of 200 inputs) replaces the trained read-out if it is slower there
-    /// (all reported): true or false [default: true; paper, atari-reference false].
+    /// (every 10th block of 200 inputs) replaces the trained read-out if it is slower there,
+    /// refitted on every training input (all reported): true or false [default: true; paper,
+    /// atari-reference false].
     #[arg(long)]
     readout_refit: Option<bool>,
     /// Evaluate the held-out curve (the trained network's Δ-values on the first 1000 held-out
@@ -210,7 +211,7 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
     super::report(&out)
 }
 
-/// The held-out Δ-values of the learned features, linear SFA and PCA.
+/// The held-out Δ-values of the learned features, linear SFA, linear successor features and PCA.
 fn print_results(m: &serde_json::Value, out: &std::path::Path) {
     let show = |key: &str| -> String {
         m[key]
@@ -229,8 +230,15 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) {
     for (name, key) in [
         (if refit { "SpIN+refit" } else { "SpIN      " }, "delta"),
         ("linear SFA", "linear_sfa_delta"),
+        ("linear SF ", "successor_features_delta"),
         ("PCA       ", "pca_delta"),
     ] {
+        if m[format!("{key}_values")]
+            .as_array()
+            .is_none_or(|v| v.is_empty())
+        {
+            continue;
+        }
         println!(
             "  {name}  {}   (sum {:.4})",
             show(&format!("{key}_values")),

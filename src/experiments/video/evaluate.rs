@@ -59,6 +59,8 @@ pub struct VideoEvaluation {
     pub linear_sfa_delta_values: Vec<f64>,
     /// The same for the N leading principal components of the training inputs.
     pub pca_delta_values: Vec<f64>,
+    /// The same for linear successor features' N eigenpurposes; empty when skipped.
+    pub successor_delta_values: Vec<f64>,
     /// Why a yardstick was skipped, if one was.
     pub note: Option<String>,
     /// First frames of the held-out inputs.
@@ -70,6 +72,9 @@ pub struct VideoEvaluation {
     /// The PCA features of the held-out inputs (inputs × N), when fitted.
     #[serde(skip)]
     pub pca_features: Vec<f64>,
+    /// The successor features' eigenpurposes on the held-out inputs (inputs × N), when fitted.
+    #[serde(skip)]
+    pub successor_features: Vec<f64>,
 }
 
 /// Values (inputs × dimension) the linear yardsticks are fitted on at most: 960 MB of f64, so
@@ -111,6 +116,9 @@ pub struct Yardsticks {
     pub sfa: Option<LinearFeatures>,
     /// Its Δ-values on the training inputs.
     pub sfa_fit_values: Vec<f64>,
+    /// Linear successor features' eigenpurposes on the same coordinates (paper C.3), when
+    /// they could be fitted.
+    pub successor: Option<LinearFeatures>,
     /// The N leading principal directions of the pixels.
     pub pca: LinearFeatures,
     /// The training inputs and their whitened coordinates (the refit's basis), when whitening
@@ -131,6 +139,7 @@ pub fn yardsticks(cfg: &VideoConfig, video: &Video, train: &[Range<usize>]) -> R
     let mut coords = None;
     let mut sfa = None;
     let mut sfa_fit_values = Vec::new();
+    let mut successor = None;
     match pca_whitening(&x, d, cfg.sfa_pca.min(d)) {
         Ok(w) => {
             let c = super::TrainingCoordinates::new(video, train, cfg.frames_per_input, w);
@@ -140,6 +149,10 @@ pub fn yardsticks(cfg: &VideoConfig, video: &Video, train: &[Range<usize>]) -> R
                     sfa_fit_values = values;
                 }
                 Err(e) => note = Some(format!("linear SFA skipped: {e}")),
+            }
+            match c.successor_features(cfg.neig, super::refit::SUCCESSOR_GAMMA) {
+                Ok(lf) => successor = Some(lf),
+                Err(e) => note = Some(format!("successor features skipped: {e}")),
             }
             coords = Some(c);
         }
@@ -153,10 +166,17 @@ pub fn yardsticks(cfg: &VideoConfig, video: &Video, train: &[Range<usize>]) -> R
             "{dims} whitened principal coordinates (directions from those {subsample} inputs), \
              moments over all {inputs} training inputs"
         ),
+        "successor_features": format!(
+            "linear, by LSTD with γ = {} on the same {dims} whitened coordinates over all \
+             {inputs} training inputs; the N leading right singular vectors of the successor \
+             features as eigenpurposes",
+            super::refit::SUCCESSOR_GAMMA
+        ),
     });
     Ok(Yardsticks {
         sfa,
         sfa_fit_values,
+        successor,
         pca,
         coords,
         fitted_on,
@@ -204,15 +224,24 @@ pub fn evaluate(
     };
     let pca_f = held(&yardsticks.pca)?;
     let pca = delta_values(&pca_f, cfg.neig, &segments)?;
+    let (successor, successor_f) = match &yardsticks.successor {
+        Some(lf) => {
+            let f = held(lf)?;
+            (delta_values(&f, cfg.neig, &segments)?, f)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     Ok(VideoEvaluation {
         inputs: starts.len(),
         delta_values: delta,
         trained_network_delta_values: trained,
         linear_sfa_delta_values: sfa,
         pca_delta_values: pca,
+        successor_delta_values: successor,
         note: yardsticks.note.clone(),
         starts,
         features: learned,
         pca_features: pca_f,
+        successor_features: successor_f,
     })
 }

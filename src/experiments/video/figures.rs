@@ -194,7 +194,8 @@ fn save_rgb(img: &image::RgbImage, path: &Path) -> Result<()> {
 
 /// Fig. 4 (C.3): per eigenfunction (columns), the mean of the 100 held-out inputs with the
 /// largest positive (top row) and largest negative (second row) activation, frames averaged;
-/// below, the same for the leading principal components of the pixels.
+/// below, the same for linear successor features' eigenpurposes (the paper's comparison) and
+/// the leading principal components of the pixels.
 pub(super) fn eigenpurposes(
     video: &Video,
     cfg: &VideoConfig,
@@ -209,11 +210,22 @@ pub(super) fn eigenpurposes(
     let z = zoom(video);
     let (w, h) = (video.width as u32 * z, video.height as u32 * z);
     let gap = 4;
-    let sets: Vec<&Vec<f64>> = if eval.pca_features.is_empty() {
-        vec![&eval.features]
-    } else {
-        vec![&eval.features, &eval.pca_features]
-    };
+    let mut sets: Vec<(&Vec<f64>, [&str; 2])> = vec![(
+        &eval.features,
+        ["learned: largest", "learned: most negative"],
+    )];
+    if !eval.successor_features.is_empty() {
+        sets.push((
+            &eval.successor_features,
+            ["linear successor features", "linear SF: most negative"],
+        ));
+    }
+    if !eval.pca_features.is_empty() {
+        sets.push((
+            &eval.pca_features,
+            ["PCA on pixels: largest", "PCA: most negative"],
+        ));
+    }
     let rows = 2 * sets.len() as u32;
     let mut img = image::GrayImage::from_pixel(
         n as u32 * (w + gap) + gap,
@@ -223,7 +235,7 @@ pub(super) fn eigenpurposes(
     let px = video.pixels();
     let k = cfg.frames_per_input;
     let top = 100.min(count);
-    for (si, f) in sets.iter().enumerate() {
+    for (si, (f, _)) in sets.iter().enumerate() {
         for j in 0..n {
             let mut order: Vec<usize> = (0..count).collect();
             order.sort_by(|&a, &b| f[b * n + j].total_cmp(&f[a * n + j]));
@@ -261,7 +273,7 @@ pub(super) fn eigenpurposes(
     let (left, top) = (190u32, 64u32);
     let mut labels: Vec<Label> = vec![
         (8, 6, "eigenpurposes: mean of the 100 held-out inputs with the largest and most negative value (Fig. 4)".into(), 15),
-        (8, 26, format!("frames of each input averaged; columns: feature (learned) or component (PCA) 1 … {n}"), 13),
+        (8, 26, format!("frames of each input averaged; columns: feature (learned), eigenpurpose (successor features) or component (PCA) 1 … {n}"), 13),
     ];
     for j in 0..n {
         labels.push((
@@ -271,16 +283,10 @@ pub(super) fn eigenpurposes(
             13,
         ));
     }
-    let names = [
-        "learned: largest",
-        "learned: most negative",
-        "PCA on pixels: largest",
-        "PCA: most negative",
-    ];
     for r in 0..rows {
         let si = r / 2;
         let y = (top + gap + r * (h + gap) + si * 2 * gap + h / 2) as i32 - 8;
-        labels.push((8, y, names[r as usize].into(), 13));
+        labels.push((8, y, sets[si as usize].1[r as usize % 2].into(), 13));
     }
     let rgb = image::DynamicImage::ImageLuma8(img).to_rgb8();
     let size = (rgb.width() + left + 8, rgb.height() + top);

@@ -3,7 +3,8 @@
 //! (linear SFA's own basis), with moments in f64 over every training input. Because linear
 //! SFA's features lie in that span, the refit's Δ-values on its fitting inputs cannot exceed
 //! linear SFA's; it is kept only when it is also slower on a validation split that neither the
-//! fit nor the held-out numbers use.
+//! fit nor the held-out numbers use. The basis the validation split chose is then refitted on
+//! every training input (fit and validation), as linear SFA is.
 
 use std::ops::Range;
 
@@ -84,6 +85,73 @@ impl TrainingCoordinates {
                 w: &self.whitening.w * &c,
             },
         ))
+    }
+}
+
+/// Discount of the successor-feature yardstick (the paper's C.3 comparison).
+pub const SUCCESSOR_GAMMA: f64 = 0.99;
+
+impl TrainingCoordinates {
+    /// Linear successor features (paper C.3, after Machado et al.) on the whitened coordinates
+    /// z, fitted on every training input by LSTD in closed form: with C₀ = Cov(z) and
+    /// C₁ = E[(z_t − μ)(z_{t+1} − μ)ᵀ] over consecutive pairs, the successor features are
+    /// ψ(x) = Mᵀ(z(x) − μ) with M = (C₀ − γC₁)⁻¹C₀; the eigenpurposes are the `n` leading right
+    /// singular vectors e of the matrix of successor features over the training inputs (the
+    /// leading eigenvectors of MᵀC₀M), each the linear feature eᵀz(x), in that order.
+    pub fn successor_features(&self, n: usize, gamma: f64) -> Result<LinearFeatures> {
+        let m = self.dim();
+        if n > m {
+            return Err(SpinError::Config(format!(
+                "{n} successor-feature eigenpurposes need at least {n} coordinates, got {m}"
+            )));
+        }
+        let mut sum = DMatrix::<f64>::zeros(1, m);
+        let mut gram = DMatrix::<f64>::zeros(m, m);
+        let mut cross = DMatrix::<f64>::zeros(m, m);
+        let (mut rows, mut pairs) = (0usize, 0usize);
+        // Pieces overlap by one input, so that every consecutive pair is counted once.
+        for seg in &self.segments {
+            let mut at = seg.start;
+            while at < seg.end {
+                let end = (at + PIECE).min(seg.end);
+                let z = DMatrix::from_row_slice(end - at, m, &self.rows(at..end));
+                gram += z.transpose() * &z;
+                sum += z.row_sum();
+                rows += end - at;
+                let next_end = (end + 1).min(seg.end);
+                if next_end > at + 1 {
+                    let next =
+                        DMatrix::from_row_slice(next_end - at - 1, m, &self.rows(at + 1..next_end));
+                    let prev = z.rows(0, next.nrows());
+                    cross += prev.transpose() * &next;
+                    pairs += next.nrows();
+                }
+                at = end;
+            }
+        }
+        if pairs == 0 {
+            return Err(SpinError::Shape(
+                "successor features need at least one pair of consecutive inputs".into(),
+            ));
+        }
+        let mu = &sum / rows as f64;
+        let outer = mu.transpose() * &mu;
+        let c0 = &gram / rows as f64 - &outer;
+        let c1 = &cross / pairs as f64 - &outer;
+        let a = &c0 - &c1 * gamma;
+        let mat = a.lu().solve(&c0).ok_or_else(|| {
+            SpinError::Shape("successor features: the LSTD matrix C₀ − γC₁ is singular".into())
+        })?;
+        let g = mat.transpose() * &c0 * &mat;
+        let g = (&g + g.transpose()) * 0.5;
+        let eig = nalgebra::SymmetricEigen::new(g);
+        let mut order: Vec<usize> = (0..m).collect();
+        order.sort_by(|&i, &j| eig.eigenvalues[j].total_cmp(&eig.eigenvalues[i]));
+        let e = faer::Mat::from_fn(m, n, |i, j| eig.eigenvectors[(i, order[j])]);
+        Ok(LinearFeatures {
+            mean: self.whitening.mean.clone(),
+            w: &self.whitening.w * &e,
+        })
     }
 }
 
@@ -177,12 +245,16 @@ pub struct RefitReport {
     pub hidden_units: usize,
     /// See `hidden_units`.
     pub coordinates: usize,
-    /// Training inputs the moments were summed over, and the validation inputs.
+    /// Training inputs the candidates' moments were summed over, and the validation inputs
+    /// (the chosen candidate's final read-out is fitted on both).
     pub fit_inputs: usize,
     /// See `fit_inputs`.
     pub validation_inputs: usize,
     /// The widest basis's Δ-values on its fitting inputs (ascending).
     pub fit_values: Vec<f64>,
+    /// The chosen basis's Δ-values on every training input, its final fit (empty when none
+    /// was chosen).
+    pub final_values: Vec<f64>,
     /// Every read-out considered, widest first, with its validation Δ-sum.
     pub candidates: Vec<RefitCandidate>,
     /// Which candidate replaced the network's read-out (index into `candidates`); none when
@@ -241,20 +313,58 @@ pub fn fit_validation(
     (fit, val)
 }
 
-/// The read-outs a refit produced (widest basis first, as in the report's `candidates`) and
-/// its report, which says which one to use.
+/// The read-outs a refit produced (widest basis first, as in the report's `candidates`), the
+/// chosen basis's read-out fitted on every training input, and the report.
 pub struct Refit {
-    /// One read-out per candidate.
+    /// One read-out per candidate, fitted on the fitting inputs only.
     pub readouts: Vec<VideoReadout>,
+    /// The chosen candidate's basis fitted again on every training input (none when the
+    /// trained network was kept): what replaces the network's read-out.
+    pub final_readout: Option<VideoReadout>,
     /// What was fitted and chosen.
     pub report: RefitReport,
 }
 
 impl Refit {
-    /// The chosen read-out, if one beat the trained network.
+    /// The read-out that replaces the network's, if a candidate beat the trained network.
     pub fn chosen(&self) -> Option<&VideoReadout> {
-        self.report.chosen.map(|i| &self.readouts[i])
+        self.final_readout.as_ref()
     }
+}
+
+/// Rayleigh–Ritz of the moments on the basis (hidden units, leading coordinates) of [h, z]:
+/// the Δ-values on the moments' inputs and the read-out over [h, z, 1].
+fn ritz_readout(
+    moments: &SlowMoments,
+    (hu, kc): (usize, usize),
+    h: usize,
+    m: usize,
+    n: usize,
+    whitening: &LinearFeatures,
+) -> Result<(Vec<f64>, VideoReadout)> {
+    let (sigma, pi, mean) = (moments.covariance(), moments.slowness(), moments.mean());
+    // Columns of this basis within [h, z].
+    let cols: Vec<usize> = (0..hu).chain(h..h + kc).collect();
+    let sub =
+        |a: &DMatrix<f64>| DMatrix::from_fn(cols.len(), cols.len(), |r, c| a[(cols[r], cols[c])]);
+    let (values, c) =
+        crate::spin::host::lowest_ritz_pairs(&sub(&sigma), &sub(&pi), n, REFIT_REL_TOL)?;
+    let mut coef = DMatrix::zeros(h + m + 1, n);
+    for j in 0..n {
+        let mut bias = 0.0;
+        for (r, &col) in cols.iter().enumerate() {
+            coef[(col, j)] = c[(r, j)];
+            bias -= c[(r, j)] * mean[col];
+        }
+        coef[(h + m, j)] = bias;
+    }
+    let readout = VideoReadout {
+        hidden: h,
+        pcs: m,
+        coef,
+        whitening: whitening.clone(),
+    };
+    Ok((values, readout))
 }
 
 /// Bases the refit considers, as (hidden units, leading coordinates): the widest first, then
@@ -315,36 +425,15 @@ pub fn fit_readout(
             at = end;
         }
     }
-    let (sigma, pi, mean) = (moments.covariance(), moments.slowness(), moments.mean());
     let bases = candidate_bases(h, m);
-    let mut readouts = Vec::with_capacity(bases.len());
+    let mut readouts: Vec<VideoReadout> = Vec::with_capacity(bases.len());
     let mut fit_values = Vec::new();
-    for (i, &(hu, kc)) in bases.iter().enumerate() {
-        // Columns of this basis within [h, z].
-        let cols: Vec<usize> = (0..hu).chain(h..h + kc).collect();
-        let sub = |a: &DMatrix<f64>| {
-            DMatrix::from_fn(cols.len(), cols.len(), |r, c| a[(cols[r], cols[c])])
-        };
-        let (values, c) =
-            crate::spin::host::lowest_ritz_pairs(&sub(&sigma), &sub(&pi), n, REFIT_REL_TOL)?;
+    for (i, &basis) in bases.iter().enumerate() {
+        let (values, readout) = ritz_readout(&moments, basis, h, m, n, &coords.whitening)?;
         if i == 0 {
             fit_values = values;
         }
-        let mut coef = DMatrix::zeros(h + m + 1, n);
-        for j in 0..n {
-            let mut bias = 0.0;
-            for (r, &col) in cols.iter().enumerate() {
-                coef[(col, j)] = c[(r, j)];
-                bias -= c[(r, j)] * mean[col];
-            }
-            coef[(h + m, j)] = bias;
-        }
-        readouts.push(VideoReadout {
-            hidden: h,
-            pcs: m,
-            coef,
-            whitening: coords.whitening.clone(),
-        });
+        readouts.push(readout);
     }
     // Validation: every candidate's and the trained network's Δ-values on inputs the fit
     // never saw.
@@ -353,8 +442,11 @@ pub fn fit_readout(
     let mut candidate_f = vec![Vec::new(); readouts.len()];
     let mut trained_f = Vec::new();
     let mut segments = Vec::new();
+    // Every training input's moments, for the chosen basis's final fit.
+    let mut all = moments.clone();
     for seg in &val {
         let (b, x) = basis(seg.clone())?;
+        all.add(&b, None);
         let first = trained_f.len() / n;
         let b = DMatrix::from_row_slice(seg.len(), h + m, &b);
         for (r, out) in readouts.iter().zip(candidate_f.iter_mut()) {
@@ -398,6 +490,15 @@ pub fn fit_readout(
                 .total_cmp(&candidates[b].validation)
         });
     let chosen = best.filter(|&i| candidates[i].validation < validation_trained);
+    // The validation split chose the basis; its read-out is then fitted on every training
+    // input, as linear SFA is (the held-out inputs stay unseen).
+    let (final_values, final_readout) = match chosen {
+        Some(i) => {
+            let (v, r) = ritz_readout(&all, bases[i], h, m, n, &coords.whitening)?;
+            (v, Some(r))
+        }
+        None => (Vec::new(), None),
+    };
     let report = RefitReport {
         error: None,
         hidden_units: h,
@@ -405,6 +506,7 @@ pub fn fit_readout(
         fit_inputs,
         validation_inputs: segments.iter().map(|s| s.len()).sum(),
         fit_values,
+        final_values,
         validation_refit: candidates[chosen.unwrap_or(0)].validation,
         candidates,
         chosen,
@@ -412,7 +514,11 @@ pub fn fit_readout(
         kept: chosen.is_some(),
         seconds: start.elapsed().as_secs_f64(),
     };
-    Ok(Refit { readouts, report })
+    Ok(Refit {
+        readouts,
+        final_readout,
+        report,
+    })
 }
 
 #[cfg(test)]

@@ -321,6 +321,8 @@ pub fn run(
         "delta_sum": eval.delta_values.iter().sum::<f64>(),
         "linear_sfa_delta_sum": eval.linear_sfa_delta_values.iter().sum::<f64>(),
         "pca_delta_sum": eval.pca_delta_values.iter().sum::<f64>(),
+        "successor_features_delta_values": eval.successor_delta_values,
+        "successor_features_delta_sum": eval.successor_delta_values.iter().sum::<f64>(),
         "note": eval.note,
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
