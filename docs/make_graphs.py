@@ -9,6 +9,9 @@ torus:  a 60 × 60 periodic grid, features (cos a, sin a, cos b, sin b), edges t
 sphere: 4000 uniform random points on the unit sphere, a random geometric graph (an edge of
         weight 1 between points closer than r, r giving about 30 neighbours on average).
 Each also gets 500 test nodes (`*-test.csv`) drawn the same way (random angles for the ring).
+torus-walk: a time series for `--sequence`: 200 000 steps of a random walk on the 2D torus
+        (angle steps with standard deviations 0.10 and 0.15), features (cos a, sin a, cos b,
+        sin b) — the walk's slowest functions are the torus's Fourier modes.
 """
 import argparse
 import math
@@ -81,7 +84,13 @@ def main():
     write(o("sphere.csv"), pts)
     write(o("sphere-edges.csv"), edges, "%d")
     write(o("sphere-test.csv"), [sphere_point(rng) for _ in range(500)])
-    print(f"wrote {a.out}: ring 1000 nodes, torus {m * m}, sphere {ns} nodes / {len(edges)} edges")
+    u, v, walk = 0.0, 0.0, []
+    for _ in range(200000):
+        walk.append((math.cos(u), math.sin(u), math.cos(v), math.sin(v)))
+        u = (u + rng.gauss(0, 0.10)) % (2 * math.pi)
+        v = (v + rng.gauss(0, 0.15)) % (2 * math.pi)
+    write(o("torus-walk.csv"), walk)
+    print(f"wrote {a.out}: ring 1000 nodes, torus {m * m}, sphere {ns} nodes / {len(edges)} edges, torus-walk 200000 steps")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ pub struct GraphArgs {
     #[arg(long)]
     heldout_every: Option<u64>,
     /// The sparse eigensolver's reference (eigenvalues, principal angles) up to this many nodes
-    /// (0: never) [default: 50000].
+    /// (0: never; never with --sequence, whose path graph's eigenvectors are functions of time,
+    /// not of the features) [default: 50000].
     #[arg(long)]
     exact_max_nodes: Option<usize>,
     #[command(flatten)]
@@ -195,21 +196,23 @@ fn print_results(m: &serde_json::Value) {
     let exact = list(&m["exact"]["eigenvalues"]);
     let errors = list(&m["exact"]["relative_errors"]);
     let r2 = list(&m["exact"]["subspace"]["r2"]);
+    let linear = list(&m["linear_eigenvalues"]);
     println!(
-        "{:>3}  {:>12}  {:>12}  {:>12}  {:>9}  {:>7}",
-        "k", "λ (ours)", "trained net", "exact", "rel. err", "R²"
+        "{:>3}  {:>12}  {:>12}  {:>12}  {:>9}  {:>7}  {:>12}",
+        "k", "λ (ours)", "trained net", "exact", "rel. err", "R²", "linear"
     );
     for k in 0..ours.len() {
         let cell = |v: &[f64], p: usize| v.get(k).map_or("—".to_string(), |x| format!("{x:.p$}"));
         println!(
-            "{k:>3}  {:>12}  {:>12}  {:>12}  {:>8}%  {:>7}",
+            "{k:>3}  {:>12}  {:>12}  {:>12}  {:>8}%  {:>7}  {:>12}",
             cell(&ours, 6),
             cell(&trained, 6),
             cell(&exact, 6),
             errors
                 .get(k)
                 .map_or("—".to_string(), |e| format!("{:.3}", 100.0 * e)),
-            cell(&r2, 4)
+            cell(&r2, 4),
+            cell(&linear, 6)
         );
     }
     println!(

@@ -296,12 +296,31 @@ pub fn run(
     };
     model.readout = Some(readout.clone());
     let eval_seconds = t_eval.elapsed().as_secs_f64();
+    // The linear yardstick: Rayleigh–Ritz on span(1, node features) over the whole graph —
+    // linear Laplacian eigenmaps (locality preserving projections); with `--sequence`, linear
+    // slow feature analysis of the time series.
+    let linear_values = {
+        let x = model.standardizer.apply(&graph.features);
+        let d = graph.dim;
+        let mut basis = Vec::with_capacity(graph.n * (d + 1));
+        for row in x.chunks(d) {
+            basis.push(1.0);
+            basis.extend_from_slice(row);
+        }
+        exact_ritz(&graph, cfg.laplacian, &basis, d + 1, n.min(d + 1))
+            .map(|(v, _)| v)
+            .ok()
+    };
     let f_all = times(&h_all, &readout);
 
     // The exact reference.
     let mut reference = serde_json::Value::Null;
     let mut exact_values: Option<Vec<f64>> = None;
-    if graph.n <= cfg.exact_max_nodes && n < graph.n {
+    // A time series' path graph has eigenvectors that are functions of time, not of the
+    // features (slowly varying in t whatever the features do): no reference for `--sequence`,
+    // whose yardstick is linear SFA (the linear column).
+    let sequence = matches!(cfg.edges, EdgeSource::Sequence(_));
+    if graph.n <= cfg.exact_max_nodes && n < graph.n && !sequence {
         let t = Instant::now();
         match exact::reference_eigenpairs(&graph, cfg.laplacian, n) {
             Ok((ev, vecs)) => {
@@ -399,6 +418,7 @@ pub fn run(
         "eigenvalues": values,
         "trained_network_eigenvalues": trained_values,
         "refit_eigenvalues": refit_values,
+        "linear_eigenvalues": linear_values,
         "readout": if use_refit { "refit" } else { "trained" },
         "exact": reference,
         "test": test,
