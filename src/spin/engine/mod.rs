@@ -147,7 +147,11 @@ impl Engine {
     /// take on this adapter, so that a larger set is evaluated in pieces of at most this many.
     pub fn max_plain_rows(ctx: &GpuContext, spec: &NetworkSpec) -> usize {
         let limit = ctx.adapter().max_storage_buffer_binding_size as usize;
-        (limit / (4 * Dims::widest_row(spec))).max(1)
+        // The activations, and the per-chunk partial N×N statistics (2 N² words per chunk of
+        // rows: large for a network whose outputs are a wide hidden layer).
+        let n = spec.outputs.max(1);
+        let by_stats = limit / (4 * 2 * n * n) * buffers::STATS_CHUNK;
+        (limit / (4 * Dims::widest_row(spec))).min(by_stats).max(1)
     }
 
     /// [`Engine::new`] with options (the Σ-Jacobian chunk size): validate, allocate, build the
