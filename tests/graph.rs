@@ -523,3 +523,23 @@ fn spin_graph_rejects_bad_input_clearly() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// The exact evaluation reads the 128-wide last hidden layer at every node: an evaluation
+/// engine's per-chunk N×N statistics grow with N² per row, so 70 000 nodes take more than one
+/// piece on a 128 MiB binding limit; the pieces give the same values as a small batch.
+#[test]
+fn the_hidden_layer_of_many_nodes_is_read_in_pieces() {
+    use spectral_inference::experiments::graph::{EdgeSource, GraphConfig, GraphModel};
+    let g = random_graph(70_000, 0, 5);
+    let cfg = GraphConfig::ours(PathBuf::from("nodes.csv"), EdgeSource::Sequence(None));
+    let model = GraphModel::new(common::ctx(), &cfg, &g).unwrap();
+    let all = model.hidden(&g.features).unwrap();
+    let width = all.len() / g.n;
+    assert_eq!(width, cfg.hidden.last().unwrap() + 1);
+    let tail = &g.features[(g.n - 50) * 2..];
+    let few = model.hidden(tail).unwrap();
+    let from_all = &all[(g.n - 50) * width..];
+    for (a, b) in few.iter().zip(from_all) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
