@@ -76,11 +76,13 @@ enum Command {
     /// (frames, episode_starts; positions of paddle and ball).
     Arcade(data::ArcadeArgs),
     /// Deep slow feature analysis on a video (.npz or PNG folders): SpIN with the slowness
-    /// operator on clips of stacked frames, held-out Δ-values against linear SFA and PCA.
+    /// operator on clips of stacked frames, held-out Δ-values against linear SFA, linear
+    /// successor features and PCA.
     Video(video::VideoArgs),
     /// Laplacian eigenfunctions of your own graph (edges, the kNN graph of a point cloud, or
     /// the path graph of a time series) over its node features; exact evaluation over the
-    /// whole graph, a sparse eigensolver's reference, out-of-sample values.
+    /// whole graph, a sparse eigensolver's reference, the linear yardstick (linear Laplacian
+    /// eigenmaps; linear SFA for a time series), out-of-sample values.
     Graph(graph::GraphArgs),
     /// (Re)writes report.html for a run folder from its metrics.json and figures (every run
     /// writes one at its end; this is for folders of older runs).
