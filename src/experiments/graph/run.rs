@@ -547,8 +547,8 @@ fn node_panels(graph: &Graph, f: &[f64], n: usize, values: &[f64], path: &Path) 
         )
     } else {
         (
-            "longitude around the features' mean, −π … π".to_string(),
-            "latitude, π/2 (top) … −π/2".to_string(),
+            "longitude, −π … π".to_string(),
+            "latitude, π/2 … −π/2".to_string(),
         )
     };
     crate::experiments::plot::eigenfunction_panels(
