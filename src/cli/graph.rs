@@ -136,34 +136,19 @@ fn new_config(a: &GraphArgs) -> Result<GraphConfig> {
 
 /// Trains, evaluates exactly, writes metrics.json and prints the table.
 pub fn run(cli: &Cli, a: &GraphArgs) -> Result<()> {
-    let (cfg, out, state) = match &a.output.resume {
-        Some(dir) => {
-            let (state, run) = spectral_inference::spin::checkpoint::load(dir)?;
-            let mut cfg: GraphConfig =
-                serde_json::from_value(run["config"].clone()).with_context(|| {
-                    format!(
-                        "{}: the checkpoint holds no graph configuration",
-                        dir.display()
-                    )
-                })?;
+    let (cfg, out, state) = a.output.resume_or_new(
+        "graph",
+        "runs/graph",
+        |cfg: &mut GraphConfig| {
             set!(cfg.train.steps, a.training.steps);
             set!(cfg.train.beta, a.training.beta);
             set!(cfg.readout_refit, a.readout_refit);
             set!(cfg.heldout_every, a.heldout_every);
             a.training
                 .apply_time_limit(&mut cfg.time_limit, &mut cfg.train.steps);
-            let out = a.output.out.clone().unwrap_or_else(|| dir.clone());
-            (cfg, out, Some(state))
-        }
-        None => {
-            let out = a
-                .output
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs/graph"));
-            (new_config(a)?, out, None)
-        }
-    };
+        },
+        || new_config(a),
+    )?;
     cfg.validate()?;
     let ctx = super::context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);

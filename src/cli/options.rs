@@ -99,6 +99,46 @@ pub struct OutputArgs {
     pub resume: Option<PathBuf>,
 }
 
+impl OutputArgs {
+    /// The configuration, output folder and trainer state of a run: with `--resume DIR`, the
+    /// `kind` configuration saved there with `on_resume` applied (the flags a resumed run may
+    /// change) and DIR as the default output; otherwise `new()` in `default_out`.
+    pub fn resume_or_new<C: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        default_out: &str,
+        on_resume: impl FnOnce(&mut C),
+        new: impl FnOnce() -> Result<C>,
+    ) -> Result<(
+        C,
+        PathBuf,
+        Option<spectral_inference::spin::checkpoint::TrainerState>,
+    )> {
+        match &self.resume {
+            Some(dir) => {
+                let (state, run) = spectral_inference::spin::checkpoint::load(dir)?;
+                let mut cfg: C =
+                    serde_json::from_value(run["config"].clone()).with_context(|| {
+                        format!(
+                            "{}: the checkpoint holds no {kind} configuration",
+                            dir.display()
+                        )
+                    })?;
+                on_resume(&mut cfg);
+                let out = self.out.clone().unwrap_or_else(|| dir.clone());
+                Ok((cfg, out, Some(state)))
+            }
+            None => {
+                let out = self
+                    .out
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(default_out));
+                Ok((new()?, out, None))
+            }
+        }
+    }
+}
+
 /// The network's layers beyond what the command fixes.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct NetworkArgs {
