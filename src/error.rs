@@ -67,6 +67,9 @@ pub enum SpinError {
         #[source]
         source: std::io::Error,
     },
+    /// The workers of a data-parallel run disagree or their transport failed.
+    #[error("data-parallel run: {0}")]
+    Parallel(String),
     /// A data file could not be parsed.
     #[error("{path}: {message}")]
     Parse {

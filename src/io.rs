@@ -5,8 +5,12 @@ use std::path::Path;
 use crate::error::{Result, SpinError};
 
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
-/// partial write, and a crash leaves the old file in place.
+/// partial write, and a crash leaves the old file in place. On a worker other than rank 0 of a
+/// data-parallel run nothing is written: rank 0 writes every file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if !crate::spin::parallel::is_writer() {
+        return Ok(());
+    }
     let io_err = |source| SpinError::Io {
         path: path.display().to_string(),
         source,

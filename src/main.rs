@@ -6,8 +6,77 @@ fn main() {
     // First, while the program has one thread: Mesa's device-select layer is quiet by default
     // and lavapipe gets two threads per core.
     spectral_inference::gpu::context::driver_environment();
+    #[cfg(feature = "mpi")]
+    let _universe = start_mpi();
+    #[cfg(not(feature = "mpi"))]
+    refuse_mpirun();
     if let Err(e) = cli::run() {
-        eprintln!("error: {e:#}");
+        spectral_inference::spin::parallel::note(&format!("error: {e:#}"));
         std::process::exit(1);
+    }
+}
+
+/// Under an MPI launcher: initialises MPI, makes its ranks the process's workers, and silences
+/// the standard output and error of every rank but 0 (rank 0 prints the results; the others'
+/// banner, final θ hash and errors still reach the original standard error). The universe must
+/// live until the end of `main`.
+#[cfg(feature = "mpi")]
+fn start_mpi() -> Option<mpi::environment::Universe> {
+    use spectral_inference::spin::parallel::{self, mpi as transport};
+    if !transport::launched_by_mpirun() {
+        return None;
+    }
+    let (universe, world) = match transport::init() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let rank = parallel::Collective::rank(&*world);
+    if let Err(e) = parallel::set_world(world) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    if rank > 0 {
+        silence_rank();
+    }
+    Some(universe)
+}
+
+/// Keeps a copy of standard error for [`spectral_inference::spin::parallel::note`], then points
+/// descriptors 1 and 2 at /dev/null.
+#[cfg(feature = "mpi")]
+fn silence_rank() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    // SAFETY: dup and dup2 on valid descriptors. The copy of 2 is a new descriptor that only the
+    // File made from it owns; Rust's stdout and stderr write to 1 and 2 by number, so
+    // replacing them only changes where that output goes.
+    unsafe {
+        let saved = libc::dup(2);
+        if saved >= 0 {
+            spectral_inference::spin::parallel::set_note_sink(std::fs::File::from_raw_fd(saved));
+        }
+        libc::dup2(null.as_raw_fd(), 1);
+        libc::dup2(null.as_raw_fd(), 2);
+    }
+}
+
+/// Without the `mpi` feature, W copies under `mpirun` would each train alone and overwrite
+/// each other's files: refuse, and say how to build the data-parallel binary.
+#[cfg(not(feature = "mpi"))]
+fn refuse_mpirun() {
+    let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+    if ranks.is_some_and(|w| w > 1) {
+        eprintln!(
+            "error: started by mpirun with {} ranks, but this spin was built without MPI: build it with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev)",
+            ranks.unwrap_or(0)
+        );
+        std::process::exit(2);
     }
 }

@@ -66,6 +66,16 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
             r.gflops,
             if r.fused { "fused" } else { "J̄" }
         );
+        if r.ranks > 1 {
+            println!(
+                "    {} ranks: {:.0} samples/s; all-reduces {:.0} bytes and {:.3} ms per step ({:.1} % of the step)",
+                r.ranks,
+                r.samples_per_second,
+                r.allreduce_bytes_per_step,
+                r.allreduce_ms_per_step,
+                100.0 * r.allreduce_ms_per_step / r.ms_per_step
+            );
+        }
         println!("    wall time per step by phase:");
         for t in &r.phases {
             println!("    {:<34} {:>8.3} ms", t.label, t.ms);

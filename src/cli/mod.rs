@@ -28,7 +28,8 @@ use spectral_inference::gpu::{AdapterRequest, BackendChoice, GpuContext};
 #[command(name = "spin", version, about, long_about = None)]
 pub struct Cli {
     /// Use the adapter whose name contains this (case-insensitive); see `spin info` [default:
-    /// the first one wgpu offers].
+    /// the first one wgpu offers]. Under `mpirun` the ranks on a node take the matching adapters
+    /// in turn (by local rank), or give one substring per local rank separated by commas.
     #[arg(long, global = true, value_name = "SUBSTRING")]
     adapter: Option<String>,
     /// Graphics backend: vulkan, metal, dx12 or gl [default: all; honours WGPU_BACKEND].
@@ -120,21 +121,59 @@ fn report(dir: &std::path::Path) -> Result<()> {
 
 /// The GPU context the global options ask for.
 fn context(cli: &Cli) -> Result<Arc<GpuContext>> {
-    Ok(Arc::new(GpuContext::new(&adapter_request(cli))?))
+    let ctx = Arc::new(GpuContext::new(&adapter_request(cli))?);
+    let world = spectral_inference::spin::parallel::world();
+    if world.size() > 1 {
+        spectral_inference::spin::parallel::note(&format!(
+            "{} worker on adapter {}",
+            world.transport(),
+            ctx.adapter().name
+        ));
+    }
+    Ok(ctx)
+}
+
+/// This process's rank among the ranks of its node (Open MPI's local rank; 0 outside mpirun).
+fn local_rank() -> usize {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    .unwrap_or(0)
 }
 
 fn adapter_request(cli: &Cli) -> AdapterRequest {
+    let local = if spectral_inference::spin::parallel::world().size() > 1 {
+        local_rank()
+    } else {
+        0
+    };
+    // `--adapter a,b`: one substring per local rank, in turn.
+    let (name_contains, index) = match &cli.adapter {
+        Some(list) if list.contains(',') => {
+            let names: Vec<&str> = list.split(',').map(str::trim).collect();
+            (Some(names[local % names.len()].to_string()), 0)
+        }
+        other => (other.clone(), local),
+    };
     AdapterRequest {
-        name_contains: cli.adapter.clone(),
+        name_contains,
         backend: cli.backend,
         software: cli.software,
+        index,
     }
 }
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    spectral_inference::experiments::progress::set_quiet(cli.quiet);
+    // Rank 0 of a data-parallel run reports; the others only compute.
+    spectral_inference::experiments::progress::set_quiet(
+        cli.quiet || !spectral_inference::spin::parallel::is_writer(),
+    );
     match &cli.command {
         Command::Info => info::run(&cli),
         Command::Matrix(args) => matrix::run(&cli, args),

@@ -312,6 +312,14 @@ pub struct BenchResult {
     /// Wall milliseconds per step of each phase of the trainer's step (host work, uploads,
     /// each submit with its readback).
     pub phases: Vec<KernelTime>,
+    /// Data-parallel ranks sharing every batch (`mpirun -n W spin bench`; 1 otherwise).
+    pub ranks: usize,
+    /// Global batch × steps/s: samples through the network per second, over all ranks.
+    pub samples_per_second: f64,
+    /// Bytes each rank sends into the step's all-reduces, per step (0 for one rank).
+    pub allreduce_bytes_per_step: f64,
+    /// Milliseconds per step in the all-reduces, waiting for the slowest rank included.
+    pub allreduce_ms_per_step: f64,
 }
 
 /// Runs `config`: `warmup` untimed steps (fewer if they take longer than `seconds`), then timed
@@ -380,9 +388,11 @@ pub fn run(
     let fused = trainer.engine().is_fused();
     let flops_per_step = 2.0 * step_macs(&trainer.problem().spec, shape.rows, shape.samples, fused);
     let warm = Instant::now();
+    // Rank 0's clock decides for every rank of a data-parallel run (`agree`), which must all
+    // take the same steps.
     for _ in 0..warmup {
         trainer.step()?;
-        if warm.elapsed().as_secs_f64() > seconds {
+        if trainer.agree(warm.elapsed().as_secs_f64())? > seconds {
             break;
         }
     }
@@ -390,7 +400,7 @@ pub fn run(
     let start = Instant::now();
     let mut steps = 0u64;
     loop {
-        let t = start.elapsed().as_secs_f64();
+        let t = trainer.agree(start.elapsed().as_secs_f64())?;
         if steps >= 2 && t >= seconds && (steps >= min_steps || t >= 2.0 * seconds) {
             break;
         }
@@ -439,5 +449,9 @@ pub fn run(
         kernels,
         fused,
         phases,
+        ranks: trainer.workers().size(),
+        samples_per_second: config.batch as f64 * steps as f64 / wall,
+        allreduce_bytes_per_step: trainer.phase_times.allreduce_bytes_per_step(),
+        allreduce_ms_per_step: trainer.phase_times.allreduce_seconds_per_step() * 1e3,
     })
 }

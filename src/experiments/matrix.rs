@@ -116,6 +116,8 @@ pub struct MatrixResult {
     pub steps_per_second: f64,
     /// Adapter name.
     pub adapter: String,
+    /// The data-parallel ranks and their traffic ([`Trainer::parallel_metrics`]).
+    pub parallel: serde_json::Value,
 }
 
 /// Trains on the lowest `k` eigenpairs of `m` and evaluates exactly (all pairs).
@@ -134,6 +136,7 @@ pub fn learn_matrix(
         let report = trainer.step()?;
         on_step(&report);
     }
+    trainer.report_replicas()?;
     let wall = start.elapsed().as_secs_f64();
     let eval = trainer.evaluate(0, 0, 0)?;
     let n = m.nrows();
@@ -171,6 +174,7 @@ pub fn learn_matrix(
         wall_seconds: wall,
         steps_per_second: steps as f64 / wall.max(1e-9),
         adapter: ctx.adapter().name.clone(),
+        parallel: trainer.parallel_metrics(),
     })
 }
 
@@ -201,5 +205,6 @@ pub fn metrics(
         "wall_seconds": result.wall_seconds,
         "steps_per_second": result.steps_per_second,
         "adapter": result.adapter,
+        "parallel": result.parallel,
     })
 }

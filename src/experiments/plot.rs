@@ -103,6 +103,9 @@ pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
     let pad = ((hi - lo) * 0.08).max(1e-6);
     let x0 = c.steps[0] as f64;
     let x1 = (*c.steps.last().unwrap_or(&1)).max(c.steps[0] + 1) as f64;
+    if !crate::spin::parallel::is_writer() {
+        return Ok(());
+    }
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -243,6 +246,9 @@ pub fn eigenfunction_panels(
     let rows = count.div_ceil(cols);
     let cell = 260u32;
     let (title_h, bar_w) = (40u32, 110u32);
+    if !crate::spin::parallel::is_writer() {
+        return Ok(());
+    }
     let root = BitMapBackend::new(
         path,
         (
@@ -351,6 +357,9 @@ pub fn eigenfunction_lines(
         .fold(0.0f64, |m, v| m.max(v.abs()))
         .max(1e-12)
         * 1.05;
+    if !crate::spin::parallel::is_writer() {
+        return Ok(());
+    }
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)

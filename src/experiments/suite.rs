@@ -389,7 +389,7 @@ pub fn run_all(
             }),
         )?;
         let md = opts.out.join("suite.md");
-        std::fs::write(&md, table(&results)).map_err(io(&md))?;
+        crate::io::write_atomic(&md, table(&results).as_bytes())?;
     }
     Ok(results)
 }

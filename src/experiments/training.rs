@@ -95,7 +95,11 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SpinError {
 
 /// Starts the CSV at `path` with `header` and the rows of an earlier invocation up to `step` (a
 /// resumed run's checkpoint), and opens it for appending.
-fn open_rows(path: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<std::fs::File>> {
+/// On a worker other than rank 0 of a data-parallel run, a sink: rank 0 writes every file.
+fn open_rows(path: &Path, header: &str, step: u64) -> Result<Box<dyn Write>> {
+    if !crate::spin::parallel::is_writer() {
+        return Ok(Box::new(std::io::sink()));
+    }
     let mut kept = String::new();
     if step > 0 {
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -113,7 +117,7 @@ fn open_rows(path: &Path, header: &str, step: u64) -> Result<std::io::BufWriter<
         .append(true)
         .open(path)
         .map_err(io_err(path))?;
-    Ok(std::io::BufWriter::new(file))
+    Ok(Box::new(std::io::BufWriter::new(file)))
 }
 
 /// Checkpoints written on a thread of their own, so that the disk's sync does not stall
@@ -139,6 +143,9 @@ impl CheckpointWriter {
     /// Starts writing `state` into `out` once the previous write is done.
     fn save(&mut self, out: &Path, state: TrainerState, run: &serde_json::Value) -> Result<()> {
         self.wait()?;
+        if !crate::spin::parallel::is_writer() {
+            return Ok(());
+        }
         let (out, run) = (out.to_path_buf(), run.clone());
         self.pending = Some(std::thread::spawn(move || {
             checkpoint::save(&out, &state, &run)
@@ -150,14 +157,26 @@ impl CheckpointWriter {
 /// Trains `trainer` (already restored, when resuming) until `spec.steps`, the time limit or a
 /// failed step, writing the CSV and checkpoints into `spec.out`.
 pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<Outcome> {
-    std::fs::create_dir_all(&spec.out).map_err(io_err(&spec.out))?;
+    if crate::spin::parallel::is_writer() {
+        std::fs::create_dir_all(&spec.out).map_err(io_err(&spec.out))?;
+    }
     let csv_path = spec.out.join("eigenvalues.csv");
     let mut csv = open_rows(&csv_path, &spec.csv_header, trainer.step)?;
     let start = Instant::now();
     let trained_for = || spec.earlier_seconds + start.elapsed().as_secs_f64();
+    // In a data-parallel run rank 0's clock decides the time limit and the schedule's
+    // progress for every worker (their clocks differ, their steps must not).
+    let agreed_time = |trainer: &mut Trainer| -> Result<f64> {
+        let t = trained_for();
+        if trainer.workers().is_parallel() && spec.time_limit.is_some() {
+            trainer.agree(t)
+        } else {
+            Ok(t)
+        }
+    };
     let mut writer = CheckpointWriter::default();
     // The CSV is flushed first: its rows up to the checkpoint's step are on file with it.
-    let mut save = |trainer: &Trainer, csv: &mut std::io::BufWriter<std::fs::File>| -> Result<()> {
+    let mut save = |trainer: &mut Trainer, csv: &mut Box<dyn Write>| -> Result<()> {
         csv.flush().map_err(io_err(&csv_path))?;
         let mut state = trainer.state()?;
         state.train_seconds = trained_for();
@@ -204,12 +223,13 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     };
 
     while trainer.step < total {
-        if spec.time_limit.is_some_and(|t| trained_for() >= t) {
+        let now = agreed_time(trainer)?;
+        if spec.time_limit.is_some_and(|t| now >= t) {
             out.stopped_by_time = true;
             break;
         }
         if let Some(t) = spec.time_limit {
-            trainer.set_schedule_progress(trained_for() / t);
+            trainer.set_schedule_progress(now / t);
         }
         (hooks.before_step)(trainer)?;
         let r = match trainer.step() {
@@ -242,6 +262,7 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     out.wall = start.elapsed().as_secs_f64();
     save(trainer, &mut csv)?;
     writer.wait()?;
+    trainer.report_replicas()?;
     Ok(out)
 }
 

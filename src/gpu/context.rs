@@ -61,6 +61,9 @@ pub struct AdapterRequest {
     pub backend: Option<BackendChoice>,
     /// Only software/CPU adapters (e.g. Mesa lavapipe, WARP).
     pub software: bool,
+    /// Of the adapters that match (best first), take number `index` modulo their count: a
+    /// data-parallel rank's local rank, so that the ranks on one node spread over its GPUs.
+    pub index: usize,
 }
 
 /// A short description of an adapter, for `spin info` and for metrics files.
@@ -243,6 +246,7 @@ pub fn request_from_env() -> AdapterRequest {
         name_contains: std::env::var("SPIN_ADAPTER").ok().filter(|s| !s.is_empty()),
         backend: None,
         software: std::env::var("SPIN_SOFTWARE").is_ok_and(|v| v == "1" || v == "true"),
+        index: 0,
     }
 }
 
@@ -250,7 +254,8 @@ impl GpuContext {
     /// Opens the adapter chosen by `req` and creates a device with the adapter's own limits.
     pub fn new(req: &AdapterRequest) -> Result<Self> {
         let adapters = candidate_adapters(req);
-        let Some(adapter) = adapters.into_iter().next() else {
+        let pick = req.index % adapters.len().max(1);
+        let Some(adapter) = adapters.into_iter().nth(pick) else {
             let mut what = String::new();
             if let Some(n) = &req.name_contains {
                 what.push_str(&format!(" whose name contains `{n}`"));

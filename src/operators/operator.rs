@@ -359,6 +359,69 @@ impl Operator {
         offsets
     }
 
+    /// How a batch of `count` samples is laid out for this operator: runs of rows
+    /// (start, length, unit) that must be kept in whole units (a clip, an edge's two
+    /// endpoints), and whose rows pair up with the same positions of the other runs (a kernel's
+    /// two halves). A worker's share of the batch is the same fraction of every run.
+    fn layout(&self, count: usize) -> Vec<(usize, usize, usize)> {
+        match self {
+            Operator::Stencil { .. } | Operator::Tangent { .. } => vec![(0, count, 1)],
+            Operator::Slowness { clip_len, .. } => vec![(0, count, *clip_len)],
+            Operator::PairKernel { .. } => {
+                let half = count / 2;
+                vec![(0, half, 1), (half, half, 1)]
+            }
+            Operator::GraphEdges { uniform_nodes, .. } => {
+                let nodes = if *uniform_nodes { count / 2 } else { 0 };
+                let mut runs = Vec::new();
+                if nodes > 0 {
+                    runs.push((0, nodes, 1));
+                }
+                runs.push((nodes, count - nodes, 2));
+                runs
+            }
+        }
+    }
+
+    /// Worker `part` of `parts`'s share of a batch of samples `points` (count, dim) with
+    /// `weights`: the same fraction of every run of the operator's layout, so that the mean of
+    /// the workers' Σ̂, Π̂ and gradients is the whole batch's (SPEC §10). An error when the
+    /// batch does not split into equal whole shares.
+    pub fn shard(
+        &self,
+        points: &[f64],
+        dim: usize,
+        weights: &[f64],
+        part: usize,
+        parts: usize,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let count = weights.len();
+        if parts <= 1 {
+            return Ok((points.to_vec(), weights.to_vec()));
+        }
+        let runs = self.layout(count);
+        let mut p = Vec::with_capacity(points.len() / parts);
+        let mut w = Vec::with_capacity(count / parts);
+        for &(start, len, unit) in &runs {
+            if len % unit != 0 || (len / unit) % parts != 0 {
+                let what = if unit == 1 {
+                    "rows".to_string()
+                } else {
+                    format!("whole runs of {unit} rows (clips or edges)")
+                };
+                return Err(SpinError::Config(format!(
+                    "a global batch of {count} samples does not split into {parts} equal shares: its {len} rows from row {start} must split into {parts} equal parts of {what}; make the batch a multiple of {} samples",
+                    parts * runs.len() * unit
+                )));
+            }
+            let share = len / parts;
+            let from = start + part * share;
+            p.extend_from_slice(&points[from * dim..(from + share) * dim]);
+            w.extend_from_slice(&weights[from..from + share]);
+        }
+        Ok((p, w))
+    }
+
     /// Builds the batch for samples `points` (count, dim) with importance weights.
     /// Points are the network's inputs.
     pub fn batch(&self, points: &[f64], dim: usize, weights: &[f64]) -> Result<Batch> {

@@ -5,8 +5,9 @@ pub mod engine;
 pub mod host;
 pub mod optim;
 pub mod oracle;
+pub mod parallel;
 pub mod trainer;
 
 pub use engine::{Engine, EngineOptions, Probe, SigmaGradient, StepScalars};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
-pub use trainer::{Evaluation, PhaseTimes, Problem, StepReport, TrainConfig, Trainer};
+pub use trainer::{Evaluation, PhaseTimes, Problem, StepReport, StepTrace, TrainConfig, Trainer};

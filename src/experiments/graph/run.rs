@@ -429,6 +429,7 @@ pub fn run(
         "degenerate_batches": model.trainer.degenerate_batches,
         "stopped_by_time_limit": outcome.stopped_by_time,
         "adapter": ctx.adapter().name,
+        "parallel": model.trainer.parallel_metrics(),
     });
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     match outcome.failure {

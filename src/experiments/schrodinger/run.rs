@@ -297,6 +297,7 @@ fn metrics(
         "heldout_seconds": outcome.heldout_seconds,
         "heldout_share_of_training": outcome.heldout_seconds / wall.max(1e-9),
         "adapter": ctx.adapter().name,
+        "parallel": trainer.parallel_metrics(),
         "trained_network": trained,
         "readout_refit": refit,
     });

@@ -186,6 +186,9 @@ pub(super) fn extremes(
 }
 
 fn save_rgb(img: &image::RgbImage, path: &Path) -> Result<()> {
+    if !crate::spin::parallel::is_writer() {
+        return Ok(());
+    }
     img.save(path).map_err(|e| SpinError::Io {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),

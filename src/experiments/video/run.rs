@@ -333,6 +333,7 @@ pub fn run(
         "heldout_share_of_training": outcome.heldout_seconds / outcome.wall.max(1e-9),
         "stopped_by_time_limit": outcome.stopped_by_time,
         "adapter": ctx.adapter().name,
+        "parallel": model.trainer.parallel_metrics(),
     });
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     match outcome.failure {

@@ -98,13 +98,23 @@ impl Trainer {
     /// chunk's own pair for the standard errors.
     /// With `host`, the reductions are done here in f64 from the outputs and the operator's
     /// X, Y read back (for a wide basis, where the GPU's one-entry-per-thread reduction is slow).
+    /// In a data-parallel run the workers take turns with the chunks (or share the exhaustive
+    /// batch) and their sums are added up: every worker ends with the same moments, equal to
+    /// one process's to rounding.
     fn moments(&mut self, samples: usize, chunk: usize, seed: u64, host: bool) -> Result<Moments> {
         let n = self.problem.spec.outputs;
+        let (rank, size) = (self.workers.rank(), self.workers.size());
+        let mut exhaustive = false;
         let mut sigma = vec![0.0f64; n * n];
         let mut pi = vec![0.0f64; n * n];
         let (mut s_total, mut q_total) = (0usize, 0usize);
         let mut chunks = Vec::new();
-        let mut add = |engine: &Engine, batch: &Batch| -> Result<()> {
+        // `None`: a chunk that another worker evaluates (an empty place in `chunks`).
+        let mut add = |job: Option<(&Engine, &Batch)>| -> Result<()> {
+            let Some((engine, batch)) = job else {
+                chunks.push(Default::default());
+                return Ok(());
+            };
             engine.set_params(&self.params)?;
             engine.set_batch(batch)?;
             let (s, p) = if host {
@@ -127,16 +137,35 @@ impl Trainer {
             Ok(())
         };
         if let Some((points, weights)) = self.problem.sampler.exhaustive() {
-            let batch = self.problem.batch(&points, &weights)?;
-            let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
-            add(&engine, &batch)?;
+            exhaustive = true;
+            // A batch that does not split evenly is evaluated whole by rank 0.
+            let batch = match self.problem.shard_batch(&points, &weights, rank, size) {
+                Ok(b) => Some(b),
+                Err(_) => (rank == 0)
+                    .then(|| self.problem.batch(&points, &weights))
+                    .transpose()?,
+            };
+            if let Some(batch) = batch {
+                let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
+                add(Some((&engine, &batch)))?;
+            }
         } else {
             let chunk = chunk.max(2).min(samples.max(2)) & !1;
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut engine: Option<Engine> = None;
             let mut done = 0;
+            let mut index = 0;
             while done < samples {
+                // Every worker draws every chunk (one stream, as in one process) and
+                // evaluates its own turns.
                 let (points, weights) = self.problem.sampler.sample(&mut rng, chunk);
+                let mine = index % size == rank;
+                index += 1;
+                if !mine {
+                    add(None)?;
+                    done += chunk;
+                    continue;
+                }
                 let batch = self.problem.batch(&points, &weights)?;
                 if engine.as_ref().is_none_or(|e| e.shape() != batch.shape) {
                     engine = Some(Engine::new(
@@ -147,10 +176,43 @@ impl Trainer {
                     )?);
                 }
                 if let Some(e) = &engine {
-                    add(e, &batch)?;
+                    add(Some((e, &batch)))?;
                 }
                 done += chunk;
             }
+        }
+        if size > 1 {
+            // One sum for everything: the moments, the counts and every chunk's pair (zero
+            // where another worker evaluated it).
+            let mut all = Vec::with_capacity(2 * n * n * (1 + chunks.len()) + 2);
+            all.extend_from_slice(&sigma);
+            all.extend_from_slice(&pi);
+            all.push(s_total as f64);
+            all.push(q_total as f64);
+            for (s, p) in &chunks {
+                for m in [s, p] {
+                    if m.is_empty() {
+                        all.extend(std::iter::repeat_n(0.0, n * n));
+                    } else {
+                        all.extend((0..n * n).map(|e| m[(e / n, e % n)]));
+                    }
+                }
+            }
+            self.workers.sum_f64(&mut all)?;
+            sigma.copy_from_slice(&all[..n * n]);
+            pi.copy_from_slice(&all[n * n..2 * n * n]);
+            s_total = all[2 * n * n] as usize;
+            q_total = all[2 * n * n + 1] as usize;
+            let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
+            chunks = if exhaustive {
+                // The exhaustive batch is one exact chunk, wherever it was evaluated.
+                Vec::new()
+            } else {
+                all[2 * n * n + 2..]
+                    .chunks(2 * n * n)
+                    .map(|c| (to_m(&c[..n * n]), to_m(&c[n * n..])))
+                    .collect()
+            };
         }
         Ok(Moments {
             samples: s_total,

@@ -12,8 +12,9 @@ use super::checkpoint::TrainerState;
 use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, EngineOptions, SigmaGradient};
-use super::host::{correlation_condition, flat, lag_shift, matrix, shift_gradient, step_matrices};
+use super::host::{correlation_condition, flat, lag_shift, shift_gradient, step_matrices};
 use super::optim::{Optimizer, OptimizerConfig};
+use super::parallel::{Collective, Traffic, Workers};
 use crate::error::{Result, SpinError};
 use crate::gpu::GpuContext;
 use crate::nn::NetworkSpec;
@@ -35,6 +36,20 @@ impl Problem {
     /// input features (the radial feature, when the network has one).
     pub fn batch(&self, points: &[f64], weights: &[f64]) -> Result<Batch> {
         Ok(self.with_features(self.operator.batch(points, self.sampler.dim(), weights)?))
+    }
+
+    /// Worker `part` of `parts`'s share of the samples `points` (count, d) with `weights`,
+    /// as a batch ([`Operator::shard`]).
+    pub fn shard_batch(
+        &self,
+        points: &[f64],
+        weights: &[f64],
+        part: usize,
+        parts: usize,
+    ) -> Result<Batch> {
+        let dim = self.sampler.dim();
+        let (p, w) = self.operator.shard(points, dim, weights, part, parts)?;
+        self.batch(&p, &w)
     }
 
     /// A batch of plain network values at `points` (count, d), with the input features.
@@ -163,6 +178,9 @@ pub struct PhaseTimes {
     pub gradient: f64,
     /// Masks, finite checks, the optimiser and the eigenvalue EMA (host).
     pub optimizer: f64,
+    /// Of `statistics` and `gradient`: the sums over the workers of a data-parallel run
+    /// (SPEC §10), with their traffic.
+    pub allreduce: Traffic,
 }
 
 impl PhaseTimes {
@@ -178,6 +196,21 @@ impl PhaseTimes {
             ("optimiser", self.optimizer * k),
         ]
     }
+
+    /// Bytes each worker sends into the step's sums, per step.
+    pub fn allreduce_bytes_per_step(&self) -> f64 {
+        self.allreduce.bytes as f64 / self.steps.max(1) as f64
+    }
+
+    /// Seconds in the step's sums, per step.
+    pub fn allreduce_seconds_per_step(&self) -> f64 {
+        self.allreduce.seconds / self.steps.max(1) as f64
+    }
+}
+
+/// f32 statistics as f64.
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
 }
 
 /// Adds the time since `clock` to `slot` and restarts the clock (the step's phase timer).
@@ -190,6 +223,9 @@ fn lap(clock: &mut std::time::Instant, slot: &mut f64) {
 /// At β = 1, how many minibatches in a row may be set aside as degenerate (Σ̂ not positive
 /// definite) before a step fails with the collapse.
 pub const MAX_REDRAWS: usize = 20;
+
+/// In a data-parallel run, the workers compare a hash of θ every this many steps.
+pub const REPLICA_CHECK_EVERY: u64 = 100;
 
 /// A training run in progress.
 pub struct Trainer {
@@ -221,6 +257,22 @@ pub struct Trainer {
     pub phase_times: PhaseTimes,
     /// The evaluation engine of [`Trainer::outputs`], kept between calls of one shape.
     outputs_engine: std::cell::RefCell<Option<Engine>>,
+    /// The workers sharing every batch (one, outside `mpirun`).
+    workers: Workers,
+    /// Σ̂, Π̂ (the workers' means) and the gradient (their mean, before the mask) of the last
+    /// step, for tests of the data-parallel step.
+    pub last_step: Option<StepTrace>,
+}
+
+/// The pooled quantities of one step (SPEC §10), kept by [`Trainer::step`].
+#[derive(Clone, Debug)]
+pub struct StepTrace {
+    /// Σ̂ (N, N) row-major, the mean over the global batch.
+    pub sigma: Vec<f64>,
+    /// Π̂ (N, N) row-major.
+    pub pi: Vec<f64>,
+    /// The gradient, the mean over the global batch.
+    pub gradient: Vec<f32>,
 }
 
 impl Trainer {
@@ -231,6 +283,18 @@ impl Trainer {
         Self::with_sigma_gradient(ctx, problem, config, sigma)
     }
 
+    /// [`Trainer::new`] as one of the workers of `collective`, which share every batch
+    /// ([`Trainer::new`] takes the process's workers, [`super::parallel::world`]).
+    pub fn with_workers(
+        ctx: Arc<GpuContext>,
+        problem: Problem,
+        config: TrainConfig,
+        collective: Arc<dyn Collective>,
+    ) -> Result<Self> {
+        let sigma = SigmaGradient::for_beta(config.beta);
+        Self::build(ctx, problem, config, sigma, collective)
+    }
+
     /// [`Trainer::new`] with the Σ term's path chosen (the J̄ path at β = 1 is the fused
     /// gradient's A/B baseline in `spin bench --jbar`).
     pub fn with_sigma_gradient(
@@ -239,7 +303,19 @@ impl Trainer {
         config: TrainConfig,
         sigma: SigmaGradient,
     ) -> Result<Self> {
+        Self::build(ctx, problem, config, sigma, super::parallel::world())
+    }
+
+    fn build(
+        ctx: Arc<GpuContext>,
+        problem: Problem,
+        config: TrainConfig,
+        sigma: SigmaGradient,
+        collective: Arc<dyn Collective>,
+    ) -> Result<Self> {
         config.validate()?;
+        let workers = Workers::new(collective);
+        let (rank, size) = (workers.rank(), workers.size());
         if sigma == SigmaGradient::Fused && config.beta != 1.0 {
             return Err(SpinError::Config(format!(
                 "the fused Σ gradient needs β = 1, got {}",
@@ -262,7 +338,7 @@ impl Trainer {
                     "this sampler has no exhaustive batch (only finite spaces do)".into(),
                 )
             })?;
-            Some(problem.batch(&points, &weights)?)
+            Some(problem.shard_batch(&points, &weights, rank, size)?)
         } else {
             None
         };
@@ -270,7 +346,7 @@ impl Trainer {
             Some(b) => b.clone(),
             None => {
                 let (points, weights) = problem.sampler.sample(&mut rng, config.batch);
-                problem.batch(&points, &weights)?
+                problem.shard_batch(&points, &weights, rank, size)?
             }
         };
         let options = EngineOptions {
@@ -300,6 +376,8 @@ impl Trainer {
             jbar_fresh: false,
             phase_times: PhaseTimes::default(),
             outputs_engine: Default::default(),
+            workers,
+            last_step: None,
         })
         .and_then(|mut t| {
             if let Some(m) = t.problem.spec.structural_mask() {
@@ -398,7 +476,12 @@ impl Trainer {
                     .problem
                     .sampler
                     .sample(&mut self.rng, self.config.batch);
-                let batch = self.problem.batch(&points, &weights)?;
+                let batch = self.problem.shard_batch(
+                    &points,
+                    &weights,
+                    self.workers.rank(),
+                    self.workers.size(),
+                )?;
                 let built = std::time::Instant::now();
                 self.phase_times.sample += (built - t).as_secs_f64();
                 self.engine.set_batch(&batch)?;
@@ -417,14 +500,22 @@ impl Trainer {
         let beta = self.config.beta;
         let step = self.step + 1;
         let mut redraws = 0;
+        let traffic_before = self.workers.traffic.clone();
         // θ is uploaded once; a degenerate minibatch is redrawn against the same θ.
         let mut clock = std::time::Instant::now();
         self.engine.set_params(&self.params)?;
         lap(&mut clock, &mut self.phase_times.upload);
-        let (sigma, sigma_avg, pi, mut m) = loop {
+        let ((sigma, sigma_hat, pi_hat), sigma_avg, pi, mut m) = loop {
             self.upload_next_batch()?;
             clock = std::time::Instant::now();
             let (sigma, pi) = self.engine.statistics()?;
+            let (mut sigma, mut pi) = (widen(&sigma), widen(&pi));
+            if self.workers.is_parallel() {
+                let mut both = [sigma, pi].concat();
+                self.workers.mean_f64(&mut both)?;
+                pi = both.split_off(n * n);
+                sigma = both;
+            }
             lap(&mut clock, &mut self.phase_times.statistics);
             if sigma.iter().chain(&pi).any(|v| !v.is_finite()) {
                 return Err(SpinError::NonFinite {
@@ -432,13 +523,14 @@ impl Trainer {
                     step,
                 });
             }
-            let sigma = matrix(&sigma, n);
+            let (sigma_hat, pi_hat) = (sigma.clone(), pi.clone());
+            let sigma = DMatrix::from_fn(n, n, |i, j| sigma[i * n + j]);
             let sigma_avg = &self.sigma_avg * (1.0 - beta) + &sigma * beta;
-            let pi = matrix(&pi, n);
+            let pi = DMatrix::from_fn(n, n, |i, j| pi[i * n + j]);
             let matrices = step_matrices(&sigma_avg, &pi);
             lap(&mut clock, &mut self.phase_times.host_matrices);
             match matrices {
-                Ok(m) => break (sigma, sigma_avg, pi, m),
+                Ok(m) => break ((sigma, sigma_hat, pi_hat), sigma_avg, pi, m),
                 // At β = 1 Σ̄ is this minibatch's Σ̂ alone: a minibatch on which the features
                 // are linearly dependent (e.g. frames that do not change) defines no step, so
                 // it is set aside and another drawn; the network itself has collapsed only
@@ -468,6 +560,12 @@ impl Trainer {
         let mut grad = self
             .engine
             .gradient(&flat(&m.g_pi), &flat(&m.g_sigma), jbar_rate)?;
+        self.workers.mean_f32(&mut grad)?;
+        self.last_step = Some(StepTrace {
+            sigma: sigma_hat,
+            pi: pi_hat,
+            gradient: grad.clone(),
+        });
         lap(&mut clock, &mut self.phase_times.gradient);
         if let Some(mask) = &self.mask {
             for (g, k) in grad.iter_mut().zip(mask) {
@@ -504,18 +602,79 @@ impl Trainer {
             sigma_diag: self.sigma_avg.diagonal().iter().copied().collect(),
             sigma_condition: correlation_condition(&self.sigma_avg),
         };
+        if self.workers.is_parallel() && step.is_multiple_of(REPLICA_CHECK_EVERY) {
+            self.workers.check_same(&self.params, step)?;
+        }
         lap(&mut clock, &mut self.phase_times.optimizer);
         self.phase_times.steps += 1;
+        let (now, sums) = (&self.workers.traffic, &mut self.phase_times.allreduce);
+        sums.calls += now.calls - traffic_before.calls;
+        sums.bytes += now.bytes - traffic_before.bytes;
+        sums.seconds += now.seconds - traffic_before.seconds;
         Ok(report)
     }
 
-    /// Everything needed to resume: reads J̄ back from the GPU.
-    pub fn state(&self) -> Result<TrainerState> {
+    /// The workers sharing every batch.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// Checks that every worker holds the same θ, bit for bit, and returns its hash (a
+    /// collective call: every worker must make it).
+    pub fn check_replicas(&mut self) -> Result<u64> {
+        let step = self.step;
+        self.workers.check_same(&self.params, step)
+    }
+
+    /// In a data-parallel run, checks that every worker holds the same θ and has each report
+    /// its hash ([`super::parallel::note`]); nothing in one process. A collective call.
+    pub fn report_replicas(&mut self) -> Result<()> {
+        if self.workers.is_parallel() {
+            let hash = self.check_replicas()?;
+            super::parallel::note(&format!(
+                "step {}, θ hash {hash:016x}, the same on every rank; {:.0} bytes and {:.2} ms in all-reduces per step",
+                self.step,
+                self.phase_times.allreduce_bytes_per_step(),
+                self.phase_times.allreduce_seconds_per_step() * 1e3
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `parallel` block of a run's `metrics.json`: the ranks, the transport, and per step
+    /// the bytes each rank sends into the all-reduces and the seconds they take (SPEC §10).
+    pub fn parallel_metrics(&self) -> serde_json::Value {
+        let t = &self.phase_times;
+        let step_seconds =
+            t.sample + t.upload + t.statistics + t.host_matrices + t.gradient + t.optimizer;
+        serde_json::json!({
+            "ranks": self.workers.size(),
+            "transport": self.workers.transport(),
+            "allreduce_bytes_per_step": t.allreduce_bytes_per_step(),
+            "allreduce_seconds_per_step": t.allreduce_seconds_per_step(),
+            "allreduce_share_of_step_time": t.allreduce.seconds / step_seconds.max(1e-12),
+            "theta_hash": format!("{:016x}", super::parallel::params_hash(&self.params)),
+        })
+    }
+
+    /// Rank 0's `value` on every worker (a collective call; `value` itself in one process).
+    pub fn agree(&mut self, value: f64) -> Result<f64> {
+        self.workers.from_rank0(value)
+    }
+
+    /// Everything needed to resume: reads J̄ back from the GPU. In a data-parallel run J̄ is
+    /// the workers' mean, all that the gradient uses (SPEC §10), so a run resumes at any W; a
+    /// collective call then, which every worker must make.
+    pub fn state(&mut self) -> Result<TrainerState> {
+        let mut jbar = self.engine.read_jbar()?;
+        if !jbar.is_empty() {
+            self.workers.mean_f32(&mut jbar)?;
+        }
         Ok(TrainerState {
             step: self.step,
             params: self.params.clone(),
             sigma_avg: flat(&self.sigma_avg),
-            jbar: self.engine.read_jbar()?,
+            jbar,
             opt_m: self.optimizer.m.clone(),
             opt_v: self.optimizer.v.clone(),
             opt_t: self.optimizer.t,
