@@ -66,6 +66,10 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
             r.gflops,
             if r.fused { "fused" } else { "J̄" }
         );
+        println!(
+            "    {} parameters; a data-parallel step all-reduces {} bytes per rank (2N² f64 + P f32)",
+            r.parameters, r.allreduce_payload_bytes
+        );
         if r.ranks > 1 {
             println!(
                 "    {} ranks: {:.0} samples/s; all-reduces {:.0} bytes and {:.3} ms per step ({:.1} % of the step)",

@@ -312,6 +312,11 @@ pub struct BenchResult {
     /// Wall milliseconds per step of each phase of the trainer's step (host work, uploads,
     /// each submit with its readback).
     pub phases: Vec<KernelTime>,
+    /// Trained parameters P.
+    pub parameters: usize,
+    /// What each rank of a data-parallel run sends into a step's two all-reduces, at any W:
+    /// Σ̂ and Π̂ (2N² f64) and the gradient (P f32) (SPEC §10).
+    pub allreduce_payload_bytes: usize,
     /// Data-parallel ranks sharing every batch (`mpirun -n W spin bench`; 1 otherwise).
     pub ranks: usize,
     /// Global batch × steps/s: samples through the network per second, over all ranks.
@@ -449,6 +454,8 @@ pub fn run(
         kernels,
         fused,
         phases,
+        parameters: trainer.params.len(),
+        allreduce_payload_bytes: 16 * n * n + 4 * trainer.params.len(),
         ranks: trainer.workers().size(),
         samples_per_second: config.batch as f64 * steps as f64 / wall,
         allreduce_bytes_per_step: trainer.phase_times.allreduce_bytes_per_step(),

@@ -192,6 +192,13 @@ impl VideoConfig {
         if self.neig == 0 {
             return bad("--neig must be positive".into());
         }
+        let ranks = crate::spin::parallel::world().size();
+        if !self.clips.is_multiple_of(ranks) {
+            return bad(format!(
+                "--clips {} (the global batch) does not split into whole clips over {ranks} ranks: give a multiple of {ranks}",
+                self.clips
+            ));
+        }
         if self.whiten > 0 && !self.conv.is_empty() {
             return bad(format!(
                 "--whiten {} feeds principal coordinates to a dense network: give --conv none, \
