@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_close, ctx, scale};
+use common::{assert_close, ctx, scale, small_net};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectral_inference::gpu::mirror::Mirrors;
@@ -433,38 +433,6 @@ fn jbar_samples_matches_formula() {
             }
         }
         assert_close("jbar", &res[3], &want, 1e-5, 1e-5);
-    }
-}
-
-/// A small conv net: conv (stride 2, SAME) → conv (stride 1, VALID) → flatten → dense → N.
-fn small_net(act: Activation, constant_first: bool, outputs: usize) -> NetworkSpec {
-    let (h, w, c) = (9, 8, 2);
-    NetworkSpec {
-        input_dim: h * w * c,
-        image: Some(ImageShape {
-            height: h,
-            width: w,
-            channels: c,
-        }),
-        conv: vec![
-            Conv2dSpec {
-                channels: 4,
-                kernel: 3,
-                stride: 2,
-                padding: Padding::Same,
-            },
-            Conv2dSpec {
-                channels: 6,
-                kernel: 3,
-                stride: 1,
-                padding: Padding::Valid,
-            },
-        ],
-        hidden: vec![6],
-        outputs,
-        activation: act,
-        constant_first,
-        ..Default::default()
     }
 }
 

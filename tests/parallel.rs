@@ -11,7 +11,7 @@ use common::ctx;
 use nalgebra::DMatrix;
 use rand::Rng;
 use spectral_inference::experiments::schrodinger::{harmonic_potential, FdBox};
-use spectral_inference::nn::{Activation, Conv2dSpec, ImageShape, NetworkSpec, Padding};
+use spectral_inference::nn::Activation;
 use spectral_inference::operators::samplers::Sampler;
 use spectral_inference::operators::Operator;
 use spectral_inference::spin::parallel::{Collective, InMemory, Solo};
@@ -84,43 +84,15 @@ fn kernel_matrix() -> Problem {
 }
 
 fn conv_video() -> Problem {
-    let (h, w, c) = (9, 8, 2);
-    let spec = NetworkSpec {
-        input_dim: h * w * c,
-        image: Some(ImageShape {
-            height: h,
-            width: w,
-            channels: c,
-        }),
-        conv: vec![
-            Conv2dSpec {
-                channels: 4,
-                kernel: 3,
-                stride: 2,
-                padding: Padding::Same,
-            },
-            Conv2dSpec {
-                channels: 6,
-                kernel: 3,
-                stride: 1,
-                padding: Padding::Valid,
-            },
-        ],
-        hidden: vec![6],
-        outputs: 3,
-        activation: Activation::Softplus,
-        ..Default::default()
-    };
+    let spec = common::small_net(Activation::Softplus, false, 3);
+    let dim = spec.input_dim;
     Problem {
         spec,
         operator: Operator::Slowness {
             clip_len: 4,
             scale: 1.0,
         },
-        sampler: Box::new(Clips {
-            dim: h * w * c,
-            len: 4,
-        }),
+        sampler: Box::new(Clips { dim, len: 4 }),
     }
 }
 

@@ -12,21 +12,27 @@ use spectral_inference::experiments::schrodinger::SchrodingerConfig;
 #[derive(clap::Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct GridArgs {
-    /// Dimension: 1, 2 or 3.
-    #[arg(long, default_value_t = 2)]
-    dim: usize,
-    /// `hydrogen`, `harmonic` or a WGSL expression in `x`.
+    /// Dimension of each particle; the grid has --particles × this axes, at most 3
+    /// [default: 2; --potential soft-coulomb: 1].
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Particles sharing the configuration space (an expression sees `p0`, `p1`, …)
+    /// [default: 1; --potential soft-coulomb: 2].
+    #[arg(long)]
+    particles: Option<usize>,
+    /// `hydrogen`, `harmonic`, `soft-coulomb` (the 1D two-particle model) or a WGSL expression
+    /// in `x` and the particles `p0`, `p1`, ….
     #[arg(long, default_value = "hydrogen", allow_hyphen_values = true)]
     potential: String,
-    /// Nuclear charge Z.
-    #[arg(long, default_value_t = 1.0)]
-    charge: f64,
-    /// Kinetic coefficient c.
-    #[arg(long, default_value_t = 1.0)]
-    kinetic: f64,
-    /// Box half-width D.
-    #[arg(long = "box", default_value_t = 50.0)]
-    half_width: f64,
+    /// Nuclear charge Z [default: 1; --potential soft-coulomb: 2].
+    #[arg(long)]
+    charge: Option<f64>,
+    /// Kinetic coefficient c [default: 1; --potential soft-coulomb: 0.5].
+    #[arg(long)]
+    kinetic: Option<f64>,
+    /// Box half-width D [default: 50; --potential soft-coulomb: 20].
+    #[arg(long = "box")]
+    half_width: Option<f64>,
     /// Interior grid points per axis.
     #[arg(long, default_value_t = 128)]
     n: usize,
@@ -45,18 +51,32 @@ pub struct GridArgs {
 pub fn run(cli: &Cli, args: &GridArgs) -> Result<()> {
     // The potential's checks and its field are the Schrödinger configuration's.
     let mut sc = SchrodingerConfig::generic();
-    sc.dim = args.dim;
-    sc.potential = args.potential.clone();
-    sc.charge = args.charge;
-    sc.kinetic = args.kinetic;
-    sc.half_width = args.half_width;
+    sc.half_width = 50.0;
+    sc.set_potential(&args.potential);
+    sc.radial = false;
+    let particles = args.particles.unwrap_or(sc.particles);
+    let per_particle = args.dim.unwrap_or(sc.particle_dim());
+    if particles == 0 {
+        anyhow::bail!("--particles must be at least 1");
+    }
+    sc.particles = particles;
+    sc.dim = per_particle * particles;
+    if let Some(c) = args.charge {
+        sc.charge = c;
+    }
+    if let Some(k) = args.kinetic {
+        sc.kinetic = k;
+    }
+    if let Some(d) = args.half_width {
+        sc.half_width = d;
+    }
     sc.neig = args.neig;
     sc.validate()?;
     let cfg = GridConfig {
-        dim: args.dim,
+        dim: sc.dim,
         n: args.n,
-        half_width: args.half_width,
-        kinetic: args.kinetic,
+        half_width: sc.half_width,
+        kinetic: sc.kinetic,
         neig: args.neig,
     };
     // Built-in potentials need no GPU; expressions are evaluated on it.
@@ -64,8 +84,12 @@ pub fn run(cli: &Cli, args: &GridArgs) -> Result<()> {
         Some(v) => v,
         None => sc.potential_field(&super::context(cli)?)?,
     };
-    let exact = sc.exact_eigenvalues();
-    let extent = args.plot_extent.unwrap_or(args.half_width);
+    // Closed forms only: the soft-Coulomb model's reference is this grid itself.
+    let exact = match sc.potential.as_str() {
+        "soft-coulomb" => None,
+        _ => sc.exact_eigenvalues(),
+    };
+    let extent = args.plot_extent.unwrap_or(sc.half_width);
     let (r, m) = grid::run(
         &cfg,
         &args.potential,

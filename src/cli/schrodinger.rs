@@ -28,11 +28,20 @@ use spectral_inference::experiments::schrodinger::{
 #[command(mut_arg("hidden", |a| note(a, "[default: 64,64,64; with the read-out refit the last one grows to 7 units per eigenfunction, a multiple of 32 from 64 to 224: 128 for N = 16]")))]
 #[command(mut_arg("blocks", |a| note(a, "[default: 0]")))]
 pub struct SchrodingerArgs {
-    /// Dimension: 1, 2 or 3 [default: 2].
+    /// Dimension of each particle; the configuration space has --particles × this, at most 3
+    /// [default: 2; --potential soft-coulomb: 1].
     #[arg(long)]
     dim: Option<usize>,
-    /// `hydrogen`, `harmonic` or a WGSL expression in `x` (vecD<f32>, f32 in 1D), e.g. `dot(x, x)`
-    /// [default: hydrogen].
+    /// Particles P sharing the configuration space; an expression sees particle i's position
+    /// as `pi` (f32 in 1D, vecd<f32>) besides the whole configuration `x`, and each learned
+    /// eigenfunction's exchange parity under swapping particles 0 and 1 is reported
+    /// [default: 1; --potential soft-coulomb: 2].
+    #[arg(long)]
+    particles: Option<usize>,
+    /// `hydrogen`, `harmonic`, `soft-coulomb` (two particles on a line, the 1D helium model:
+    /// V = −Z/√(x₀²+1) − Z/√(x₁²+1) + 1/√((x₀−x₁)²+1), Z = 2, kinetic ½, box 20, levels against
+    /// a grid) or a WGSL expression in `x` (vecD<f32>, f32 in 1D) and the particles `p0`, `p1`…,
+    /// e.g. `dot(x, x)` [default: hydrogen].
     #[arg(long, allow_hyphen_values = true)]
     potential: Option<String>,
     /// Nuclear charge Z of the hydrogen potential −Z/‖x‖ [default: 1].
@@ -143,10 +152,17 @@ pub struct HydrogenArgs {
 
 /// The configuration of a new run: `cfg` (a preset) with the flags given.
 pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
-    set!(cfg.dim, a.dim);
     if let Some(p) = &a.potential {
         cfg.set_potential(p);
     }
+    // --dim is each particle's: the configuration space has P × d coordinates.
+    let particles = a.particles.unwrap_or(cfg.particles);
+    if particles == 0 {
+        bail!("--particles must be at least 1");
+    }
+    let per_particle = a.dim.unwrap_or(cfg.particle_dim());
+    cfg.particles = particles;
+    cfg.dim = per_particle * particles;
     set!(cfg.charge, a.charge);
     set!(cfg.kinetic, a.kinetic);
     set!(cfg.half_width, a.half_width);
@@ -266,9 +282,14 @@ pub fn run(
     let ctx = super::context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);
     eprintln!(
-        "{} in {}D, box {}, N = {}, MLP {:?}, {:?} Laplacian, {:?} sampling, batch {}, {:?} lr {}, β {}{}",
+        "{} in {}D{}, box {}, N = {}, MLP {:?}, {:?} Laplacian, {:?} sampling, batch {}, {:?} lr {}, β {}{}",
         cfg.potential,
         cfg.dim,
+        if cfg.particles > 1 {
+            format!(" ({} particles in {}D)", cfg.particles, cfg.particle_dim())
+        } else {
+            String::new()
+        },
         cfg.half_width,
         cfg.neig,
         cfg.hidden,
@@ -294,21 +315,40 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) -> Result<()> {
     let exact: Option<Vec<f64>> = serde_json::from_value(m["exact_eigenvalues"].clone()).ok();
     let std_err: Vec<f64> =
         serde_json::from_value(m["eigenvalue_std_errors"].clone()).unwrap_or_default();
+    let parity: Vec<f64> = serde_json::from_value(m["exchange_parity"].clone()).unwrap_or_default();
     println!(
-        "{:>4}  {:>12}  {:>10}  {:>12}  {:>10}",
-        "k", "learned", "± (MC)", "exact", "rel. error"
+        "{:>4}  {:>12}  {:>10}  {:>12}  {:>10}{}",
+        "k",
+        "learned",
+        "± (MC)",
+        "exact",
+        "rel. error",
+        if parity.is_empty() {
+            ""
+        } else {
+            "  exchange parity"
+        }
     );
     for (k, l) in learned.iter().enumerate() {
         let se = std_err
             .get(k)
             .map(|v| format!("{v:.6}"))
             .unwrap_or_default();
+        let p = parity
+            .get(k)
+            .map(|p| {
+                format!(
+                    "  {p:>+7.3} {}",
+                    spectral_inference::experiments::schrodinger::parity_label(*p)
+                )
+            })
+            .unwrap_or_default();
         match exact.as_ref().and_then(|e| e.get(k)) {
             Some(e) => println!(
-                "{k:>4}  {l:>12.6}  {se:>10}  {e:>12.6}  {:>9.3}%",
+                "{k:>4}  {l:>12.6}  {se:>10}  {e:>12.6}  {:>9.3}%{p}",
                 100.0 * (l - e).abs() / e.abs()
             ),
-            None => println!("{k:>4}  {l:>12.6}  {se:>10}"),
+            None => println!("{k:>4}  {l:>12.6}  {se:>10}  {:>12}  {:>10}{p}", "", ""),
         }
     }
     if let Some(mre) = m["mean_relative_error"].as_f64() {
@@ -361,6 +401,56 @@ mod tests {
         };
         apply(&mut cfg, a).unwrap();
         cfg
+    }
+
+    /// --dim is each particle's: the configuration space has --particles × --dim coordinates;
+    /// the 1D two-particle model brings its own particles, dimension, charge, kinetic
+    /// coefficient and box, each of which a flag still overrides.
+    #[test]
+    fn particles_share_the_configuration_space() {
+        let c = new_run_config(&["spin", "schrodinger", "--particles", "3", "--dim", "1"]);
+        assert_eq!((c.dim, c.particles, c.particle_dim()), (3, 3, 1));
+        assert!(c.validate().is_ok());
+        let c = new_run_config(&["spin", "schrodinger", "--dim", "3"]);
+        assert_eq!((c.dim, c.particles, c.particle_dim()), (3, 1, 3));
+        let c = new_run_config(&["spin", "schrodinger", "--potential", "soft-coulomb"]);
+        assert_eq!((c.dim, c.particles, c.particle_dim()), (2, 2, 1));
+        assert_eq!((c.charge, c.kinetic, c.half_width), (2.0, 0.5, 20.0));
+        assert!(c.validate().is_ok());
+        let argv = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "soft-coulomb",
+            "--charge",
+            "1",
+            "--box",
+            "30",
+        ];
+        let c = new_run_config(&argv);
+        assert_eq!((c.charge, c.half_width), (1.0, 30.0));
+        // Two particles in 2D are a 4D configuration space: refused, saying so.
+        let c = new_run_config(&["spin", "schrodinger", "--particles", "2", "--dim", "2"]);
+        assert_eq!(c.dim, 4);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("4-dimensional configuration space"), "{err}");
+        // The 1D model is two particles on a line, nothing else.
+        let argv = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "soft-coulomb",
+            "--dim",
+            "2",
+        ];
+        let c = new_run_config(&argv);
+        assert!(c.validate().is_err());
+        let argv = ["spin", "schrodinger", "--particles", "0"];
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let Command::Schrodinger(a) = &cli.command else {
+            unreachable!()
+        };
+        assert!(apply(&mut SchrodingerConfig::generic(), a).is_err());
     }
 
     /// The last hidden layer grows with N for the read-out refit unless --hidden is given.

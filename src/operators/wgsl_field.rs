@@ -16,8 +16,34 @@ pub struct WgslField {
     buffers: Mutex<Option<(usize, wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>>,
 }
 
-/// The kernel source for `expr` in `dim` dimensions.
-pub fn field_source(expr: &str, dim: usize) -> String {
+/// The kernel source for `expr` in `dim` dimensions, split into `particles` particles whose
+/// positions the expression sees as `p0`, `p1`, … (each an `f32` or a `vecd<f32>` of the
+/// particle's d = dim / particles coordinates) besides the whole configuration `x`.
+pub fn field_source(expr: &str, dim: usize, particles: usize) -> String {
+    let particles = particles.max(1);
+    let d = dim / particles;
+    let component = |i: usize| -> String {
+        match dim {
+            1 => "x".into(),
+            _ => format!("x[{i}]"),
+        }
+    };
+    let mut lets = String::new();
+    if particles > 1 {
+        for p in 0..particles {
+            let value = match d {
+                1 => component(p),
+                _ => format!(
+                    "vec{d}<f32>({})",
+                    (0..d)
+                        .map(|i| component(p * d + i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            lets.push_str(&format!("    let p{p} = {value};\n"));
+        }
+    }
     let (ty, build) = match dim {
         1 => ("f32".to_string(), "points[r]".to_string()),
         d => (
@@ -34,7 +60,7 @@ pub fn field_source(expr: &str, dim: usize) -> String {
     format!(
         "@group(0) @binding(0) var<storage, read> points: array<f32>;\n\
          @group(0) @binding(1) var<storage, read_write> values: array<f32>;\n\
-         fn field(x: {ty}) -> f32 {{\n    return {expr};\n}}\n\
+         fn field(x: {ty}) -> f32 {{\n{lets}    return {expr};\n}}\n\
          @compute @workgroup_size(64)\n\
          fn field_eval(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n\
          \x20   let r = id.x + id.y * nwg.x * 64u;\n\
@@ -47,6 +73,17 @@ impl WgslField {
     /// Validates `expr` (naga) and compiles it. An invalid expression is an error that quotes it
     /// with the parser's complaint.
     pub fn new(ctx: Arc<GpuContext>, expr: &str, dim: usize) -> Result<Self> {
+        Self::with_particles(ctx, expr, dim, 1)
+    }
+
+    /// [`WgslField::new`] for `particles` particles sharing the `dim` coordinates: the
+    /// expression also sees each particle's position as `p0`, `p1`, … ([`field_source`]).
+    pub fn with_particles(
+        ctx: Arc<GpuContext>,
+        expr: &str,
+        dim: usize,
+        particles: usize,
+    ) -> Result<Self> {
         let quoted = format!("expression `{expr}`");
         if !(1..=3).contains(&dim) {
             return Err(SpinError::Config(format!(
@@ -59,7 +96,12 @@ impl WgslField {
                 message: "a potential is one WGSL expression in `x` (no `;`, `{` or `}`)".into(),
             });
         }
-        let source = field_source(expr, dim);
+        if particles == 0 || !dim.is_multiple_of(particles) {
+            return Err(SpinError::Config(format!(
+                "{particles} particles do not share {dim} coordinates evenly"
+            )));
+        }
+        let source = field_source(expr, dim, particles);
         let pipeline = ctx
             .pipeline_from_source(&quoted, &source, "field_eval", &[])
             .map_err(|e| match e {

@@ -146,3 +146,39 @@ pub fn check_engine(
     assert_close("jbar", &jbar, &want.jbar, 1e-3, 1e-4 * scale(&want.jbar));
     assert_close("grad", &grad, &want.grad, 2e-3, 2e-3 * scale(&want.grad));
 }
+
+/// A small conv net: conv (stride 2, SAME) → conv (stride 1, VALID) → flatten → dense → N.
+pub fn small_net(
+    act: spectral_inference::nn::Activation,
+    constant_first: bool,
+    outputs: usize,
+) -> spectral_inference::nn::NetworkSpec {
+    let (h, w, c) = (9, 8, 2);
+    spectral_inference::nn::NetworkSpec {
+        input_dim: h * w * c,
+        image: Some(spectral_inference::nn::ImageShape {
+            height: h,
+            width: w,
+            channels: c,
+        }),
+        conv: vec![
+            spectral_inference::nn::Conv2dSpec {
+                channels: 4,
+                kernel: 3,
+                stride: 2,
+                padding: spectral_inference::nn::Padding::Same,
+            },
+            spectral_inference::nn::Conv2dSpec {
+                channels: 6,
+                kernel: 3,
+                stride: 1,
+                padding: spectral_inference::nn::Padding::Valid,
+            },
+        ],
+        hidden: vec![6],
+        outputs,
+        activation: act,
+        constant_first,
+        ..Default::default()
+    }
+}

@@ -45,8 +45,16 @@ pub fn curves(out: &Path, cfg: &SchrodingerConfig, exact: Option<&[f64]>) -> Res
         .collect();
     let (hsteps, held) = crate::experiments::training::read_rows(&out.join("heldout.csv"));
     let title = format!(
-        "{} in {}D, box ±{}, N = {}: eigenvalues during training",
-        cfg.potential, cfg.dim, cfg.half_width, n
+        "{} in {}D{}, box ±{}, N = {}: eigenvalues during training",
+        cfg.potential,
+        cfg.dim,
+        if cfg.particles > 1 {
+            format!(" ({} particles)", cfg.particles)
+        } else {
+            String::new()
+        },
+        cfg.half_width,
+        n
     );
     plot::eigenvalue_curves(
         &out.join("eigenvalues.png"),
@@ -83,16 +91,27 @@ pub fn eigenfunctions(
         .map(|k| format!("v{k}  λ = {:.4}", eval.lambda_diag[k]))
         .collect();
     let path = out.join("eigenfunctions.png");
-    let title = format!(
-        "{} in {}D: learned eigenfunctions v = L⁻¹u{}",
-        cfg.potential,
-        cfg.dim,
-        if cfg.dim == 3 {
-            " on the plane z = 0"
-        } else {
-            ""
-        }
-    );
+    let particles_1d = cfg.particles > 1 && cfg.particle_dim() == 1;
+    let title = if cfg.particles > 1 {
+        format!(
+            "{}, {} particles in {}D: learned eigenfunctions v = L⁻¹u over (x₀, x₁){}",
+            cfg.potential,
+            cfg.particles,
+            cfg.particle_dim(),
+            if cfg.dim == 3 { " with x₂ = 0" } else { "" }
+        )
+    } else {
+        format!(
+            "{} in {}D: learned eigenfunctions v = L⁻¹u{}",
+            cfg.potential,
+            cfg.dim,
+            if cfg.dim == 3 {
+                " on the plane z = 0"
+            } else {
+                ""
+            }
+        )
+    };
     if cfg.dim == 1 {
         plot::eigenfunction_lines(&path, &pts, &per_fn, &labels, &title)
     } else {
@@ -104,7 +123,11 @@ pub fn eigenfunctions(
             &plot::Panels {
                 title: &title,
                 labels: &labels,
-                axes: ("x", "y"),
+                axes: if particles_1d {
+                    ("x₀ (particle 0)", "x₁ (particle 1)")
+                } else {
+                    ("x", "y")
+                },
                 colour: "v / max |v| (per panel; sign arbitrary)",
             },
         )

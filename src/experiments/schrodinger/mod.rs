@@ -19,13 +19,14 @@ use crate::spin::Problem;
 
 pub use super::training::UNTIL_TIME_LIMIT;
 pub use config::{
-    LaplacianKind, Preset, SamplerKind, SchrodingerConfig, INPUT_SPAN, PROPOSAL_SCALES_REL,
+    LaplacianKind, Preset, SamplerKind, SchrodingerConfig, GRID_REFERENCE_N, INPUT_SPAN,
+    PROPOSAL_SCALES_REL,
 };
 pub use evaluate::{below_exact, evaluate_to_target, max_relative_std_error, relative_errors};
 pub use figures::slice_points;
 pub use points::{eigenfunctions_at, points_csv, read_points};
 pub use refit::{readout_refit, ReadoutRefit, READOUT_REL_TOL};
-pub use run::{refit_proposal, run};
+pub use run::{exchange_parity, refit_proposal, run, PARITY_SAMPLES};
 
 /// The hydrogen-like potential −Z/‖x‖ (softened at the origin by `1e-6` to stay finite).
 pub fn hydrogen_potential(charge: f64) -> ScalarField {
@@ -116,5 +117,66 @@ impl FdBox {
                 half_width: self.half_width,
             }),
         })
+    }
+}
+
+/// Softening length a of [`soft_coulomb_potential`] (the usual choice for 1D atoms).
+pub const SOFT_COULOMB_SOFTENING: f64 = 1.0;
+
+/// Two particles on a line, each bound to a nucleus of charge Z at the origin and repelling
+/// each other, all through the soft-core Coulomb 1/√(r² + a²) (a = [`SOFT_COULOMB_SOFTENING`]):
+/// V(x₀, x₁) = −Z/√(x₀² + a²) − Z/√(x₁² + a²) + 1/√((x₀ − x₁)² + a²), the 1D helium model,
+/// a 2D configuration space that a grid solves exactly.
+pub fn soft_coulomb_potential(charge: f64) -> ScalarField {
+    let a2 = SOFT_COULOMB_SOFTENING * SOFT_COULOMB_SOFTENING;
+    Arc::new(move |x: &[f64]| {
+        let (p0, p1) = (x[0], x[1]);
+        -charge / (p0 * p0 + a2).sqrt() - charge / (p1 * p1 + a2).sqrt()
+            + 1.0 / ((p0 - p1) * (p0 - p1) + a2).sqrt()
+    })
+}
+
+/// `points` (count, P·d) with particles 0 and 1 (d coordinates each) exchanged: the
+/// configuration Px of the exchange operator P.
+pub fn swap_particles(points: &[f64], space_dim: usize, particle_dim: usize) -> Vec<f64> {
+    let mut out = points.to_vec();
+    if particle_dim == 0 || space_dim < 2 * particle_dim {
+        return out;
+    }
+    for row in out.chunks_mut(space_dim) {
+        let (a, b) = row.split_at_mut(particle_dim);
+        a.swap_with_slice(&mut b[..particle_dim]);
+    }
+    out
+}
+
+/// Each function's exchange parity ⟨v(Px) v(x)⟩ / ⟨v(x)²⟩ under the weights `weights`:
+/// +1 for a function symmetric under the exchange, −1 antisymmetric, between for a mixture.
+/// `at_x` and `at_px` are (count, N) values at the points and at their exchanged copies.
+pub fn exchange_parities(at_x: &[f64], at_px: &[f64], weights: &[f64], n: usize) -> Vec<f64> {
+    let mut cross = vec![0.0f64; n];
+    let mut norm = vec![0.0f64; n];
+    for (r, &w) in weights.iter().enumerate() {
+        for k in 0..n {
+            let (u, v) = (at_x[r * n + k], at_px[r * n + k]);
+            cross[k] += w * u * v;
+            norm[k] += w * u * u;
+        }
+    }
+    cross
+        .iter()
+        .zip(&norm)
+        .map(|(c, s)| if *s > 0.0 { c / s } else { 0.0 })
+        .collect()
+}
+
+/// The label of an exchange parity: `symmetric` (> 0.9), `antisymmetric` (< −0.9) or `mixed`.
+pub fn parity_label(parity: f64) -> &'static str {
+    if parity > 0.9 {
+        "symmetric"
+    } else if parity < -0.9 {
+        "antisymmetric"
+    } else {
+        "mixed"
     }
 }

@@ -253,6 +253,18 @@ pub fn run(
         eval_start,
         earlier,
     );
+    let mut metrics = metrics;
+    if cfg.particles > 1 {
+        let parity = exchange_parity(&trainer, cfg, &eval)?;
+        metrics["exchange_parity"] = serde_json::json!(parity);
+        metrics["exchange_labels"] = serde_json::json!(parity
+            .iter()
+            .map(|p| super::parity_label(*p))
+            .collect::<Vec<_>>());
+        if cfg.potential == "soft-coulomb" {
+            metrics["exact_exchange_parity"] = serde_json::json!(cfg.grid_exchange_parities()?);
+        }
+    }
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     let exact = cfg.exact_eigenvalues();
     figures::curves(out, cfg, exact.as_deref())?;
@@ -261,6 +273,58 @@ pub fn run(
         Some(e) => Err(e),
         None => Ok(metrics),
     }
+}
+
+/// Points of the exchange-parity estimate.
+pub const PARITY_SAMPLES: usize = 1 << 16;
+
+/// The exchange parity ⟨r(Px) r(x)⟩/⟨r²⟩ of each Ritz function r of the evaluation (in the
+/// order of its ascending eigenvalues), P swapping particles 0 and 1, on [`PARITY_SAMPLES`]
+/// points of the run's proposal with their weights.
+pub fn exchange_parity(
+    trainer: &Trainer,
+    cfg: &SchrodingerConfig,
+    eval: &Evaluation,
+) -> Result<Vec<f64>> {
+    use rand::SeedableRng;
+    let n = cfg.neig;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x9A41);
+    let (points, weights) = trainer.problem().sampler.sample(&mut rng, PARITY_SAMPLES);
+    let swapped = super::swap_particles(&points, cfg.dim, cfg.particle_dim());
+    let v = trainer.eigenfunctions(&points, &eval.sigma)?;
+    let vp = trainer.eigenfunctions(&swapped, &eval.sigma)?;
+    // The Ritz vectors of (Λ + Λᵀ)/2, Λ = L⁻¹ Π L⁻ᵀ, ascending: the functions whose
+    // eigenvalues the table shows.
+    let m = |x: &[f64]| nalgebra::DMatrix::from_fn(n, n, |i, j| x[i * n + j]);
+    let l = crate::spin::host::cholesky(&m(&eval.sigma))?;
+    let l_inv = l
+        .solve_lower_triangular(&nalgebra::DMatrix::identity(n, n))
+        .ok_or(crate::error::SpinError::Cholesky {
+            feature: 0,
+            pivot: 0.0,
+        })?;
+    let lambda = &l_inv * m(&eval.pi) * l_inv.transpose();
+    let eig = ((&lambda + lambda.transpose()) * 0.5).symmetric_eigen();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+    let rotate = |vals: &[f64]| -> Vec<f64> {
+        let rows = vals.len() / n;
+        let mut out = vec![0.0; rows * n];
+        for r in 0..rows {
+            for (k, &c) in order.iter().enumerate() {
+                out[r * n + k] = (0..n)
+                    .map(|j| vals[r * n + j] * eig.eigenvectors[(j, c)])
+                    .sum();
+            }
+        }
+        out
+    };
+    Ok(super::exchange_parities(
+        &rotate(&v),
+        &rotate(&vp),
+        &weights,
+        n,
+    ))
 }
 
 /// `metrics.json`: the final evaluation's summary, the run's configuration and timings, and

@@ -663,12 +663,16 @@ impl Trainer {
     }
 
     /// Everything needed to resume: reads J̄ back from the GPU. In a data-parallel run J̄ is
-    /// the workers' mean, all that the gradient uses (SPEC §10), so a run resumes at any W; a
-    /// collective call then, which every worker must make.
+    /// the workers' mean, all that the gradient uses (SPEC §10), so a run resumes at any W, and
+    /// every worker's J̄ is set to it; a collective call then, which every worker must make.
     pub fn state(&mut self) -> Result<TrainerState> {
         let mut jbar = self.engine.read_jbar()?;
-        if !jbar.is_empty() {
+        if !jbar.is_empty() && self.workers.is_parallel() {
             self.workers.mean_f32(&mut jbar)?;
+            // Every rank continues from the mean too (the gradient only ever uses the mean, so
+            // this changes nothing but rounding): a run resumed from this checkpoint then
+            // takes the same steps, bit for bit, as the run that wrote it.
+            self.engine.write_jbar(&jbar)?;
         }
         Ok(TrainerState {
             step: self.step,
