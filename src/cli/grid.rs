@@ -54,13 +54,7 @@ pub fn run(cli: &Cli, args: &GridArgs) -> Result<()> {
     sc.half_width = 50.0;
     sc.set_potential(&args.potential);
     sc.radial = false;
-    let particles = args.particles.unwrap_or(sc.particles);
-    let per_particle = args.dim.unwrap_or(sc.particle_dim());
-    if particles == 0 {
-        anyhow::bail!("--particles must be at least 1");
-    }
-    sc.particles = particles;
-    sc.dim = per_particle * particles;
+    sc.set_particles(args.particles, args.dim)?;
     if let Some(c) = args.charge {
         sc.charge = c;
     }

@@ -156,13 +156,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
         cfg.set_potential(p);
     }
     // --dim is each particle's: the configuration space has P × d coordinates.
-    let particles = a.particles.unwrap_or(cfg.particles);
-    if particles == 0 {
-        bail!("--particles must be at least 1");
-    }
-    let per_particle = a.dim.unwrap_or(cfg.particle_dim());
-    cfg.particles = particles;
-    cfg.dim = per_particle * particles;
+    cfg.set_particles(a.particles, a.dim)?;
     set!(cfg.charge, a.charge);
     set!(cfg.kinetic, a.kinetic);
     set!(cfg.half_width, a.half_width);

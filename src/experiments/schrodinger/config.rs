@@ -303,6 +303,25 @@ impl SchrodingerConfig {
         }
     }
 
+    /// Sets the particles and each one's dimension (`None`: as they are), the configuration
+    /// space becoming P·d.
+    pub fn set_particles(
+        &mut self,
+        particles: Option<usize>,
+        particle_dim: Option<usize>,
+    ) -> Result<()> {
+        let p = particles.unwrap_or(self.particles);
+        if p == 0 {
+            return Err(crate::error::SpinError::Config(
+                "--particles must be at least 1".into(),
+            ));
+        }
+        let d = particle_dim.unwrap_or(self.particle_dim());
+        self.particles = p;
+        self.dim = p * d;
+        Ok(())
+    }
+
     /// Each particle's dimension d.
     pub fn particle_dim(&self) -> usize {
         self.dim / self.particles.max(1)
