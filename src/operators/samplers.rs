@@ -436,3 +436,44 @@ impl Sampler for AdaptiveBox {
         (points, weights)
     }
 }
+
+/// Several particles, each drawn from its own proposal over its d coordinates (a product of
+/// the per-particle radial mixtures): configurations with one particle near the origin and
+/// another far out are as likely as under each particle's own mixture, which a single radial
+/// mixture over all P·d coordinates is not. The weight is the product of the particles'
+/// weights, so the target stays uniform on the whole box.
+pub struct ParticleProduct {
+    part: ImportanceBox,
+    particles: usize,
+}
+
+impl ParticleProduct {
+    /// `particles` independent copies of `part` (one particle's proposal).
+    pub fn new(part: ImportanceBox, particles: usize) -> Result<Self> {
+        if particles == 0 {
+            return Err(SpinError::Config("a product of zero particles".into()));
+        }
+        Ok(Self { part, particles })
+    }
+}
+
+impl Sampler for ParticleProduct {
+    fn dim(&self) -> usize {
+        self.part.dim * self.particles
+    }
+    fn sample(&self, rng: &mut dyn rand::RngCore, count: usize) -> (Vec<f64>, Vec<f64>) {
+        let d = self.part.dim;
+        let draws: Vec<(Vec<f64>, Vec<f64>)> = (0..self.particles)
+            .map(|_| self.part.sample(rng, count))
+            .collect();
+        let mut points = Vec::with_capacity(count * self.dim());
+        let mut weights = vec![1.0; count];
+        for r in 0..count {
+            for (pts, w) in &draws {
+                points.extend_from_slice(&pts[r * d..(r + 1) * d]);
+                weights[r] *= w[r];
+            }
+        }
+        (points, weights)
+    }
+}

@@ -18,7 +18,8 @@ pub struct WgslField {
 
 /// The kernel source for `expr` in `dim` dimensions, split into `particles` particles whose
 /// positions the expression sees as `p0`, `p1`, … (each an `f32` or a `vecd<f32>` of the
-/// particle's d = dim / particles coordinates) besides the whole configuration `x`.
+/// particle's d = dim / particles coordinates) besides the whole configuration `x` (a `vecD`
+/// up to 4 coordinates, an `array<f32, D>` above).
 pub fn field_source(expr: &str, dim: usize, particles: usize) -> String {
     let particles = particles.max(1);
     let d = dim / particles;
@@ -44,12 +45,21 @@ pub fn field_source(expr: &str, dim: usize, particles: usize) -> String {
             lets.push_str(&format!("    let p{p} = {value};\n"));
         }
     }
+    // WGSL's vectors stop at 4 components: a larger configuration is an array.
+    let vector = |d: usize| {
+        if d <= 4 {
+            format!("vec{d}<f32>")
+        } else {
+            format!("array<f32, {d}>")
+        }
+    };
     let (ty, build) = match dim {
         1 => ("f32".to_string(), "points[r]".to_string()),
         d => (
-            format!("vec{d}<f32>"),
+            vector(d),
             format!(
-                "vec{d}<f32>({})",
+                "{}({})",
+                vector(d),
                 (0..d)
                     .map(|i| format!("points[r * {d}u + {i}u]"))
                     .collect::<Vec<_>>()
@@ -85,9 +95,10 @@ impl WgslField {
         particles: usize,
     ) -> Result<Self> {
         let quoted = format!("expression `{expr}`");
-        if !(1..=3).contains(&dim) {
+        let max = if particles > 1 { 9 } else { 3 };
+        if !(1..=max).contains(&dim) {
             return Err(SpinError::Config(format!(
-                "expressions are supported in 1 to 3 dimensions, not {dim}"
+                "expressions are supported in 1 to 3 dimensions (9 for several particles), not {dim}"
             )));
         }
         if expr.trim().is_empty() || expr.contains([';', '{', '}']) {

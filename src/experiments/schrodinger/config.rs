@@ -168,6 +168,9 @@ fn default_adapt_every() -> u64 {
 /// [`SchrodingerConfig::effective_input_scale`]).
 pub const INPUT_SPAN: f64 = 50.0;
 
+/// The largest configuration space of several particles (P·d).
+pub const MAX_CONFIGURATION_DIM: usize = 9;
+
 /// Interior points per axis of the coarser grid of [`SchrodingerConfig::grid_reference`]. On
 /// the 1D two-particle model (box 20) the extrapolation from 128 and 257 points agrees with
 /// the one from 192 and 385 to 5e-6 relative on all six lowest levels.
@@ -194,10 +197,15 @@ impl SchrodingerConfig {
                 self.particles
             )));
         }
-        if !(1..=3).contains(&self.dim) {
+        let max_dim = if self.particles > 1 {
+            MAX_CONFIGURATION_DIM
+        } else {
+            3
+        };
+        if !(1..=max_dim).contains(&self.dim) {
             return Err(SpinError::Config(if self.particles > 1 {
                 format!(
-                    "{} particles in {}D make a {}-dimensional configuration space; at most 3 are supported so far",
+                    "{} particles in {}D make a {}-dimensional configuration space; at most {MAX_CONFIGURATION_DIM} are supported",
                     self.particles,
                     self.dim / self.particles,
                     self.dim
@@ -205,6 +213,19 @@ impl SchrodingerConfig {
             } else {
                 format!("--dim must be 1, 2 or 3, got {}", self.dim)
             }));
+        }
+        if self.dim > 3 && self.sampler == SamplerKind::Adaptive {
+            return Err(SpinError::Config(format!(
+                "the adaptive proposal's grid exists up to 3 dimensions, not {}: use --sampler importance",
+                self.dim
+            )));
+        }
+        if self.potential == "helium" && (self.particles != 2 || self.dim != 6) {
+            return Err(SpinError::Config(format!(
+                "--potential helium is two particles in 3D (--particles 2 --dim 3), not {} particle(s) in {}D",
+                self.particles,
+                self.dim / self.particles
+            )));
         }
         if self.potential == "soft-coulomb" && (self.particles != 2 || self.dim != 2) {
             return Err(SpinError::Config(format!(
@@ -299,6 +320,12 @@ impl SchrodingerConfig {
             "hydrogen" => hydrogen_eigenvalues(self.dim, self.charge, self.kinetic, self.neig),
             "harmonic" => Some(harmonic_eigenvalues(self.dim, self.kinetic, self.neig)),
             "soft-coulomb" => self.grid_reference().ok(),
+            "helium" if self.charge == 2.0 && self.kinetic == 0.5 && self.neig <= 9 => Some(
+                super::HELIUM_LEVELS[..self.neig]
+                    .iter()
+                    .map(|l| l.0)
+                    .collect(),
+            ),
             _ => None,
         }
     }
@@ -420,6 +447,7 @@ impl SchrodingerConfig {
             "hydrogen" => Some(hydrogen_potential(self.charge)),
             "harmonic" => Some(harmonic_potential()),
             "soft-coulomb" => Some(super::soft_coulomb_potential(self.charge)),
+            "helium" => Some(super::helium_potential(self.charge)),
             _ => None,
         }
     }
@@ -484,7 +512,7 @@ impl SchrodingerConfig {
                 dim: self.dim,
                 half_width: self.half_width,
             }),
-            SamplerKind::Importance => Box::new(self.importance_proposal()?),
+            SamplerKind::Importance => self.fixed_proposal()?,
             SamplerKind::Adaptive => Box::new(self.adaptive_proposal()?),
         };
         Ok(Problem {
@@ -575,6 +603,26 @@ impl SchrodingerConfig {
             self.proposal_lengths(),
             0.1,
         )
+    }
+
+    /// The fixed proposal of `--sampler importance` and of the held-out sample: the importance
+    /// proposal over the whole configuration for one particle, the product of one such
+    /// proposal per particle (over its d coordinates) for several
+    /// ([`crate::operators::samplers::ParticleProduct`]).
+    pub fn fixed_proposal(&self) -> Result<Box<dyn crate::operators::samplers::Sampler>> {
+        if self.particles <= 1 {
+            return Ok(Box::new(self.importance_proposal()?));
+        }
+        let part = crate::operators::samplers::ImportanceBox::new(
+            self.particle_dim(),
+            self.half_width,
+            self.proposal_lengths(),
+            0.1,
+        )?;
+        Ok(Box::new(crate::operators::samplers::ParticleProduct::new(
+            part,
+            self.particles,
+        )?))
     }
 
     /// The adaptive proposal before its first fit: 30 % the importance proposal, 70 % a grid
@@ -671,6 +719,15 @@ impl SchrodingerConfig {
     pub fn set_potential(&mut self, potential: &str) {
         self.potential = potential.to_string();
         self.radial = potential == "hydrogen";
+        if potential == "helium" {
+            // Helium in atomic units: H = −½(∇₀² + ∇₁²) + V, Z = 2, two electrons in 3D.
+            self.particles = 2;
+            self.dim = 6;
+            self.charge = 2.0;
+            self.kinetic = 0.5;
+            self.half_width = 20.0;
+            self.sampler = SamplerKind::Importance;
+        }
         if potential == "soft-coulomb" {
             // The 1D helium model in atomic units: H = −½(∂₀² + ∂₁²) + V, Z = 2, two
             // particles on a line; a box of ±20 holds the singly excited states below the

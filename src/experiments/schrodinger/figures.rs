@@ -92,7 +92,14 @@ pub fn eigenfunctions(
         .collect();
     let path = out.join("eigenfunctions.png");
     let particles_1d = cfg.particles > 1 && cfg.particle_dim() == 1;
-    let title = if cfg.particles > 1 {
+    let title = if cfg.particles > 1 && cfg.particle_dim() > 1 {
+        format!(
+            "{}, {} particles in {}D: learned v = L⁻¹u over particle 0's (x, y), the others at the origin",
+            cfg.potential,
+            cfg.particles,
+            cfg.particle_dim()
+        )
+    } else if cfg.particles > 1 {
         format!(
             "{}, {} particles in {}D: learned eigenfunctions v = L⁻¹u over (x₀, x₁){}",
             cfg.potential,

@@ -180,3 +180,30 @@ pub fn parity_label(parity: f64) -> &'static str {
         "mixed"
     }
 }
+
+/// Helium's two electrons around a nucleus of charge Z (6D configuration space, atomic units):
+/// V = −Z/|p₀| − Z/|p₁| + 1/|p₀ − p₁|, each distance floored at 1e-6.
+pub fn helium_potential(charge: f64) -> ScalarField {
+    Arc::new(move |x: &[f64]| {
+        let norm = |v: [f64; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-6);
+        let p0 = [x[0], x[1], x[2]];
+        let p1 = [x[3], x[4], x[5]];
+        -charge / norm(p0) - charge / norm(p1)
+            + 1.0 / norm([p0[0] - p1[0], p0[1] - p1[1], p0[2] - p1[2]])
+    })
+}
+
+/// Helium's nine lowest non-relativistic levels (infinite nuclear mass, atomic units; Drake's
+/// values) with their exchange parity: 1¹S, 2³S, 2¹S, 2³P ×3, 2¹P ×3. Spin singlets are
+/// symmetric in space (+1), triplets antisymmetric (−1).
+pub const HELIUM_LEVELS: [(f64, f64); 9] = [
+    (-2.903724, 1.0),
+    (-2.175229, -1.0),
+    (-2.145974, 1.0),
+    (-2.133164, -1.0),
+    (-2.133164, -1.0),
+    (-2.133164, -1.0),
+    (-2.123843, 1.0),
+    (-2.123843, 1.0),
+    (-2.123843, 1.0),
+];

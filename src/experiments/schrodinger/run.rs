@@ -87,8 +87,7 @@ fn heldout<'a>(ctx: &Arc<GpuContext>, cfg: &'a SchrodingerConfig) -> Result<Opti
         return Ok(None);
     }
     let operator = cfg.operator(ctx, cfg.evaluation_laplacian())?;
-    let mut sampler: Box<dyn crate::operators::samplers::Sampler> =
-        Box::new(cfg.importance_proposal()?);
+    let mut sampler = cfg.fixed_proposal()?;
     let seed = cfg.train.seed ^ 0x4E1D;
     Ok(Some(Heldout {
         every: cfg.heldout_every,
@@ -263,6 +262,12 @@ pub fn run(
             .collect::<Vec<_>>());
         if cfg.potential == "soft-coulomb" {
             metrics["exact_exchange_parity"] = serde_json::json!(cfg.grid_exchange_parities()?);
+        }
+        if cfg.potential == "helium" && cfg.exact_eigenvalues().is_some() {
+            metrics["exact_exchange_parity"] = serde_json::json!(super::HELIUM_LEVELS[..cfg.neig]
+                .iter()
+                .map(|l| l.1)
+                .collect::<Vec<_>>());
         }
     }
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
