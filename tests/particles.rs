@@ -11,7 +11,6 @@ use spectral_inference::experiments::schrodinger::{
     exchange_parities, helium_potential, parity_label, soft_coulomb_potential, swap_particles,
     SchrodingerConfig,
 };
-use spectral_inference::operators::samplers::Sampler;
 use spectral_inference::operators::wgsl_field::WgslField;
 use spectral_inference::operators::Field;
 
