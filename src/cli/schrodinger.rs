@@ -29,19 +29,22 @@ use spectral_inference::experiments::schrodinger::{
 #[command(mut_arg("blocks", |a| note(a, "[default: 0]")))]
 pub struct SchrodingerArgs {
     /// Dimension of each particle; the configuration space has --particles × this, at most 3
-    /// [default: 2; --potential soft-coulomb: 1].
+    /// for one particle and 9 for several [default: 2; --potential soft-coulomb: 1, helium: 3].
     #[arg(long)]
     dim: Option<usize>,
     /// Particles P sharing the configuration space; an expression sees particle i's position
     /// as `pi` (f32 in 1D, vecd<f32>) besides the whole configuration `x`, and each learned
-    /// eigenfunction's exchange parity under swapping particles 0 and 1 is reported
-    /// [default: 1; --potential soft-coulomb: 2].
+    /// eigenfunction's exchange parity under swapping particles 0 and 1 is reported; above 3
+    /// coordinates the sampler must be `importance` (one radial mixture per particle)
+    /// [default: 1; --potential soft-coulomb and helium: 2].
     #[arg(long)]
     particles: Option<usize>,
     /// `hydrogen`, `harmonic`, `soft-coulomb` (two particles on a line, the 1D helium model:
     /// V = −Z/√(x₀²+1) − Z/√(x₁²+1) + 1/√((x₀−x₁)²+1), Z = 2, kinetic ½, box 20, levels against
-    /// a grid) or a WGSL expression in `x` (vecD<f32>, f32 in 1D) and the particles `p0`, `p1`…,
-    /// e.g. `dot(x, x)` [default: hydrogen].
+    /// a grid), `helium` (two electrons in 3D: −Z/|p0| − Z/|p1| + 1/|p0 − p1|, Z = 2, kinetic
+    /// ½, box 10, the importance sampler, Drake's levels) or a WGSL expression in `x` (vecD<f32>,
+    /// f32 in 1D, array<f32, D> above 4) and the particles `p0`, `p1`…, e.g. `dot(x, x)`
+    /// [default: hydrogen].
     #[arg(long, allow_hyphen_values = true)]
     potential: Option<String>,
     /// Nuclear charge Z of the hydrogen potential −Z/‖x‖ [default: 1].
@@ -423,11 +426,22 @@ mod tests {
         ];
         let c = new_run_config(&argv);
         assert_eq!((c.charge, c.half_width), (1.0, 30.0));
-        // Two particles in 2D are a 4D configuration space: refused, saying so.
+        // Two particles in 2D are a 4D configuration space: the adaptive grid stops at 3D, the
+        // importance proposal (one mixture per particle) goes on; two particles in 5D are past 9.
         let c = new_run_config(&["spin", "schrodinger", "--particles", "2", "--dim", "2"]);
         assert_eq!(c.dim, 4);
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("4-dimensional configuration space"), "{err}");
+        assert!(err.contains("--sampler importance"), "{err}");
+        let argv = ["spin", "schrodinger", "--particles", "2", "--dim", "2"];
+        let c = new_run_config(&[&argv[..], &["--sampler", "importance"]].concat());
+        assert!(c.validate().is_ok());
+        let argv = ["spin", "schrodinger", "--particles", "2", "--dim", "5"];
+        let c = new_run_config(&[&argv[..], &["--sampler", "importance"]].concat());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("10-dimensional configuration space"), "{err}");
+        let c = new_run_config(&["spin", "schrodinger", "--potential", "helium"]);
+        assert_eq!((c.dim, c.particles, c.half_width), (6, 2, 10.0));
+        assert!(c.validate().is_ok());
         // The 1D model is two particles on a line, nothing else.
         let argv = [
             "spin",
