@@ -168,6 +168,19 @@ fn default_adapt_every() -> u64 {
 /// [`SchrodingerConfig::effective_input_scale`]).
 pub const INPUT_SPAN: f64 = 50.0;
 
+/// The built-in two-electron models: each particle's dimension and the default box. `helium`
+/// (3D) has a box of ±10: in 6D the proposal's mass outside the states grows with the box's
+/// volume, and at ±20 training stalled (a non-interacting pair reached −0.52 of −4 in 3000
+/// steps; at ±8, −3.50). `soft-coulomb` (two particles on a line) has ±20, which holds the
+/// singly excited states below the ion's threshold.
+fn two_electron_model(potential: &str) -> Option<(usize, f64)> {
+    match potential {
+        "helium" => Some((3, 10.0)),
+        "soft-coulomb" => Some((1, 20.0)),
+        _ => None,
+    }
+}
+
 /// The largest configuration space of several particles (P·d).
 pub const MAX_CONFIGURATION_DIM: usize = 9;
 
@@ -220,19 +233,15 @@ impl SchrodingerConfig {
                 self.dim
             )));
         }
-        if self.potential == "helium" && (self.particles != 2 || self.dim != 6) {
-            return Err(SpinError::Config(format!(
-                "--potential helium is two particles in 3D (--particles 2 --dim 3), not {} particle(s) in {}D",
-                self.particles,
-                self.dim / self.particles
-            )));
-        }
-        if self.potential == "soft-coulomb" && (self.particles != 2 || self.dim != 2) {
-            return Err(SpinError::Config(format!(
-                "--potential soft-coulomb is two particles on a line (--particles 2 --dim 1), not {} particle(s) in {}D",
-                self.particles,
-                self.dim / self.particles
-            )));
+        if let Some((d, _)) = two_electron_model(&self.potential) {
+            if self.particles != 2 || self.dim != 2 * d {
+                return Err(SpinError::Config(format!(
+                    "--potential {} is two particles in {d}D (--particles 2 --dim {d}), not {} particle(s) in {}D",
+                    self.potential,
+                    self.particles,
+                    self.dim / self.particles
+                )));
+            }
         }
         let positive = [
             ("--kinetic", self.kinetic),
@@ -719,27 +728,16 @@ impl SchrodingerConfig {
     pub fn set_potential(&mut self, potential: &str) {
         self.potential = potential.to_string();
         self.radial = potential == "hydrogen";
-        if potential == "helium" {
-            // Helium in atomic units: H = −½(∇₀² + ∇₁²) + V, Z = 2, two electrons in 3D. The
-            // box is ±10: in 6D the proposal's mass outside the states grows with the box's
-            // volume, and at ±20 training stalled (a non-interacting pair reached −0.52 of
-            // −4 in 3000 steps; at ±8, −3.50).
+        if let Some((d, half_width)) = two_electron_model(potential) {
+            // Two electrons around a nucleus of charge 2 in atomic units, H = −½(∇₀² + ∇₁²) + V.
             self.particles = 2;
-            self.dim = 6;
+            self.dim = 2 * d;
             self.charge = 2.0;
             self.kinetic = 0.5;
-            self.half_width = 10.0;
-            self.sampler = SamplerKind::Importance;
-        }
-        if potential == "soft-coulomb" {
-            // The 1D helium model in atomic units: H = −½(∂₀² + ∂₁²) + V, Z = 2, two
-            // particles on a line; a box of ±20 holds the singly excited states below the
-            // ion's threshold.
-            self.particles = 2;
-            self.dim = 2;
-            self.charge = 2.0;
-            self.kinetic = 0.5;
-            self.half_width = 20.0;
+            self.half_width = half_width;
+            if self.dim > 3 {
+                self.sampler = SamplerKind::Importance;
+            }
         }
     }
 
