@@ -2,6 +2,7 @@
 // Δu = g Δf + 2 ∇g·∇f + f Δg, with g(x) = Π_i h(x_i), h(t) = max((√(2D² − t²) − D)/D, 0),
 // h'(t) = −t / (D √(2D² − t²)), h''(t) = −2D / (2D² − t²)^{3/2} where h > 0 (all 0 outside).
 // Rows are channel-major (see tangent_act.wgsl); f has NEIG_PAD columns, u has NEIG.
+// DIM ≤ MAX_DIM (the engine refuses more: `MAX_TANGENT_DIM` in src/spin/engine/buffers.rs).
 
 override SAMPLES: u32;
 override DIM: u32;
@@ -16,9 +17,11 @@ override BOX: f32;
 @group(0) @binding(2) var<storage, read_write> env: array<f32>;   // ((DIM + 2) SAMPLES): g, ∂_i g, Δg
 @group(0) @binding(3) var<storage, read_write> u: array<f32>;     // ((DIM + 2) SAMPLES, NEIG)
 
+const MAX_DIM: u32 = 16u;
+
 struct Env {
     g: f32,
-    grad: array<f32, 3>,
+    grad: array<f32, MAX_DIM>,
     lap: f32,
 }
 
@@ -26,15 +29,15 @@ fn envelope_at(b: u32) -> Env {
     var out: Env;
     out.g = 1.0;
     out.lap = 0.0;
-    for (var i = 0u; i < 3u; i++) {
+    for (var i = 0u; i < MAX_DIM; i++) {
         out.grad[i] = 0.0;
     }
     if (ENVELOPE == 0u) {
         return out;
     }
-    var h: array<f32, 3>;
-    var h1: array<f32, 3>;
-    var h2: array<f32, 3>;
+    var h: array<f32, MAX_DIM>;
+    var h1: array<f32, MAX_DIM>;
+    var h2: array<f32, MAX_DIM>;
     for (var i = 0u; i < DIM; i++) {
         let t = ld1(x, b * DIM_PAD + i);
         let q = 2.0 * BOX * BOX - t * t;

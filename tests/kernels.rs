@@ -168,6 +168,37 @@ fn exact_laplacian_3d_without_envelope_matches_oracle() {
 }
 
 #[test]
+fn exact_laplacian_with_the_envelope_above_3d_matches_oracle() {
+    // Two particles in 3D (helium's configuration space) and nine coordinates: the tangent
+    // envelope's per-coordinate arrays once held only three, which silently corrupted g, ∇g
+    // and Δg for every point above 3D.
+    for (d, seed) in [(6usize, 31u64), (9, 37)] {
+        let spec = NetworkSpec {
+            input_dim: d,
+            hidden: vec![9, 6],
+            outputs: 3,
+            envelope: Some(2.5),
+            radial: false,
+            ..Default::default()
+        };
+        let op = Operator::hamiltonian_exact(
+            d,
+            0.5,
+            Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum()),
+        )
+        .unwrap();
+        let sampler = UniformBox {
+            dim: d,
+            half_width: 2.0,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (points, w) = sampler.sample(&mut rng, 11);
+        let batch = op.batch(&points, d, &w).unwrap();
+        check_engine(&spec, &batch, 0.5, seed + 1);
+    }
+}
+
+#[test]
 fn exact_laplacian_with_radial_feature_matches_oracle() {
     // The network sees (x, ‖x‖): the radial column carries ∂_i r = x_i/r and Δr = (d − 1)/r on
     // the forward-mode rows, so the first layer's Laplacian input is not zero.
