@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::options::{note, set, NetworkArgs, OptimiserArgs, OutputArgs, TrainingArgs};
 use super::Cli;
 use spectral_inference::experiments::schrodinger::{
-    self, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
+    self, ExchangeKind, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
 };
 
 /// Settings of a Schrödinger run; unset ones come from the preset.
@@ -39,6 +39,12 @@ pub struct SchrodingerArgs {
     /// [default: 1; --potential soft-coulomb and helium: 2].
     #[arg(long)]
     particles: Option<usize>,
+    /// Build the network in one exchange sector: `symmetric` or `antisymmetric` outputs
+    /// (f(x) ± f(Px))/2 under swapping particles 0 and 1 (for two electrons: spin singlets or
+    /// triplets), or `none` (both sectors, each state labelled by its measured parity); needs
+    /// --particles 2 or more and β = 1 [default: none].
+    #[arg(long)]
+    exchange: Option<ExchangeKind>,
     /// `hydrogen`, `harmonic`, `soft-coulomb` (two particles on a line, the 1D helium model:
     /// V = −Z/√(x₀²+1) − Z/√(x₁²+1) + 1/√((x₀−x₁)²+1), Z = 2, kinetic ½, box 20, levels against
     /// a grid), `helium` (two electrons in 3D: −Z/|p0| − Z/|p1| + 1/|p0 − p1|, Z = 2, kinetic
@@ -160,6 +166,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     }
     // --dim is each particle's: the configuration space has P × d coordinates.
     cfg.set_particles(a.particles, a.dim)?;
+    set!(cfg.exchange, a.exchange);
     set!(cfg.charge, a.charge);
     set!(cfg.kinetic, a.kinetic);
     set!(cfg.half_width, a.half_width);
@@ -283,7 +290,16 @@ pub fn run(
         cfg.potential,
         cfg.dim,
         if cfg.particles > 1 {
-            format!(" ({} particles in {}D)", cfg.particles, cfg.particle_dim())
+            format!(
+                " ({} particles in {}D{})",
+                cfg.particles,
+                cfg.particle_dim(),
+                match cfg.exchange {
+                    ExchangeKind::None => "",
+                    ExchangeKind::Symmetric => ", exchange-symmetric network",
+                    ExchangeKind::Antisymmetric => ", exchange-antisymmetric network",
+                }
+            )
         } else {
             String::new()
         },
@@ -459,6 +475,47 @@ mod tests {
             unreachable!()
         };
         assert!(apply(&mut SchrodingerConfig::generic(), a).is_err());
+    }
+
+    /// --exchange builds the symmetrised network for two or more particles at β = 1, and the
+    /// reference levels are the sector's own.
+    #[test]
+    fn exchange_needs_particles_and_beta_one() {
+        let base = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "helium",
+            "--neig",
+            "4",
+        ];
+        let c = new_run_config(&[&base[..], &["--exchange", "antisymmetric"]].concat());
+        assert_eq!(c.exchange, ExchangeKind::Antisymmetric);
+        assert!(c.validate().is_ok());
+        let (levels, parities) = c.exact_levels().unwrap();
+        assert_eq!(levels, [-2.175229, -2.133164, -2.133164, -2.133164]);
+        assert!(parities.iter().all(|&p| p == -1.0));
+        let c = new_run_config(&[&base[..], &["--exchange", "symmetric"]].concat());
+        assert_eq!(c.exact_eigenvalues().unwrap()[..2], [-2.903724, -2.145974]);
+        // Five singlets and four triplets are known: a sixth singlet has no reference.
+        let six = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "helium",
+            "--neig",
+            "6",
+        ];
+        let c = new_run_config(&[&six[..], &["--exchange", "symmetric"]].concat());
+        assert!(c.exact_eigenvalues().is_none());
+        let argv = [&base[..], &["--exchange", "symmetric", "--beta", "0.5"]].concat();
+        let err = new_run_config(&argv).validate().unwrap_err().to_string();
+        assert!(err.contains("β = 1"), "{err}");
+        let one = ["spin", "schrodinger", "--exchange", "antisymmetric"];
+        let err = new_run_config(&one).validate().unwrap_err().to_string();
+        assert!(err.contains("--particles 2"), "{err}");
+        let bad = ["spin", "schrodinger", "--exchange", "odd"];
+        assert!(<Cli as clap::Parser>::try_parse_from(bad).is_err());
     }
 
     /// The last hidden layer grows with N for the read-out refit unless --hidden is given.

@@ -65,6 +65,7 @@ kernels! {
     Conv2dParamGrad => "conv2d_param_grad.wgsl",
     Conv2dSampleGrads => "conv2d_sample_grads.wgsl",
     JbarSamples => "jbar_samples.wgsl",
+    Exchange => "exchange.wgsl",
 }
 
 impl Kernel {

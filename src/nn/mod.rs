@@ -57,6 +57,62 @@ pub struct NetworkSpec {
     /// the Cholesky order, every learned feature is zero-mean.
     #[serde(default)]
     pub constant_first: bool,
+    /// The network is exchange-symmetrised over particles 0 and 1: every output is
+    /// f_s(x) = (f(x) ± f(Px)) / 2 ([`Exchange`]), so each learned eigenfunction lies in one
+    /// exchange sector.
+    #[serde(default)]
+    pub exchange: Option<Exchange>,
+}
+
+/// Exchange symmetrisation of a network on the points of two or more particles: the outputs are
+/// f_s(x) = (f(x) + s f(Px)) / 2, where P swaps the coordinates of particles 0 and 1
+/// (`particle_dim` each, the first 2·`particle_dim` inputs) and s = +1 (symmetric) or −1
+/// (antisymmetric). f_s(Px) = s f_s(x) exactly, whatever θ; the engine evaluates f on every row
+/// and on its swapped copy.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Exchange {
+    /// Coordinates per particle.
+    pub particle_dim: usize,
+    /// Whether the outputs are antisymmetric (s = −1) rather than symmetric (s = +1).
+    pub antisymmetric: bool,
+}
+
+impl Exchange {
+    /// s = ±1.
+    pub fn sign(&self) -> f64 {
+        if self.antisymmetric {
+            -1.0
+        } else {
+            1.0
+        }
+    }
+
+    /// Swaps the coordinates of particles 0 and 1 in a row whose first 2·`particle_dim` values
+    /// are their coordinates (the rest, e.g. a radial feature or a tangent's extra input, is
+    /// swap-invariant and kept).
+    pub fn swap_row<T: Copy>(&self, row: &mut [T]) {
+        let d = self.particle_dim;
+        for i in 0..d {
+            row.swap(i, d + i);
+        }
+    }
+
+    /// The network's input rows followed, per channel, by their swapped copies: `rows` is
+    /// (channels · block) rows of `width` values, channel-major; the result has 2·block rows per
+    /// channel (the batch's block, then its copy), the layout the exchange kernel reads.
+    pub fn doubled_rows<T: Copy>(&self, rows: &[T], width: usize, channels: usize) -> Vec<T> {
+        let block = rows.len() / width / channels;
+        let mut out = Vec::with_capacity(2 * rows.len());
+        for chunk in rows.chunks(block * width) {
+            out.extend_from_slice(chunk);
+            let start = out.len();
+            out.extend_from_slice(chunk);
+            for row in out[start..].chunks_mut(width) {
+                self.swap_row(row);
+            }
+        }
+        out
+    }
 }
 
 impl NetworkSpec {
@@ -116,6 +172,20 @@ impl NetworkSpec {
                     "a constant first eigenfunction cannot have the box envelope (it would not be constant)"
                         .into(),
                 ));
+            }
+        }
+        if let Some(e) = self.exchange {
+            if self.image.is_some() || !self.conv.is_empty() || self.constant_first {
+                return Err(SpinError::Config(
+                    "exchange symmetrisation is for dense networks on particle coordinates (no image, conv layers or constant first eigenfunction)".into(),
+                ));
+            }
+            if e.particle_dim == 0 || 2 * e.particle_dim > self.space_dim() {
+                return Err(SpinError::Config(format!(
+                    "exchange symmetrisation swaps two particles of {} coordinates, but a point has {}",
+                    e.particle_dim,
+                    self.space_dim()
+                )));
             }
         }
         match self.image {

@@ -210,11 +210,14 @@ pub fn forward_rows(
     samples: usize,
 ) -> Forward {
     let rows = inputs.len() / spec.input_dim;
-    let value_rows = if channels == 1 { rows } else { samples };
     let (d, w_in) = (spec.space_dim(), spec.input_dim);
+    // The layers' rows: the batch's, or with exchange every channel's block then its swapped copy.
+    let (net_inputs, copies) = net_rows(spec, inputs, channels);
+    let (net_rows, net_samples) = (copies * rows, copies * samples);
+    let value_rows = if channels == 1 { net_rows } else { net_samples };
     let mut z_all = Vec::new();
     let mut a_all = Vec::new();
-    let mut prev = inputs.to_vec();
+    let mut prev = net_inputs;
     for layer in spec.layers() {
         let z = layer_forward(&layer, params, &prev, value_rows);
         let w = layer.outputs;
@@ -225,19 +228,19 @@ pub fn forward_rows(
                 layer.act == Activation::Softplus && layer.kind == LayerKind::Dense,
                 "forward-mode tangents need dense softplus layers"
             );
-            let mut a = vec![0.0; rows * w];
-            for b in 0..samples {
+            let mut a = vec![0.0; net_rows * w];
+            for b in 0..net_samples {
                 for o in 0..w {
                     let zv = z[b * w + o];
                     let (s1, s2) = (softplus_d1(zv), super::softplus_d2(zv));
                     a[b * w + o] = softplus(zv);
                     let mut sq = 0.0;
                     for i in 1..=d {
-                        let zg = z[(i * samples + b) * w + o];
-                        a[(i * samples + b) * w + o] = s1 * zg;
+                        let zg = z[(i * net_samples + b) * w + o];
+                        a[(i * net_samples + b) * w + o] = s1 * zg;
                         sq += zg * zg;
                     }
-                    let l = ((d + 1) * samples + b) * w + o;
+                    let l = ((d + 1) * net_samples + b) * w + o;
                     a[l] = s1 * z[l] + s2 * sq;
                 }
             }
@@ -248,7 +251,7 @@ pub fn forward_rows(
         a_all.push(a);
     }
     let n = spec.outputs;
-    let f = a_all.last().cloned().unwrap_or_default();
+    let f = exchange_combine(spec, a_all.last().map_or(&[][..], |v| v), rows / channels);
     let mut env = vec![1.0; rows];
     let mut u = vec![0.0; rows * n];
     if channels == 1 {
@@ -293,6 +296,44 @@ pub fn forward_rows(
         channels,
         samples,
     }
+}
+
+/// The layers' input rows of a batch and how many copies of it they hold: the inputs
+/// themselves (1), or with exchange each channel's block followed by its swapped copy (2).
+fn net_rows(spec: &NetworkSpec, inputs: &[f64], channels: usize) -> (Vec<f64>, usize) {
+    match spec.exchange {
+        Some(e) => (e.doubled_rows(inputs, spec.input_dim, channels), 2),
+        None => (inputs.to_vec(), 1),
+    }
+}
+
+/// f_s = (f + s f∘P)/2 from the last layer's outputs on the net rows (`block` rows per channel
+/// and its copy), or f itself without exchange.
+fn exchange_combine(spec: &NetworkSpec, f: &[f64], block: usize) -> Vec<f64> {
+    let Some(e) = spec.exchange else {
+        return f.to_vec();
+    };
+    let n = spec.outputs;
+    let mut out = Vec::with_capacity(f.len() / 2);
+    for chunk in f.chunks(2 * block * n) {
+        let (own, copy) = chunk.split_at(block * n);
+        out.extend(own.iter().zip(copy).map(|(a, b)| 0.5 * (a + e.sign() * b)));
+    }
+    out
+}
+
+/// The transpose of [`exchange_combine`]: a cotangent on f_s to the net rows.
+fn exchange_spread(spec: &NetworkSpec, cot: Vec<f64>, block: usize) -> Vec<f64> {
+    let Some(e) = spec.exchange else {
+        return cot;
+    };
+    let n = spec.outputs;
+    let mut out = Vec::with_capacity(2 * cot.len());
+    for chunk in cot.chunks(block * n) {
+        out.extend(chunk.iter().map(|v| 0.5 * v));
+        out.extend(chunk.iter().map(|v| 0.5 * e.sign() * v));
+    }
+    out
 }
 
 /// `dense_backward` with softplus below: δ_in[r, i] = σ′(z_in[r / row_div, i]) Σ_o W[i, o] δ_out[r, o].
@@ -345,12 +386,12 @@ pub fn backward(
     let layers = spec.layers();
     let n = spec.outputs;
     let d = spec.space_dim();
-    let (c, s) = (fwd.channels, fwd.samples);
-    let rows = cot_u.len() / n;
-    let value_rows = if c == 1 { rows } else { s };
-    let mut delta = vec![0.0; rows * n];
+    let (c, s0) = (fwd.channels, fwd.samples);
+    let rows0 = cot_u.len() / n;
+    let mut delta = vec![0.0; rows0 * n];
+    let s = s0;
     if c == 1 {
-        for r in 0..rows {
+        for r in 0..rows0 {
             for m in 0..n {
                 delta[r * n + m] = fwd.env[r] * cot_u[r * n + m];
             }
@@ -373,9 +414,14 @@ pub fn backward(
             }
         }
     }
+    // From f_s to the layers' rows (with exchange: the rows and their swapped copies).
+    let mut delta = exchange_spread(spec, delta, rows0 / c);
+    let (net_inputs, copies) = net_rows(spec, inputs, c);
+    let (rows, s) = (copies * rows0, copies * s0);
+    let value_rows = if c == 1 { rows } else { s };
     let mut grad = vec![0.0; spec.num_params()];
     for l in (0..layers.len()).rev() {
-        let a_in: &[f64] = if l == 0 { inputs } else { &fwd.a[l - 1] };
+        let a_in: &[f64] = if l == 0 { &net_inputs } else { &fwd.a[l - 1] };
         layer_param_grad(&layers[l], a_in, &delta, value_rows, &mut grad);
         if l == 0 {
             break;

@@ -60,9 +60,14 @@ pub fn step(
     let m = step_matrices(&new_avg, &to_m(&pi))?;
     let cot = pi_cotangent(batch, &xs, &ys, &flat(&m.g_pi), n);
     let vjp_pi = backward(spec, params, &inputs, &fwd, &cot);
-    let sens = sensitivities(spec, params, &fwd, batch.shape.samples);
     let w: Vec<f64> = batch.sample_weights.iter().map(|&v| v as f64).collect();
-    let jacobian = sigma_jacobian(spec, &inputs, &fwd, &sens, &w);
+    let jacobian = match spec.exchange {
+        None => {
+            let sens = sensitivities(spec, params, &fwd, batch.shape.samples);
+            sigma_jacobian(spec, &inputs, &fwd, &sens, &w)
+        }
+        Some(_) => sigma_jacobian_by_vjps(spec, params, &inputs, &fwd, &w),
+    };
     let jbar_new: Vec<f64> = jbar
         .iter()
         .zip(&jacobian)
@@ -92,4 +97,33 @@ pub fn step(
         jbar: jbar_new,
         grad,
     })
+}
+
+/// Ĵ[j,k,:] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ as one backward pass per pair j ≤ k (the
+/// cotangent (2/S) w_b u_{b,j} on output k of the sample rows). Slow, but it needs nothing of the
+/// network beyond [`backward`], so it also holds for the exchange-symmetrised network, whose
+/// outputs depend on two rows each.
+fn sigma_jacobian_by_vjps(
+    spec: &NetworkSpec,
+    params: &[f64],
+    inputs: &[f64],
+    fwd: &crate::nn::oracle::Forward,
+    w: &[f64],
+) -> Vec<f64> {
+    let n = spec.outputs;
+    let s = fwd.samples;
+    let rows = fwd.u.len() / n;
+    let p = spec.num_params();
+    let mut out = vec![0.0; n * (n + 1) / 2 * p];
+    for k in 0..n {
+        for j in 0..=k {
+            let mut cot = vec![0.0; rows * n];
+            for b in 0..s {
+                cot[b * n + k] = 2.0 / s as f64 * w[b] * fwd.u[b * n + j];
+            }
+            let g = backward(spec, params, inputs, fwd, &cot);
+            out[crate::nn::oracle::pair_index(j, k) * p..][..p].copy_from_slice(&g);
+        }
+    }
+    out
 }

@@ -63,6 +63,45 @@ impl std::str::FromStr for SamplerKind {
     }
 }
 
+/// Which exchange sector the network is built in (`--exchange`): the outputs are
+/// (f(x) ± f(Px))/2 with P the swap of particles 0 and 1 ([`crate::nn::Exchange`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeKind {
+    /// A plain network: the states of both sectors, each labelled by its measured parity.
+    #[default]
+    None,
+    /// Symmetric under the swap (spin singlets of two electrons).
+    Symmetric,
+    /// Antisymmetric under the swap (spin triplets of two electrons).
+    Antisymmetric,
+}
+
+impl ExchangeKind {
+    /// The exact parity of every state in this sector (`None` for a plain network).
+    pub fn parity(self) -> Option<f64> {
+        match self {
+            Self::None => None,
+            Self::Symmetric => Some(1.0),
+            Self::Antisymmetric => Some(-1.0),
+        }
+    }
+}
+
+impl std::str::FromStr for ExchangeKind {
+    type Err = crate::error::SpinError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Self::None),
+            "symmetric" => Ok(Self::Symmetric),
+            "antisymmetric" => Ok(Self::Antisymmetric),
+            _ => Err(crate::error::SpinError::Config(format!(
+                "unknown exchange symmetry `{s}` (expected none, symmetric or antisymmetric)"
+            ))),
+        }
+    }
+}
+
 /// Everything that defines a Schrödinger run (saved in metrics and checkpoints).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SchrodingerConfig {
@@ -73,6 +112,9 @@ pub struct SchrodingerConfig {
     /// (1: one particle in `dim` dimensions).
     #[serde(default = "one_particle")]
     pub particles: usize,
+    /// The network's exchange sector under swapping particles 0 and 1 (two or more particles).
+    #[serde(default)]
+    pub exchange: ExchangeKind,
     /// `hydrogen`, `harmonic` or a WGSL expression in `x`.
     pub potential: String,
     /// Nuclear charge Z (hydrogen).
@@ -233,6 +275,19 @@ impl SchrodingerConfig {
                 self.dim
             )));
         }
+        if self.exchange != ExchangeKind::None {
+            if self.particles < 2 {
+                return Err(SpinError::Config(
+                    "--exchange swaps particles 0 and 1: it needs --particles 2 or more".into(),
+                ));
+            }
+            if self.train.beta != 1.0 {
+                return Err(SpinError::Config(format!(
+                    "--exchange trains with β = 1 only (the fused gradient; no Σ-Jacobian moving average is built for the symmetrised network), got --beta {}",
+                    self.train.beta
+                )));
+            }
+        }
         if let Some((d, _)) = two_electron_model(&self.potential) {
             if self.particles != 2 || self.dim != 2 * d {
                 return Err(SpinError::Config(format!(
@@ -323,18 +378,43 @@ impl SchrodingerConfig {
         self.train.validate()
     }
 
-    /// The closed-form eigenvalues, where known (hydrogen in 2D/3D, the isotropic oscillator).
+    /// The closed-form eigenvalues, where known (hydrogen in 2D/3D, the isotropic oscillator),
+    /// and the two-electron models' references (in the `--exchange` sector).
     pub fn exact_eigenvalues(&self) -> Option<Vec<f64>> {
         match self.potential.as_str() {
             "hydrogen" => hydrogen_eigenvalues(self.dim, self.charge, self.kinetic, self.neig),
             "harmonic" => Some(harmonic_eigenvalues(self.dim, self.kinetic, self.neig)),
-            "soft-coulomb" => self.grid_reference().ok(),
-            "helium" if self.charge == 2.0 && self.kinetic == 0.5 && self.neig <= 9 => Some(
-                super::HELIUM_LEVELS[..self.neig]
-                    .iter()
-                    .map(|l| l.0)
-                    .collect(),
-            ),
+            "soft-coulomb" | "helium" => self.exact_levels().map(|l| l.0),
+            _ => None,
+        }
+    }
+
+    /// The two-electron models' reference levels and their exchange parities: the lowest N of
+    /// the `--exchange` sector (all levels without it). Helium: Drake's nine levels through
+    /// 2¹P, for Z = 2 and kinetic ½ (5 singlets, 4 triplets); the 1D model: the grid's.
+    pub fn exact_levels(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        let in_sector = |p: f64| self.exchange.parity().is_none_or(|s| s * p > 0.0);
+        let pick = |levels: Vec<(f64, f64)>| -> Option<(Vec<f64>, Vec<f64>)> {
+            let chosen: Vec<(f64, f64)> = levels
+                .into_iter()
+                .filter(|l| in_sector(l.1))
+                .take(self.neig)
+                .collect();
+            (chosen.len() == self.neig).then(|| chosen.into_iter().unzip())
+        };
+        match self.potential.as_str() {
+            "helium" if self.charge == 2.0 && self.kinetic == 0.5 => {
+                pick(super::HELIUM_LEVELS.to_vec())
+            }
+            "soft-coulomb" => {
+                // A sector holds about half the levels: solve for enough of both.
+                let mut all = self.clone();
+                if self.exchange != ExchangeKind::None {
+                    all.neig = 2 * self.neig + 4;
+                }
+                let (e, p) = all.grid_reference_with_parities(GRID_REFERENCE_N).ok()?;
+                pick(e.into_iter().zip(p).collect())
+            }
             _ => None,
         }
     }
@@ -374,13 +454,6 @@ impl SchrodingerConfig {
     /// [`SchrodingerConfig::grid_reference`] at `n` and 2n + 1 points per axis.
     pub fn grid_reference_at(&self, n: usize) -> Result<Vec<f64>> {
         Ok(self.grid_reference_with_parities(n)?.0)
-    }
-
-    /// The exchange parities of the grid's eigenvectors (swapping particles 0 and 1 of two
-    /// particles on a line transposes the grid), in the order of
-    /// [`SchrodingerConfig::grid_reference`]: the exact labels of the levels.
-    pub fn grid_exchange_parities(&self) -> Result<Vec<f64>> {
-        Ok(self.grid_reference_with_parities(GRID_REFERENCE_N)?.1)
     }
 
     /// The extrapolated eigenvalues at `n` and 2n + 1 points, and the finer grid's exchange
@@ -513,6 +586,10 @@ impl SchrodingerConfig {
             outputs: self.neig,
             envelope: self.envelope.then_some(self.half_width as f32),
             radial: self.radial,
+            exchange: self.exchange.parity().map(|p| crate::nn::Exchange {
+                particle_dim: self.particle_dim(),
+                antisymmetric: p < 0.0,
+            }),
             ..Default::default()
         };
         let operator = self.operator(ctx, self.laplacian)?;
@@ -685,6 +762,7 @@ impl SchrodingerConfig {
         Self {
             dim: 2,
             particles: 1,
+            exchange: ExchangeKind::None,
             potential: "hydrogen".into(),
             charge: 1.0,
             kinetic: 1.0,

@@ -19,8 +19,8 @@ use crate::spin::Problem;
 
 pub use super::training::UNTIL_TIME_LIMIT;
 pub use config::{
-    LaplacianKind, Preset, SamplerKind, SchrodingerConfig, GRID_REFERENCE_N, INPUT_SPAN,
-    PROPOSAL_SCALES_REL,
+    ExchangeKind, LaplacianKind, Preset, SamplerKind, SchrodingerConfig, GRID_REFERENCE_N,
+    INPUT_SPAN, PROPOSAL_SCALES_REL,
 };
 pub use evaluate::{below_exact, evaluate_to_target, max_relative_std_error, relative_errors};
 pub use figures::slice_points;

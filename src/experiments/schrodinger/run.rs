@@ -260,15 +260,10 @@ pub fn run(
             .iter()
             .map(|p| super::parity_label(*p))
             .collect::<Vec<_>>());
-        if cfg.potential == "soft-coulomb" {
-            metrics["exact_exchange_parity"] = serde_json::json!(cfg.grid_exchange_parities()?);
+        if let Some((_, parities)) = cfg.exact_levels() {
+            metrics["exact_exchange_parity"] = serde_json::json!(parities);
         }
-        if cfg.potential == "helium" && cfg.exact_eigenvalues().is_some() {
-            metrics["exact_exchange_parity"] = serde_json::json!(super::HELIUM_LEVELS[..cfg.neig]
-                .iter()
-                .map(|l| l.1)
-                .collect::<Vec<_>>());
-        }
+        metrics["exchange"] = serde_json::json!(cfg.exchange);
     }
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     let exact = cfg.exact_eigenvalues();

@@ -8,6 +8,10 @@ use crate::gpu::GpuContext;
 use crate::nn::{Layer, NetworkSpec};
 use crate::operators::BatchShape;
 
+/// The most coordinates a point may have on forward-mode tangent rows (the exact Laplacian and
+/// the weak form): the size of `tangent_envelope`'s per-coordinate arrays (`MAX_DIM` there).
+pub const MAX_TANGENT_DIM: usize = 16;
+
 /// Rows per chunk in the first stage of the Σ̂/Π̂ reduction.
 pub(super) const STATS_CHUNK: usize = 64;
 
@@ -34,8 +38,18 @@ pub(super) struct Dims {
     /// Forward-mode tangent rows (exact Laplacian, weak form): only the value channel, rows
     /// 0..S, carries the bias.
     pub tangent: bool,
-    /// Rows that get the bias: R, or S with tangent rows.
+    /// Rows that get the bias: R, or S with tangent rows (doubled with `exchange`).
     pub value_rows: usize,
+    /// The exchange-symmetrised network ([`crate::nn::Exchange`]): the layers run on
+    /// `net_rows` = 2R rows (each channel's block of rows, then its swapped copy) and the
+    /// exchange kernel combines them into the R rows of f.
+    pub exchange: Option<crate::nn::Exchange>,
+    /// Rows the layers run on: R, or 2R with `exchange`.
+    pub net_rows: usize,
+    /// Samples per channel on the layers' rows: S, or 2S with `exchange`.
+    pub net_samples: usize,
+    /// Rows per channel block of the batch (S with tangent rows, R otherwise).
+    pub block: usize,
     /// Coordinates of a point (the envelope's and the tangents' dimension).
     pub space_dim: usize,
     /// Floats per input row on the GPU (padded).
@@ -78,6 +92,11 @@ impl Dims {
             ));
         }
         let space_dim = spec.space_dim();
+        if tangent && space_dim > MAX_TANGENT_DIM {
+            return Err(SpinError::Config(format!(
+                "the exact Laplacian and the weak form take points of at most {MAX_TANGENT_DIM} coordinates, got {space_dim}; use the finite-difference Laplacian"
+            )));
+        }
         if tangent && shape.channels != space_dim + 2 {
             return Err(SpinError::Shape(format!(
                 "{} forward-mode channels for points of dimension {space_dim}",
@@ -101,7 +120,14 @@ impl Dims {
             .unwrap_or_else(|| CHUNK_BYTES.min(limit) / per_sample)
             .clamp(1, s);
         let fused = options.sigma == super::SigmaGradient::Fused;
-        let mut biggest = r * widest;
+        let exchange = spec.exchange;
+        if exchange.is_some() && training && !fused {
+            return Err(SpinError::Config(
+                "the exchange-symmetrised network is trained with β = 1 only (the fused gradient); its Σ-Jacobian moving average is not built".into(),
+            ));
+        }
+        let copies = 1 + exchange.is_some() as usize;
+        let mut biggest = copies * r * widest;
         if training && !fused {
             biggest = biggest
                 .max(npairs * gpu_params)
@@ -124,7 +150,11 @@ impl Dims {
             samples: s,
             pairs: shape.pairs,
             tangent,
-            value_rows: if tangent { s } else { r },
+            value_rows: copies * if tangent { s } else { r },
+            exchange,
+            net_rows: copies * r,
+            net_samples: copies * s,
+            block: if tangent { s } else { r },
             space_dim,
             in_width: layers[0].in_width,
             widest,
@@ -143,7 +173,7 @@ impl Dims {
                     .iter()
                     .map(|l| {
                         let base = (l.in_pad / 4 + 1) * l.out_pad / 4;
-                        crate::gpu::tiles::param_grad_groups(base, r, target)
+                        crate::gpu::tiles::param_grad_groups(base, copies * r, target)
                     })
                     .collect()
             },
@@ -177,11 +207,13 @@ impl Dims {
 pub(super) struct Buffers {
     /// θ in the padded GPU layout (gpu_params).
     pub params: wgpu::Buffer,
-    /// Network inputs (R, in_width).
+    /// Network inputs (net rows: R, or 2R with exchange; in_width).
     pub inputs: wgpu::Buffer,
-    /// Pre-activations and activations of layer l (R, out_width of l).
+    /// Pre-activations and activations of layer l (net rows, out_width of l).
     pub z: Vec<wgpu::Buffer>,
     pub a: Vec<wgpu::Buffer>,
+    /// With exchange: the symmetrised network output f_s (R, NPAD) that the envelope reads.
+    pub f_sym: wgpu::Buffer,
     /// Envelope per row (R), or (g, ∇g, Δg) channel-major on tangent rows.
     pub env: wgpu::Buffer,
     /// Outputs u (R, N).
@@ -213,8 +245,11 @@ pub(super) struct TrainBuffers {
     pub entries: wgpu::Buffer,
     /// The `Step` uniform of `shaders/common.wgsl`: β, 2/S, 1/Q, then G_Π and G_Σ.
     pub step: wgpu::Buffer,
-    /// Batch cotangents at the output of layer l (R, out_width of l).
+    /// Batch cotangents at the output of layer l (net rows, out_width of l).
     pub delta: Vec<wgpu::Buffer>,
+    /// With exchange: the cotangent on f_s (R, NPAD), which the exchange kernel spreads over
+    /// the rows and their swapped copies into the last layer's delta.
+    pub delta_sym: wgpu::Buffer,
     /// Tangent rows only: the cotangent on u before the envelope (R, NPAD) and on a layer's
     /// activations before the tangent softplus (R, widest).
     pub cot_u: wgpu::Buffer,
@@ -262,11 +297,13 @@ impl Buffers {
                 .collect()
         };
         let (r, s, n) = (dims.rows, dims.samples, dims.n);
-        let q = dims.pairs;
+        let (q, net) = (dims.pairs, dims.net_rows);
+        let exchange = dims.exchange.is_some();
         let params = storage("params", dims.gpu_params);
-        let inputs = storage("inputs", r * dims.in_width);
-        let z = per_layer("z", r);
-        let a = per_layer("a", r);
+        let inputs = storage("inputs", net * dims.in_width);
+        let z = per_layer("z", net);
+        let a = per_layer("a", net);
+        let f_sym = storage("f_exchanged", if exchange { r * dims.npad } else { 1 });
         let env = storage("envelope", r);
         let u = storage("u", r * n);
         let x_terms = storage("x_terms", 2 * q * dims.tx);
@@ -302,9 +339,10 @@ impl Buffers {
                 row_ptr: storage("row_ptr", r + 1),
                 entries: storage("entries", 4 * dims.entries_len),
                 step: storage("step", 4 + 2 * n * n),
-                delta: per_layer("delta", r),
+                delta: per_layer("delta", net),
+                delta_sym: storage("delta_exchanged", if exchange { r * dims.npad } else { 1 }),
                 cot_u: storage("cot_u", if dims.tangent { r * dims.npad } else { 1 }),
-                cot_a: storage("cot_a", if dims.tangent { r * dims.widest } else { 1 }),
+                cot_a: storage("cot_a", if dims.tangent { net * dims.widest } else { 1 }),
                 grad: storage("grad", dims.gpu_params),
                 grad_partial: storage(
                     "grad_partial",
@@ -326,6 +364,7 @@ impl Buffers {
             inputs,
             z,
             a,
+            f_sym,
             env,
             u,
             x_terms,

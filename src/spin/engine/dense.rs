@@ -27,7 +27,7 @@ pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
         &with(
             shape(ly),
             &[
-                ("ROWS", u(d.rows)),
+                ("ROWS", u(d.net_rows)),
                 ("ACT", act as f64),
                 ("BIAS_ROWS", u(d.value_rows)),
             ],
@@ -38,19 +38,19 @@ pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
             ("z_out", &b.z[l]),
             ("a_out", &b.a[l]),
         ],
-        DENSE_TILE.invocations(d.rows, ly.out_pad / 4),
+        DENSE_TILE.invocations(d.net_rows, ly.out_pad / 4),
         format!("dense_forward[{l}]"),
     )?];
     if d.tangent && ly.act.code() != 0 {
         out.push(p.build.dispatch(
             Kernel::TangentAct,
             &[
-                ("SAMPLES", u(d.samples)),
+                ("SAMPLES", u(d.net_samples)),
                 ("DIM", u(d.space_dim)),
                 ("OUT4", u(ly.out_pad / 4)),
             ],
             &[("z", &b.z[l]), ("a", &b.a[l])],
-            d.samples * ly.out_pad / 4,
+            d.net_samples * ly.out_pad / 4,
             format!("tangent_act[{l}]"),
         )?);
     }
@@ -69,10 +69,10 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
         &with(
             shape(ly)[..2].to_vec(),
             &[
-                ("ROWS", u(d.rows)),
+                ("ROWS", u(d.net_rows)),
                 ("BIAS_ROWS", u(d.value_rows)),
                 ("GROUPS", u(groups)),
-                ("GROUP_ROWS", u(d.rows.div_ceil(groups))),
+                ("GROUP_ROWS", u(d.net_rows.div_ceil(groups))),
                 ("OUT_OFF4", u(out_off / 4)),
                 ("G_STRIDE4", u(ly.gpu_len() / 4)),
             ],

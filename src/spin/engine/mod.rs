@@ -151,7 +151,10 @@ impl Engine {
         // rows: large for a network whose outputs are a wide hidden layer).
         let n = spec.outputs.max(1);
         let by_stats = limit / (4 * 2 * n * n) * buffers::STATS_CHUNK;
-        (limit / (4 * Dims::widest_row(spec))).min(by_stats).max(1)
+        let copies = 1 + spec.exchange.is_some() as usize;
+        (limit / (4 * copies * Dims::widest_row(spec)))
+            .min(by_stats)
+            .max(1)
     }
 
     /// [`Engine::new`] with options (the Σ-Jacobian chunk size): validate, allocate, build the
@@ -272,11 +275,20 @@ impl Engine {
         }
         let q = &self.ctx.queue;
         let (d, dp) = (batch.shape.input_dim, self.layers[0].in_width);
+        // With exchange the layers see every channel's rows and then their swapped copies.
+        let doubled;
+        let inputs = match self.dims.exchange {
+            Some(e) => {
+                doubled = e.doubled_rows(&batch.inputs, d, batch.shape.channels);
+                &doubled
+            }
+            None => &batch.inputs,
+        };
         if d == dp {
-            q.write_buffer(&self.bufs.inputs, 0, bytemuck::cast_slice(&batch.inputs));
+            q.write_buffer(&self.bufs.inputs, 0, bytemuck::cast_slice(inputs));
         } else {
-            let mut padded = vec![0.0f32; batch.shape.rows * dp];
-            for (dst, src) in padded.chunks_mut(dp).zip(batch.inputs.chunks(d)) {
+            let mut padded = vec![0.0f32; self.dims.net_rows * dp];
+            for (dst, src) in padded.chunks_mut(dp).zip(inputs.chunks(d)) {
                 self.spec.pad_input_row(src, dst);
             }
             q.write_buffer(&self.bufs.inputs, 0, bytemuck::cast_slice(&padded));
@@ -441,7 +453,7 @@ impl Engine {
     /// Reads an intermediate buffer (tests and diagnostics).
     pub fn read(&self, what: Probe) -> Result<Vec<f32>> {
         let n = self.spec.outputs;
-        let r = self.shape.rows;
+        let (r, net) = (self.shape.rows, self.dims.net_rows);
         // Each row is `positions` runs of a padded width, of which `w` are real.
         let ly = |l: usize| {
             let ly = &self.layers[l];
@@ -449,13 +461,13 @@ impl Engine {
         };
         // (buffer, rows, (positions, padded width, width))
         let (buf, rows, (pos, wp, w)) = match what {
-            Probe::Z(l) => (&self.bufs.z[l], r, ly(l)),
-            Probe::A(l) => (&self.bufs.a[l], r, ly(l)),
+            Probe::Z(l) => (&self.bufs.z[l], net, ly(l)),
+            Probe::A(l) => (&self.bufs.a[l], net, ly(l)),
             Probe::Envelope => (&self.bufs.env, r, (1, 1, 1)),
             Probe::U => (&self.bufs.u, r, (1, n, n)),
             Probe::X => (&self.bufs.xs, self.shape.pairs, (1, n, n)),
             Probe::Y => (&self.bufs.ys, self.shape.pairs, (1, n, n)),
-            Probe::Delta(l) => (&self.train()?.delta[l], r, ly(l)),
+            Probe::Delta(l) => (&self.train()?.delta[l], net, ly(l)),
             Probe::Sens(l) => (
                 &self
                     .train()?
@@ -475,9 +487,10 @@ impl Engine {
 /// Intermediate buffers that [`Engine::read`] can return.
 #[derive(Clone, Copy, Debug)]
 pub enum Probe {
-    /// Pre-activations of layer l (rows, outputs).
+    /// Pre-activations of layer l (rows, outputs; with exchange, each channel's rows then their
+    /// swapped copies).
     Z(usize),
-    /// Activations of layer l (rows, outputs).
+    /// Activations of layer l (rows, outputs; laid out as `Z`).
     A(usize),
     /// Envelope per row.
     Envelope,
@@ -487,7 +500,7 @@ pub enum Probe {
     X,
     /// Operator Y (pairs, N).
     Y,
-    /// Batch VJP cotangent at the output of layer l (rows, outputs).
+    /// Batch VJP cotangent at the output of layer l (rows, outputs; laid out as `Z`).
     Delta(usize),
     /// Per-sample sensitivities at the output of layer l (samples, N, outputs), of the last
     /// chunk of the Σ-Jacobian stage (all samples when there is one chunk).

@@ -47,7 +47,14 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
             ("entries", &t.entries),
             ("step", &t.step),
             ("env", &b.env),
-            ("delta", if d.tangent { &t.cot_u } else { &t.delta[last] }),
+            (
+                "delta",
+                match (d.tangent, d.exchange.is_some()) {
+                    (true, _) => &t.cot_u,
+                    (false, true) => &t.delta_sym,
+                    (false, false) => &t.delta[last],
+                },
+            ),
         ],
         d.rows * d.npad,
         "operator_backward".into(),
@@ -64,10 +71,26 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
             &[
                 ("env", &b.env),
                 ("cot_u", &t.cot_u),
-                ("delta", &t.delta[last]),
+                (
+                    "delta",
+                    if d.exchange.is_some() {
+                        &t.delta_sym
+                    } else {
+                        &t.delta[last]
+                    },
+                ),
             ],
             d.samples * d.npad,
             "tangent_envelope_backward".into(),
+        )?);
+    }
+    if d.exchange.is_some() {
+        list.push(super::statistics::exchange(
+            p,
+            &t.delta_sym,
+            &t.delta[last],
+            1,
+            "exchange_backward",
         )?);
     }
     for l in (0..p.layers.len()).rev() {
@@ -90,7 +113,7 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
             p,
             ly,
             act_below,
-            (d.rows, 1),
+            (d.net_rows, 1),
             &[
                 ("params", &b.params),
                 ("delta_out", &t.delta[l]),
@@ -104,7 +127,7 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
             list.push(p.build.dispatch(
                 Kernel::TangentActBackward,
                 &[
-                    ("SAMPLES", u(d.samples)),
+                    ("SAMPLES", u(d.net_samples)),
                     ("DIM", u(d.space_dim)),
                     ("OUT4", u(ly.in_pad / 4)),
                 ],
@@ -113,7 +136,7 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
                     ("cot_a", &t.cot_a),
                     ("delta", &t.delta[l - 1]),
                 ],
-                d.samples * ly.in_pad / 4,
+                d.net_samples * ly.in_pad / 4,
                 format!("tangent_act_backward[{l}]"),
             )?);
         }

@@ -23,6 +23,16 @@ pub(super) fn build(p: &Parts) -> Result<(Vec<Dispatch>, usize)> {
             LayerKind::Conv2d(g) => conv2d::forward(p, l, &g)?,
         });
     }
+    if p.dims.exchange.is_some() {
+        let last = p.layers.len() - 1;
+        list.push(exchange(
+            p,
+            &p.bufs.a[last],
+            &p.bufs.f_sym,
+            0,
+            "exchange_forward",
+        )?);
+    }
     list.push(envelope(p)?);
     list.push(operator_apply(p)?);
     let reductions_at = list.len();
@@ -43,12 +53,11 @@ fn envelope(p: &Parts) -> Result<Dispatch> {
         ("BOX", p.spec.envelope.unwrap_or(1.0) as f64),
     ];
     let last = p.layers.len() - 1;
-    let named = [
-        ("x", &b.inputs),
-        ("f", &b.a[last]),
-        ("env", &b.env),
-        ("u", &b.u),
-    ];
+    let f = match d.exchange {
+        Some(_) => &b.f_sym,
+        None => &b.a[last],
+    };
+    let named = [("x", &b.inputs), ("f", f), ("env", &b.env), ("u", &b.u)];
     if d.tangent {
         p.build.dispatch(
             Kernel::TangentEnvelope,
@@ -66,6 +75,33 @@ fn envelope(p: &Parts) -> Result<Dispatch> {
             "apply_envelope".into(),
         )
     }
+}
+
+/// The exchange kernel (`shaders/exchange.wgsl`): `mode` 0 combines the network's rows and
+/// their swapped copies, f_s = (f + s f∘P)/2, from `src` (net rows) into `dst` (R rows); mode 1
+/// is its transpose, from a cotangent on f_s (R rows) to the net rows.
+pub(super) fn exchange(
+    p: &Parts,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    mode: u32,
+    label: &str,
+) -> Result<Dispatch> {
+    let d = p.dims;
+    let sign = d.exchange.map_or(1.0, |e| e.sign());
+    p.build.dispatch(
+        Kernel::Exchange,
+        &[
+            ("ROWS", u(d.rows)),
+            ("BLOCK", u(d.block)),
+            ("NEIG_PAD", u(d.npad)),
+            ("SIGN", sign),
+            ("MODE", mode as f64),
+        ],
+        &[("src", src), ("dst", dst)],
+        d.rows * d.npad,
+        label.into(),
+    )
 }
 
 /// X and Y from the gathers.
