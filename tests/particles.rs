@@ -11,6 +11,7 @@ use spectral_inference::experiments::schrodinger::{
     exchange_parities, helium_potential, parity_label, soft_coulomb_potential, swap_particles,
     SchrodingerConfig,
 };
+use spectral_inference::operators::samplers::Sampler;
 use spectral_inference::operators::wgsl_field::WgslField;
 use spectral_inference::operators::Field;
 
@@ -138,9 +139,45 @@ fn the_six_dimensional_proposal_is_unbiased() {
     c.set_potential("helium");
     c.validate().unwrap();
     assert_eq!((c.dim, c.particles, c.particle_dim()), (6, 2, 3));
-    let q = c.fixed_proposal().unwrap();
+    check_unbiased(&c, c.fixed_proposal().unwrap().as_ref(), 21);
+}
+
+/// The per-particle adaptive proposal after a fit to a one-particle density concentrated off
+/// the origin: its grid follows the density (a cell there gets far more than a corner cell's
+/// share), and it stays unbiased, its weights bounded by 10 per particle.
+#[test]
+fn the_per_particle_adaptive_proposal_follows_the_density_and_stays_unbiased() {
+    let mut c = SchrodingerConfig::generic();
+    c.set_potential("helium");
+    c.sampler = spectral_inference::experiments::schrodinger::SamplerKind::Adaptive;
+    c.validate().unwrap();
+    let mut q = c.particle_proposal(true).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (pts, w) = q.sample(&mut rng, 50_000);
+    // Mass w·ρ(x) with ρ a product of one-particle bumps at (3, 0, 0).
+    let bump = |p: &[f64]| (-((p[0] - 3.0).powi(2) + p[1] * p[1] + p[2] * p[2])).exp();
+    let mass: Vec<f64> = pts
+        .chunks(6)
+        .zip(&w)
+        .map(|(x, w)| w * bump(&x[..3]) * bump(&x[3..]))
+        .collect();
+    q.fit_marginal(&pts, &mass).unwrap();
+    let probs = q.state();
+    let cells = probs.len();
+    assert_eq!(cells, 24 * 24 * 24);
+    // The cell holding (3, 0, 0) against a corner's (the floor's share only).
+    let side = 20.0 / 24.0;
+    let index = |v: f64| ((v + 10.0) / side).floor() as usize;
+    let at = probs[(index(3.0) * 24 + index(0.0)) * 24 + index(0.0)];
+    assert!(at > 100.0 * probs[0], "bump cell {at}, corner {}", probs[0]);
+    check_unbiased(&c, &q, 22);
+    // The wrong number of masses is refused.
+    assert!(q.fit_marginal(&pts, &mass[1..]).is_err());
+}
+
+fn check_unbiased(c: &SchrodingerConfig, q: &dyn Sampler, seed: u64) {
     assert_eq!(q.dim(), 6);
-    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let count = 400_000;
     let (pts, w) = q.sample(&mut rng, count);
     let mean_sd = |v: &[f64]| {

@@ -122,6 +122,11 @@ pub struct SchrodingerArgs {
     /// for --potential hydrogen, false otherwise; --preset reference: false].
     #[arg(long)]
     radial: Option<bool>,
+    /// Give the network every particle's distance from the origin |pᵢ| and every pair's
+    /// distance |pᵢ − pⱼ| as extra inputs (the nuclear and electron–electron cusps): true or
+    /// false; two or more particles in 2D or 3D [default: false].
+    #[arg(long)]
+    particle_features: Option<bool>,
     /// One network per eigenfunction, each with the --hidden widths: true or false
     /// [default: false].
     #[arg(long)]
@@ -194,6 +199,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.plot_extent, a.plot_extent);
     set!(cfg.input_scale, a.input_scale);
     set!(cfg.radial, a.radial);
+    set!(cfg.particle_features, a.particle_features);
     set!(cfg.separate, a.separate);
     set!(cfg.proposal_scales, a.proposal_scales);
     set!(cfg.adapt_every, a.adapt_every);

@@ -62,6 +62,55 @@ pub struct NetworkSpec {
     /// exchange sector.
     #[serde(default)]
     pub exchange: Option<Exchange>,
+    /// Inputs after the coordinates (and after ‖x‖ when `radial`): every particle's distance
+    /// from the origin |p_i| and every pair's distance |p_i − p_j| (i < j), added to every
+    /// batch by [`particle_inputs`]. Nuclear and electron–electron cusps and the exponential
+    /// tails of few-body states are simple in these (Hylleraas' coordinates).
+    #[serde(default)]
+    pub particle_features: Option<ParticleFeatures>,
+}
+
+/// The particles whose distances a network sees ([`NetworkSpec::particle_features`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParticleFeatures {
+    /// Particles P.
+    pub particles: usize,
+    /// Coordinates per particle d (2 or 3: in 1D the distances' kinks have a δ Laplacian that
+    /// forward mode cannot see).
+    pub particle_dim: usize,
+}
+
+impl ParticleFeatures {
+    /// Features appended: P distances from the origin and P(P−1)/2 pair distances.
+    pub fn count(&self) -> usize {
+        self.particles + self.particles * (self.particles - 1) / 2
+    }
+
+    /// The pairs (i, j), i < j, in the order of their features.
+    pub fn pairs(&self) -> Vec<(usize, usize)> {
+        let p = self.particles;
+        (0..p)
+            .flat_map(|i| (i + 1..p).map(move |j| (i, j)))
+            .collect()
+    }
+
+    /// Where each feature goes when particles 0 and 1 are swapped (a permutation of
+    /// 0..[`ParticleFeatures::count`]).
+    pub fn swapped(&self) -> Vec<usize> {
+        let t = |i: usize| match i {
+            0 => 1,
+            1 => 0,
+            i => i,
+        };
+        let pairs = self.pairs();
+        let mut out: Vec<usize> = (0..self.particles).map(t).collect();
+        for &(i, j) in &pairs {
+            let (a, b) = (t(i).min(t(j)), t(i).max(t(j)));
+            let k = pairs.iter().position(|&q| q == (a, b)).unwrap_or(0);
+            out.push(self.particles + k);
+        }
+        out
+    }
 }
 
 /// Exchange symmetrisation of a network on the points of two or more particles: the outputs are
@@ -86,33 +135,6 @@ impl Exchange {
             1.0
         }
     }
-
-    /// Swaps the coordinates of particles 0 and 1 in a row whose first 2·`particle_dim` values
-    /// are their coordinates (the rest, e.g. a radial feature or a tangent's extra input, is
-    /// swap-invariant and kept).
-    pub fn swap_row<T: Copy>(&self, row: &mut [T]) {
-        let d = self.particle_dim;
-        for i in 0..d {
-            row.swap(i, d + i);
-        }
-    }
-
-    /// The network's input rows followed, per channel, by their swapped copies: `rows` is
-    /// (channels · block) rows of `width` values, channel-major; the result has 2·block rows per
-    /// channel (the batch's block, then its copy), the layout the exchange kernel reads.
-    pub fn doubled_rows<T: Copy>(&self, rows: &[T], width: usize, channels: usize) -> Vec<T> {
-        let block = rows.len() / width / channels;
-        let mut out = Vec::with_capacity(2 * rows.len());
-        for chunk in rows.chunks(block * width) {
-            out.extend_from_slice(chunk);
-            let start = out.len();
-            out.extend_from_slice(chunk);
-            for row in out[start..].chunks_mut(width) {
-                self.swap_row(row);
-            }
-        }
-        out
-    }
 }
 
 impl NetworkSpec {
@@ -126,9 +148,54 @@ impl NetworkSpec {
         }
     }
 
-    /// Dimension d of the points (the inputs without the radial feature).
+    /// Dimension d of the points (the inputs without the radial and particle features).
     pub fn space_dim(&self) -> usize {
-        self.input_dim - self.radial as usize
+        self.input_dim - self.feature_count()
+    }
+
+    /// Inputs after the coordinates: ‖x‖ and the particle distances.
+    pub fn feature_count(&self) -> usize {
+        self.radial as usize + self.particle_features.map_or(0, |f| f.count())
+    }
+
+    /// A network input row with particles 0 and 1 swapped ([`NetworkSpec::exchange`]): their
+    /// coordinates (the first 2d values) and their distance features; ‖x‖ is swap-invariant.
+    /// On forward-mode rows this is the row of f∘P: the tangent eᵢ becomes e_π(i), and a
+    /// feature's derivative column becomes its swapped partner's.
+    pub fn swap_row<T: Copy>(&self, row: &mut [T]) {
+        let Some(e) = self.exchange else {
+            return;
+        };
+        let d = e.particle_dim;
+        for i in 0..d {
+            row.swap(i, d + i);
+        }
+        if let Some(f) = self.particle_features {
+            let start = self.space_dim() + self.radial as usize;
+            let old: Vec<T> = row[start..start + f.count()].to_vec();
+            for (k, &to) in f.swapped().iter().enumerate() {
+                row[start + to] = old[k];
+            }
+        }
+    }
+
+    /// The network's input rows followed, per channel, by their swapped copies
+    /// ([`NetworkSpec::swap_row`]): `rows` is (channels · block) rows of `input_dim` values,
+    /// channel-major; the result has 2·block rows per channel (the batch's block, then its
+    /// copy), the layout the exchange kernel reads.
+    pub fn exchange_rows<T: Copy>(&self, rows: &[T], channels: usize) -> Vec<T> {
+        let width = self.input_dim;
+        let block = rows.len() / width / channels;
+        let mut out = Vec::with_capacity(2 * rows.len());
+        for chunk in rows.chunks(block * width) {
+            out.extend_from_slice(chunk);
+            let start = out.len();
+            out.extend_from_slice(chunk);
+            for row in out[start..].chunks_mut(width) {
+                self.swap_row(row);
+            }
+        }
+        out
     }
 
     /// Whether every layer is dense with softplus hidden units: what forward-mode tangents
@@ -139,7 +206,7 @@ impl NetworkSpec {
 
     /// Checks that every size is usable.
     pub fn validate(&self) -> Result<()> {
-        if self.input_dim <= self.radial as usize || self.outputs == 0 || self.hidden.contains(&0) {
+        if self.input_dim <= self.feature_count() || self.outputs == 0 || self.hidden.contains(&0) {
             return Err(SpinError::Config(format!(
                 "network sizes must be positive (input {}, hidden {:?}, outputs {})",
                 self.input_dim, self.hidden, self.outputs
@@ -172,6 +239,22 @@ impl NetworkSpec {
                     "a constant first eigenfunction cannot have the box envelope (it would not be constant)"
                         .into(),
                 ));
+            }
+        }
+        if let Some(f) = self.particle_features {
+            if f.particles < 2 || !(2..=3).contains(&f.particle_dim) || self.image.is_some() {
+                return Err(SpinError::Config(format!(
+                    "particle distance features need two or more particles of 2 or 3 coordinates on point inputs, got {} of {}",
+                    f.particles, f.particle_dim
+                )));
+            }
+            if f.particles * f.particle_dim != self.space_dim() {
+                return Err(SpinError::Config(format!(
+                    "{} particles of {} coordinates, but a point has {}",
+                    f.particles,
+                    f.particle_dim,
+                    self.space_dim()
+                )));
             }
         }
         if let Some(e) = self.exchange {
@@ -467,6 +550,67 @@ pub fn radial_inputs(inputs: &[f64], dim: usize, channels: usize) -> Vec<f64> {
             c if c <= dim => inputs[b * dim + c - 1] / r,
             _ => (dim as f64 - 1.0) / r,
         });
+    }
+    out
+}
+
+/// Appends the particle distance features ([`NetworkSpec::particle_features`]) to network
+/// input rows of `width` values whose first P·d are a point's coordinates: |p_i| for every
+/// particle, then |p_i − p_j| for i < j. With `channels == 1` every row is a point; with
+/// `channels == P·d + 2` the rows are forward-mode channels (value, ∂_1..∂_D, Δ, channel-major)
+/// and the features carry their derivatives ∂_k r = (p_i)_k / r on particle i's coordinates
+/// (−… on particle j's for a pair), and Laplacians (d − 1)/|p_i| and 2(d − 1)/|p_i − p_j|, at
+/// the sample's point. Distances are floored at 1e-6.
+pub fn particle_inputs(
+    inputs: &[f64],
+    width: usize,
+    channels: usize,
+    f: ParticleFeatures,
+) -> Vec<f64> {
+    let (p, d) = (f.particles, f.particle_dim);
+    let dim = p * d;
+    let rows = inputs.len() / width;
+    let samples = rows / channels;
+    let pairs = f.pairs();
+    let point = |b: usize| &inputs[b * width..b * width + dim];
+    // (vector, distance) of feature k at point x: the particle, or the pair's difference.
+    let vector = |x: &[f64], k: usize| -> Vec<f64> {
+        if k < p {
+            x[k * d..(k + 1) * d].to_vec()
+        } else {
+            let (i, j) = pairs[k - p];
+            (0..d).map(|c| x[i * d + c] - x[j * d + c]).collect()
+        }
+    };
+    let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-6);
+    let mut out = Vec::with_capacity(rows * (width + f.count()));
+    for (row, values) in inputs.chunks(width).enumerate() {
+        out.extend_from_slice(values);
+        let (c, b) = if channels == 1 {
+            (0, row)
+        } else {
+            (row / samples, row % samples)
+        };
+        let x = point(b);
+        for k in 0..f.count() {
+            let v = vector(x, k);
+            let r = norm(&v);
+            out.push(match c {
+                0 => r,
+                c if c <= dim => {
+                    // ∂r/∂x_m for coordinate m = c − 1 of particle m / d.
+                    let (m, part) = ((c - 1) % d, (c - 1) / d);
+                    let sign = if k < p {
+                        (part == k) as i32 as f64
+                    } else {
+                        let (i, j) = pairs[k - p];
+                        (part == i) as i32 as f64 - (part == j) as i32 as f64
+                    };
+                    sign * v[m] / r
+                }
+                _ => (1 + (k >= p) as usize) as f64 * (d as f64 - 1.0) / r,
+            });
+        }
     }
     out
 }

@@ -302,7 +302,7 @@ pub fn forward_rows(
 /// themselves (1), or with exchange each channel's block followed by its swapped copy (2).
 fn net_rows(spec: &NetworkSpec, inputs: &[f64], channels: usize) -> (Vec<f64>, usize) {
     match spec.exchange {
-        Some(e) => (e.doubled_rows(inputs, spec.input_dim, channels), 2),
+        Some(_) => (spec.exchange_rows(inputs, channels), 2),
         None => (inputs.to_vec(), 1),
     }
 }

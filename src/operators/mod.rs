@@ -112,6 +112,23 @@ impl Batch {
         self.shape.input_dim = d + 1;
     }
 
+    /// Appends the input features of `spec` (the radial feature, then the particle distances)
+    /// that its coordinates do not already carry.
+    pub fn add_features(&mut self, spec: &crate::nn::NetworkSpec) {
+        if spec.radial {
+            self.add_radial_feature();
+        }
+        if let Some(f) = spec.particle_features {
+            let width = self.shape.input_dim;
+            let inputs: Vec<f64> = self.inputs.iter().map(|&v| v as f64).collect();
+            self.inputs = crate::nn::particle_inputs(&inputs, width, self.shape.channels, f)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            self.shape.input_dim = width + f.count();
+        }
+    }
+
     /// The gathers transposed as CSR over rows: (row_ptr (rows + 1), entries).
     pub fn transpose(&self) -> (Vec<u32>, Vec<Entry>) {
         let rows = self.shape.rows;

@@ -438,33 +438,104 @@ impl Sampler for AdaptiveBox {
 }
 
 /// Several particles, each drawn from its own proposal over its d coordinates (a product of
-/// the per-particle radial mixtures): configurations with one particle near the origin and
-/// another far out are as likely as under each particle's own mixture, which a single radial
-/// mixture over all P·d coordinates is not. The weight is the product of the particles'
-/// weights, so the target stays uniform on the whole box.
+/// one per-particle proposal): configurations with one particle near the origin and another far
+/// out are as likely as under each particle's own proposal, which a single radial mixture over
+/// all P·d coordinates is not. The weight is the product of the particles' weights, so the
+/// target stays uniform on the whole box. The per-particle proposal is the fixed radial mixture
+/// ([`ParticleProduct::new`]) or an [`AdaptiveBox`] over one particle's coordinates
+/// ([`ParticleProduct::adaptive`]) refitted to the learned states' one-particle density
+/// ([`ParticleProduct::fit_marginal`]).
 pub struct ParticleProduct {
-    part: ImportanceBox,
+    part: AdaptiveBox,
+    adaptive: bool,
     particles: usize,
 }
 
 impl ParticleProduct {
-    /// `particles` independent copies of `part` (one particle's proposal).
+    /// `particles` independent copies of the fixed proposal `part` (one particle's).
     pub fn new(part: ImportanceBox, particles: usize) -> Result<Self> {
+        let fixed = AdaptiveBox::new(part, 1, 0.0, 1.0)?;
+        Self::with_part(fixed, false, particles)
+    }
+
+    /// `particles` independent copies of the adaptive proposal `part` (one particle's).
+    pub fn adaptive(part: AdaptiveBox, particles: usize) -> Result<Self> {
+        Self::with_part(part, true, particles)
+    }
+
+    fn with_part(part: AdaptiveBox, adaptive: bool, particles: usize) -> Result<Self> {
         if particles == 0 {
             return Err(SpinError::Config("a product of zero particles".into()));
         }
-        Ok(Self { part, particles })
+        Ok(Self {
+            part,
+            adaptive,
+            particles,
+        })
+    }
+
+    /// Fits every particle's grid to the one-particle density of `mass` given at `points`
+    /// (count × P·d, drawn from any proposal; `mass` = weight · density, so that the sum over a
+    /// cell estimates the density's integral over configurations with that particle in the
+    /// cell). Each point counts once for each particle, so the fit is the particles' mean
+    /// marginal (one shared grid, which suits particles that the density treats alike).
+    pub fn fit_marginal(&mut self, points: &[f64], mass: &[f64]) -> Result<()> {
+        if !self.adaptive {
+            return Err(SpinError::Config(
+                "the fixed per-particle proposal has no grid to fit".into(),
+            ));
+        }
+        let d = self.part.base.dim;
+        if points.len() != mass.len() * d * self.particles {
+            return Err(SpinError::Shape(format!(
+                "{} coordinates for {} masses of {} particles in {d}D",
+                points.len(),
+                mass.len(),
+                self.particles
+            )));
+        }
+        let mut cells = vec![0.0; self.part.num_cells()];
+        for (x, &m) in points.chunks(d * self.particles).zip(mass) {
+            if !(m.is_finite() && m > 0.0) {
+                continue;
+            }
+            for p in x.chunks(d) {
+                if let Some(c) = self.part.cell_of(p) {
+                    cells[c] += m;
+                }
+            }
+        }
+        self.part.fit(&cells)
     }
 }
 
 impl Sampler for ParticleProduct {
     fn dim(&self) -> usize {
-        self.part.dim * self.particles
+        self.part.base.dim * self.particles
+    }
+    /// The adaptive part's cell probabilities (none for the fixed proposal).
+    fn state(&self) -> Vec<f64> {
+        match self.adaptive {
+            true => self.part.state(),
+            false => Vec::new(),
+        }
+    }
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        match self.adaptive {
+            true => self.part.set_state(state),
+            false if state.is_empty() => Ok(()),
+            false => Err(SpinError::Shape(
+                "the checkpoint holds a fitted proposal, but this run's per-particle proposal is fixed".into(),
+            )),
+        }
     }
     fn sample(&self, rng: &mut dyn rand::RngCore, count: usize) -> (Vec<f64>, Vec<f64>) {
-        let d = self.part.dim;
+        let d = self.part.base.dim;
         let draws: Vec<(Vec<f64>, Vec<f64>)> = (0..self.particles)
-            .map(|_| self.part.sample(rng, count))
+            .map(|_| match self.adaptive {
+                true => self.part.sample(rng, count),
+                false => self.part.base.sample(rng, count),
+            })
             .collect();
         let mut points = Vec::with_capacity(count * self.dim());
         let mut weights = vec![1.0; count];

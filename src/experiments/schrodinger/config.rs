@@ -159,6 +159,11 @@ pub struct SchrodingerConfig {
     /// Give the network ‖x‖ as an extra input (see [`NetworkSpec::radial`]).
     #[serde(default)]
     pub radial: bool,
+    /// Give the network every particle's distance from the origin and every pair's distance
+    /// as extra inputs (see [`NetworkSpec::particle_features`]; two or more particles in 2D or
+    /// 3D).
+    #[serde(default)]
+    pub particle_features: bool,
     /// One network per eigenfunction, each with the widths `hidden` (one MLP N times as wide
     /// with a block-diagonal mask, see [`crate::nn::separate_networks_mask`]).
     #[serde(default)]
@@ -269,10 +274,18 @@ impl SchrodingerConfig {
                 format!("--dim must be 1, 2 or 3, got {}", self.dim)
             }));
         }
-        if self.dim > 3 && self.sampler == SamplerKind::Adaptive {
+        if self.particle_dim() > 3 && self.sampler == SamplerKind::Adaptive {
             return Err(SpinError::Config(format!(
-                "the adaptive proposal's grid exists up to 3 dimensions, not {}: use --sampler importance",
-                self.dim
+                "the adaptive proposal's grid exists up to 3 dimensions (per particle), not {}: use --sampler importance",
+                self.particle_dim()
+            )));
+        }
+        if self.particle_features && (self.particles < 2 || !(2..=3).contains(&self.particle_dim()))
+        {
+            return Err(SpinError::Config(format!(
+                "--particle-features needs two or more particles in 2D or 3D (in 1D a distance's kink has a δ Laplacian), not {} in {}D",
+                self.particles,
+                self.particle_dim()
             )));
         }
         if self.exchange != ExchangeKind::None {
@@ -438,6 +451,15 @@ impl SchrodingerConfig {
         Ok(())
     }
 
+    /// The particle distance features of the network, when `particle_features` is set.
+    pub fn particle_feature_spec(&self) -> Option<crate::nn::ParticleFeatures> {
+        self.particle_features
+            .then_some(crate::nn::ParticleFeatures {
+                particles: self.particles,
+                particle_dim: self.particle_dim(),
+            })
+    }
+
     /// Each particle's dimension d.
     pub fn particle_dim(&self) -> usize {
         self.dim / self.particles.max(1)
@@ -581,11 +603,14 @@ impl SchrodingerConfig {
     pub fn problem(&self, ctx: &std::sync::Arc<crate::gpu::GpuContext>) -> Result<Problem> {
         let per_net = if self.separate { self.neig } else { 1 };
         let spec = NetworkSpec {
-            input_dim: self.dim + self.radial as usize,
             hidden: self.hidden.iter().map(|w| w * per_net).collect(),
             outputs: self.neig,
             envelope: self.envelope.then_some(self.half_width as f32),
             radial: self.radial,
+            input_dim: self.dim
+                + self.radial as usize
+                + self.particle_feature_spec().map_or(0, |f| f.count()),
+            particle_features: self.particle_feature_spec(),
             exchange: self.exchange.parity().map(|p| crate::nn::Exchange {
                 particle_dim: self.particle_dim(),
                 antisymmetric: p < 0.0,
@@ -599,6 +624,7 @@ impl SchrodingerConfig {
                 half_width: self.half_width,
             }),
             SamplerKind::Importance => self.fixed_proposal()?,
+            SamplerKind::Adaptive if self.particles > 1 => Box::new(self.particle_proposal(true)?),
             SamplerKind::Adaptive => Box::new(self.adaptive_proposal()?),
         };
         Ok(Problem {
@@ -699,28 +725,47 @@ impl SchrodingerConfig {
         if self.particles <= 1 {
             return Ok(Box::new(self.importance_proposal()?));
         }
-        let part = crate::operators::samplers::ImportanceBox::new(
-            self.particle_dim(),
-            self.half_width,
-            self.proposal_lengths(),
-            0.1,
-        )?;
-        Ok(Box::new(crate::operators::samplers::ParticleProduct::new(
-            part,
-            self.particles,
-        )?))
+        Ok(Box::new(self.particle_proposal(false)?))
+    }
+
+    /// Several particles' proposal: one per particle over its d coordinates, the fixed radial
+    /// mixture or (`adaptive`) the adaptive grid over one particle's coordinates, refitted to
+    /// the learned states' one-particle density.
+    pub fn particle_proposal(
+        &self,
+        adaptive: bool,
+    ) -> Result<crate::operators::samplers::ParticleProduct> {
+        use crate::operators::samplers::{AdaptiveBox, ImportanceBox, ParticleProduct};
+        let d = self.particle_dim();
+        let part = ImportanceBox::new(d, self.half_width, self.proposal_lengths(), 0.1)?;
+        match adaptive {
+            false => ParticleProduct::new(part, self.particles),
+            true => ParticleProduct::adaptive(
+                AdaptiveBox::new(part, adaptive_cells(d), 0.7, 0.1)?,
+                self.particles,
+            ),
+        }
     }
 
     /// The adaptive proposal before its first fit: 30 % the importance proposal, 70 % a grid
     /// (256 cells in 1D, 64² in 2D, 24³ in 3D) with a tenth of its mass spread evenly, so that
     /// p/q ≤ 10 as for the importance proposal.
     pub fn adaptive_proposal(&self) -> Result<crate::operators::samplers::AdaptiveBox> {
-        let cells = match self.dim {
-            1 => 256,
-            2 => 64,
-            _ => 24,
-        };
-        crate::operators::samplers::AdaptiveBox::new(self.importance_proposal()?, cells, 0.7, 0.1)
+        crate::operators::samplers::AdaptiveBox::new(
+            self.importance_proposal()?,
+            adaptive_cells(self.dim),
+            0.7,
+            0.1,
+        )
+    }
+}
+
+/// The adaptive grid's cells per axis in `dim` dimensions (256, 64², 24³).
+fn adaptive_cells(dim: usize) -> usize {
+    match dim {
+        1 => 256,
+        2 => 64,
+        _ => 24,
     }
 }
 
@@ -791,6 +836,7 @@ impl SchrodingerConfig {
             input_scale: 0.0,
             blocks: 0,
             radial: true,
+            particle_features: false,
             separate: false,
             adapt_every: default_adapt_every(),
             eval_target: default_eval_target(),

@@ -20,6 +20,9 @@ pub fn refit_proposal(trainer: &mut Trainer, cfg: &SchrodingerConfig) -> Result<
     if cfg.sampler != SamplerKind::Adaptive {
         return Ok(());
     }
+    if cfg.particles > 1 {
+        return refit_particle_proposal(trainer, cfg);
+    }
     let mut q = cfg.adaptive_proposal()?;
     let centres = q.cell_centres();
     let n = cfg.neig;
@@ -27,6 +30,35 @@ pub fn refit_proposal(trainer: &mut Trainer, cfg: &SchrodingerConfig) -> Result<
     let v = trainer.eigenfunctions(&centres, &sigma)?;
     let density: Vec<f64> = v.chunks(n).map(|c| c.iter().map(|x| x * x).sum()).collect();
     q.fit(&density)?;
+    trainer.set_sampler(Box::new(q))
+}
+
+/// Draws for each refit of the per-particle adaptive proposal.
+pub const PARTICLE_FIT_SAMPLES: usize = 1 << 16;
+
+/// The per-particle adaptive proposal refitted to the learned states' one-particle density:
+/// [`PARTICLE_FIT_SAMPLES`] configurations from the current proposal, each with mass
+/// w Σ_k v_k² (v = L⁻¹u, L from Σ̄), binned by every particle's position. The draws come from
+/// their own stream, seeded by the run's seed and the step, so a resumed run refits alike.
+fn refit_particle_proposal(trainer: &mut Trainer, cfg: &SchrodingerConfig) -> Result<()> {
+    use rand::SeedableRng;
+    let mut q = cfg.particle_proposal(true)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        cfg.train.seed ^ (trainer.step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
+    let (points, w) = trainer
+        .problem()
+        .sampler
+        .sample(&mut rng, PARTICLE_FIT_SAMPLES);
+    let n = cfg.neig;
+    let sigma: Vec<f64> = trainer.sigma_avg.iter().copied().collect();
+    let v = trainer.eigenfunctions(&points, &sigma)?;
+    let mass: Vec<f64> = v
+        .chunks(n)
+        .zip(&w)
+        .map(|(c, w)| w * c.iter().map(|x| x * x).sum::<f64>())
+        .collect();
+    q.fit_marginal(&points, &mass)?;
     trainer.set_sampler(Box::new(q))
 }
 

@@ -278,8 +278,8 @@ impl Engine {
         // With exchange the layers see every channel's rows and then their swapped copies.
         let doubled;
         let inputs = match self.dims.exchange {
-            Some(e) => {
-                doubled = e.doubled_rows(&batch.inputs, d, batch.shape.channels);
+            Some(_) => {
+                doubled = self.spec.exchange_rows(&batch.inputs, batch.shape.channels);
                 &doubled
             }
             None => &batch.inputs,

@@ -346,9 +346,7 @@ impl Trainer {
         let mut cached = self.outputs_engine.borrow_mut();
         for piece in points.chunks(rows * dim) {
             let mut batch = Batch::plain(piece, dim)?;
-            if spec.radial {
-                batch.add_radial_feature();
-            }
+            batch.add_features(spec);
             let reuse = cached
                 .as_ref()
                 .is_some_and(|e| e.shape() == batch.shape && e.spec() == spec);

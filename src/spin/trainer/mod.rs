@@ -58,9 +58,7 @@ impl Problem {
     }
 
     fn with_features(&self, mut batch: Batch) -> Batch {
-        if self.spec.radial {
-            batch.add_radial_feature();
-        }
+        batch.add_features(&self.spec);
         batch
     }
 }
