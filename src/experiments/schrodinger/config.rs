@@ -217,9 +217,9 @@ pub const INPUT_SPAN: f64 = 50.0;
 
 /// The built-in two-electron models: each particle's dimension and the default box. `helium`
 /// (3D) has a box of ±10: in 6D the proposal's mass outside the states grows with the box's
-/// volume, and at ±20 training stalled (a non-interacting pair reached −0.52 of −4 in 3000
-/// steps; at ±8, −3.50). `soft-coulomb` (two particles on a line) has ±20, which holds the
-/// singly excited states below the ion's threshold.
+/// volume (the comparison that chose it, ±20 stalling where ±8 trained, was made before the
+/// envelope above 3D was fixed, and has not been repeated). `soft-coulomb` (two particles on a
+/// line) has ±20, which holds the singly excited states below the ion's threshold.
 fn two_electron_model(potential: &str) -> Option<(usize, f64)> {
     match potential {
         "helium" => Some((3, 10.0)),

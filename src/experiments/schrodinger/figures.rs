@@ -94,10 +94,8 @@ pub fn eigenfunctions(
     let particles_1d = cfg.particles > 1 && cfg.particle_dim() == 1;
     let title = if cfg.particles > 1 && cfg.particle_dim() > 1 {
         format!(
-            "{}, {} particles in {}D: learned v = L⁻¹u over particle 0's (x, y), the others at the origin",
-            cfg.potential,
-            cfg.particles,
-            cfg.particle_dim()
+            "{}: v = L⁻¹u over particle 0's (x, y), others at 0",
+            cfg.potential
         )
     } else if cfg.particles > 1 {
         format!(

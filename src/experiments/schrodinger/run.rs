@@ -44,7 +44,7 @@ fn refit_particle_proposal(trainer: &mut Trainer, cfg: &SchrodingerConfig) -> Re
     use rand::SeedableRng;
     let mut q = cfg.particle_proposal(true)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-        cfg.train.seed ^ (trainer.step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        cfg.train.seed ^ trainer.step.wrapping_mul(0x9e37_79b9_7f4a_7c15),
     );
     let (points, w) = trainer
         .problem()
