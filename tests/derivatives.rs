@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_close, ctx, scale};
+use common::{assert_close, ctx, scale, tangent_inputs};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -309,19 +309,6 @@ fn decay_zero_is_beta_one() {
     for i in 0..p {
         assert!((a.grad[i] - b.grad[i]).abs() < 1e-12);
     }
-}
-
-/// Inputs for channel-major tangent rows: values, unit vectors, zeros.
-fn tangent_inputs(x: &[f64], d: usize) -> Vec<f64> {
-    let s = x.len() / d;
-    let mut inputs = x.to_vec();
-    for i in 0..d {
-        for _ in 0..s {
-            inputs.extend((0..d).map(|j| if i == j { 1.0 } else { 0.0 }));
-        }
-    }
-    inputs.extend(std::iter::repeat_n(0.0, s * d));
-    inputs
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::check_engine;
+use common::{check_engine, tangent_inputs};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectral_inference::nn::oracle::{backward, forward, forward_rows};
@@ -80,19 +80,6 @@ fn features(spec: &NetworkSpec, rows: Vec<f64>, channels: usize) -> Vec<f64> {
         out = particle_inputs(&out, d + spec.radial as usize, channels, f);
     }
     out
-}
-
-/// Inputs for channel-major tangent rows: values, unit vectors, zeros.
-fn tangent_inputs(x: &[f64], d: usize) -> Vec<f64> {
-    let s = x.len() / d;
-    let mut inputs = x.to_vec();
-    for i in 0..d {
-        for _ in 0..s {
-            inputs.extend((0..d).map(|j| if i == j { 1.0 } else { 0.0 }));
-        }
-    }
-    inputs.extend(std::iter::repeat_n(0.0, s * d));
-    inputs
 }
 
 /// A potential symmetric under the swap of two particles of `pd` coordinates.

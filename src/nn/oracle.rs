@@ -386,10 +386,10 @@ pub fn backward(
     let layers = spec.layers();
     let n = spec.outputs;
     let d = spec.space_dim();
-    let (c, s0) = (fwd.channels, fwd.samples);
+    // The batch's rows (S samples per channel); the layers' rows are twice these with exchange.
+    let (c, s) = (fwd.channels, fwd.samples);
     let rows0 = cot_u.len() / n;
     let mut delta = vec![0.0; rows0 * n];
-    let s = s0;
     if c == 1 {
         for r in 0..rows0 {
             for m in 0..n {
@@ -417,7 +417,7 @@ pub fn backward(
     // From f_s to the layers' rows (with exchange: the rows and their swapped copies).
     let mut delta = exchange_spread(spec, delta, rows0 / c);
     let (net_inputs, copies) = net_rows(spec, inputs, c);
-    let (rows, s) = (copies * rows0, copies * s0);
+    let (rows, s) = (copies * rows0, copies * s);
     let value_rows = if c == 1 { rows } else { s };
     let mut grad = vec![0.0; spec.num_params()];
     for l in (0..layers.len()).rev() {

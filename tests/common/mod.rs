@@ -184,3 +184,16 @@ pub fn small_net(
         ..Default::default()
     }
 }
+
+/// Inputs for channel-major tangent rows: values, unit vectors, zeros.
+pub fn tangent_inputs(x: &[f64], d: usize) -> Vec<f64> {
+    let s = x.len() / d;
+    let mut inputs = x.to_vec();
+    for i in 0..d {
+        for _ in 0..s {
+            inputs.extend((0..d).map(|j| if i == j { 1.0 } else { 0.0 }));
+        }
+    }
+    inputs.extend(std::iter::repeat_n(0.0, s * d));
+    inputs
+}
