@@ -11,6 +11,9 @@ use spectral_inference::experiments::schrodinger::{
     self, ExchangeKind, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
 };
 
+/// The batch above 3 coordinates (several particles), unless --batch is given.
+const MANY_COORDINATES_BATCH: usize = 1024;
+
 /// Settings of a Schrödinger run; unset ones come from the preset.
 #[derive(clap::Args, Debug, Default)]
 #[command(allow_negative_numbers = true)]
@@ -48,7 +51,8 @@ pub struct SchrodingerArgs {
     /// `hydrogen`, `harmonic`, `soft-coulomb` (two particles on a line, the 1D helium model:
     /// V = −Z/√(x₀²+1) − Z/√(x₁²+1) + 1/√((x₀−x₁)²+1), Z = 2, kinetic ½, box 20, levels against
     /// a grid), `helium` (two electrons in 3D: −Z/|p0| − Z/|p1| + 1/|p0 − p1|, Z = 2, kinetic
-    /// ½, box 10, the importance sampler, Drake's levels) or a WGSL expression in `x` (vecD<f32>,
+    /// ½, box 10, the importance sampler, the exact Laplacian with the distance features,
+    /// Drake's levels) or a WGSL expression in `x` (vecD<f32>,
     /// f32 in 1D, array<f32, D> above 4) and the particles `p0`, `p1`…, e.g. `dot(x, x)`
     /// [default: hydrogen].
     #[arg(long, allow_hyphen_values = true)]
@@ -67,7 +71,7 @@ pub struct SchrodingerArgs {
     #[arg(long)]
     envelope: Option<bool>,
     /// Laplacian: fd (finite differences, see --eps), exact (forward mode) or weak (⟨∇u, c∇u⟩)
-    /// [default: weak; --preset reference: exact].
+    /// [default: weak; --preset reference and --potential helium: exact].
     #[arg(long)]
     laplacian: Option<LaplacianKind>,
     /// Finite-difference step ε [default: 0.1].
@@ -82,7 +86,7 @@ pub struct SchrodingerArgs {
     /// Number of eigenfunctions N [default: 9].
     #[arg(long)]
     neig: Option<usize>,
-    /// Samples per step [default: 128].
+    /// Samples per step [default: 128; above 3 coordinates (several particles) 1024].
     #[arg(long)]
     batch: Option<usize>,
     /// Linear learning-rate warm-up over this many first steps [default: 500; --preset
@@ -125,7 +129,7 @@ pub struct SchrodingerArgs {
     radial: Option<bool>,
     /// Give the network every particle's distance from the origin |pᵢ| and every pair's
     /// distance |pᵢ − pⱼ| as extra inputs (the nuclear and electron–electron cusps): true or
-    /// false; two or more particles in 2D or 3D [default: false].
+    /// false; two or more particles in 2D or 3D [default: false; --potential helium: true].
     #[arg(long)]
     particle_features: Option<bool>,
     /// One network per eigenfunction, each with the --hidden widths: true or false
@@ -194,6 +198,13 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     }
     set!(cfg.blocks, a.network.blocks);
     set!(cfg.neig, a.neig);
+    // Above 3D a batch of 1024: at β = 1, Σ̄ is the minibatch's own Σ̂, and with the product
+    // proposal's weights in 6D a batch of 128 left the gradient so noisy that helium's four
+    // triplets stayed 10–78 % off after 5 minutes (−1.97 … −0.48); 1024 reached 0.29–0.40 % in
+    // the same 5 minutes with 8 times fewer steps.
+    if cfg.dim > 3 {
+        cfg.train.batch = cfg.train.batch.max(MANY_COORDINATES_BATCH);
+    }
     set!(cfg.train.batch, a.batch);
     set!(cfg.train.steps, a.training.steps);
     set!(cfg.train.beta, a.training.beta);
@@ -481,6 +492,44 @@ mod tests {
         assert!(err.contains("10-dimensional configuration space"), "{err}");
         let c = new_run_config(&["spin", "schrodinger", "--potential", "helium"]);
         assert_eq!((c.dim, c.particles, c.half_width), (6, 2, 10.0));
+        // A batch of 1024 above 3D unless --batch is given; helium's exact Laplacian and
+        // distance features unless given.
+        assert_eq!(c.train.batch, 1024);
+        assert_eq!(c.laplacian, LaplacianKind::Exact);
+        assert!(c.particle_features);
+        let argv = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "helium",
+            "--laplacian",
+            "weak",
+        ];
+        assert_eq!(new_run_config(&argv).laplacian, LaplacianKind::Weak);
+        let argv = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "helium",
+            "--particle-features",
+            "false",
+        ];
+        assert!(!new_run_config(&argv).particle_features);
+        let argv = [
+            "spin",
+            "schrodinger",
+            "--potential",
+            "helium",
+            "--batch",
+            "256",
+        ];
+        assert_eq!(new_run_config(&argv).train.batch, 256);
+        assert_eq!(
+            new_run_config(&["spin", "schrodinger", "--potential", "soft-coulomb"])
+                .train
+                .batch,
+            128
+        );
         // The read-out refit is off above 3D unless asked for.
         assert!(!c.readout_refit);
         let argv = [

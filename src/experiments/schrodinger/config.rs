@@ -862,6 +862,14 @@ impl SchrodingerConfig {
             if self.dim > 3 {
                 self.sampler = SamplerKind::Importance;
             }
+            // Helium: the exact Laplacian (⟨u, Hu⟩, whose variance vanishes at an eigenfunction)
+            // and the distances |pᵢ|, |p₀ − p₁| as inputs (the Coulomb cusps become linear in
+            // them). On its 1¹S state in 5 minutes: 0.052 % against 1.46 % in the weak form
+            // without them; with a batch of 1024 all four triplets within 0.40 %.
+            if potential == "helium" {
+                self.laplacian = LaplacianKind::Exact;
+                self.particle_features = true;
+            }
         }
     }
 
