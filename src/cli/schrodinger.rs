@@ -177,6 +177,23 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     }
     // --dim is each particle's: the configuration space has P × d coordinates.
     cfg.set_particles(a.particles, a.dim)?;
+    // Defaults above 3 coordinates (several particles), each overridden by its flag below:
+    // - the fixed per-particle proposal: the per-particle adaptive one made helium's training
+    //   unstable (cond Σ̄ 3.8e6 and a positive loss after 5 minutes);
+    // - a batch of 1024: at β = 1, Σ̄ is the minibatch's own Σ̂, and with the product
+    //   proposal's weights in 6D a batch of 128 left the gradient so noisy that helium's four
+    //   triplets stayed 10–78 % off after 5 minutes; 1024 reached 0.29–0.40 % in the same
+    //   5 minutes with 8 times fewer steps;
+    // - no read-out refit: on a helium network trained at batch 128 it gave read-outs whose
+    //   Ritz values fell far below the exact levels (Σλ −24.1 against Drake's −20.0), on
+    //   independent samples and in both the weak and the exact form.
+    if cfg.dim > 3 {
+        if cfg.sampler == SamplerKind::Adaptive {
+            cfg.sampler = SamplerKind::Importance;
+        }
+        cfg.train.batch = cfg.train.batch.max(MANY_COORDINATES_BATCH);
+        cfg.readout_refit = false;
+    }
     set!(cfg.exchange, a.exchange);
     set!(cfg.charge, a.charge);
     set!(cfg.kinetic, a.kinetic);
@@ -184,11 +201,6 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.envelope, a.envelope);
     set!(cfg.laplacian, a.laplacian);
     set!(cfg.eps, a.eps);
-    // Above 3D the fixed per-particle proposal: the per-particle adaptive one made helium's
-    // training unstable (cond Σ̄ 3.8e6 and a positive loss after 5 minutes).
-    if cfg.dim > 3 && cfg.sampler == SamplerKind::Adaptive {
-        cfg.sampler = SamplerKind::Importance;
-    }
     set!(cfg.sampler, a.sampler);
     if let Some(h) = &a.network.hidden {
         if h.0.is_empty() {
@@ -198,13 +210,6 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     }
     set!(cfg.blocks, a.network.blocks);
     set!(cfg.neig, a.neig);
-    // Above 3D a batch of 1024: at β = 1, Σ̄ is the minibatch's own Σ̂, and with the product
-    // proposal's weights in 6D a batch of 128 left the gradient so noisy that helium's four
-    // triplets stayed 10–78 % off after 5 minutes (−1.97 … −0.48); 1024 reached 0.29–0.40 % in
-    // the same 5 minutes with 8 times fewer steps.
-    if cfg.dim > 3 {
-        cfg.train.batch = cfg.train.batch.max(MANY_COORDINATES_BATCH);
-    }
     set!(cfg.train.batch, a.batch);
     set!(cfg.train.steps, a.training.steps);
     set!(cfg.train.beta, a.training.beta);
@@ -223,13 +228,6 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.adapt_every, a.adapt_every);
     set!(cfg.eval_target, a.eval_target);
     set!(cfg.eval_max_samples, a.eval_max_samples);
-    // Above 3D the refit is off unless asked for: on helium's 6D configuration space it
-    // replaced a trained network (Σλ −13.3 on the validation sample) by read-outs whose Ritz
-    // values fell far below the exact levels (Σλ −24.1 against Drake's −20.0, the ground state
-    // at −7.9), on independent samples and in both the weak and the exact form.
-    if cfg.dim > 3 {
-        cfg.readout_refit = false;
-    }
     set!(cfg.readout_refit, a.readout_refit);
     set!(cfg.heldout_every, a.heldout_every);
     if a.eval_laplacian.is_some() {
