@@ -133,6 +133,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_state() {
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
+        gauge: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     let before = trainer.params.clone();
@@ -208,6 +209,7 @@ fn a_rejected_gradient_leaves_jbar_as_it_was() {
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
+        gauge: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     trainer.step().unwrap();

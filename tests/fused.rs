@@ -271,6 +271,7 @@ fn oscillator_trainer(beta: f64) -> spectral_inference::spin::Trainer {
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
+        gauge: 0.0,
     };
     Trainer::new(ctx(), problem, config).unwrap()
 }

@@ -34,6 +34,7 @@ fn harmonic_oscillator_1d_three_lowest_levels() {
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
+        gauge: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     for _ in 0..steps {

@@ -53,6 +53,7 @@ fn config(beta: f64, batch: usize) -> TrainConfig {
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
+        gauge: 0.0,
     }
 }
 

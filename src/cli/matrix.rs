@@ -36,6 +36,10 @@ pub struct MatrixArgs {
     /// Moving-average rate β of Σ̄ and J̄ (1: none).
     #[arg(long, default_value_t = 0.1)]
     beta: f64,
+    /// Weight ρ of the gauge term that holds Σ̂ near I without moving the optimum (0: off; see
+    /// `spin schrodinger --help`).
+    #[arg(long, value_name = "ρ", default_value_t = spectral_inference::spin::trainer::DEFAULT_GAUGE)]
+    gauge: f64,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -71,6 +75,7 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         eigen_ema: 0.01,
         exhaustive: args.batch == 0,
         shift: 0.0,
+        gauge: args.gauge,
     };
     config.validate()?;
     let ctx = super::context(cli)?;

@@ -68,6 +68,12 @@ pub struct TrainingArgs {
     /// spread), which keeps Σ̄'s lag from collapsing features (0: off).
     #[arg(long)]
     pub shift: Option<f64>,
+    /// Weight ρ of the gauge term, which holds Σ̂ near I along the directions tr Λ cannot
+    /// see (each feature's scale and the mixing of earlier features into later ones), in
+    /// units of the eigenvalue estimates' spread; it never moves the optimum (0: off, the
+    /// reference's semantics).
+    #[arg(long, value_name = "ρ")]
+    pub gauge: Option<f64>,
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -214,6 +214,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.train.steps, a.training.steps);
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
+    set!(cfg.train.gauge, a.training.gauge);
     set!(cfg.train.seed, a.training.seed);
     a.optimiser.apply(&mut cfg.train.optimizer);
     set!(cfg.train.optimizer.warmup, a.warmup);

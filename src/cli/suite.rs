@@ -17,9 +17,13 @@ pub struct SuiteArgs {
     /// Only the cases whose name contains this [default: all].
     #[arg(long)]
     only: Option<String>,
-    /// Random seed of every case.
+    /// Random seed of every case (the first, with --seeds).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seeds per case (seed, seed + 1, …): each seed's run folders go into OUT/seed-S and
+    /// suite.md starts with each case's median and worst over the seeds.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// Output folder: one run folder per case, suite.json, suite.md.
     #[arg(long, default_value = "runs/suite")]
     out: PathBuf,
@@ -29,12 +33,18 @@ pub struct SuiteArgs {
     /// Ablation: every case with this shift margin [default: spin schrodinger's, 0.05].
     #[arg(long)]
     shift: Option<f64>,
+    /// Ablation: every case with this gauge weight ρ [default: spin schrodinger's].
+    #[arg(long)]
+    gauge: Option<f64>,
 }
 
 /// Runs the selected cases and prints the table.
 pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
     if !(args.seconds.is_finite() && args.seconds > 0.0) {
         bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
     }
     let cases: Vec<_> = suite::cases()
         .into_iter()
@@ -52,8 +62,10 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
     let opts = SuiteOptions {
         seconds: args.seconds,
         seed: args.seed,
+        seeds: args.seeds,
         beta: args.beta,
         shift: args.shift,
+        gauge: args.gauge,
         out: args.out.clone(),
     };
     let results = suite::run_all(&ctx, &cases, &opts, |case, result| match result {
@@ -62,17 +74,31 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
             case.name, case.dim, case.potential, case.half_width, case.neig
         ),
         Some(r) => eprintln!(
-            "   mean {:.3} %, max {:.3} % after {} steps",
+            "   seed {}: mean {:.3} %, max {:.3} % after {} steps",
+            r.seed,
             100.0 * r.mean_relative_error,
             100.0 * r.max_relative_error,
             r.steps
         ),
     })?;
-    for case in &cases {
-        super::report(&args.out.join(case.name))?;
+    for r in &results {
+        let out = if args.seeds > 1 {
+            args.out.join(format!("seed-{}", r.seed))
+        } else {
+            args.out.clone()
+        };
+        super::report(&out.join(&r.name))?;
     }
+    let seeds = if args.seeds > 1 {
+        format!(
+            "{}\nEvery seed:\n\n",
+            suite::seeds_table(&suite::over_seeds(&results))
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "adapter: {}\n{}",
+        "adapter: {}\n{seeds}{}",
         ctx.adapter().name,
         suite::table(&results)
     );

@@ -130,6 +130,7 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     set!(cfg.train.steps, a.training.steps);
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
+    set!(cfg.train.gauge, a.training.gauge);
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.sfa_pca, a.sfa_pca);
     set!(cfg.readout_refit, a.readout_refit);

@@ -382,6 +382,7 @@ pub fn run(
         eigen_ema: 0.01,
         exhaustive: false,
         shift: 0.0,
+        gauge: 0.0,
     };
     let sigma = if jbar {
         SigmaGradient::Jacobian

@@ -194,6 +194,87 @@ pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
     Ok(())
 }
 
+/// One panel of [`log_panels`]: named lines against training step on a logarithmic y axis.
+pub struct LogPanel {
+    /// The y axis's label.
+    pub y_label: String,
+    /// (name for the legend, points (step, value > 0)); values ≤ 0 or non-finite are left out.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Panels stacked vertically, each a set of lines on a logarithmic y axis over training step,
+/// with a legend per panel (the run's health and each state's relative error).
+pub fn log_panels(path: &Path, title: &str, panels: &[LogPanel]) -> Result<()> {
+    ensure_font();
+    let err = plot_err(path);
+    let points = || panels.iter().flat_map(|p| &p.series).flat_map(|(_, v)| v);
+    let (x0, x1) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| {
+        (a.min(*x), b.max(*x))
+    });
+    if panels.is_empty() || !x0.is_finite() || !crate::spin::parallel::is_writer() {
+        return Ok(());
+    }
+    let x1 = x1.max(x0 + 1.0);
+    let root = BitMapBackend::new(path, (1000, 340 * panels.len() as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let root = root.titled(title, ("sans-serif", 20)).map_err(&err)?;
+    for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        let ok = |v: &f64| v.is_finite() && *v > 0.0;
+        let (lo, hi) = panel
+            .series
+            .iter()
+            .flat_map(|(_, v)| v)
+            .filter(|(_, y)| ok(y))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| {
+                (a.min(*y), b.max(*y))
+            });
+        if !lo.is_finite() {
+            continue;
+        }
+        let (lo, hi) = (lo / 1.5, (hi * 1.5).max(lo * 10.0));
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("training step")
+            .x_label_formatter(&|x| step_label(*x))
+            .y_desc(panel.y_label.as_str())
+            .y_label_formatter(&|y| format!("{y:.0e}"))
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 14))
+            .draw()
+            .map_err(&err)?;
+        for (k, (name, v)) in panel.series.iter().enumerate() {
+            let color = palette(k);
+            let stride = v.len().div_ceil(2000).max(1);
+            chart
+                .draw_series(LineSeries::new(
+                    v.iter().step_by(stride).filter(|(_, y)| ok(y)).copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(&err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(&err)?;
+    }
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
 /// Diverging colour for v in [−1, 1]: blue – white – red.
 fn diverging(v: f64) -> RGBColor {
     let t = v.clamp(-1.0, 1.0);

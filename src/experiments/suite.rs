@@ -193,6 +193,8 @@ pub fn reference(case: &Case, ctx: &Arc<GpuContext>) -> Result<(Vec<f64>, String
 pub struct CaseResult {
     /// The case's name.
     pub name: String,
+    /// The run's seed.
+    pub seed: u64,
     /// Dimension.
     pub dim: usize,
     /// Potential.
@@ -276,6 +278,7 @@ pub fn run_case(
         trained_mean_relative_error,
         refit_kept: m["readout_refit"]["kept"].as_bool(),
         name: case.name.into(),
+        seed: cfg.train.seed,
         dim: case.dim,
         potential: case.potential.into(),
         half_width: case.half_width,
@@ -300,11 +303,113 @@ pub fn run_case(
     })
 }
 
+/// One case over its seeds: the median and the worst of the seeds' mean relative errors, the
+/// worst of their largest errors and of the trained networks' mean errors.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OverSeeds {
+    /// The case's name.
+    pub name: String,
+    /// The seeds run, in order.
+    pub seeds: Vec<u64>,
+    /// Median over the seeds of the mean relative error (a failed seed counts as ∞).
+    pub median_mean_relative_error: f64,
+    /// Worst seed's mean relative error.
+    pub worst_mean_relative_error: f64,
+    /// Worst seed's largest relative error.
+    pub worst_max_relative_error: f64,
+    /// Median and worst over the seeds of the trained network's mean error (before the
+    /// refit), when every seed's refit ran.
+    pub trained_median_mean_relative_error: Option<f64>,
+    /// See `trained_median_mean_relative_error`.
+    pub trained_worst_mean_relative_error: Option<f64>,
+}
+
+/// The median of `v` (the mean of the middle two for an even count); NaN counts as +∞.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v
+        .iter()
+        .map(|x| if x.is_nan() { f64::INFINITY } else { *x })
+        .collect();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
+}
+
+/// The worst (largest) of `v`; NaN (a failed run) counts as +∞.
+pub fn worst(v: &[f64]) -> f64 {
+    v.iter()
+        .map(|x| if x.is_nan() { f64::INFINITY } else { *x })
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Groups `results` by case (in their order) and summarises each over its seeds.
+pub fn over_seeds(results: &[CaseResult]) -> Vec<OverSeeds> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in results {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let rs: Vec<&CaseResult> = results.iter().filter(|r| r.name == name).collect();
+            let mean: Vec<f64> = rs.iter().map(|r| r.mean_relative_error).collect();
+            let max: Vec<f64> = rs.iter().map(|r| r.max_relative_error).collect();
+            let trained: Option<Vec<f64>> =
+                rs.iter().map(|r| r.trained_mean_relative_error).collect();
+            OverSeeds {
+                name: name.to_string(),
+                seeds: rs.iter().map(|r| r.seed).collect(),
+                median_mean_relative_error: median(&mean),
+                worst_mean_relative_error: worst(&mean),
+                worst_max_relative_error: worst(&max),
+                trained_median_mean_relative_error: trained.as_deref().map(median),
+                trained_worst_mean_relative_error: trained.as_deref().map(worst),
+            }
+        })
+        .collect()
+}
+
+/// The over-seeds table as Markdown.
+pub fn seeds_table(rows: &[OverSeeds]) -> String {
+    let mut s = String::from(
+        "| case | seeds | median mean rel. err. | worst mean rel. err. | worst max rel. err. | trained network: median, worst mean |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let pct = |v: f64| format!("{:.3} %", 100.0 * v);
+    for r in rows {
+        let trained = match (
+            r.trained_median_mean_relative_error,
+            r.trained_worst_mean_relative_error,
+        ) {
+            (Some(m), Some(w)) => format!("{}, {}", pct(m), pct(w)),
+            _ => "—".into(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {trained} |\n",
+            r.name,
+            r.seeds
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            pct(r.median_mean_relative_error),
+            pct(r.worst_mean_relative_error),
+            pct(r.worst_max_relative_error),
+        ));
+    }
+    s
+}
+
 /// The suite's table as Markdown.
 pub fn table(results: &[CaseResult]) -> String {
     let mut s = String::from(
-        "| case | V | box | N | steps | train s | mean rel. err. | max rel. err. | before the refit | reference |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| case | seed | V | box | N | steps | train s | mean rel. err. | max rel. err. | before the refit | reference |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let before = match (r.trained_mean_relative_error, r.refit_kept) {
@@ -313,13 +418,14 @@ pub fn table(results: &[CaseResult]) -> String {
             _ => "no refit".into(),
         };
         s.push_str(&format!(
-            "| {}{} | `{}` | {} | {} | {} | {:.0} | {:.3} % | {:.3} % | {before} | {} |\n",
+            "| {}{} | {} | `{}` | {} | {} | {} | {:.0} | {:.3} % | {:.3} % | {before} | {} |\n",
             r.name,
             if r.stopped_by_error.is_some() {
                 " (stopped: Σ̄ collapsed or non-finite)"
             } else {
                 ""
             },
+            r.seed,
             r.potential,
             r.half_width,
             r.learned.len(),
@@ -338,12 +444,17 @@ pub fn table(results: &[CaseResult]) -> String {
 pub struct SuiteOptions {
     /// Training seconds per case.
     pub seconds: f64,
-    /// Seed of every case.
+    /// Seed of every case (the first of `seeds`).
     pub seed: u64,
-    /// Ablations: every case with this β, this shift margin.
+    /// Seeds per case: `seed`, `seed + 1`, …; with more than one, each seed's run folders go
+    /// into `out/seed-S/` and `suite.md` starts with the median and worst over the seeds.
+    pub seeds: u64,
+    /// Ablations: every case with this β, this shift margin, this gauge weight.
     pub beta: Option<f64>,
     /// See `beta`.
     pub shift: Option<f64>,
+    /// See `beta`.
+    pub gauge: Option<f64>,
     /// One run folder per case, `suite.json`, `suite.md`.
     pub out: std::path::PathBuf,
 }
@@ -365,17 +476,30 @@ pub fn run_all(
     };
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
     let mut results = Vec::new();
-    for case in cases {
+    let seeds = opts.seeds.max(1);
+    for (case, seed) in cases
+        .iter()
+        .flat_map(|c| (opts.seed..opts.seed + seeds).map(move |s| (c, s)))
+    {
         on_case(case, None);
-        let mut cfg = config(case, opts.seconds, opts.seed);
+        let mut cfg = config(case, opts.seconds, seed);
         if let Some(b) = opts.beta {
             cfg.train.beta = b;
         }
         if let Some(m) = opts.shift {
             cfg.train.shift = m;
         }
-        let r = run_case(ctx, case, &cfg, &opts.out)
+        if let Some(g) = opts.gauge {
+            cfg.train.gauge = g;
+        }
+        let out = if seeds > 1 {
+            opts.out.join(format!("seed-{seed}"))
+        } else {
+            opts.out.clone()
+        };
+        let mut r = run_case(ctx, case, &cfg, &out)
             .map_err(|e| SpinError::Config(format!("suite case {}: {e}", case.name)))?;
+        r.seed = seed;
         on_case(case, Some(&r));
         results.push(r);
         crate::io::write_json(
@@ -385,11 +509,88 @@ pub fn run_all(
                 "seconds_per_case": opts.seconds,
                 "beta": opts.beta,
                 "shift": opts.shift,
+                "gauge": opts.gauge,
+                "seeds": seeds,
+                "over_seeds": over_seeds(&results),
                 "cases": results,
             }),
         )?;
         let md = opts.out.join("suite.md");
-        crate::io::write_atomic(&md, table(&results).as_bytes())?;
+        let text = if seeds > 1 {
+            format!(
+                "{}\nEvery seed:\n\n{}",
+                seeds_table(&over_seeds(&results)),
+                table(&results)
+            )
+        } else {
+            table(&results)
+        };
+        crate::io::write_atomic(&md, text.as_bytes())?;
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, seed: u64, mean: f64, max: f64, trained: Option<f64>) -> CaseResult {
+        CaseResult {
+            name: name.into(),
+            seed,
+            dim: 2,
+            potential: "x".into(),
+            half_width: 1.0,
+            learned: vec![],
+            std_errors: vec![],
+            reference: vec![],
+            reference_kind: String::new(),
+            relative_errors: vec![],
+            mean_relative_error: mean,
+            max_relative_error: max,
+            trained_mean_relative_error: trained,
+            refit_kept: trained.map(|_| true),
+            steps: 1,
+            train_seconds: 1.0,
+            wall_seconds: 1.0,
+            stopped_by_error: None,
+        }
+    }
+
+    #[test]
+    fn median_and_worst_count_a_failed_seed_as_infinite() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[f64::NAN, 1.0, 2.0]), 2.0);
+        assert_eq!(worst(&[0.1, 0.3, 0.2]), 0.3);
+        assert_eq!(worst(&[0.1, f64::NAN]), f64::INFINITY);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn over_seeds_groups_each_case_in_order() {
+        let rs = vec![
+            result("a", 0, 0.001, 0.004, Some(0.01)),
+            result("a", 1, 0.003, 0.002, Some(0.02)),
+            result("b", 0, 0.5, 0.9, None),
+            result("a", 2, 0.002, 0.003, Some(0.03)),
+        ];
+        let s = over_seeds(&rs);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].name.as_str(), s[0].seeds.clone()),
+            ("a", vec![0, 1, 2])
+        );
+        assert_eq!(s[0].median_mean_relative_error, 0.002);
+        assert_eq!(s[0].worst_mean_relative_error, 0.003);
+        assert_eq!(s[0].worst_max_relative_error, 0.004);
+        assert_eq!(s[0].trained_median_mean_relative_error, Some(0.02));
+        assert_eq!(s[0].trained_worst_mean_relative_error, Some(0.03));
+        assert_eq!(s[1].trained_worst_mean_relative_error, None);
+        let md = seeds_table(&s);
+        assert!(
+            md.contains("| a | 0, 1, 2 | 0.200 % | 0.300 % | 0.400 % | 2.000 %, 3.000 % |"),
+            "{md}"
+        );
+    }
 }

@@ -266,6 +266,28 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     Ok(out)
 }
 
+/// The health columns every run's `eigenvalues.csv` ends with, in the order of
+/// [`health_values`]: tr Σ̂, cond Σ̂, the largest importance weight's share of the minibatch,
+/// ‖g‖ and the gauge term's share of G_Σ.
+pub const HEALTH_COLUMNS: [&str; 5] = [
+    "sigma_trace",
+    "sigma_hat_condition",
+    "max_weight_share",
+    "grad_norm",
+    "gauge_share",
+];
+
+/// A step's health values in the order of [`HEALTH_COLUMNS`].
+pub fn health_values(h: &crate::spin::trainer::StepHealth) -> [f64; 5] {
+    [
+        h.sigma_trace,
+        h.sigma_hat_condition,
+        h.max_weight_share,
+        h.grad_norm,
+        h.gauge_share,
+    ]
+}
+
 /// A CSV row of numbers: the step, then each value with `{}` (`precision` None) or `{:.P e}`.
 pub fn csv_row<'a>(
     step: u64,
@@ -307,19 +329,23 @@ pub fn eigen_csv_header(n: usize) -> String {
     let mut h = vec!["step".to_string(), "loss".to_string()];
     h.extend((0..n).map(|k| format!("lambda_{k}")));
     h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
+    h.extend(HEALTH_COLUMNS.iter().map(|c| c.to_string()));
     h.join(",")
 }
 
-/// Hooks that do nothing before a step and write the loss, diag Λ and its EMA per step; the
+/// Hooks that do nothing before a step and write the loss, diag Λ, its EMA and the step's health
+/// per step; the
 /// status shows the EMA from feature `skip` on (past a constant first eigenfunction).
 pub fn eigen_hooks(heldout: Option<Heldout<'_>>, skip: usize) -> Hooks<'_> {
     Hooks {
         heldout,
         before_step: Box::new(|_| Ok(())),
         csv_row: Box::new(|r| {
+            let health = health_values(&r.health);
             let values = std::iter::once(&r.loss)
                 .chain(&r.eigenvalues)
-                .chain(&r.eigenvalues_ema);
+                .chain(&r.eigenvalues_ema)
+                .chain(&health);
             csv_row(r.step, values, Some(6))
         }),
         status: Box::new(move |r| {
@@ -339,7 +365,7 @@ pub fn eigen_ema_curves(path: &Path, n: usize, skip: usize) -> (Vec<u64>, Vec<Ve
     let mut kept = Vec::new();
     let mut curves = vec![Vec::new(); n];
     for (s, r) in steps.iter().zip(&rows) {
-        if r.len() == 1 + 2 * n {
+        if r.len() > 2 * n {
             kept.push(*s);
             for (k, c) in curves.iter_mut().enumerate() {
                 c.push(r[1 + n + k]);

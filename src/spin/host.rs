@@ -144,6 +144,60 @@ pub fn lag_shift(ema: &[f64], current: &[f64], margin: f64) -> f64 {
     (hi + margin * spread).max(0.0)
 }
 
+/// The gauge term of the gradient matrix G_Σ: μ (I − L⁻¹)ᵀ, upper triangular like G_Σ, with
+/// `chol_inv` = L⁻¹ of Σ̄ = L Lᵀ.
+///
+/// tr Λ = tr(L⁻¹ Π L⁻ᵀ) is unchanged when the features u are replaced by A u for any lower
+/// triangular A with a positive diagonal (each feature rescaled, earlier features mixed into
+/// later ones): along those directions nothing holds the features, and their scale and
+/// correlation drift with the noise of Σ̂ until Σ̂ is ill-conditioned. Contracted with the
+/// Σ-Jacobian like G_Σ (Σ_{j≤k} G_jk J[j,k,:], J[j,k] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ),
+/// this matrix gives every sample the cotangent (2/S) w_b μ (I − L⁻¹) u_b: a descent step moves
+/// u toward L⁻¹ u, the whitened features (Σ = I), along exactly those directions — it is
+/// lower triangular in feature space, so feature k is only ever pulled by features j ≤ k and
+/// the masked gradient's order is kept. It vanishes at Σ̄ = I, and since Λ is the same on the
+/// whole orbit, the optimum of SpIN is unchanged.
+pub fn gauge_gradient(chol_inv: &DMatrix<f64>, mu: f64) -> DMatrix<f64> {
+    let n = chol_inv.nrows();
+    (DMatrix::identity(n, n) - chol_inv).transpose() * mu
+}
+
+/// The eigenvalue scale that the gauge weight multiplies: the spread of the estimates (largest
+/// minus smallest; the EMA once there is one), which is unchanged by a shift of the operator;
+/// their largest magnitude when they do not spread; 1 when both are 0. The SpIN gradient's own
+/// cotangents scale with the eigenvalues, so the gauge's weight relative to them does not
+/// depend on the units of the operator.
+pub fn gauge_scale(ema: &[f64], current: &[f64]) -> f64 {
+    let v = if ema.is_empty() { current } else { ema };
+    let finite = || v.iter().copied().filter(|x| x.is_finite());
+    let lo = finite().fold(f64::INFINITY, f64::min);
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max);
+    let mag = finite().fold(0.0f64, |m, x| m.max(x.abs()));
+    let spread = if hi > lo { hi - lo } else { 0.0 };
+    if spread > 0.0 {
+        spread
+    } else if mag > 0.0 {
+        mag
+    } else {
+        1.0
+    }
+}
+
+/// Condition number (largest over smallest eigenvalue) of a symmetric positive matrix;
+/// infinite when it is singular.
+pub fn condition(sigma: &DMatrix<f64>) -> f64 {
+    let sym = (sigma + sigma.transpose()) * 0.5;
+    let e = sym.symmetric_eigenvalues();
+    let (lo, hi) = e.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > 0.0 && hi.is_finite() {
+        hi / lo
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// Condition number (largest over smallest eigenvalue) of the correlation matrix of a symmetric
 /// positive matrix; infinite when it is singular.
 pub fn correlation_condition(sigma: &DMatrix<f64>) -> f64 {
@@ -339,6 +393,91 @@ mod tests {
         // Λ' = Λ − c L⁻¹ Σ̂ L⁻ᵀ = Λ − 0.8 c I, so G_Σ' = G_Σ + 0.8 c G_Π − c G_Π = G_Σ − 0.4 G_Π.
         let expected = &plain.g_sigma - &plain.g_pi * 0.4;
         assert!((&shifted.g_sigma - expected).amax() < 1e-10);
+    }
+
+    /// Linear features u = W x on a whitened sample (E[x xᵀ] = I): Σ = W Wᵀ, Π = W A Wᵀ, and the
+    /// masked Σ-Jacobian contracted with G gives ∂/∂W = 2 Gᵀ W (row k of W only sees j ≤ k).
+    fn gauge_descent(w: &DMatrix<f64>, mu: f64) -> DMatrix<f64> {
+        let sigma = w * w.transpose();
+        let l_inv = cholesky(&sigma)
+            .unwrap()
+            .solve_lower_triangular(&DMatrix::identity(w.nrows(), w.nrows()))
+            .unwrap();
+        let g = gauge_gradient(&l_inv, mu);
+        assert!(
+            g.lower_triangle().amax() <= g.diagonal().amax() + 1e-15
+                && (g.clone() - g.upper_triangle()).amax() == 0.0,
+            "G must be upper triangular like G_Σ: {g}"
+        );
+        w - g.transpose() * w * 2.0
+    }
+
+    #[test]
+    fn gauge_vanishes_at_identity_and_is_upper_triangular() {
+        let i = DMatrix::<f64>::identity(4, 4);
+        assert_eq!(gauge_gradient(&i, 3.0).amax(), 0.0);
+        let l_inv = cholesky(&spd(4, 3))
+            .unwrap()
+            .solve_lower_triangular(&DMatrix::identity(4, 4))
+            .unwrap();
+        let g = gauge_gradient(&l_inv, 0.5);
+        assert_eq!((g.clone() - g.upper_triangle()).amax(), 0.0);
+        assert!(g.amax() > 0.0);
+    }
+
+    #[test]
+    fn gauge_descent_whitens_the_features_and_never_moves_lambda() {
+        // Features with scales 1e-2 … 30 and strong mixing; a fixed symmetric operator A.
+        let n = 4;
+        let mut w = DMatrix::from_fn(n, n, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.3);
+        for (k, s) in [30.0, 0.01, 2.0, 0.5].iter().enumerate() {
+            w.row_mut(k).scale_mut(*s);
+        }
+        w += DMatrix::identity(n, n) * 0.05;
+        let a = {
+            let b = spd(n, 7) - DMatrix::identity(n, n);
+            (&b + b.transpose()) * 0.5
+        };
+        let lambda = |w: &DMatrix<f64>| {
+            step_matrices(&(w * w.transpose()), &(w * &a * w.transpose()))
+                .unwrap()
+                .lambda
+        };
+        let before = lambda(&w);
+        for _ in 0..400 {
+            w = gauge_descent(&w, 0.1);
+        }
+        let sigma = &w * w.transpose();
+        assert!(
+            (&sigma - DMatrix::identity(n, n)).amax() < 1e-6,
+            "Σ after the gauge's descent: {sigma}"
+        );
+        // Every step was u → (I − 2μ(I − L⁻¹)) u, lower triangular: Λ (not only its trace) is
+        // the same matrix, so the ordered eigenfunctions are too.
+        let after = lambda(&w);
+        assert!(
+            (&after - &before).amax() < 1e-9 * before.amax(),
+            "Λ moved: {before} → {after}"
+        );
+    }
+
+    #[test]
+    fn gauge_scale_is_the_spread_then_the_magnitude_then_one() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(gauge_scale(&[-2.0, -0.5, -0.1], &[]), 1.9));
+        assert!(close(gauge_scale(&[], &[3.0, 1.0]), 2.0));
+        // A shift of the operator does not change it.
+        assert!(close(gauge_scale(&[98.0, 99.5, 99.9], &[]), 1.9));
+        assert!(close(gauge_scale(&[-4.0], &[]), 4.0));
+        assert!(close(gauge_scale(&[0.0, 0.0], &[]), 1.0));
+        assert!(close(gauge_scale(&[f64::NAN, 2.0, 5.0], &[]), 3.0));
+    }
+
+    #[test]
+    fn condition_sees_scale_unlike_the_correlation_condition() {
+        let d = DMatrix::from_diagonal(&nalgebra::DVector::from_vec(vec![1e-3, 1.0, 1e4]));
+        assert!((condition(&d) / 1e7 - 1.0).abs() < 1e-9);
+        assert!(condition(&DMatrix::from_element(2, 2, 1.0)).is_infinite());
     }
 
     #[test]

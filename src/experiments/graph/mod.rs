@@ -101,6 +101,7 @@ impl GraphConfig {
                 eigen_ema: 0.01,
                 exhaustive: false,
                 shift: 0.05,
+                gauge: crate::spin::trainer::DEFAULT_GAUGE,
             },
             time_limit: None,
             checkpoint_every: 1000,

@@ -828,6 +828,7 @@ impl SchrodingerConfig {
                 eigen_ema: 0.01,
                 exhaustive: false,
                 shift: 0.05,
+                gauge: crate::spin::trainer::DEFAULT_GAUGE,
             },
             time_limit: None,
             checkpoint_every: 1000,
@@ -893,6 +894,7 @@ impl SchrodingerConfig {
                 c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5);
                 c.train.beta = 0.01;
                 c.train.shift = 0.0;
+                c.train.gauge = 0.0;
                 c.train.batch = 128;
                 c.train.steps = 1_000_000;
                 c.readout_refit = false;

@@ -71,6 +71,67 @@ pub fn curves(out: &Path, cfg: &SchrodingerConfig, exact: Option<&[f64]>) -> Res
     )
 }
 
+/// `health.png`: the run's health from `eigenvalues.csv` — tr Σ̂ / N, cond Σ̂, Σ̄'s correlation
+/// condition, the largest importance weight's share × batch and ‖g‖ on one log axis — and,
+/// where exact values are known, each state's relative error |EMA − exact| / |exact| (the
+/// EMA sorted ascending against the exact values) on a log axis, where a swap of two states or a
+/// state lost shows as a jump that the eigenvalue curves squash into one band.
+pub fn health(out: &Path, cfg: &SchrodingerConfig, exact: Option<&[f64]>) -> Result<()> {
+    let n = cfg.neig;
+    let (steps, rows) = crate::experiments::training::read_rows(&out.join("eigenvalues.csv"));
+    // Columns after the step: loss, diag Λ (N), EMA (N), diag Σ̄ (N), correlation condition,
+    // then the health columns.
+    let base = 1 + 3 * n + 1;
+    let col = |c: usize, scale: f64| -> Vec<(f64, f64)> {
+        steps
+            .iter()
+            .zip(&rows)
+            .filter_map(|(s, r)| r.get(c).map(|v| (*s as f64, v * scale)))
+            .collect()
+    };
+    let names = crate::experiments::training::HEALTH_COLUMNS;
+    let mut panels = vec![plot::LogPanel {
+        y_label: "value (log scale)".into(),
+        series: vec![
+            ("tr Σ̂ / N (output scale²)".into(), col(base, 1.0 / n as f64)),
+            ("cond Σ̂".into(), col(base + 1, 1.0)),
+            ("correlation condition of Σ̄".into(), col(base - 1, 1.0)),
+            (
+                "largest weight's share × batch".into(),
+                col(base + 2, cfg.train.batch as f64),
+            ),
+            ("‖g‖".into(), col(base + 3, 1.0)),
+        ],
+    }];
+    debug_assert_eq!(names[0], "sigma_trace");
+    if let Some(exact) = exact {
+        let mut errs = vec![Vec::new(); n.min(exact.len())];
+        for (s, r) in steps.iter().zip(&rows) {
+            let Some(ema) = r.get(1 + n..1 + 2 * n) else {
+                continue;
+            };
+            let mut sorted = ema.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            for (k, e) in errs.iter_mut().enumerate() {
+                e.push((*s as f64, ((sorted[k] - exact[k]) / exact[k]).abs()));
+            }
+        }
+        panels.push(plot::LogPanel {
+            y_label: "relative error of the EMA".into(),
+            series: errs
+                .into_iter()
+                .enumerate()
+                .map(|(k, v)| (format!("state {k}"), v))
+                .collect(),
+        });
+    }
+    let title = format!(
+        "{} in {}D, N = {}, seed {}: the run's health",
+        cfg.potential, cfg.dim, n, cfg.train.seed
+    );
+    plot::log_panels(&out.join("health.png"), &title, &panels)
+}
+
 /// `eigenfunctions.png`: v = L⁻¹u (L from the evaluation's Σ) on the z = 0 slice, one panel per
 /// eigenfunction (a line each in 1D).
 pub fn eigenfunctions(

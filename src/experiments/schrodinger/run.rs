@@ -99,13 +99,15 @@ fn new_trainer(ctx: &Arc<GpuContext>, cfg: &SchrodingerConfig) -> Result<Trainer
     Ok(trainer)
 }
 
-/// The CSV's columns: per step the loss, diag Λ, its EMA, diag Σ̄ and Σ̄'s correlation condition.
+/// The CSV's columns: per step the loss, diag Λ, its EMA, diag Σ̄, Σ̄'s correlation condition
+/// and the step's health ([`training::HEALTH_COLUMNS`]).
 fn csv_header(n: usize) -> String {
     let mut h = vec!["step".to_string(), "loss".to_string()];
     h.extend((0..n).map(|k| format!("lambda_{k}")));
     h.extend((0..n).map(|k| format!("lambda_ema_{k}")));
     h.extend((0..n).map(|k| format!("sigma_{k}")));
     h.push("sigma_condition".into());
+    h.extend(training::HEALTH_COLUMNS.iter().map(|c| c.to_string()));
     h.join(",")
 }
 
@@ -147,11 +149,13 @@ fn hooks<'a>(cfg: &'a SchrodingerConfig, heldout: Option<Heldout<'a>>) -> Hooks<
             Ok(())
         }),
         csv_row: Box::new(|r| {
+            let health = training::health_values(&r.health);
             let values = std::iter::once(&r.loss)
                 .chain(&r.eigenvalues)
                 .chain(&r.eigenvalues_ema)
                 .chain(&r.sigma_diag)
-                .chain(std::iter::once(&r.sigma_condition));
+                .chain(std::iter::once(&r.sigma_condition))
+                .chain(&health);
             training::csv_row(r.step, values, None)
         }),
         status: Box::new(|r| {
@@ -300,6 +304,7 @@ pub fn run(
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     let exact = cfg.exact_eigenvalues();
     figures::curves(out, cfg, exact.as_deref())?;
+    figures::health(out, cfg, exact.as_deref())?;
     figures::eigenfunctions(out, cfg, &trainer, &eval)?;
     match outcome.failure {
         Some(e) => Err(e),

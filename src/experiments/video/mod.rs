@@ -126,6 +126,7 @@ impl VideoConfig {
                 eigen_ema: 0.01,
                 exhaustive: false,
                 shift: 0.05,
+                gauge: crate::spin::trainer::DEFAULT_GAUGE,
             },
             time_limit: None,
             sfa_pca: 256,
@@ -147,6 +148,7 @@ impl VideoConfig {
         c.clip_len = 10;
         c.train.beta = 0.01;
         c.train.shift = 0.0;
+        c.train.gauge = 0.0;
         c.train.steps = 1_000_000;
         c.train.batch = 240;
         c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-6);
@@ -171,6 +173,7 @@ impl VideoConfig {
         c.train.batch = 129;
         c.train.beta = 0.01;
         c.train.shift = 0.0;
+        c.train.gauge = 0.0;
         c.train.steps = 100_000;
         let mut opt = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-3);
         opt.rho = 1.0 - 0.1 * 0.01;

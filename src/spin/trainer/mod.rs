@@ -12,7 +12,10 @@ use super::checkpoint::TrainerState;
 use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, EngineOptions, SigmaGradient};
-use super::host::{correlation_condition, flat, lag_shift, shift_gradient, step_matrices};
+use super::host::{
+    condition, correlation_condition, flat, gauge_gradient, gauge_scale, lag_shift, shift_gradient,
+    step_matrices,
+};
 use super::optim::{Optimizer, OptimizerConfig};
 use super::parallel::{Collective, Traffic, Workers};
 use crate::error::{Result, SpinError};
@@ -63,6 +66,9 @@ impl Problem {
     }
 }
 
+/// The gauge weight ρ of every front end's defaults ([`TrainConfig::gauge`]).
+pub const DEFAULT_GAUGE: f64 = 0.0;
+
 /// Training hyper-parameters.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -87,6 +93,13 @@ pub struct TrainConfig {
     /// effect with β = 1.
     #[serde(default)]
     pub shift: f64,
+    /// Weight ρ of the gauge term ([`super::host::gauge_gradient`]): a restoring force that
+    /// holds Σ̂ near I along the directions tr Λ cannot see (each feature's scale, and the mixing
+    /// of earlier features into later ones), scaled by the spread of the eigenvalue estimates.
+    /// It vanishes at Σ̂ = I and never moves Λ, so the optimum is the same; 0 turns it off (the
+    /// reference's semantics).
+    #[serde(default)]
+    pub gauge: f64,
 }
 
 impl TrainConfig {
@@ -109,6 +122,12 @@ impl TrainConfig {
             return Err(SpinError::Config(format!(
                 "the shift margin must be a finite number ≥ 0, got {}",
                 self.shift
+            )));
+        }
+        if !(self.gauge >= 0.0 && self.gauge.is_finite()) {
+            return Err(SpinError::Config(format!(
+                "the gauge weight must be a finite number ≥ 0, got {}",
+                self.gauge
             )));
         }
         if !(self.eigen_ema > 0.0 && self.eigen_ema <= 1.0) {
@@ -137,6 +156,24 @@ pub struct StepReport {
     /// Condition number of Σ̄'s correlation matrix D^{-1/2} Σ̄ D^{-1/2}: how close the features
     /// are to linearly dependent (the loss does not fix that either).
     pub sigma_condition: f64,
+    /// Per-step diagnostics of the run's health (scale, conditioning, sampling, step size).
+    pub health: StepHealth,
+}
+
+/// What one step shows of the run's health: the quantities that drift before a run fails.
+#[derive(Clone, Debug, Default)]
+pub struct StepHealth {
+    /// tr Σ̂ of this step's minibatch: the features' overall scale (tr Λ does not fix it).
+    pub sigma_trace: f64,
+    /// Condition number of Σ̂ itself (largest over smallest eigenvalue: scale and mixing).
+    pub sigma_hat_condition: f64,
+    /// The largest importance weight's share of the minibatch's total weight (1/batch for
+    /// uniform weights; near 1 when one sample steers Σ̂).
+    pub max_weight_share: f64,
+    /// ‖g‖ of the step's gradient (after the mask, before the optimiser).
+    pub grad_norm: f64,
+    /// The gauge term's share of the gradient matrix G_Σ (Frobenius norms; 0 with the gauge off).
+    pub gauge_share: f64,
 }
 
 /// The final evaluation on a large sample.
@@ -260,6 +297,19 @@ pub struct Trainer {
     /// Σ̂, Π̂ (the workers' means) and the gradient (their mean, before the mask) of the last
     /// step, for tests of the data-parallel step.
     pub last_step: Option<StepTrace>,
+    /// The largest importance weight's share of the last minibatch drawn.
+    last_weight_share: f64,
+}
+
+/// The largest weight's share of the total (1/len for equal weights; 0 for none).
+pub fn max_weight_share(weights: &[f64]) -> f64 {
+    let total: f64 = weights.iter().map(|w| w.abs()).sum();
+    let max = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    if total > 0.0 {
+        max / total
+    } else {
+        0.0
+    }
 }
 
 /// The pooled quantities of one step (SPEC §10), kept by [`Trainer::step`].
@@ -376,6 +426,7 @@ impl Trainer {
             outputs_engine: Default::default(),
             workers,
             last_step: None,
+            last_weight_share: 0.0,
         })
         .and_then(|mut t| {
             if let Some(m) = t.problem.spec.structural_mask() {
@@ -474,6 +525,7 @@ impl Trainer {
                     .problem
                     .sampler
                     .sample(&mut self.rng, self.config.batch);
+                self.last_weight_share = max_weight_share(&weights);
                 let batch = self.problem.shard_batch(
                     &points,
                     &weights,
@@ -546,6 +598,15 @@ impl Trainer {
             let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
             shift_gradient(&mut m, &pi, &sigma, c);
         }
+        let gauge_share = if self.config.gauge > 0.0 {
+            let scale = gauge_scale(&self.lambda_ema, &m.eigenvalues());
+            let g = gauge_gradient(&m.chol_inv, self.config.gauge * scale);
+            let share = g.norm() / (g.norm() + m.g_sigma.norm()).max(f64::MIN_POSITIVE);
+            m.g_sigma += g;
+            share
+        } else {
+            0.0
+        };
         let loss = m.loss();
         if !loss.is_finite() {
             return Err(SpinError::NonFinite {
@@ -578,6 +639,11 @@ impl Trainer {
                 step,
             });
         }
+        let grad_norm = grad
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
         self.optimizer
             .step(&mut self.params, &grad, self.config.steps);
         self.sigma_avg = sigma_avg;
@@ -599,6 +665,17 @@ impl Trainer {
             eigenvalues_ema: self.lambda_ema.clone(),
             sigma_diag: self.sigma_avg.diagonal().iter().copied().collect(),
             sigma_condition: correlation_condition(&self.sigma_avg),
+            health: StepHealth {
+                sigma_trace: sigma.trace(),
+                sigma_hat_condition: condition(&sigma),
+                max_weight_share: if self.fixed_batch.is_some() {
+                    0.0
+                } else {
+                    self.last_weight_share
+                },
+                grad_norm,
+                gauge_share,
+            },
         };
         if self.workers.is_parallel() && step.is_multiple_of(REPLICA_CHECK_EVERY) {
             self.workers.check_same(&self.params, step)?;
