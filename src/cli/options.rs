@@ -71,7 +71,8 @@ pub struct TrainingArgs {
     /// Weight ρ of the gauge term, which holds Σ̂ near I along the directions tr Λ cannot
     /// see (each feature's scale and the mixing of earlier features into later ones), in
     /// units of the eigenvalue estimates' spread; it never moves the optimum (0: off, the
-    /// reference's semantics).
+    /// reference's semantics) [default: 0, off: measured, it did not help; see
+    /// docs/results/robustness.md].
     #[arg(long, value_name = "ρ")]
     pub gauge: Option<f64>,
     /// Random seed.
