@@ -162,6 +162,19 @@ pub fn gauge_gradient(chol_inv: &DMatrix<f64>, mu: f64) -> DMatrix<f64> {
     (DMatrix::identity(n, n) - chol_inv).transpose() * mu
 }
 
+/// Adds the gauge term of weight ρ = `rho` ([`gauge_gradient`], μ = ρ × [`gauge_scale`]) to
+/// `m`'s G_Σ; returns its share ‖G_gauge‖ / (‖G_gauge‖ + ‖G_Σ‖) for the run's health (0 when
+/// `rho` is 0, which leaves `m` as it was).
+pub fn add_gauge(m: &mut StepMatrices, ema: &[f64], rho: f64) -> f64 {
+    if rho == 0.0 {
+        return 0.0;
+    }
+    let g = gauge_gradient(&m.chol_inv, rho * gauge_scale(ema, &m.eigenvalues()));
+    let share = g.norm() / (g.norm() + m.g_sigma.norm()).max(f64::MIN_POSITIVE);
+    m.g_sigma += g;
+    share
+}
+
 /// The eigenvalue scale that the gauge weight multiplies: the spread of the estimates (largest
 /// minus smallest; the EMA once there is one), which is unchanged by a shift of the operator;
 /// their largest magnitude when they do not spread; 1 when both are 0. The SpIN gradient's own
@@ -206,18 +219,9 @@ pub fn correlation_condition(sigma: &DMatrix<f64>) -> f64 {
         .iter()
         .map(|v| 1.0 / v.max(0.0).sqrt())
         .collect();
-    let corr = DMatrix::from_fn(sigma.nrows(), sigma.ncols(), |i, j| {
-        0.5 * (sigma[(i, j)] + sigma[(j, i)]) * d[i] * d[j]
-    });
-    let e = corr.symmetric_eigenvalues();
-    let (lo, hi) = e.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
-        (lo.min(v), hi.max(v))
-    });
-    if lo > 0.0 && hi.is_finite() {
-        hi / lo
-    } else {
-        f64::INFINITY
-    }
+    condition(&DMatrix::from_fn(sigma.nrows(), sigma.ncols(), |i, j| {
+        sigma[(i, j)] * d[i] * d[j]
+    }))
 }
 
 /// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.

@@ -13,8 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, EngineOptions, SigmaGradient};
 use super::host::{
-    condition, correlation_condition, flat, gauge_gradient, gauge_scale, lag_shift, shift_gradient,
-    step_matrices,
+    add_gauge, condition, correlation_condition, flat, lag_shift, shift_gradient, step_matrices,
 };
 use super::optim::{Optimizer, OptimizerConfig};
 use super::parallel::{Collective, Traffic, Workers};
@@ -598,15 +597,7 @@ impl Trainer {
             let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
             shift_gradient(&mut m, &pi, &sigma, c);
         }
-        let gauge_share = if self.config.gauge > 0.0 {
-            let scale = gauge_scale(&self.lambda_ema, &m.eigenvalues());
-            let g = gauge_gradient(&m.chol_inv, self.config.gauge * scale);
-            let share = g.norm() / (g.norm() + m.g_sigma.norm()).max(f64::MIN_POSITIVE);
-            m.g_sigma += g;
-            share
-        } else {
-            0.0
-        };
+        let gauge_share = add_gauge(&mut m, &self.lambda_ema, self.config.gauge);
         let loss = m.loss();
         if !loss.is_finite() {
             return Err(SpinError::NonFinite {
