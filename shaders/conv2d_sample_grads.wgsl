@@ -1,4 +1,4 @@
-// Per-sample, per-output weight gradients of a conv2d layer for one chunk of samples (SPEC §9,
+// Per-sample, per-output weight gradients of a conv2d layer for one chunk of samples (maths §9,
 // order (a)): G[b, k, (dy, dx, i), o] = Σ_{y, x} δ[b, k, y, x, o] a[offset + b, s·y + dy − PAD_T,
 // s·x + dx − PAD_L, i] and G[b, k, bias, o] = Σ_{y, x} δ[b, k, y, x, o], each (b, k) a whole
 // padded block of LAYER4 vec4s that `jbar_samples` contracts. The same sums as

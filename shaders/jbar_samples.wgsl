@@ -1,4 +1,4 @@
-// The Σ-Jacobian of one layer from per-sample, per-output gradients G_{b,k} (SPEC §9, order (a)),
+// The Σ-Jacobian of one layer from per-sample, per-output gradients G_{b,k} (maths §9, order (a)),
 // fused with the moving average, for one chunk of samples:
 //   J̄[j,k,p] ← keep · J̄[j,k,p] + β (2/S) Σ_{b ∈ chunk} w_b u_{b,j} G[b,k,p]     j ≤ k
 // keep = 1 − β on the chunk that comes first, 1 on later ones. Each invocation owns two vec4s

@@ -1,5 +1,5 @@
 // Cotangent of the batch's network outputs from Π̂, with the reference's covariance rule
-// (cot X = w Y G_Π / Q, cot Y = w X G_Π / Q, SPEC §2), pulled back through the operator's gathers
+// (cot X = w Y G_Π / Q, cot Y = w X G_Π / Q, maths §2), pulled back through the operator's gathers
 // (a CSR transpose built on the host, so each row is written by one invocation) and through the
 // envelope: δ_f[r] = g_r Σ_{(q, side, c) ∈ row r} c · cot_side[q].
 // With SIGMA_COT (β = 1, the fused gradient) the Σ term joins it on the sample rows r < S: the

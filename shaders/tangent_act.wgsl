@@ -1,4 +1,4 @@
-// Softplus on forward-mode tangents (exact Laplacian, SPEC §4). Rows are channel-major:
+// Softplus on forward-mode tangents (exact Laplacian, maths §4). Rows are channel-major:
 // row c·S + b holds channel c of sample b: c = 0 the value h, c = 1..DIM the gradient ∂_i h,
 // c = DIM + 1 the Laplacian Δh. For a = σ(z):
 //   a = σ(z),  ∂_i a = σ'(z) ∂_i z,  Δa = σ'(z) Δz + σ''(z) Σ_i (∂_i z)².

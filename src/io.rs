@@ -1,14 +1,23 @@
 //! File helpers: atomic writes (write to a temporary file in the same folder, then rename).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Result, SpinError};
 
+static WRITES: AtomicBool = AtomicBool::new(true);
+
+/// Turns this process's file writes on or off (on by default). The data-parallel layer turns
+/// them off on every rank but 0 when it installs the workers, so rank 0 writes every file.
+pub fn set_writes(on: bool) {
+    WRITES.store(on, Ordering::Relaxed);
+}
+
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
-/// partial write, and a crash leaves the old file in place. On a worker other than rank 0 of a
-/// data-parallel run nothing is written: rank 0 writes every file.
+/// partial write, and a crash leaves the old file in place. Nothing is written while
+/// [`set_writes`] has turned writes off.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if !crate::spin::parallel::is_writer() {
+    if !WRITES.load(Ordering::Relaxed) {
         return Ok(());
     }
     let io_err = |source| SpinError::Io {

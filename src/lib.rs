@@ -51,3 +51,6 @@ pub mod io;
 pub mod nn;
 pub mod operators;
 pub mod spin;
+
+#[cfg(test)]
+mod doc_references;

@@ -1,4 +1,4 @@
-//! Finite-difference checks of every hand-written derivative, and the SPEC §2 checks that pin
+//! Finite-difference checks of every hand-written derivative, and the maths §2 checks that pin
 //! down the masked gradient.
 
 mod common;

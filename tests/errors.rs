@@ -134,6 +134,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_state() {
         exhaustive: false,
         shift: 0.0,
         gauge: 0.0,
+        objective: Default::default(),
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     let before = trainer.params.clone();
@@ -210,6 +211,7 @@ fn a_rejected_gradient_leaves_jbar_as_it_was() {
         exhaustive: false,
         shift: 0.0,
         gauge: 0.0,
+        objective: Default::default(),
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     trainer.step().unwrap();

@@ -272,6 +272,7 @@ fn oscillator_trainer(beta: f64) -> spectral_inference::spin::Trainer {
         exhaustive: false,
         shift: 0.0,
         gauge: 0.0,
+        objective: Default::default(),
     };
     Trainer::new(ctx(), problem, config).unwrap()
 }

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use spectral_inference::experiments::matrix::learn_matrix;
-use spectral_inference::spin::{OptimizerConfig, OptimizerKind, TrainConfig};
+use spectral_inference::spin::{Objective, OptimizerConfig, OptimizerKind, TrainConfig};
 
 fn test_matrix() -> DMatrix<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(2019);
@@ -29,6 +29,7 @@ fn deterministic_all_pairs_gradient_descent() {
         exhaustive: true,
         shift: 0.0,
         gauge: 0.0,
+        objective: Default::default(),
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.eigenvalues.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -64,6 +65,7 @@ fn stochastic_minibatch_with_moving_averages() {
         exhaustive: false,
         shift: 0.0,
         gauge: 0.0,
+        objective: Default::default(),
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -106,6 +108,7 @@ fn gauge_holds_sigma_at_identity_without_moving_the_eigenpairs() {
             exhaustive: true,
             shift: 0.0,
             gauge,
+            objective: Objective::Spin,
         };
         let mut last = None;
         let r = learn_matrix(ctx(), &m, 3, config, |s| last = Some(s.health.clone()))
@@ -135,4 +138,57 @@ fn gauge_holds_sigma_at_identity_without_moving_the_eigenpairs() {
         plain_health.sigma_hat_condition
     );
     assert!(health.gauge_share > 0.0 && plain_health.gauge_share == 0.0);
+}
+
+#[test]
+fn nested_objective_learns_the_eigenpairs_in_order_with_each_scale_fixed_at_root_c_minus_lambda() {
+    // The all-pairs (exact) problem with Adam and the nested objective: the same eigenvalues in
+    // order as SpIN's, and — what tr Λ cannot give — uncorrelated features whose second moments
+    // Σ_ll = c − λ_l add up with the eigenvalues to one shift c above the learned spectrum.
+    let m = test_matrix();
+    let mut opt = OptimizerConfig::new(OptimizerKind::Adam, 0.01);
+    opt.schedule = spectral_inference::spin::Schedule::Cosine;
+    let config = TrainConfig {
+        beta: 1.0,
+        batch: 0,
+        steps: 8000,
+        seed: 3,
+        optimizer: opt,
+        eigen_ema: 0.01,
+        exhaustive: true,
+        shift: 0.0,
+        gauge: 0.0,
+        objective: Objective::Nested,
+    };
+    let mut last = None;
+    let r = learn_matrix(ctx(), &m, 3, config, |s| last = Some(s.clone())).expect("training");
+    let last = last.expect("a step");
+    for (k, (a, e)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
+        assert!(
+            (a - e).abs() < 1e-3 * e.abs().max(1.0),
+            "eigenvalue {k}: nested {a}, exact {e}"
+        );
+    }
+    let shifts: Vec<f64> = last
+        .sigma_diag
+        .iter()
+        .zip(&r.exact_eigenvalues)
+        .map(|(s, e)| s + e)
+        .collect();
+    for c in &shifts {
+        assert!(
+            (c - shifts[0]).abs() < 1e-2 * shifts[0].abs().max(1.0),
+            "Σ_ll + λ_l should be one c for every l: {shifts:?}"
+        );
+    }
+    assert!(
+        shifts[0] > r.exact_eigenvalues[2],
+        "c {} ≤ λ_max",
+        shifts[0]
+    );
+    assert!(
+        last.sigma_condition < 1.01,
+        "correlation condition {}",
+        last.sigma_condition
+    );
 }

@@ -1,4 +1,4 @@
-//! Data-parallel SpIN (SPEC §10) with W = 2 workers on threads of this process, summing through
+//! Data-parallel SpIN (maths §10) with W = 2 workers on threads of this process, summing through
 //! memory ([`InMemory`]): one step of theirs equals one worker's on the whole global batch, for
 //! every batch layout (independent rows, a kernel's two halves, clips) and for dense and conv
 //! networks; the evaluation's split moments equal one worker's.
@@ -54,6 +54,7 @@ fn config(beta: f64, batch: usize) -> TrainConfig {
         exhaustive: false,
         shift: 0.0,
         gauge: 0.0,
+        objective: Default::default(),
     }
 }
 

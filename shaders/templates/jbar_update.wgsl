@@ -1,4 +1,4 @@
-// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average (SPEC §3):
+// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average (maths §3):
 //   Ĵ[j,k,p]  = (2/S) Σ_b w_b u_{b,j} δ_{b,k,o} a_{b,i}      p = (i, o), j ≤ k   (a = 1 for the bias)
 //   J̄[j,k,p] ← (1 − β) J̄[j,k,p] + β Ĵ[j,k,p]
 // A GEMM over the samples b for every pair (j, k); nothing of size B×N×P is formed and no N²

@@ -124,6 +124,7 @@ fn new_config(a: &GraphArgs) -> Result<GraphConfig> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.objective, a.training.objective);
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.readout_refit, a.readout_refit);
     set!(cfg.heldout_every, a.heldout_every);

@@ -40,6 +40,9 @@ pub struct MatrixArgs {
     /// `spin schrodinger --help`).
     #[arg(long, value_name = "ρ", default_value_t = spectral_inference::spin::trainer::DEFAULT_GAUGE)]
     gauge: f64,
+    /// What is minimised: spin or nested (see `spin schrodinger --help`).
+    #[arg(long, default_value = "spin")]
+    objective: spectral_inference::spin::Objective,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -76,6 +79,7 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         exhaustive: args.batch == 0,
         shift: 0.0,
         gauge: args.gauge,
+        objective: args.objective,
     };
     config.validate()?;
     let ctx = super::context(cli)?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule};
+use spectral_inference::spin::{Objective, OptimizerConfig, OptimizerKind, Schedule};
 
 /// The optimiser and its learning-rate schedule.
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -75,6 +75,12 @@ pub struct TrainingArgs {
     /// docs/results/robustness.md].
     #[arg(long, value_name = "ρ")]
     pub gauge: Option<f64>,
+    /// What is minimised: spin (tr Λ with the masked gradient, the paper's) or nested (the
+    /// sequentially nested low-rank objective of NeuralSVD: no Cholesky in the gradient, each
+    /// feature's scale fixed, no moving average of the Jacobian needed). See docs/maths.md and
+    /// docs/results/objectives.md for when to choose which [default: spin].
+    #[arg(long)]
+    pub objective: Option<Objective>,
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,

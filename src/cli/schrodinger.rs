@@ -11,9 +11,6 @@ use spectral_inference::experiments::schrodinger::{
     self, ExchangeKind, LaplacianKind, Preset, SamplerKind, SchrodingerConfig,
 };
 
-/// The batch above 3 coordinates (several particles), unless --batch is given.
-const MANY_COORDINATES_BATCH: usize = 1024;
-
 /// Settings of a Schrödinger run; unset ones come from the preset.
 #[derive(clap::Args, Debug, Default)]
 #[command(allow_negative_numbers = true)]
@@ -177,23 +174,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     }
     // --dim is each particle's: the configuration space has P × d coordinates.
     cfg.set_particles(a.particles, a.dim)?;
-    // Defaults above 3 coordinates (several particles), each overridden by its flag below:
-    // - the fixed per-particle proposal: the per-particle adaptive one made helium's training
-    //   unstable (cond Σ̄ 3.8e6 and a positive loss after 5 minutes);
-    // - a batch of 1024: at β = 1, Σ̄ is the minibatch's own Σ̂, and with the product
-    //   proposal's weights in 6D a batch of 128 left the gradient so noisy that helium's four
-    //   triplets stayed 10–78 % off after 5 minutes; 1024 reached 0.29–0.40 % in the same
-    //   5 minutes with 8 times fewer steps;
-    // - no read-out refit: on a helium network trained at batch 128 it gave read-outs whose
-    //   Ritz values fell far below the exact levels (Σλ −24.1 against Drake's −20.0), on
-    //   independent samples and in both the weak and the exact form.
-    if cfg.dim > 3 {
-        if cfg.sampler == SamplerKind::Adaptive {
-            cfg.sampler = SamplerKind::Importance;
-        }
-        cfg.train.batch = cfg.train.batch.max(MANY_COORDINATES_BATCH);
-        cfg.readout_refit = false;
-    }
+    // (set_particles applies the defaults above 3 coordinates; the flags below override them.)
     set!(cfg.exchange, a.exchange);
     set!(cfg.charge, a.charge);
     set!(cfg.kinetic, a.kinetic);
@@ -215,6 +196,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.objective, a.training.objective);
     set!(cfg.train.seed, a.training.seed);
     a.optimiser.apply(&mut cfg.train.optimizer);
     set!(cfg.train.optimizer.warmup, a.warmup);

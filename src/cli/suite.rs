@@ -36,6 +36,9 @@ pub struct SuiteArgs {
     /// Ablation: every case with this gauge weight ρ [default: spin schrodinger's].
     #[arg(long)]
     gauge: Option<f64>,
+    /// Ablation: every case with this objective, spin or nested [default: spin schrodinger's].
+    #[arg(long)]
+    objective: Option<spectral_inference::spin::Objective>,
 }
 
 /// Runs the selected cases and prints the table.
@@ -66,6 +69,7 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
         beta: args.beta,
         shift: args.shift,
         gauge: args.gauge,
+        objective: args.objective,
         out: args.out.clone(),
     };
     let results = suite::run_all(&ctx, &cases, &opts, |case, result| match result {

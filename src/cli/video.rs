@@ -131,6 +131,7 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.objective, a.training.objective);
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.sfa_pca, a.sfa_pca);
     set!(cfg.readout_refit, a.readout_refit);

@@ -1,4 +1,4 @@
-//! Graphs for `spin graph` (SPEC §11): node features and weighted undirected edges, read from
+//! Graphs for `spin graph` (maths §11): node features and weighted undirected edges, read from
 //! CSV or `.npy`, or built as the K-nearest-neighbour graph of the features (kiddo's k-d tree)
 //! or as the path graph of a time series. Every problem with a file is an error that names the
 //! file and the line (CSV) or row (`.npy`).
@@ -388,7 +388,7 @@ fn knn_brute(features: &[f64], dim: usize, k: usize) -> Neighbours {
     })
 }
 
-/// The symmetric K-nearest-neighbour graph (SPEC §11): an edge where either point is among the
+/// The symmetric K-nearest-neighbour graph (maths §11): an edge where either point is among the
 /// other's K nearest, weight exp(−‖x_i − x_j‖²/2σ²), σ the median distance to the K-th
 /// neighbour unless `bandwidth` is given. Returns the edges, their weights and σ.
 pub fn knn_edges(

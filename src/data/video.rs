@@ -1,4 +1,4 @@
-//! Videos for slow feature analysis (SPEC §9): grayscale frames split into episodes, read from
+//! Videos for slow feature analysis (maths §9): grayscale frames split into episodes, read from
 //! the reference's `.npz` episode files or from folders of PNG frames; inputs of k stacked
 //! frames; clips of consecutive inputs that never cross an episode; the held-out split.
 

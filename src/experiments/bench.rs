@@ -12,7 +12,9 @@ use crate::operators::samplers::Sampler;
 use crate::operators::Operator;
 use crate::spin::engine::KernelTime;
 use crate::spin::host::flat;
-use crate::spin::{OptimizerConfig, OptimizerKind, Problem, SigmaGradient, TrainConfig, Trainer};
+use crate::spin::{
+    Objective, OptimizerConfig, OptimizerKind, Problem, SigmaGradient, TrainConfig, Trainer,
+};
 
 /// A benchmark configuration.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -39,6 +41,8 @@ pub struct BenchConfig {
     pub video: Option<VideoBench>,
     /// Adam (the defaults users run) instead of the reference's RMSProp.
     pub adam: bool,
+    /// The objective (maths §13).
+    pub objective: Objective,
 }
 
 /// The video part of a benchmark: a conv net on clips of stacked frames (noise frames: the
@@ -92,6 +96,7 @@ fn video(
         radial: false,
         sampler: SamplerKind::Uniform,
         adam: false,
+        objective: Objective::Spin,
         video: Some(VideoBench {
             image: ImageShape {
                 height: image.0,
@@ -123,7 +128,15 @@ fn hydrogen_default(name: &'static str, laplacian: LaplacianKind) -> BenchConfig
         sampler: SamplerKind::Adaptive,
         video: None,
         adam: true,
+        objective: Objective::Spin,
     }
+}
+
+/// A configuration trained on the nested objective instead (maths §13), under its own name.
+fn nested(name: &'static str, mut c: BenchConfig) -> BenchConfig {
+    c.name = name;
+    c.objective = Objective::Nested;
+    c
 }
 
 /// A video configuration with `spin video`'s training defaults: Adam and β = 1.
@@ -150,7 +163,7 @@ impl Sampler for NoiseFrames {
 }
 
 /// Multiply-adds of one training step of `spec` on a batch of `rows` rows, `samples` of which
-/// enter Σ̂ (SPEC §3, §9): forward, the Π-VJP (parameter gradients and input VJPs), and unless
+/// enter Σ̂ (maths §3, §9): forward, the Π-VJP (parameter gradients and input VJPs), and unless
 /// `fused` (β = 1, whose Σ term rides in the Π-VJP) the N sensitivity passes, each layer's
 /// Σ-Jacobian (dense: one GEMM per pair; conv: per-sample gradients and their contraction) and
 /// the G_Σ contraction.
@@ -191,6 +204,7 @@ pub fn configs() -> Vec<BenchConfig> {
             sampler: SamplerKind::Uniform,
             video: None,
             adam: false,
+            objective: Objective::Spin,
         },
         BenchConfig {
             name: "hydrogen-3x64-exact",
@@ -204,6 +218,7 @@ pub fn configs() -> Vec<BenchConfig> {
             sampler: SamplerKind::Uniform,
             video: None,
             adam: false,
+            objective: Objective::Spin,
         },
         BenchConfig {
             name: "hydrogen-3x64-weak-radial",
@@ -217,6 +232,7 @@ pub fn configs() -> Vec<BenchConfig> {
             sampler: SamplerKind::Importance,
             video: None,
             adam: false,
+            objective: Objective::Spin,
         },
         BenchConfig {
             name: "hydrogen-4x128-fd",
@@ -230,6 +246,7 @@ pub fn configs() -> Vec<BenchConfig> {
             sampler: SamplerKind::Uniform,
             video: None,
             adam: false,
+            objective: Objective::Spin,
         },
         video(
             "sfa-balls-small",
@@ -274,6 +291,22 @@ pub fn configs() -> Vec<BenchConfig> {
             (8, 10),
             true,
         )),
+        nested(
+            "hydrogen-default-weak-nested",
+            hydrogen_default("", LaplacianKind::Weak),
+        ),
+        nested(
+            "sfa-balls-default-nested",
+            video_default(video(
+                "",
+                (32, 32, 2),
+                convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
+                64,
+                9,
+                (8, 10),
+                true,
+            )),
+        ),
         video_default(video(
             "atari-default",
             (84, 84, 4),
@@ -315,7 +348,7 @@ pub struct BenchResult {
     /// Trained parameters P.
     pub parameters: usize,
     /// What each rank of a data-parallel run sends into a step's two all-reduces, at any W:
-    /// Σ̂ and Π̂ (2N² f64) and the gradient (P f32) (SPEC §10).
+    /// Σ̂ and Π̂ (2N² f64) and the gradient (P f32) (maths §10).
     pub allreduce_payload_bytes: usize,
     /// Data-parallel ranks sharing every batch (`mpirun -n W spin bench`; 1 otherwise).
     pub ranks: usize,
@@ -383,9 +416,12 @@ pub fn run(
         exhaustive: false,
         shift: 0.0,
         gauge: 0.0,
+        objective: config.objective,
     };
     let sigma = if jbar {
         SigmaGradient::Jacobian
+    } else if config.objective == Objective::Nested {
+        SigmaGradient::Fused
     } else {
         SigmaGradient::for_beta(config.beta)
     };

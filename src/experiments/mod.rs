@@ -7,6 +7,7 @@ pub mod krylov;
 pub mod matrix;
 pub mod plot;
 pub mod progress;
+pub mod readout;
 pub mod report;
 pub mod schrodinger;
 pub mod sfa;

@@ -1,4 +1,4 @@
-//! Linear slow feature analysis and PCA, the yardsticks of the video experiments (SPEC §9), and
+//! Linear slow feature analysis and PCA, the yardsticks of the video experiments (maths §9), and
 //! the held-out Δ-values of any features.
 //!
 //! Δ-values: for features f on sequences of consecutive inputs, Σ = Cov(f) and

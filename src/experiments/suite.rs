@@ -455,6 +455,8 @@ pub struct SuiteOptions {
     pub shift: Option<f64>,
     /// See `beta`.
     pub gauge: Option<f64>,
+    /// Ablation: every case with this objective.
+    pub objective: Option<crate::spin::Objective>,
     /// One run folder per case, `suite.json`, `suite.md`.
     pub out: std::path::PathBuf,
 }
@@ -489,6 +491,9 @@ pub fn run_all(
         if let Some(m) = opts.shift {
             cfg.train.shift = m;
         }
+        if let Some(o) = opts.objective {
+            cfg.train.objective = o;
+        }
         if let Some(g) = opts.gauge {
             cfg.train.gauge = g;
         }
@@ -510,6 +515,7 @@ pub fn run_all(
                 "beta": opts.beta,
                 "shift": opts.shift,
                 "gauge": opts.gauge,
+                "objective": opts.objective.map(|o| o.name()),
                 "seeds": seeds,
                 "over_seeds": over_seeds(&results),
                 "cases": results,

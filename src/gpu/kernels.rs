@@ -8,12 +8,13 @@ use crate::gpu::mirror::{Mirror, Mirrors};
 use crate::gpu::GpuContext;
 
 macro_rules! kernels {
-    ($($variant:ident => $file:literal),* $(,)?) => {
-        /// A WGSL kernel family (one file in `shaders/`).
+    ($($variant:ident => $name:literal $(in $dir:literal)?, $stage:literal;)*) => {
+        /// A WGSL kernel family (one file in `shaders/`, or in `shaders/generated/` for the
+        /// register-tiled kernels expanded from `shaders/templates/`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Kernel {
             $(
-                #[doc = concat!("`shaders/", $file, "`")]
+                #[doc = concat!("`shaders/", $($dir, "/",)? $name, ".wgsl`, dispatched by ", $stage, ".")]
                 $variant,
             )*
         }
@@ -25,7 +26,21 @@ macro_rules! kernels {
             /// The kernel's name (its file stem and entry point).
             pub fn name(self) -> &'static str {
                 match self {
-                    $(Kernel::$variant => $file.trim_end_matches(".wgsl"),)*
+                    $(Kernel::$variant => $name,)*
+                }
+            }
+
+            /// The engine stage that dispatches it (see docs/architecture.md).
+            pub fn stage(self) -> &'static str {
+                match self {
+                    $(Kernel::$variant => $stage,)*
+                }
+            }
+
+            /// Whether the file is generated from a template (`shaders/generated/`).
+            pub fn generated(self) -> bool {
+                match self {
+                    $(Kernel::$variant => false $(|| $dir == "generated")?,)*
                 }
             }
 
@@ -35,7 +50,7 @@ macro_rules! kernels {
                     $(Kernel::$variant => concat!(
                         include_str!("../../shaders/common.wgsl"),
                         "\n",
-                        include_str!(concat!("../../shaders/", $file))
+                        include_str!(concat!("../../shaders/", $($dir, "/",)? $name, ".wgsl"))
                     ),)*
                 }
             }
@@ -43,29 +58,31 @@ macro_rules! kernels {
     };
 }
 
+// Stages: statistics = stage 1 (submit A, `engine/statistics.rs`); Π-VJP = stage 2 (submit B,
+// `engine/pi_vjp.rs`); Σ-Jacobian = stage 3 (β < 1 only, `engine/sigma_jacobian.rs`).
 kernels! {
-    DenseForward => "dense_forward.wgsl",
-    Envelope => "apply_envelope.wgsl",
-    DenseBackward => "dense_backward.wgsl",
-    ParamGrad => "param_grad.wgsl",
-    GradReduce => "grad_reduce.wgsl",
-    SensInit => "sens_init.wgsl",
-    JbarUpdate => "jbar_update.wgsl",
-    JbarContract => "jbar_contract.wgsl",
-    TangentAct => "tangent_act.wgsl",
-    TangentActBackward => "tangent_act_backward.wgsl",
-    TangentEnvelope => "tangent_envelope.wgsl",
-    TangentEnvelopeBackward => "tangent_envelope_backward.wgsl",
-    OperatorApply => "operator_apply.wgsl",
-    OperatorBackward => "operator_backward.wgsl",
-    StatsPartial => "stats_partial.wgsl",
-    StatsFinal => "stats_final.wgsl",
-    Conv2dForward => "conv2d_forward.wgsl",
-    Conv2dBackward => "conv2d_backward.wgsl",
-    Conv2dParamGrad => "conv2d_param_grad.wgsl",
-    Conv2dSampleGrads => "conv2d_sample_grads.wgsl",
-    JbarSamples => "jbar_samples.wgsl",
-    Exchange => "exchange.wgsl",
+    DenseForward => "dense_forward" in "generated", "statistics (each dense layer's forward pass)";
+    Envelope => "apply_envelope", "statistics (the box envelope)";
+    DenseBackward => "dense_backward" in "generated", "Π-VJP and Σ-Jacobian (a dense layer's input VJP and sensitivities)";
+    ParamGrad => "param_grad" in "generated", "Π-VJP (a dense layer's parameter gradient)";
+    GradReduce => "grad_reduce", "Π-VJP (the split-K parameter gradient's sum)";
+    SensInit => "sens_init", "Σ-Jacobian (the N sensitivity passes' seeds)";
+    JbarUpdate => "jbar_update" in "generated", "Σ-Jacobian (a dense layer's Ĵ fused with J̄'s update)";
+    JbarContract => "jbar_contract", "Σ-Jacobian (Σ_{j≤k} (G_Σ)_jk J̄[j,k,:] into the gradient)";
+    TangentAct => "tangent_act", "statistics (softplus on forward-mode tangents)";
+    TangentActBackward => "tangent_act_backward", "Π-VJP (the tangent activation's reverse mode)";
+    TangentEnvelope => "tangent_envelope", "statistics (the envelope on tangent rows)";
+    TangentEnvelopeBackward => "tangent_envelope_backward", "Π-VJP (the tangent envelope's reverse mode)";
+    OperatorApply => "operator_apply", "statistics (the operator's gathers X and Y)";
+    OperatorBackward => "operator_backward", "Π-VJP (the covariance rule's cotangents through the gathers)";
+    StatsPartial => "stats_partial", "statistics (Σ̂ and Π̂, first reduction)";
+    StatsFinal => "stats_final", "statistics (Σ̂ and Π̂, final reduction)";
+    Conv2dForward => "conv2d_forward" in "generated", "statistics (each conv layer's forward pass)";
+    Conv2dBackward => "conv2d_backward" in "generated", "Π-VJP and Σ-Jacobian (a conv layer's input VJP and sensitivities)";
+    Conv2dParamGrad => "conv2d_param_grad", "Π-VJP (a conv layer's parameter gradient)";
+    Conv2dSampleGrads => "conv2d_sample_grads", "Σ-Jacobian (per-sample, per-output conv weight gradients)";
+    JbarSamples => "jbar_samples", "Σ-Jacobian (a conv layer's Ĵ from per-sample gradients)";
+    Exchange => "exchange", "statistics and Π-VJP (exchange-symmetrised outputs and their transpose)";
 }
 
 impl Kernel {

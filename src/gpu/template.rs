@@ -1,5 +1,5 @@
 //! The tile generator: expands a kernel template (`shaders/templates/*.wgsl`) into the WGSL
-//! that is compiled (`shaders/*.wgsl`), so that a register-tiled kernel has one source whatever
+//! that is compiled (`shaders/generated/*.wgsl`), so that a register-tiled kernel has one source whatever
 //! its tile shape. Two constructs, nothing else:
 //!
 //! * a line `//# for VAR in A..B` … `//# end` repeats the lines between for VAR = A, …, B − 1
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use crate::error::{Result, SpinError};
 
-/// A templated kernel: `shaders/templates/NAME.wgsl` expands to `shaders/NAME.wgsl`.
+/// A templated kernel: `shaders/templates/NAME.wgsl` expands to `shaders/generated/NAME.wgsl`.
 #[derive(Clone, Debug)]
 pub struct Template {
     /// The kernel's name.

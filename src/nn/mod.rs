@@ -651,7 +651,7 @@ pub fn envelope_tangent(x: &[f64], d: f64) -> (f64, Vec<f64>, f64) {
     (g, grad, lap)
 }
 
-/// The block-sparse connectivity of the paper's appendix C.1 (SPEC §5) as a 0/1 mask over θ:
+/// The block-sparse connectivity of the paper's appendix C.1 (maths §5) as a 0/1 mask over θ:
 /// for layer ℓ of L with m input units, n output units and K blocks, β₀ = (ℓ−1)/L,
 /// β₁ = (L−ℓ+1)/L and α_k = k/(K−1)·β₀ (k = 0..K−1), block k joins input units
 /// [α_k m, (α_k+β₁) m) to output units [α_k n, (α_k+β₁) n). Units are neurons of dense layers

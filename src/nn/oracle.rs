@@ -518,7 +518,7 @@ pub fn sigma_jacobian(
         let a_in: &[f64] = if l == 0 { inputs } else { &fwd.a[l - 1] };
         let in_len = a_in.len() / (fwd.u.len() / n);
         let out_len = layer.out_len();
-        // Per-sample, per-output gradients G_{b,k} (SPEC §9, order (a)), then Σ_b c_{b,j} G_{b,k}.
+        // Per-sample, per-output gradients G_{b,k} (maths §9, order (a)), then Σ_b c_{b,j} G_{b,k}.
         let mut g = vec![0.0; p_total];
         for b in 0..s {
             for k in 0..n {

@@ -1,4 +1,4 @@
-//! Linear operators (SPEC §4) and the batches they turn samples into.
+//! Linear operators (maths §4) and the batches they turn samples into.
 //!
 //! An operator K enters SpIN only through Π̂ = (1/Q) Σ_q w_q X_q Y_qᵀ, where X and Y are sparse
 //! linear combinations of network outputs at the batch's rows. A [`Batch`] carries those rows
@@ -285,7 +285,7 @@ impl Batch {
 }
 
 impl Batch {
-    /// The slowness operator's batch (SPEC §4, §9): `clips` clips of `clip_len` consecutive
+    /// The slowness operator's batch (maths §4, §9): `clips` clips of `clip_len` consecutive
     /// inputs each (rows clip-major, `input_dim` values per input); pair q is one step t → t + 1
     /// inside a clip, X_q = Y_q = u(x_{t+1}) − u(x_t), so Π̂ is the mean outer product of the
     /// differences. Σ̂ is over every input; no difference crosses a clip.
@@ -334,7 +334,7 @@ impl Batch {
 }
 
 impl Batch {
-    /// A graph Laplacian's batch (SPEC §11): `nodes` leading rows that alone enter Σ̂ (uniform
+    /// A graph Laplacian's batch (maths §11): `nodes` leading rows that alone enter Σ̂ (uniform
     /// nodes, the combinatorial form; 0: Σ̂ is over every row), then the endpoints of the edges,
     /// two rows per edge. Pair q is edge q, X_q = u_j − u_i and Y_q = `scale` · (u_j − u_i).
     pub fn edges(inputs: &[f32], input_dim: usize, nodes: usize, scale: f64) -> Result<Batch> {

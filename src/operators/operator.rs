@@ -62,7 +62,7 @@ pub enum Operator {
         terms: Vec<StencilTerm>,
     },
     /// (Ku)(x) = Σ_t c_t(x) [D_t u](x) with D_t the identity or the exact Laplacian, computed
-    /// in forward mode through the network (SPEC §4).
+    /// in forward mode through the network (maths §4).
     Tangent {
         /// Dimension of the points.
         dim: usize,
@@ -82,7 +82,7 @@ pub enum Operator {
         /// A scalar multiple.
         scale: f64,
     },
-    /// The slowness operator of slow feature analysis (SPEC §4, §9): a batch is clips of
+    /// The slowness operator of slow feature analysis (maths §4, §9): a batch is clips of
     /// `clip_len` consecutive inputs and Π̂ is the mean of scale · (u(x_{t+1}) − u(x_t))
     /// (u(x_{t+1}) − u(x_t))ᵀ over the steps inside each clip ([`Batch::slowness`]).
     Slowness {
@@ -91,7 +91,7 @@ pub enum Operator {
         /// A scalar multiple.
         scale: f64,
     },
-    /// A graph Laplacian on edges drawn by weight (SPEC §11): Π̂ is the mean of
+    /// A graph Laplacian on edges drawn by weight (maths §11): Π̂ is the mean of
     /// scale · (u_j − u_i)(u_j − u_i)ᵀ over the batch's edges ([`Batch::edges`]). Σ̂ is over the
     /// edges' endpoints (nodes drawn by degree: the random-walk form) or, with `uniform_nodes`,
     /// over a first half of the batch holding nodes drawn uniformly (the combinatorial form).
@@ -173,7 +173,7 @@ impl Operator {
     }
 
     /// −Δ in weak form: ⟨u_j, −Δu_k⟩ = ⟨∇u_j, ∇u_k⟩ for functions that vanish on the boundary
-    /// (SPEC §4, weak form), by forward mode through the network.
+    /// (maths §4, weak form), by forward mode through the network.
     pub fn dirichlet_form(dim: usize) -> Self {
         Operator::Tangent {
             dim,
@@ -385,7 +385,7 @@ impl Operator {
 
     /// Worker `part` of `parts`'s share of a batch of samples `points` (count, dim) with
     /// `weights`: the same fraction of every run of the operator's layout, so that the mean of
-    /// the workers' Σ̂, Π̂ and gradients is the whole batch's (SPEC §10). An error when the
+    /// the workers' Σ̂, Π̂ and gradients is the whole batch's (maths §10). An error when the
     /// batch does not split into equal whole shares.
     pub fn shard(
         &self,

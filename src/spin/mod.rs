@@ -10,4 +10,6 @@ pub mod trainer;
 
 pub use engine::{Engine, EngineOptions, Probe, SigmaGradient, StepScalars};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
-pub use trainer::{Evaluation, PhaseTimes, Problem, StepReport, StepTrace, TrainConfig, Trainer};
+pub use trainer::{
+    Evaluation, Objective, PhaseTimes, Problem, StepReport, StepTrace, TrainConfig, Trainer,
+};

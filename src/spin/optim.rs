@@ -1,4 +1,4 @@
-//! Optimisers (SPEC §6) and learning-rate schedules.
+//! Optimisers (maths §6) and learning-rate schedules.
 
 use crate::error::{Result, SpinError};
 

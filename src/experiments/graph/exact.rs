@@ -1,4 +1,4 @@
-//! Exact quantities on a whole graph (SPEC §11): Σ and Π summed over every node and edge in
+//! Exact quantities on a whole graph (maths §11): Σ and Π summed over every node and edge in
 //! f64, the lowest eigenpairs from a sparse eigensolver, and how well a learned subspace spans
 //! the exact one.
 

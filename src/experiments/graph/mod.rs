@@ -1,4 +1,4 @@
-//! `spin graph`: eigenfunctions of a graph Laplacian over node features (SPEC §11) — a graph
+//! `spin graph`: eigenfunctions of a graph Laplacian over node features (maths §11) — a graph
 //! given as edges, the K-nearest-neighbour graph of a point cloud, or the path graph of a time
 //! series (slow feature analysis). A dense network on the (standardised) node features is
 //! trained by SpIN on edges drawn by weight; afterwards everything is exact over the whole
@@ -102,6 +102,7 @@ impl GraphConfig {
                 exhaustive: false,
                 shift: 0.05,
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
+                objective: Default::default(),
             },
             time_limit: None,
             checkpoint_every: 1000,

@@ -283,9 +283,11 @@ pub fn run(
         }
         None => None,
     };
-    let use_refit = match (&trained, &refit) {
-        (Ok((tv, _)), Some(Ok((rv, _)))) => sum(rv) < sum(tv),
-        (Err(_), Some(Ok(_))) => true,
+    let use_refit = match &refit {
+        Some(Ok((rv, _))) => crate::experiments::readout::refit_wins(
+            trained.as_ref().map_or(f64::NAN, |(tv, _)| sum(tv)),
+            sum(rv),
+        ),
         _ => false,
     };
     let (values, readout) = match (use_refit, trained, refit) {
@@ -430,6 +432,7 @@ pub fn run(
         "stopped_by_time_limit": outcome.stopped_by_time,
         "adapter": ctx.adapter().name,
         "parallel": model.trainer.parallel_metrics(),
+        "objective": model.trainer.objective_metrics(),
     });
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     match outcome.failure {

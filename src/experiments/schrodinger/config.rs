@@ -211,6 +211,9 @@ fn default_adapt_every() -> u64 {
     250
 }
 
+/// The smallest batch above 3 coordinates (several particles), unless one is given.
+pub const MANY_COORDINATES_BATCH: usize = 1024;
+
 /// The largest input span the default input scale lets through (see
 /// [`SchrodingerConfig::effective_input_scale`]).
 pub const INPUT_SPAN: f64 = 50.0;
@@ -448,7 +451,27 @@ impl SchrodingerConfig {
         let d = particle_dim.unwrap_or(self.particle_dim());
         self.particles = p;
         self.dim = p * d;
+        self.many_coordinate_defaults();
         Ok(())
+    }
+
+    /// The defaults above 3 coordinates (several particles), applied by [`Self::set_particles`];
+    /// a front end lays its flags on top afterwards:
+    /// - the fixed per-particle proposal: the per-particle adaptive one made helium's training
+    ///   unstable (Σ̄ ill-conditioned, a positive loss);
+    /// - a batch of at least [`MANY_COORDINATES_BATCH`]: at β = 1, Σ̄ is the minibatch's own Σ̂,
+    ///   and with the product proposal's weights in 6D a batch of 128 left the gradient too
+    ///   noisy for helium's triplets (docs/results/particles.md);
+    /// - no read-out refit: on a helium network it gave read-outs whose Ritz values fell far
+    ///   below the exact levels, on independent samples and in both forms.
+    pub fn many_coordinate_defaults(&mut self) {
+        if self.dim > 3 {
+            if self.sampler == SamplerKind::Adaptive {
+                self.sampler = SamplerKind::Importance;
+            }
+            self.train.batch = self.train.batch.max(MANY_COORDINATES_BATCH);
+            self.readout_refit = false;
+        }
     }
 
     /// The particle distance features of the network, when `particle_features` is set.
@@ -829,6 +852,7 @@ impl SchrodingerConfig {
                 exhaustive: false,
                 shift: 0.05,
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
+                objective: Default::default(),
             },
             time_limit: None,
             checkpoint_every: 1000,

@@ -1,4 +1,4 @@
-//! Schrödinger operators H = −c∇² + V (SPEC §4, §7): closed-form spectra ([this module]),
+//! Schrödinger operators H = −c∇² + V (maths §4, §7): closed-form spectra ([this module]),
 //! the run's configuration and presets (`config`), the training run (`run`), the final
 //! evaluation (`evaluate`), the read-out refit (`refit`) and the figures (`figures`).
 
@@ -38,7 +38,7 @@ pub fn harmonic_potential() -> ScalarField {
     Arc::new(|x: &[f64]| x.iter().map(|v| v * v).sum())
 }
 
-/// Lowest `k` eigenvalues of −c∇² − Z/‖x‖ in 2D or 3D (SPEC §7), with degeneracy.
+/// Lowest `k` eigenvalues of −c∇² − Z/‖x‖ in 2D or 3D (maths §7), with degeneracy.
 pub fn hydrogen_eigenvalues(dim: usize, charge: f64, kinetic: f64, k: usize) -> Option<Vec<f64>> {
     let mut out = Vec::with_capacity(k);
     let mut n = 0usize;

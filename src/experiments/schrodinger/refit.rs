@@ -57,7 +57,7 @@ pub fn readout_refit(
     let validation_refit = trace(trainer)?;
     let refitted = std::mem::replace(&mut trainer.params, trained);
     let validation_trained = trace(trainer)?;
-    let kept = validation_refit < validation_trained;
+    let kept = crate::experiments::readout::refit_wins(validation_trained, validation_refit);
     if kept {
         trainer.params = refitted;
     }

@@ -401,6 +401,7 @@ fn metrics(
         "parallel": trainer.parallel_metrics(),
         "trained_network": trained,
         "readout_refit": refit,
+        "objective": trainer.objective_metrics(),
     });
     if let (Some(m), serde_json::Value::Object(fields)) = (metrics.as_object_mut(), run_fields) {
         m.extend(fields);

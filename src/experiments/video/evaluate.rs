@@ -6,26 +6,10 @@ use std::ops::Range;
 use serde::Serialize;
 
 use super::super::sfa::{delta_values, pca_features, pca_whitening, LinearFeatures};
+use super::sampler::sequence_inputs;
 use super::{VideoConfig, VideoModel};
 use crate::data::video::{input_at, Video};
 use crate::error::{Result, SpinError};
-
-/// The inputs of `ranges` in order, as (input start frames, segments of consecutive inputs).
-pub(super) fn sequence_inputs(
-    ranges: &[Range<usize>],
-    k: usize,
-) -> (Vec<usize>, Vec<Range<usize>>) {
-    let mut starts = Vec::new();
-    let mut segments = Vec::new();
-    for r in ranges {
-        let first = starts.len();
-        starts.extend(r.start..(r.end + 1).saturating_sub(k).max(r.start));
-        if starts.len() > first {
-            segments.push(first..starts.len());
-        }
-    }
-    (starts, segments)
-}
 
 /// Features of the inputs starting at `starts`, in chunks: (rows × m).
 pub(super) fn features_of(
@@ -150,7 +134,7 @@ pub fn yardsticks(cfg: &VideoConfig, video: &Video, train: &[Range<usize>]) -> R
                 }
                 Err(e) => note = Some(format!("linear SFA skipped: {e}")),
             }
-            match c.successor_features(cfg.neig, super::refit::SUCCESSOR_GAMMA) {
+            match c.successor_features(cfg.neig, super::SUCCESSOR_GAMMA) {
                 Ok(lf) => successor = Some(lf),
                 Err(e) => note = Some(format!("successor features skipped: {e}")),
             }
@@ -170,7 +154,7 @@ pub fn yardsticks(cfg: &VideoConfig, video: &Video, train: &[Range<usize>]) -> R
             "linear, by LSTD with γ = {} on the same {dims} whitened coordinates over all \
              {inputs} training inputs; the N leading right singular vectors of the successor \
              features as eigenpurposes",
-            super::refit::SUCCESSOR_GAMMA
+            super::SUCCESSOR_GAMMA
         ),
     });
     Ok(Yardsticks {

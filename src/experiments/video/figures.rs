@@ -4,7 +4,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::evaluate::{features_of, sequence_inputs};
+use super::evaluate::features_of;
+use super::sampler::sequence_inputs;
 use super::{VideoConfig, VideoEvaluation, VideoModel};
 use crate::data::video::Video;
 use crate::error::{Result, SpinError};

@@ -1,4 +1,4 @@
-//! Deep slow feature analysis on video (paper §5.2, C.2, C.3; SPEC §9): a conv net trained by
+//! Deep slow feature analysis on video (paper §5.2, C.2, C.3; maths §9): a conv net trained by
 //! SpIN with the slowness operator on clips of stacked frames, evaluated on held-out clips
 //! against linear SFA and PCA on pixels. The configuration and presets are here; the clip
 //! sampler in `sampler`, the held-out evaluation in `evaluate`, the run in `run` and the
@@ -20,6 +20,9 @@ use crate::nn::{Activation, Conv2dSpec, ImageShape, NetworkSpec, Padding};
 use crate::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
 
 pub use evaluate::{evaluate, VideoEvaluation};
+
+/// Discount of the successor-feature yardstick (the paper's C.3 comparison).
+pub const SUCCESSOR_GAMMA: f64 = 0.99;
 pub use evaluate::{yardsticks, Yardsticks};
 pub use features::{features, features_csv, features_npy};
 pub use refit::{
@@ -127,6 +130,7 @@ impl VideoConfig {
                 exhaustive: false,
                 shift: 0.05,
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
+                objective: Default::default(),
             },
             time_limit: None,
             sfa_pca: 256,

@@ -12,8 +12,7 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::super::sfa::{LinearFeatures, SlowMoments};
-use super::evaluate::sequence_inputs;
-use super::sampler::project;
+use super::sampler::{project, sequence_inputs};
 use super::{VideoConfig, VideoModel};
 use crate::data::video::{input_at, Video};
 use crate::error::{Result, SpinError};
@@ -87,9 +86,6 @@ impl TrainingCoordinates {
         ))
     }
 }
-
-/// Discount of the successor-feature yardstick (the paper's C.3 comparison).
-pub const SUCCESSOR_GAMMA: f64 = 0.99;
 
 impl TrainingCoordinates {
     /// Linear successor features (paper C.3, after Machado et al.) on the whitened coordinates
@@ -489,7 +485,9 @@ pub fn fit_readout(
                 .validation
                 .total_cmp(&candidates[b].validation)
         });
-    let chosen = best.filter(|&i| candidates[i].validation < validation_trained);
+    let chosen = best.filter(|&i| {
+        crate::experiments::readout::refit_wins(validation_trained, candidates[i].validation)
+    });
     // The validation split chose the basis; its read-out is then fitted on every training
     // input, as linear SFA is (the held-out inputs stay unseen).
     let (final_values, final_readout) = match chosen {

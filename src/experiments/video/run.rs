@@ -169,7 +169,7 @@ fn heldout<'a>(
         return None;
     }
     let k = cfg.frames_per_input;
-    let (mut starts, mut segments) = super::evaluate::sequence_inputs(test.1, k);
+    let (mut starts, mut segments) = super::sampler::sequence_inputs(test.1, k);
     starts.truncate(HELDOUT_INPUTS);
     segments.retain_mut(|s| {
         s.end = s.end.min(starts.len());
@@ -334,6 +334,7 @@ pub fn run(
         "stopped_by_time_limit": outcome.stopped_by_time,
         "adapter": ctx.adapter().name,
         "parallel": model.trainer.parallel_metrics(),
+        "objective": model.trainer.objective_metrics(),
     });
     crate::io::write_json(&out.join("metrics.json"), &metrics)?;
     match outcome.failure {

@@ -1,5 +1,6 @@
 //! Clips of stacked-frame inputs drawn from a video, raw or whitened.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::super::sfa::LinearFeatures;
@@ -101,4 +102,21 @@ pub(super) fn project(
             .flat_map(|h| h.join().expect("a projection thread panicked"))
             .collect()
     })
+}
+
+/// The inputs of `ranges` in order, as (input start frames, segments of consecutive inputs).
+pub(super) fn sequence_inputs(
+    ranges: &[Range<usize>],
+    k: usize,
+) -> (Vec<usize>, Vec<Range<usize>>) {
+    let mut starts = Vec::new();
+    let mut segments = Vec::new();
+    for r in ranges {
+        let first = starts.len();
+        starts.extend(r.start..(r.end + 1).saturating_sub(k).max(r.start));
+        if starts.len() > first {
+            segments.push(first..starts.len());
+        }
+    }
+    (starts, segments)
 }

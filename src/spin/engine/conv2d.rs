@@ -1,6 +1,6 @@
 //! What a conv2d layer dispatches in each stage: `conv2d_forward`, `conv2d_param_grad`,
 //! `conv2d_backward`, and for the Σ-Jacobian the per-sample gradients (`conv2d_sample_grads`)
-//! and their contraction (`jbar_samples`), SPEC §9's order (a).
+//! and their contraction (`jbar_samples`), maths §9's order (a).
 
 use super::dispatch::{u, with, Constants, Dispatch};
 use super::Parts;
@@ -84,7 +84,7 @@ pub(super) fn param_grad(p: &Parts, l: usize, g: &ConvGeom) -> Result<Vec<Dispat
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let t = p.train();
     let groups = d.param_groups[l];
-    let (target, out_off) = super::pi_vjp::param_grad_target(p, ly, groups);
+    let (target, out_off) = super::shared::param_grad_target(p, ly, groups);
     let mut list = vec![param_grads(
         p,
         ly,
@@ -98,7 +98,7 @@ pub(super) fn param_grad(p: &Parts, l: usize, g: &ConvGeom) -> Result<Vec<Dispat
         ],
         format!("conv2d_param_grad[{l}]"),
     )?];
-    list.extend(super::pi_vjp::grad_reduce(
+    list.extend(super::shared::grad_reduce(
         p,
         ly,
         groups,

@@ -63,7 +63,7 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let t = p.train();
     let groups = d.param_groups[l];
-    let (target, out_off) = super::pi_vjp::param_grad_target(p, ly, groups);
+    let (target, out_off) = super::shared::param_grad_target(p, ly, groups);
     let mut list = vec![p.build.dispatch(
         Kernel::ParamGrad,
         &with(
@@ -85,7 +85,7 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
         groups * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
         format!("param_grad[{l}]"),
     )?];
-    list.extend(super::pi_vjp::grad_reduce(
+    list.extend(super::shared::grad_reduce(
         p,
         ly,
         groups,

@@ -19,6 +19,7 @@ mod dense;
 mod dispatch;
 mod pi_vjp;
 mod profile;
+mod shared;
 mod sigma_jacobian;
 mod statistics;
 

@@ -1,5 +1,5 @@
 //! Stage 2, *Π-VJP* (first part of submit B): the cotangent of Π̂ with the reference's
-//! covariance rule (SPEC §2) through the operator and the envelope, then each layer's parameter
+//! covariance rule (maths §2) through the operator and the envelope, then each layer's parameter
 //! gradient and input VJP from the top.
 //!
 //!   cot X = w Y G_Π / Q,  cot Y = w X G_Π / Q      (through the gathers' transpose)
@@ -8,7 +8,7 @@
 //!   grad_θ = Σ_r ∂f(x_r)/∂θᵀ δ_f[r]                 (layer by layer)
 //!
 //! At β = 1 the Σ term Σ_{j≤k} (G_Σ)_jk Ĵ[j,k,:] is the VJP of Σ̂ with the cotangent G_Σ
-//! (one-sided, SPEC §2–3: Ĵ[j,k] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ), i.e. back-propagating
+//! (one-sided, maths §2–3: Ĵ[j,k] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ), i.e. back-propagating
 //! (2/S) w_b Σ_{j≤k} u_{b,j} (G_Σ)_jk on output k of sample b: it joins the Π cotangent before
 //! the envelope and this stage is then the whole gradient.
 //!
@@ -85,7 +85,7 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
         )?);
     }
     if d.exchange.is_some() {
-        list.push(super::statistics::exchange(
+        list.push(super::shared::exchange(
             p,
             &t.delta_sym,
             &t.delta[last],
@@ -158,43 +158,4 @@ pub(super) fn input_vjp(
         LayerKind::Dense => dense::input_vjp(p, ly, act_below, rows, named, label),
         LayerKind::Conv2d(g) => conv2d::input_vjp(p, ly, &g, act_below, rows, named, label),
     }
-}
-
-/// Where a layer's batch parameter gradient goes: the layer's block of grad (offset in floats),
-/// or, split into `groups` row groups, the scratch blocks that [`grad_reduce`] adds up.
-pub(super) fn param_grad_target<'a>(
-    p: &'a Parts,
-    ly: &Layer,
-    groups: usize,
-) -> (&'a wgpu::Buffer, usize) {
-    let t = p.train();
-    if groups > 1 {
-        (&t.grad_partial, 0)
-    } else {
-        (&t.grad, ly.gpu_offset)
-    }
-}
-
-/// grad[layer] = Σ_g partial[g] after a split-K parameter gradient (nothing for one group).
-pub(super) fn grad_reduce(
-    p: &Parts,
-    ly: &Layer,
-    groups: usize,
-    label: String,
-) -> Result<Option<Dispatch>> {
-    if groups <= 1 {
-        return Ok(None);
-    }
-    let t = p.train();
-    Ok(Some(p.build.dispatch(
-        Kernel::GradReduce,
-        &[
-            ("LAYER4", u(ly.gpu_len() / 4)),
-            ("GROUPS", u(groups)),
-            ("W_OFF4", u(ly.gpu_offset / 4)),
-        ],
-        &[("partial", &t.grad_partial), ("grad", &t.grad)],
-        ly.gpu_len() / 4,
-        label,
-    )?))
 }

@@ -25,7 +25,7 @@ pub(super) fn build(p: &Parts) -> Result<(Vec<Dispatch>, usize)> {
     }
     if p.dims.exchange.is_some() {
         let last = p.layers.len() - 1;
-        list.push(exchange(
+        list.push(super::shared::exchange(
             p,
             &p.bufs.a[last],
             &p.bufs.f_sym,
@@ -75,33 +75,6 @@ fn envelope(p: &Parts) -> Result<Dispatch> {
             "apply_envelope".into(),
         )
     }
-}
-
-/// The exchange kernel (`shaders/exchange.wgsl`): `mode` 0 combines the network's rows and
-/// their swapped copies, f_s = (f + s f∘P)/2, from `src` (net rows) into `dst` (R rows); mode 1
-/// is its transpose, from a cotangent on f_s (R rows) to the net rows.
-pub(super) fn exchange(
-    p: &Parts,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
-    mode: u32,
-    label: &str,
-) -> Result<Dispatch> {
-    let d = p.dims;
-    let sign = d.exchange.map_or(1.0, |e| e.sign());
-    p.build.dispatch(
-        Kernel::Exchange,
-        &[
-            ("ROWS", u(d.rows)),
-            ("BLOCK", u(d.block)),
-            ("NEIG_PAD", u(d.npad)),
-            ("SIGN", sign),
-            ("MODE", mode as f64),
-        ],
-        &[("src", src), ("dst", dst)],
-        d.rows * d.npad,
-        label.into(),
-    )
 }
 
 /// X and Y from the gathers.

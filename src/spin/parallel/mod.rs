@@ -1,4 +1,4 @@
-//! Data-parallel SpIN (SPEC §10): W workers each take an equal share of every global batch,
+//! Data-parallel SpIN (maths §10): W workers each take an equal share of every global batch,
 //! and two sums per step (the N×N statistics and the P-float gradient) make every worker's
 //! host work identical. A [`Collective`] is the transport: [`Solo`] for one process,
 //! [`InMemory`] for workers on threads of one process (tests), and, with the cargo feature
@@ -169,10 +169,14 @@ pub fn world() -> Arc<dyn Collective> {
 }
 
 /// Installs the process's workers, once, before any trainer is made.
+/// Only rank 0 writes files ([`crate::io::set_writes`]).
 pub fn set_world(world: Arc<dyn Collective>) -> Result<()> {
+    let writer = world.rank() == 0;
     WORLD
         .set(world)
-        .map_err(|_| SpinError::Parallel("the workers were already set".into()))
+        .map_err(|_| SpinError::Parallel("the workers were already set".into()))?;
+    crate::io::set_writes(writer);
+    Ok(())
 }
 
 /// Whether this process writes files: rank 0 of the world does, the others only compute.

@@ -1,4 +1,4 @@
-//! The trainer's evaluations: Σ, Π and Ritz values on large fresh samples (SPEC §2), the
+//! The trainer's evaluations: Σ, Π and Ritz values on large fresh samples (maths §2), the
 //! read-out refit, and the network's outputs and eigenfunctions at any points.
 
 use nalgebra::DMatrix;
@@ -76,7 +76,7 @@ impl Trainer {
         result
     }
 
-    /// The final evaluation (SPEC §2): Σ, Π on `samples` fresh points in chunks of `chunk`
+    /// The final evaluation (maths §2): Σ, Π on `samples` fresh points in chunks of `chunk`
     /// (or the exhaustive batch of a finite space), Λ = L⁻¹ Π L⁻ᵀ, its diagonal and Ritz values.
     pub fn evaluate(&mut self, samples: usize, chunk: usize, seed: u64) -> Result<Evaluation> {
         let m = self.moments(samples, chunk, seed, false)?;

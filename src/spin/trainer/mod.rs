@@ -1,5 +1,5 @@
 //! The training loop: samples a batch, runs the GPU passes, does the host's matrix work and the
-//! optimiser update; and the final evaluation on a large fresh sample (SPEC §2).
+//! optimiser update; and the final evaluation on a large fresh sample (maths §2).
 
 use std::sync::Arc;
 
@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::engine::{Engine, EngineOptions, SigmaGradient};
 use super::host::{
-    add_gauge, condition, correlation_condition, flat, lag_shift, shift_gradient, step_matrices,
+    add_gauge, condition, correlation_condition, flat, lag_shift, nested_matrices,
+    nested_preconditioner, shift_gradient, step_matrices, NESTED_GAP_FLOOR, NESTED_MARGIN,
 };
 use super::optim::{Optimizer, OptimizerConfig};
 use super::parallel::{Collective, Traffic, Workers};
@@ -68,6 +69,42 @@ impl Problem {
 /// The gauge weight ρ of every front end's defaults ([`TrainConfig::gauge`]).
 pub const DEFAULT_GAUGE: f64 = 0.0;
 
+/// What the network is trained to minimise (docs/maths.md, "Objectives").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// SpIN: tr Λ with Λ = L⁻¹ Π L⁻ᵀ, L = chol(Σ̄), and the masked gradient (the paper's).
+    #[default]
+    Spin,
+    /// The sequentially nested low-rank objective ([`super::host::nested_matrices`]): no
+    /// Cholesky in the gradient, each feature's scale fixed at √(c − λ), Σ's coefficient from
+    /// the previous steps (unbiased without a moving average of the Jacobian).
+    Nested,
+}
+
+impl Objective {
+    /// Its name on the command line and in metrics.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Spin => "spin",
+            Objective::Nested => "nested",
+        }
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = SpinError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "spin" => Ok(Self::Spin),
+            "nested" => Ok(Self::Nested),
+            _ => Err(SpinError::Config(format!(
+                "unknown objective `{s}` (expected spin or nested)"
+            ))),
+        }
+    }
+}
+
 /// Training hyper-parameters.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -89,7 +126,8 @@ pub struct TrainConfig {
     /// taken for K − cI with c = max(0, λ_max + margin × spread of the estimates)
     /// ([`super::host::shift_gradient`], [`super::host::lag_shift`]). Without it, Σ̄'s
     /// lag makes features with positive eigenvalues shrink or merge until Σ̄ is singular. No
-    /// effect with β = 1.
+    /// effect with β = 1. With [`Objective::Nested`] it is the margin of that objective's
+    /// shift c at every β (0: [`super::host::NESTED_MARGIN`]).
     #[serde(default)]
     pub shift: f64,
     /// Weight ρ of the gauge term ([`super::host::gauge_gradient`]): a restoring force that
@@ -99,6 +137,11 @@ pub struct TrainConfig {
     /// reference's semantics).
     #[serde(default)]
     pub gauge: f64,
+    /// The objective ([`Objective::Spin`] unless set). With [`Objective::Nested`], β is the rate
+    /// of the Σ̄ that gives the quadratic term its coefficient; the Jacobian is always this
+    /// minibatch's (the fused path), and `shift` and `gauge` do not apply.
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 impl TrainConfig {
@@ -213,7 +256,7 @@ pub struct PhaseTimes {
     /// Masks, finite checks, the optimiser and the eigenvalue EMA (host).
     pub optimizer: f64,
     /// Of `statistics` and `gradient`: the sums over the workers of a data-parallel run
-    /// (SPEC §10), with their traffic.
+    /// (maths §10), with their traffic.
     pub allreduce: Traffic,
 }
 
@@ -298,6 +341,7 @@ pub struct Trainer {
     pub last_step: Option<StepTrace>,
     /// The largest importance weight's share of the last minibatch drawn.
     last_weight_share: f64,
+    last_nested_shift: f64,
 }
 
 /// The largest weight's share of the total (1/len for equal weights; 0 for none).
@@ -311,7 +355,7 @@ pub fn max_weight_share(weights: &[f64]) -> f64 {
     }
 }
 
-/// The pooled quantities of one step (SPEC §10), kept by [`Trainer::step`].
+/// The pooled quantities of one step (maths §10), kept by [`Trainer::step`].
 #[derive(Clone, Debug)]
 pub struct StepTrace {
     /// Σ̂ (N, N) row-major, the mean over the global batch.
@@ -326,7 +370,10 @@ impl Trainer {
     /// Initialises parameters (reference init), Σ̄ = I, J̄ = 0; the Σ term's path follows β
     /// ([`SigmaGradient::for_beta`]: fused at β = 1).
     pub fn new(ctx: Arc<GpuContext>, problem: Problem, config: TrainConfig) -> Result<Self> {
-        let sigma = SigmaGradient::for_beta(config.beta);
+        let sigma = SigmaGradient::for_beta(match config.objective {
+            Objective::Spin => config.beta,
+            Objective::Nested => 1.0,
+        });
         Self::with_sigma_gradient(ctx, problem, config, sigma)
     }
 
@@ -363,7 +410,10 @@ impl Trainer {
         config.validate()?;
         let workers = Workers::new(collective);
         let (rank, size) = (workers.rank(), workers.size());
-        if sigma == SigmaGradient::Fused && config.beta != 1.0 {
+        if sigma == SigmaGradient::Fused
+            && config.beta != 1.0
+            && config.objective == Objective::Spin
+        {
             return Err(SpinError::Config(format!(
                 "the fused Σ gradient needs β = 1, got {}",
                 config.beta
@@ -426,6 +476,7 @@ impl Trainer {
             workers,
             last_step: None,
             last_weight_share: 0.0,
+            last_nested_shift: 0.0,
         })
         .and_then(|mut t| {
             if let Some(m) = t.problem.spec.structural_mask() {
@@ -593,19 +644,48 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         };
-        if self.config.shift > 0.0 && beta < 1.0 {
-            let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
-            shift_gradient(&mut m, &pi, &sigma, c);
-        }
-        let gauge_share = add_gauge(&mut m, &self.lambda_ema, self.config.gauge);
-        let loss = m.loss();
+        let (loss, gauge_share, jbar_rate) = match self.config.objective {
+            Objective::Spin => {
+                if self.config.shift > 0.0 && beta < 1.0 {
+                    let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
+                    shift_gradient(&mut m, &pi, &sigma, c);
+                }
+                let share = add_gauge(&mut m, &self.lambda_ema, self.config.gauge);
+                let rate = if self.jbar_fresh { 1.0 } else { beta };
+                (m.loss(), share, rate)
+            }
+            Objective::Nested => {
+                let margin = if self.config.shift > 0.0 {
+                    self.config.shift
+                } else {
+                    NESTED_MARGIN
+                };
+                let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), margin);
+                // The quadratic term's coefficient from samples this minibatch did not draw
+                // (unbiased); on the very first step there are none yet.
+                let coef = if self.step == 0 {
+                    &sigma
+                } else {
+                    &self.sigma_avg
+                };
+                let estimates = if self.lambda_ema.is_empty() {
+                    m.eigenvalues()
+                } else {
+                    self.lambda_ema.clone()
+                };
+                let precondition = nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
+                let (loss, g_pi, g_sigma) = nested_matrices(coef, &sigma, &pi, c, &precondition);
+                (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
+                self.last_nested_shift = c;
+                (loss, 0.0, 1.0)
+            }
+        };
         if !loss.is_finite() {
             return Err(SpinError::NonFinite {
-                what: "the loss tr Λ".into(),
+                what: format!("the loss ({})", self.config.objective.name()),
                 step,
             });
         }
-        let jbar_rate = if self.jbar_fresh { 1.0 } else { beta };
         lap(&mut clock, &mut self.phase_times.host_matrices);
         let mut grad = self
             .engine
@@ -680,6 +760,27 @@ impl Trainer {
         Ok(report)
     }
 
+    /// The nested objective's shift c of the last step (T = cI − K; 0 for SpIN). Each feature's
+    /// own eigenvalue estimate is c − Σ̄_ll.
+    pub fn nested_shift(&self) -> f64 {
+        self.last_nested_shift
+    }
+
+    /// The objective and its own estimates, for metrics.json: for [`Objective::Nested`] the last
+    /// step's shift c and c − Σ̄_ll, each feature's eigenvalue as the nested objective's scale
+    /// says it (Σ̄ of the last step: at β = 1 one minibatch, so noisy; the reported eigenvalues
+    /// are the evaluation's Ritz values).
+    pub fn objective_metrics(&self) -> serde_json::Value {
+        match self.config.objective {
+            Objective::Spin => serde_json::json!({ "name": "spin" }),
+            Objective::Nested => {
+                let c = self.last_nested_shift;
+                let estimates: Vec<f64> = self.sigma_avg.diagonal().iter().map(|s| c - s).collect();
+                serde_json::json!({ "name": "nested", "shift": c, "estimates": estimates })
+            }
+        }
+    }
+
     /// The workers sharing every batch.
     pub fn workers(&self) -> &Workers {
         &self.workers
@@ -708,7 +809,7 @@ impl Trainer {
     }
 
     /// The `parallel` block of a run's `metrics.json`: the ranks, the transport, and per step
-    /// the bytes each rank sends into the all-reduces and the seconds they take (SPEC §10).
+    /// the bytes each rank sends into the all-reduces and the seconds they take (maths §10).
     pub fn parallel_metrics(&self) -> serde_json::Value {
         let t = &self.phase_times;
         let step_seconds =
@@ -729,7 +830,7 @@ impl Trainer {
     }
 
     /// Everything needed to resume: reads J̄ back from the GPU. In a data-parallel run J̄ is
-    /// the workers' mean, all that the gradient uses (SPEC §10), so a run resumes at any W, and
+    /// the workers' mean, all that the gradient uses (maths §10), so a run resumes at any W, and
     /// every worker's J̄ is set to it; a collective call then, which every worker must make.
     pub fn state(&mut self) -> Result<TrainerState> {
         let mut jbar = self.engine.read_jbar()?;
