@@ -112,6 +112,25 @@ fn video(
     }
 }
 
+/// The reference's own hydrogen flags (exact Laplacian, 3×64, N = 9, batch 128, uniform
+/// sampling, no radial feature, RMSProp, β = 0.01).
+fn reference_exact() -> BenchConfig {
+    BenchConfig {
+        name: "hydrogen-3x64-exact",
+        hidden: vec![64; 3],
+        neig: 9,
+        batch: 128,
+        eps: 0.0,
+        beta: 0.01,
+        laplacian: LaplacianKind::Exact,
+        radial: false,
+        sampler: SamplerKind::Uniform,
+        video: None,
+        adam: false,
+        objective: Objective::Spin,
+    }
+}
+
 /// The 2D hydrogen atom as `spin schrodinger` and `spin hydrogen` run it by default (3×64 with
 /// the radial feature, the adaptive proposal, Adam, β = 1 — the fused gradient), with the
 /// given Laplacian.
@@ -206,19 +225,20 @@ pub fn configs() -> Vec<BenchConfig> {
             adam: false,
             objective: Objective::Spin,
         },
+        reference_exact(),
+        // The reference's step at β = 1 (its decay 0: no moving averages), which the fused
+        // gradient serves: the identical-work comparison of the speed issue.
         BenchConfig {
-            name: "hydrogen-3x64-exact",
-            hidden: vec![64; 3],
-            neig: 9,
-            batch: 128,
-            eps: 0.0,
-            beta: 0.01,
-            laplacian: LaplacianKind::Exact,
-            radial: false,
-            sampler: SamplerKind::Uniform,
-            video: None,
-            adam: false,
-            objective: Objective::Spin,
+            name: "hydrogen-3x64-exact-beta1",
+            beta: 1.0,
+            ..reference_exact()
+        },
+        BenchConfig {
+            name: "hydrogen-3x64-fd-beta1",
+            beta: 1.0,
+            eps: 0.1,
+            laplacian: LaplacianKind::Fd,
+            ..reference_exact()
         },
         BenchConfig {
             name: "hydrogen-3x64-weak-radial",
