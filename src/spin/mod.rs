@@ -3,13 +3,13 @@
 pub mod checkpoint;
 pub mod engine;
 pub mod host;
+pub mod objective;
 pub mod optim;
 pub mod oracle;
 pub mod parallel;
 pub mod trainer;
 
 pub use engine::{Engine, EngineOptions, Probe, SigmaGradient, StepScalars};
+pub use objective::Objective;
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
-pub use trainer::{
-    Evaluation, Objective, PhaseTimes, Problem, StepReport, StepTrace, TrainConfig, Trainer,
-};
+pub use trainer::{Evaluation, PhaseTimes, Problem, StepReport, StepTrace, TrainConfig, Trainer};

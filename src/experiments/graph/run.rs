@@ -258,149 +258,30 @@ pub fn run(
     let h_all = model.hidden(&graph.features)?;
     let width = h_all.len() / graph.n;
     let w_last = model.last_layer()?;
-    let u = times(&h_all, &w_last);
-    // The trained network's own Ritz pairs, and the refit's: the lower sum is kept. Either may
-    // fail on a basis that spans fewer than N directions (a dead feature).
-    let trained = exact_ritz(&graph, cfg.laplacian, &u, n, n).map(|(v, rot)| (v, &w_last * rot));
-    let refit = if cfg.readout_refit {
-        Some(exact_ritz(&graph, cfg.laplacian, &h_all, width, n))
-    } else {
-        None
-    };
-    let sum = |v: &[f64]| v.iter().sum::<f64>();
-    let (trained_values, trained_readout) = match &trained {
-        Ok((v, c)) => (Some(v.clone()), Some(c.clone())),
-        Err(e) => {
-            eprintln!("the trained network's outputs span fewer than N directions: {e}");
-            (None, None)
-        }
-    };
-    let refit_values = match &refit {
-        Some(Ok((v, _))) => Some(v.clone()),
-        Some(Err(e)) => {
-            eprintln!("read-out refit failed: {e}");
-            None
-        }
-        None => None,
-    };
-    let use_refit = match &refit {
-        Some(Ok((rv, _))) => crate::experiments::readout::refit_wins(
-            trained.as_ref().map_or(f64::NAN, |(tv, _)| sum(tv)),
-            sum(rv),
-        ),
-        _ => false,
-    };
-    let (values, readout) = match (use_refit, trained, refit) {
-        (true, _, Some(Ok(r))) => r,
-        (false, Ok(t), _) => t,
-        (_, Err(e), _) => return Err(e),
-        _ => unreachable!("the refit is used only when it succeeded"),
-    };
+    let Readout {
+        values,
+        readout,
+        trained_values,
+        refit_values,
+        trained_readout,
+        use_refit,
+    } = choose_readout(&graph, cfg, &h_all, width, &w_last)?;
     model.readout = Some(readout.clone());
     let eval_seconds = t_eval.elapsed().as_secs_f64();
-    // The linear yardstick: Rayleigh–Ritz on span(1, node features) over the whole graph —
-    // linear Laplacian eigenmaps (locality preserving projections); with `--sequence`, linear
-    // slow feature analysis of the time series.
-    let linear_values = {
-        let x = model.standardizer.apply(&graph.features);
-        let d = graph.dim;
-        let mut basis = Vec::with_capacity(graph.n * (d + 1));
-        for row in x.chunks(d) {
-            basis.push(1.0);
-            basis.extend_from_slice(row);
-        }
-        exact_ritz(&graph, cfg.laplacian, &basis, d + 1, n.min(d + 1))
-            .map(|(v, _)| v)
-            .ok()
-    };
+    let linear_values = linear_yardstick(&model, &graph, cfg);
     let f_all = times(&h_all, &readout);
 
-    // The exact reference.
-    let mut reference = serde_json::Value::Null;
-    let mut exact_values: Option<Vec<f64>> = None;
-    // A time series' path graph has eigenvectors that are functions of time, not of the
-    // features (slowly varying in t whatever the features do): no reference for `--sequence`,
-    // whose yardstick is linear SFA (the linear column).
-    let sequence = matches!(cfg.edges, EdgeSource::Sequence(_));
-    if graph.n <= cfg.exact_max_nodes && n < graph.n && !sequence {
-        let t = Instant::now();
-        match exact::reference_eigenpairs(&graph, cfg.laplacian, n) {
-            Ok((ev, vecs)) => {
-                let seconds = t.elapsed().as_secs_f64();
-                let w = cfg.laplacian.node_weights(&graph);
-                let fit = exact::subspace_fit(&f_all, n, &vecs, &w)?;
-                let trained_fit = match &trained_readout {
-                    Some(c) => Some(exact::subspace_fit(&times(&h_all, c), n, &vecs, &w)?),
-                    None => None,
-                };
-                let scale = ev.get(1).copied().unwrap_or(1.0).abs().max(1e-300);
-                reference = serde_json::json!({
-                    "solver": "faer Krylov–Schur (partial_self_adjoint_eigen), f64",
-                    "eigenvalues": ev,
-                    "seconds": seconds,
-                    // λ₀ = 0 is measured against λ₁.
-                    "relative_errors": values.iter().zip(&ev).map(|(a, b)| {
-                        (a - b).abs() / if b.abs() > 1e-6 * scale { b.abs() } else { scale }
-                    }).collect::<Vec<_>>(),
-                    "subspace": fit,
-                    "trained_network_subspace": trained_fit,
-                });
-                exact_values = Some(ev);
-            }
-            Err(e) => eprintln!("the sparse eigensolver failed: {e}"),
-        }
-    }
-
-    // Out of sample.
-    let mut test = serde_json::Value::Null;
-    if let Some(path) = &cfg.test_nodes {
-        let t = graph::read_nodes(path)?;
-        if t.cols != graph.dim {
-            return Err(SpinError::Config(format!(
-                "{}: test nodes have {} features, the graph's nodes {}",
-                path.display(),
-                t.cols,
-                graph.dim
-            )));
-        }
-        let f = model.eigenfunctions(&t.values)?;
-        write_features(
-            &out.join("test-eigenfunctions.csv"),
-            &t.values,
-            t.cols,
-            &f,
-            n,
-        )?;
-        test = serde_json::json!({
-            "nodes": t.rows,
-            "file": out.join("test-eigenfunctions.csv"),
-            "union_graph": out_of_sample(cfg, &graph, knn_sigma, &t.values, &f)?,
-        });
-    }
-
-    // Figures.
-    let (steps, ema) = training::eigen_ema_curves(&out.join("eigenvalues.csv"), n, 0);
-    let (hsteps, held) = training::read_rows(&out.join("heldout.csv"));
-    crate::experiments::plot::eigenvalue_curves(
-        &out.join("curves.png"),
-        &crate::experiments::plot::Curves {
-            title: &format!(
-                "{}: graph Laplacian eigenvalues during training (N = {n}, {:?})",
-                cfg.nodes.display(),
-                cfg.laplacian
-            ),
-            y_label: "λ (Laplacian eigenvalue)",
-            steps: &steps,
-            ema: &ema,
-            ema_label: "EMA of the minibatch diag Λ (rate 0.01), one colour per eigenfunction",
-            heldout: (!hsteps.is_empty()).then_some((&hsteps[..], &held[..])),
-            heldout_label: "exact Ritz values of the trained network over the whole graph",
-            exact: exact_values.as_deref(),
-        },
+    let (reference, exact_values) = exact_reference(
+        &graph,
+        cfg,
+        &values,
+        &f_all,
+        &h_all,
+        trained_readout.as_ref(),
     )?;
-    if graph.dim == 2 || graph.dim == 3 {
-        node_panels(&graph, &f_all, n, &values, &out.join("eigenfunctions.png"))?;
-    }
+
+    let test = test_eigenfunctions(&mut model, cfg, &graph, knn_sigma, out)?;
+    figures(cfg, &graph, out, &f_all, &values, exact_values.as_deref())?;
 
     // The checkpoint holds the read-out beside the trained θ, for `spin eval`.
     let (mut state, run_json) = checkpoint::load(out)?;
@@ -438,6 +319,218 @@ pub fn run(
     match outcome.failure {
         Some(e) => Err(e),
         None => Ok(metrics),
+    }
+}
+
+/// The learned eigenfunctions at `--test-nodes` (written to test-eigenfunctions.csv) and, for a
+/// kNN graph, the out-of-sample check against the union graph. Null without test nodes.
+fn test_eigenfunctions(
+    model: &mut GraphModel,
+    cfg: &GraphConfig,
+    graph: &Graph,
+    knn_sigma: Option<f64>,
+    out: &Path,
+) -> Result<serde_json::Value> {
+    let n = cfg.neig;
+    let mut test = serde_json::Value::Null;
+    if let Some(path) = &cfg.test_nodes {
+        let t = graph::read_nodes(path)?;
+        if t.cols != graph.dim {
+            return Err(SpinError::Config(format!(
+                "{}: test nodes have {} features, the graph's nodes {}",
+                path.display(),
+                t.cols,
+                graph.dim
+            )));
+        }
+        let f = model.eigenfunctions(&t.values)?;
+        write_features(
+            &out.join("test-eigenfunctions.csv"),
+            &t.values,
+            t.cols,
+            &f,
+            n,
+        )?;
+        test = serde_json::json!({
+            "nodes": t.rows,
+            "file": out.join("test-eigenfunctions.csv"),
+            "union_graph": out_of_sample(cfg, graph, knn_sigma, &t.values, &f)?,
+        });
+    }
+    Ok(test)
+}
+
+/// curves.png (the EMA, the exact held-out Ritz values, the reference dashed) and, for 2D or 3D
+/// node features, eigenfunctions.png.
+fn figures(
+    cfg: &GraphConfig,
+    graph: &Graph,
+    out: &Path,
+    f_all: &[f64],
+    values: &[f64],
+    exact_values: Option<&[f64]>,
+) -> Result<()> {
+    let n = cfg.neig;
+    let (steps, ema) = training::eigen_ema_curves(&out.join("eigenvalues.csv"), n, 0);
+    let (hsteps, held) = training::read_rows(&out.join("heldout.csv"));
+    crate::experiments::plot::eigenvalue_curves(
+        &out.join("curves.png"),
+        &crate::experiments::plot::Curves {
+            title: &format!(
+                "{}: graph Laplacian eigenvalues during training (N = {n}, {:?})",
+                cfg.nodes.display(),
+                cfg.laplacian
+            ),
+            y_label: "λ (Laplacian eigenvalue)",
+            steps: &steps,
+            ema: &ema,
+            ema_label: "EMA of the minibatch diag Λ (rate 0.01), one colour per eigenfunction",
+            heldout: (!hsteps.is_empty()).then_some((&hsteps[..], &held[..])),
+            heldout_label: "exact Ritz values of the trained network over the whole graph",
+            exact: exact_values,
+        },
+    )?;
+    if graph.dim == 2 || graph.dim == 3 {
+        node_panels(graph, f_all, n, values, &out.join("eigenfunctions.png"))?;
+    }
+    Ok(())
+}
+
+/// The read-out a graph run keeps, with what it was chosen from.
+struct Readout {
+    /// The kept read-out's exact Ritz values.
+    values: Vec<f64>,
+    /// The kept read-out ((H + 1) × N, the constant last).
+    readout: DMatrix<f64>,
+    /// The trained network's own Ritz values (None: its outputs span fewer than N directions).
+    trained_values: Option<Vec<f64>>,
+    /// The refit's Ritz values (None: off or failed).
+    refit_values: Option<Vec<f64>>,
+    /// The trained network's read-out, rotated to its Ritz vectors.
+    trained_readout: Option<DMatrix<f64>>,
+    /// Whether the refit was kept.
+    use_refit: bool,
+}
+
+/// The trained network's own Ritz pairs over the whole graph, and the refit's on the last hidden
+/// layer `h_all` (`width` units); the lower sum is kept ([`crate::experiments::readout::refit_wins`]).
+/// Either may fail on a basis that spans fewer than N directions (a dead feature); an error only
+/// when both do.
+fn choose_readout(
+    graph: &Graph,
+    cfg: &GraphConfig,
+    h_all: &[f64],
+    width: usize,
+    w_last: &DMatrix<f64>,
+) -> Result<Readout> {
+    let n = cfg.neig;
+    let u = times(h_all, w_last);
+    let trained = exact_ritz(graph, cfg.laplacian, &u, n, n).map(|(v, rot)| (v, w_last * rot));
+    let refit = if cfg.readout_refit {
+        Some(exact_ritz(graph, cfg.laplacian, h_all, width, n))
+    } else {
+        None
+    };
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    let (trained_values, trained_readout) = match &trained {
+        Ok((v, c)) => (Some(v.clone()), Some(c.clone())),
+        Err(e) => {
+            eprintln!("the trained network's outputs span fewer than N directions: {e}");
+            (None, None)
+        }
+    };
+    let refit_values = match &refit {
+        Some(Ok((v, _))) => Some(v.clone()),
+        Some(Err(e)) => {
+            eprintln!("read-out refit failed: {e}");
+            None
+        }
+        None => None,
+    };
+    let use_refit = match &refit {
+        Some(Ok((rv, _))) => crate::experiments::readout::refit_wins(
+            trained.as_ref().map_or(f64::NAN, |(tv, _)| sum(tv)),
+            sum(rv),
+        ),
+        _ => false,
+    };
+    let (values, readout) = match (use_refit, trained, refit) {
+        (true, _, Some(Ok(r))) => r,
+        (false, Ok(t), _) => t,
+        (_, Err(e), _) => return Err(e),
+        _ => unreachable!("the refit is used only when it succeeded"),
+    };
+    Ok(Readout {
+        values,
+        readout,
+        trained_values,
+        refit_values,
+        trained_readout,
+        use_refit,
+    })
+}
+
+/// The linear yardstick: Rayleigh–Ritz on span(1, node features) over the whole graph — linear
+/// Laplacian eigenmaps (locality preserving projections); with `--sequence`, linear slow feature
+/// analysis of the time series.
+fn linear_yardstick(model: &GraphModel, graph: &Graph, cfg: &GraphConfig) -> Option<Vec<f64>> {
+    let x = model.standardizer.apply(&graph.features);
+    let d = graph.dim;
+    let mut basis = Vec::with_capacity(graph.n * (d + 1));
+    for row in x.chunks(d) {
+        basis.push(1.0);
+        basis.extend_from_slice(row);
+    }
+    exact_ritz(graph, cfg.laplacian, &basis, d + 1, cfg.neig.min(d + 1))
+        .map(|(v, _)| v)
+        .ok()
+}
+
+/// The sparse eigensolver's reference when the graph fits (and is not a time series' path graph,
+/// whose eigenvectors are functions of time, not of the features): its eigenvalues, our relative
+/// errors and how well the learned functions (`f_all`, and the trained network's) span the exact
+/// eigenvectors. Null and None otherwise.
+fn exact_reference(
+    graph: &Graph,
+    cfg: &GraphConfig,
+    values: &[f64],
+    f_all: &[f64],
+    h_all: &[f64],
+    trained_readout: Option<&DMatrix<f64>>,
+) -> Result<(serde_json::Value, Option<Vec<f64>>)> {
+    let n = cfg.neig;
+    let sequence = matches!(cfg.edges, EdgeSource::Sequence(_));
+    if graph.n > cfg.exact_max_nodes || n >= graph.n || sequence {
+        return Ok((serde_json::Value::Null, None));
+    }
+    let t = Instant::now();
+    match exact::reference_eigenpairs(graph, cfg.laplacian, n) {
+        Ok((ev, vecs)) => {
+            let seconds = t.elapsed().as_secs_f64();
+            let w = cfg.laplacian.node_weights(graph);
+            let fit = exact::subspace_fit(f_all, n, &vecs, &w)?;
+            let trained_fit = match trained_readout {
+                Some(c) => Some(exact::subspace_fit(&times(h_all, c), n, &vecs, &w)?),
+                None => None,
+            };
+            let scale = ev.get(1).copied().unwrap_or(1.0).abs().max(1e-300);
+            let reference = serde_json::json!({
+                "solver": "faer Krylov–Schur (partial_self_adjoint_eigen), f64",
+                "eigenvalues": ev,
+                "seconds": seconds,
+                // λ₀ = 0 is measured against λ₁.
+                "relative_errors": values.iter().zip(&ev).map(|(a, b)| {
+                    (a - b).abs() / if b.abs() > 1e-6 * scale { b.abs() } else { scale }
+                }).collect::<Vec<_>>(),
+                "subspace": fit,
+                "trained_network_subspace": trained_fit,
+            });
+            Ok((reference, Some(ev)))
+        }
+        Err(e) => {
+            eprintln!("the sparse eigensolver failed: {e}");
+            Ok((serde_json::Value::Null, None))
+        }
     }
 }
 

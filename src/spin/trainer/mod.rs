@@ -14,8 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use super::engine::{Engine, EngineOptions, SigmaGradient};
 use super::host::{
     add_gauge, condition, correlation_condition, flat, lag_shift, nested_matrices,
-    nested_preconditioner, shift_gradient, step_matrices, NESTED_GAP_FLOOR, NESTED_MARGIN,
+    nested_preconditioner, shift_gradient, step_matrices, StepMatrices, NESTED_GAP_FLOOR,
+    NESTED_MARGIN,
 };
+pub use super::objective::Objective;
 use super::optim::{Optimizer, OptimizerConfig};
 use super::parallel::{Collective, Traffic, Workers};
 use crate::error::{Result, SpinError};
@@ -68,42 +70,6 @@ impl Problem {
 
 /// The gauge weight ρ of every front end's defaults ([`TrainConfig::gauge`]).
 pub const DEFAULT_GAUGE: f64 = 0.0;
-
-/// What the network is trained to minimise (docs/maths.md, "Objectives").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Objective {
-    /// SpIN: tr Λ with Λ = L⁻¹ Π L⁻ᵀ, L = chol(Σ̄), and the masked gradient (the paper's).
-    #[default]
-    Spin,
-    /// The sequentially nested low-rank objective ([`super::host::nested_matrices`]): no
-    /// Cholesky in the gradient, each feature's scale fixed at √(c − λ), Σ's coefficient from
-    /// the previous steps (unbiased without a moving average of the Jacobian).
-    Nested,
-}
-
-impl Objective {
-    /// Its name on the command line and in metrics.json.
-    pub fn name(self) -> &'static str {
-        match self {
-            Objective::Spin => "spin",
-            Objective::Nested => "nested",
-        }
-    }
-}
-
-impl std::str::FromStr for Objective {
-    type Err = SpinError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "spin" => Ok(Self::Spin),
-            "nested" => Ok(Self::Nested),
-            _ => Err(SpinError::Config(format!(
-                "unknown objective `{s}` (expected spin or nested)"
-            ))),
-        }
-    }
-}
 
 /// Training hyper-parameters.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -644,42 +610,7 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         };
-        let (loss, gauge_share, jbar_rate) = match self.config.objective {
-            Objective::Spin => {
-                if self.config.shift > 0.0 && beta < 1.0 {
-                    let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
-                    shift_gradient(&mut m, &pi, &sigma, c);
-                }
-                let share = add_gauge(&mut m, &self.lambda_ema, self.config.gauge);
-                let rate = if self.jbar_fresh { 1.0 } else { beta };
-                (m.loss(), share, rate)
-            }
-            Objective::Nested => {
-                let margin = if self.config.shift > 0.0 {
-                    self.config.shift
-                } else {
-                    NESTED_MARGIN
-                };
-                let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), margin);
-                // The quadratic term's coefficient from samples this minibatch did not draw
-                // (unbiased); on the very first step there are none yet.
-                let coef = if self.step == 0 {
-                    &sigma
-                } else {
-                    &self.sigma_avg
-                };
-                let estimates = if self.lambda_ema.is_empty() {
-                    m.eigenvalues()
-                } else {
-                    self.lambda_ema.clone()
-                };
-                let precondition = nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
-                let (loss, g_pi, g_sigma) = nested_matrices(coef, &sigma, &pi, c, &precondition);
-                (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
-                self.last_nested_shift = c;
-                (loss, 0.0, 1.0)
-            }
-        };
+        let (loss, gauge_share, jbar_rate) = self.objective_matrices(&mut m, &sigma, &pi);
         if !loss.is_finite() {
             return Err(SpinError::NonFinite {
                 what: format!("the loss ({})", self.config.objective.name()),
@@ -758,6 +689,54 @@ impl Trainer {
         sums.bytes += now.bytes - traffic_before.bytes;
         sums.seconds += now.seconds - traffic_before.seconds;
         Ok(report)
+    }
+
+    /// The objective's gradient matrices in `m` (SpIN's from [`step_matrices`], with the shift
+    /// and the gauge; or the nested objective's), from this step's Σ̂ and Π̂. Returns the loss,
+    /// the gauge's share of G_Σ and the rate at which the engine updates J̄.
+    fn objective_matrices(
+        &mut self,
+        m: &mut StepMatrices,
+        sigma: &DMatrix<f64>,
+        pi: &DMatrix<f64>,
+    ) -> (f64, f64, f64) {
+        let beta = self.config.beta;
+        let estimates = if self.lambda_ema.is_empty() {
+            m.eigenvalues()
+        } else {
+            self.lambda_ema.clone()
+        };
+        match self.config.objective {
+            Objective::Spin => {
+                if self.config.shift > 0.0 && beta < 1.0 {
+                    let c = lag_shift(&self.lambda_ema, &m.eigenvalues(), self.config.shift);
+                    shift_gradient(m, pi, sigma, c);
+                }
+                let share = add_gauge(m, &self.lambda_ema, self.config.gauge);
+                let rate = if self.jbar_fresh { 1.0 } else { beta };
+                (m.loss(), share, rate)
+            }
+            Objective::Nested => {
+                let margin = if self.config.shift > 0.0 {
+                    self.config.shift
+                } else {
+                    NESTED_MARGIN
+                };
+                let c = lag_shift(&estimates, &[], margin);
+                // The quadratic term's coefficient from samples this minibatch did not draw
+                // (unbiased); on the very first step there are none yet.
+                let coef = if self.step == 0 {
+                    sigma
+                } else {
+                    &self.sigma_avg
+                };
+                let precondition = nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
+                let (loss, g_pi, g_sigma) = nested_matrices(coef, sigma, pi, c, &precondition);
+                (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
+                self.last_nested_shift = c;
+                (loss, 0.0, 1.0)
+            }
+        }
     }
 
     /// The nested objective's shift c of the last step (T = cI − K; 0 for SpIN). Each feature's

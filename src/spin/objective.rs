@@ -1,0 +1,39 @@
+//! What the network is trained to minimise: SpIN's tr Λ or the nested objective (maths §13).
+
+use crate::error::{Result, SpinError};
+
+/// What the network is trained to minimise (maths §13).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// SpIN: tr Λ with Λ = L⁻¹ Π L⁻ᵀ, L = chol(Σ̄), and the masked gradient (the paper's).
+    #[default]
+    Spin,
+    /// The sequentially nested low-rank objective ([`super::host::nested_matrices`]): no
+    /// Cholesky in the gradient, each feature's scale fixed at √(c − λ), Σ's coefficient from
+    /// the previous steps (unbiased without a moving average of the Jacobian).
+    Nested,
+}
+
+impl Objective {
+    /// Its name on the command line and in metrics.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Spin => "spin",
+            Objective::Nested => "nested",
+        }
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = SpinError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "spin" => Ok(Self::Spin),
+            "nested" => Ok(Self::Nested),
+            _ => Err(SpinError::Config(format!(
+                "unknown objective `{s}` (expected spin or nested)"
+            ))),
+        }
+    }
+}
