@@ -1,8 +1,9 @@
-//! Everything that defines a Schrödinger run, its checks and the presets.
+//! What defines a Schrödinger run and its checks (the presets: `presets.rs`; the sampling proposals:
+//! `proposals.rs`; the reference eigenvalues: `reference.rs`).
 
 use std::sync::Arc;
 
-use super::{harmonic_eigenvalues, harmonic_potential, hydrogen_eigenvalues, hydrogen_potential};
+use super::{harmonic_potential, hydrogen_eigenvalues, hydrogen_potential};
 use crate::error::Result;
 use crate::nn::NetworkSpec;
 use crate::operators::samplers::UniformBox;
@@ -195,19 +196,19 @@ pub struct SchrodingerConfig {
     pub heldout_every: u64,
 }
 
-fn default_heldout_every() -> u64 {
+pub(super) fn default_heldout_every() -> u64 {
     1000
 }
 
-fn default_eval_target() -> f64 {
+pub(super) fn default_eval_target() -> f64 {
     5e-4
 }
 
-fn default_eval_max_samples() -> usize {
+pub(super) fn default_eval_max_samples() -> usize {
     1 << 22
 }
 
-fn default_adapt_every() -> u64 {
+pub(super) fn default_adapt_every() -> u64 {
     250
 }
 
@@ -223,7 +224,7 @@ pub const INPUT_SPAN: f64 = 50.0;
 /// volume (the comparison that chose it, ±20 stalling where ±8 trained, was made before the
 /// envelope above 3D was fixed, and has not been repeated). `soft-coulomb` (two particles on a
 /// line) has ±20, which holds the singly excited states below the ion's threshold.
-fn two_electron_model(potential: &str) -> Option<(usize, f64)> {
+pub(super) fn two_electron_model(potential: &str) -> Option<(usize, f64)> {
     match potential {
         "helium" => Some((3, 10.0)),
         "soft-coulomb" => Some((1, 20.0)),
@@ -242,11 +243,11 @@ pub const GRID_REFERENCE_N: usize = 128;
 /// Box-relative length scales of the default importance proposal: D × these.
 pub const PROPOSAL_SCALES_REL: [f64; 5] = [0.01, 0.03, 0.06, 0.12, 0.24];
 
-fn one() -> f64 {
+pub(super) fn one() -> f64 {
     1.0
 }
 
-fn one_particle() -> usize {
+pub(super) fn one_particle() -> usize {
     1
 }
 
@@ -394,47 +395,6 @@ impl SchrodingerConfig {
         self.train.validate()
     }
 
-    /// The closed-form eigenvalues, where known (hydrogen in 2D/3D, the isotropic oscillator),
-    /// and the two-electron models' references (in the `--exchange` sector).
-    pub fn exact_eigenvalues(&self) -> Option<Vec<f64>> {
-        match self.potential.as_str() {
-            "hydrogen" => hydrogen_eigenvalues(self.dim, self.charge, self.kinetic, self.neig),
-            "harmonic" => Some(harmonic_eigenvalues(self.dim, self.kinetic, self.neig)),
-            "soft-coulomb" | "helium" => self.exact_levels().map(|l| l.0),
-            _ => None,
-        }
-    }
-
-    /// The two-electron models' reference levels and their exchange parities: the lowest N of
-    /// the `--exchange` sector (all levels without it). Helium: Drake's nine levels through
-    /// 2¹P, for Z = 2 and kinetic ½ (5 singlets, 4 triplets); the 1D model: the grid's.
-    pub fn exact_levels(&self) -> Option<(Vec<f64>, Vec<f64>)> {
-        let in_sector = |p: f64| self.exchange.parity().is_none_or(|s| s * p > 0.0);
-        let pick = |levels: Vec<(f64, f64)>| -> Option<(Vec<f64>, Vec<f64>)> {
-            let chosen: Vec<(f64, f64)> = levels
-                .into_iter()
-                .filter(|l| in_sector(l.1))
-                .take(self.neig)
-                .collect();
-            (chosen.len() == self.neig).then(|| chosen.into_iter().unzip())
-        };
-        match self.potential.as_str() {
-            "helium" if self.charge == 2.0 && self.kinetic == 0.5 => {
-                pick(super::HELIUM_LEVELS.to_vec())
-            }
-            "soft-coulomb" => {
-                // A sector holds about half the levels: solve for enough of both.
-                let mut all = self.clone();
-                if self.exchange != ExchangeKind::None {
-                    all.neig = 2 * self.neig + 4;
-                }
-                let (e, p) = all.grid_reference_with_parities(GRID_REFERENCE_N).ok()?;
-                pick(e.into_iter().zip(p).collect())
-            }
-            _ => None,
-        }
-    }
-
     /// Sets the particles and each one's dimension (`None`: as they are), the configuration
     /// space becoming P·d.
     pub fn set_particles(
@@ -486,85 +446,6 @@ impl SchrodingerConfig {
     /// Each particle's dimension d.
     pub fn particle_dim(&self) -> usize {
         self.dim / self.particles.max(1)
-    }
-
-    /// The finite-difference grid's eigenvalues for this potential in this box (zero boundary,
-    /// as the envelope), at [`GRID_REFERENCE_N`] and 2n + 1 points per axis,
-    /// Richardson-extrapolated; computed once per process for each setting. For the 1D
-    /// two-particle model, whose levels have no closed form.
-    pub fn grid_reference(&self) -> Result<Vec<f64>> {
-        self.grid_reference_at(GRID_REFERENCE_N)
-    }
-
-    /// [`SchrodingerConfig::grid_reference`] at `n` and 2n + 1 points per axis.
-    pub fn grid_reference_at(&self, n: usize) -> Result<Vec<f64>> {
-        Ok(self.grid_reference_with_parities(n)?.0)
-    }
-
-    /// The extrapolated eigenvalues at `n` and 2n + 1 points, and the finer grid's exchange
-    /// parities (for two particles on a line; empty otherwise), computed once per setting.
-    pub fn grid_reference_with_parities(&self, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-        use std::collections::HashMap;
-        use std::sync::{Mutex, OnceLock};
-        type Cached = (Vec<f64>, Vec<f64>);
-        static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
-        let key = format!(
-            "{} {} {} {} {} {} {n}",
-            self.potential, self.dim, self.charge, self.kinetic, self.half_width, self.neig
-        );
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some(v) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(v);
-        }
-        let v = self.builtin_potential().ok_or_else(|| {
-            crate::error::SpinError::Config(format!(
-                "no host potential for a grid reference of `{}`",
-                self.potential
-            ))
-        })?;
-        let solve = |n: usize| {
-            crate::experiments::grid::solve(
-                &crate::experiments::grid::GridConfig {
-                    dim: self.dim,
-                    n,
-                    half_width: self.half_width,
-                    kinetic: self.kinetic,
-                    neig: self.neig,
-                },
-                &v,
-            )
-        };
-        let (coarse, fine) = (solve(n)?, solve(2 * n + 1)?);
-        let m = 2 * n + 1;
-        let parities: Vec<f64> = if self.particles == 2 && self.dim == 2 {
-            fine.eigenvectors
-                .iter()
-                .take(self.neig)
-                .map(|v| {
-                    let (mut cross, mut norm) = (0.0, 0.0);
-                    for i in 0..m {
-                        for j in 0..m {
-                            cross += v[i * m + j] * v[j * m + i];
-                            norm += v[i * m + j] * v[i * m + j];
-                        }
-                    }
-                    cross / norm.max(1e-300)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let (coarse, fine) = (coarse.eigenvalues, fine.eigenvalues);
-        let e: Vec<f64> = coarse
-            .iter()
-            .zip(&fine)
-            .map(|(c, f)| (4.0 * f - c) / 3.0)
-            .take(self.neig)
-            .collect();
-        if let Ok(mut c) = cache.lock() {
-            c.insert(key, (e.clone(), parities.clone()));
-        }
-        Ok((e, parities))
     }
 
     /// The built-in potentials (evaluated on the host in f64, no GPU needed); `None` for an
@@ -716,221 +597,12 @@ impl SchrodingerConfig {
             *last = (*last).max(want);
         }
     }
-
-    /// The importance proposal's length scales: `--proposal-scales`, or D × [`PROPOSAL_SCALES_REL`]
-    /// (for the hydrogen box D = 50: 0.5, 1.5, 3, 6, 12).
-    pub fn proposal_lengths(&self) -> Vec<f64> {
-        if self.proposal_scales.is_empty() {
-            PROPOSAL_SCALES_REL
-                .iter()
-                .map(|r| r * self.half_width)
-                .collect()
-        } else {
-            self.proposal_scales.clone()
-        }
-    }
-
-    /// The fixed importance proposal: 10 % uniform, the rest radial around the origin.
-    pub fn importance_proposal(&self) -> Result<crate::operators::samplers::ImportanceBox> {
-        crate::operators::samplers::ImportanceBox::new(
-            self.dim,
-            self.half_width,
-            self.proposal_lengths(),
-            0.1,
-        )
-    }
-
-    /// The fixed proposal of `--sampler importance` and of the held-out sample: the importance
-    /// proposal over the whole configuration for one particle, the product of one such
-    /// proposal per particle (over its d coordinates) for several
-    /// ([`crate::operators::samplers::ParticleProduct`]).
-    pub fn fixed_proposal(&self) -> Result<Box<dyn crate::operators::samplers::Sampler>> {
-        if self.particles <= 1 {
-            return Ok(Box::new(self.importance_proposal()?));
-        }
-        Ok(Box::new(self.particle_proposal(false)?))
-    }
-
-    /// Several particles' proposal: one per particle over its d coordinates, the fixed radial
-    /// mixture or (`adaptive`) the adaptive grid over one particle's coordinates, refitted to
-    /// the learned states' one-particle density.
-    pub fn particle_proposal(
-        &self,
-        adaptive: bool,
-    ) -> Result<crate::operators::samplers::ParticleProduct> {
-        use crate::operators::samplers::{AdaptiveBox, ImportanceBox, ParticleProduct};
-        let d = self.particle_dim();
-        let part = ImportanceBox::new(d, self.half_width, self.proposal_lengths(), 0.1)?;
-        match adaptive {
-            false => ParticleProduct::new(part, self.particles),
-            true => ParticleProduct::adaptive(
-                AdaptiveBox::new(part, adaptive_cells(d), 0.7, 0.1)?,
-                self.particles,
-            ),
-        }
-    }
-
-    /// The adaptive proposal before its first fit: 30 % the importance proposal, 70 % a grid
-    /// (256 cells in 1D, 64² in 2D, 24³ in 3D) with a tenth of its mass spread evenly, so that
-    /// p/q ≤ 10 as for the importance proposal.
-    pub fn adaptive_proposal(&self) -> Result<crate::operators::samplers::AdaptiveBox> {
-        crate::operators::samplers::AdaptiveBox::new(
-            self.importance_proposal()?,
-            adaptive_cells(self.dim),
-            0.7,
-            0.1,
-        )
-    }
-}
-
-/// The adaptive grid's cells per axis in `dim` dimensions (256, 64², 24³).
-fn adaptive_cells(dim: usize) -> usize {
-    match dim {
-        1 => 256,
-        2 => 64,
-        _ => 24,
-    }
-}
-
-/// Named starting points for `spin hydrogen`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Preset {
-    /// Our best defaults for the 2D hydrogen atom: [`SchrodingerConfig::generic`]'s (weak
-    /// form, the radial input feature, the adaptive proposal, 3×64, batch 128, Adam 3e-3 with a
-    /// warm-up and a cosine schedule, β 1, the read-out refit) over 60 000 steps or 30 minutes.
-    Best,
-    /// The reference code's flag defaults.
-    Reference,
-}
-
-impl std::str::FromStr for Preset {
-    type Err = crate::error::SpinError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "best" => Ok(Self::Best),
-            "reference" => Ok(Self::Reference),
-            _ => Err(crate::error::SpinError::Config(format!(
-                "unknown preset `{s}` (expected best or reference)"
-            ))),
-        }
-    }
-}
-
-impl SchrodingerConfig {
-    /// The defaults of `spin schrodinger`, for any potential: the weak form, the adaptive
-    /// proposal (box-relative scales), the radial input feature for the Coulomb potential only,
-    /// 3×64, N = 9, batch 128, Adam 3e-3 (after a 500-step warm-up) with a cosine schedule over
-    /// 20 000 steps (or over the time limit, if one is set and comes first), β 1; on the 2D
-    /// hydrogen atom, box 50.
-    pub fn generic() -> Self {
-        use crate::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
-        let mut optimizer = OptimizerConfig::new(OptimizerKind::Adam, 3e-3);
-        optimizer.schedule = Schedule::Cosine;
-        optimizer.warmup = 500;
-        Self {
-            dim: 2,
-            particles: 1,
-            exchange: ExchangeKind::None,
-            potential: "hydrogen".into(),
-            charge: 1.0,
-            kinetic: 1.0,
-            half_width: 50.0,
-            envelope: true,
-            laplacian: LaplacianKind::Weak,
-            eps: 0.1,
-            sampler: SamplerKind::Adaptive,
-            proposal_scales: Vec::new(),
-            hidden: vec![64, 64, 64],
-            neig: 9,
-            train: TrainConfig {
-                beta: 1.0,
-                batch: 128,
-                steps: 20_000,
-                seed: 0,
-                optimizer,
-                eigen_ema: 0.01,
-                exhaustive: false,
-                shift: 0.05,
-                gauge: crate::spin::trainer::DEFAULT_GAUGE,
-                objective: Default::default(),
-            },
-            time_limit: None,
-            checkpoint_every: 1000,
-            eval_samples: 1 << 20,
-            plot_extent: 25.0,
-            input_scale: 0.0,
-            blocks: 0,
-            radial: true,
-            particle_features: false,
-            separate: false,
-            adapt_every: default_adapt_every(),
-            eval_target: default_eval_target(),
-            eval_max_samples: default_eval_max_samples(),
-            eval_laplacian: None,
-            readout_refit: true,
-            heldout_every: default_heldout_every(),
-        }
-    }
-
-    /// Sets the potential and the default that goes with it: the radial input feature ‖x‖
-    /// only for the built-in Coulomb potential `hydrogen` (its cusp at the nucleus).
-    pub fn set_potential(&mut self, potential: &str) {
-        self.potential = potential.to_string();
-        self.radial = potential == "hydrogen";
-        if let Some((d, half_width)) = two_electron_model(potential) {
-            // Two electrons around a nucleus of charge 2 in atomic units, H = −½(∇₀² + ∇₁²) + V.
-            self.particles = 2;
-            self.dim = 2 * d;
-            self.charge = 2.0;
-            self.kinetic = 0.5;
-            self.half_width = half_width;
-            if self.dim > 3 {
-                self.sampler = SamplerKind::Importance;
-            }
-            // Helium: the exact Laplacian (⟨u, Hu⟩, whose variance vanishes at an eigenfunction)
-            // and the distances |pᵢ|, |p₀ − p₁| as inputs (the Coulomb cusps become linear in
-            // them). On its 1¹S state in 5 minutes: 0.052 % against 1.46 % in the weak form
-            // without them; with a batch of 1024 all four triplets within 0.40 %.
-            if potential == "helium" {
-                self.laplacian = LaplacianKind::Exact;
-                self.particle_features = true;
-            }
-        }
-    }
-
-    /// The 2D hydrogen atom with `preset`'s settings.
-    pub fn hydrogen(preset: Preset) -> Self {
-        use crate::spin::{OptimizerConfig, OptimizerKind};
-        let mut c = Self::generic();
-        match preset {
-            // `spin schrodinger`'s defaults, run longer: with the read-out refit they beat the
-            // earlier hydrogen-specific recipe (β 0.5, fixed importance proposal, Adam 1e-3
-            // without warm-up: 0.47 % against 0.074 % mean after 60 000 steps).
-            Preset::Best => {
-                c.train.steps = 60_000;
-                c.time_limit = Some(1800.0);
-            }
-            Preset::Reference => {
-                c.input_scale = 1.0;
-                c.laplacian = LaplacianKind::Exact;
-                c.sampler = SamplerKind::Uniform;
-                c.radial = false;
-                c.train.optimizer = OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5);
-                c.train.beta = 0.01;
-                c.train.shift = 0.0;
-                c.train.gauge = 0.0;
-                c.train.batch = 128;
-                c.train.steps = 1_000_000;
-                c.readout_refit = false;
-            }
-        }
-        c
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::schrodinger::Preset;
     #[test]
     fn one_dimensional_radial_exact_is_refused() {
         let mut c = SchrodingerConfig::generic();

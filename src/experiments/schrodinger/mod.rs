@@ -6,6 +6,9 @@ mod config;
 mod evaluate;
 mod figures;
 mod points;
+mod presets;
+mod proposals;
+mod reference;
 mod refit;
 mod run;
 
@@ -19,12 +22,13 @@ use crate::spin::Problem;
 
 pub use super::training::UNTIL_TIME_LIMIT;
 pub use config::{
-    ExchangeKind, LaplacianKind, Preset, SamplerKind, SchrodingerConfig, GRID_REFERENCE_N,
-    INPUT_SPAN, PROPOSAL_SCALES_REL,
+    ExchangeKind, LaplacianKind, SamplerKind, SchrodingerConfig, GRID_REFERENCE_N, INPUT_SPAN,
+    PROPOSAL_SCALES_REL,
 };
 pub use evaluate::{below_exact, evaluate_to_target, max_relative_std_error, relative_errors};
 pub use figures::slice_points;
 pub use points::{eigenfunctions_at, points_csv, read_points};
+pub use presets::Preset;
 pub use refit::{readout_refit, ReadoutRefit, READOUT_REL_TOL};
 pub use run::{exchange_parity, refit_proposal, run, PARITY_SAMPLES};
 
