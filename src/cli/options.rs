@@ -78,9 +78,10 @@ pub struct TrainingArgs {
     /// What is minimised: spin (tr Λ with the masked gradient, the paper's) or nested (the
     /// sequentially nested low-rank objective of NeuralSVD: each feature's scale fixed, no
     /// Cholesky in the gradient). Choose spin for the best eigenvalues after the read-out
-    /// refit; nested when the trained network itself is the product and the run's health
-    /// shows SpIN's scale drifting (on 2D hydrogen nested's network alone is 4× more accurate,
-    /// SpIN's after the refit 1.8× more; on a 2D double well SpIN wins both).
+    /// refit with few states; nested when the trained network itself is the product, for many
+    /// states, or when the run's health shows SpIN's scale drifting (2D hydrogen, N = 9: nested's
+    /// network alone 4× more accurate, SpIN's after the refit 1.8× more; N = 16 in 10 minutes:
+    /// nested ahead after the refit too; a 2D double well: SpIN ahead on both).
     /// docs/results/objectives.md [default: spin].
     #[arg(long)]
     pub objective: Option<Objective>,
