@@ -440,10 +440,8 @@ pub fn run(
     };
     let sigma = if jbar {
         SigmaGradient::Jacobian
-    } else if config.objective == Objective::Nested {
-        SigmaGradient::Fused
     } else {
-        SigmaGradient::for_beta(config.beta)
+        train.sigma_gradient()
     };
     let mut trainer = Trainer::with_sigma_gradient(ctx.clone(), problem, train, sigma)?;
     let shape = trainer.engine().shape();

@@ -111,6 +111,16 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The Σ term's path this configuration needs: SpIN averages the Σ-Jacobian unless β = 1
+    /// ([`SigmaGradient::for_beta`]); the nested objective always uses this minibatch's, so it
+    /// takes the fused gradient at any β.
+    pub fn sigma_gradient(&self) -> SigmaGradient {
+        match self.objective {
+            Objective::Spin => SigmaGradient::for_beta(self.beta),
+            Objective::Nested => SigmaGradient::Fused,
+        }
+    }
+
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate()?;
@@ -333,13 +343,10 @@ pub struct StepTrace {
 }
 
 impl Trainer {
-    /// Initialises parameters (reference init), Σ̄ = I, J̄ = 0; the Σ term's path follows β
-    /// ([`SigmaGradient::for_beta`]: fused at β = 1).
+    /// Initialises parameters (reference init), Σ̄ = I, J̄ = 0; the Σ term's path is
+    /// [`TrainConfig::sigma_gradient`].
     pub fn new(ctx: Arc<GpuContext>, problem: Problem, config: TrainConfig) -> Result<Self> {
-        let sigma = SigmaGradient::for_beta(match config.objective {
-            Objective::Spin => config.beta,
-            Objective::Nested => 1.0,
-        });
+        let sigma = config.sigma_gradient();
         Self::with_sigma_gradient(ctx, problem, config, sigma)
     }
 
@@ -351,7 +358,7 @@ impl Trainer {
         config: TrainConfig,
         collective: Arc<dyn Collective>,
     ) -> Result<Self> {
-        let sigma = SigmaGradient::for_beta(config.beta);
+        let sigma = config.sigma_gradient();
         Self::build(ctx, problem, config, sigma, collective)
     }
 
@@ -376,10 +383,7 @@ impl Trainer {
         config.validate()?;
         let workers = Workers::new(collective);
         let (rank, size) = (workers.rank(), workers.size());
-        if sigma == SigmaGradient::Fused
-            && config.beta != 1.0
-            && config.objective == Objective::Spin
-        {
+        if sigma == SigmaGradient::Fused && config.sigma_gradient() != SigmaGradient::Fused {
             return Err(SpinError::Config(format!(
                 "the fused Σ gradient needs β = 1, got {}",
                 config.beta
@@ -701,11 +705,6 @@ impl Trainer {
         pi: &DMatrix<f64>,
     ) -> (f64, f64, f64) {
         let beta = self.config.beta;
-        let estimates = if self.lambda_ema.is_empty() {
-            m.eigenvalues()
-        } else {
-            self.lambda_ema.clone()
-        };
         match self.config.objective {
             Objective::Spin => {
                 if self.config.shift > 0.0 && beta < 1.0 {
@@ -717,6 +716,11 @@ impl Trainer {
                 (m.loss(), share, rate)
             }
             Objective::Nested => {
+                let estimates = if self.lambda_ema.is_empty() {
+                    m.eigenvalues()
+                } else {
+                    self.lambda_ema.clone()
+                };
                 let margin = if self.config.shift > 0.0 {
                     self.config.shift
                 } else {
@@ -877,5 +881,32 @@ impl Trainer {
         self.rng.set_stream(state.rng_stream);
         self.rng.set_word_pos(state.rng_word_pos);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spin::OptimizerKind;
+
+    #[test]
+    fn only_spin_below_beta_one_averages_the_sigma_jacobian() {
+        let config = |beta, objective| TrainConfig {
+            beta,
+            batch: 16,
+            steps: 1,
+            seed: 0,
+            optimizer: OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
+            eigen_ema: 0.01,
+            exhaustive: false,
+            shift: 0.0,
+            gauge: 0.0,
+            objective,
+        };
+        let path = |beta, o| config(beta, o).sigma_gradient();
+        assert_eq!(path(1.0, Objective::Spin), SigmaGradient::Fused);
+        assert_eq!(path(0.1, Objective::Spin), SigmaGradient::Jacobian);
+        assert_eq!(path(1.0, Objective::Nested), SigmaGradient::Fused);
+        assert_eq!(path(0.1, Objective::Nested), SigmaGradient::Fused);
     }
 }
