@@ -41,29 +41,7 @@ fn main() {
         ),
     ];
     for (name, body) in kernels {
-        let src = format!(
-            r#"
-@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> sb: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> sf: array<f32>;
-@group(0) @binding(3) var<uniform> ub: array<vec4<f32>, 1024>;
-@group(0) @binding(4) var<storage, read> fb: array<vec4<f32>, 4096>;
-@group(0) @binding(5) var tx: texture_2d<f32>;
-var<workgroup> wsh: array<vec4<f32>, 1024>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
-    var pa: array<vec4<f32>, 16>;
-    for (var j = 0u; j < 16u; j++) {{ pa[j] = vec4<f32>(f32(j + lid)); }}
-    wsh[lid] = vec4<f32>(f32(lid));
-    workgroupBarrier();
-    var acc = vec4<f32>(0.0) + out[0].x * 0.0 + sb[0] * 0.0 + sf[0] * 0.0 + ub[0] * 0.0 + fb[0] * 0.0 + textureLoad(tx, vec2<u32>(0u, 0u), 0) * 0.0;
-    for (var i = 0u; i < 4096u; i++) {{
-        {body}
-    }}
-    out[id.x] = acc;
-}}
-"#
-        );
+        let src = probe_source(body);
         let p = ctx
             .pipeline_from_source("probe", &src, "main", &[])
             .unwrap();
@@ -94,52 +72,24 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
         });
         let view = tex.create_view(&Default::default());
         let layout = p.get_bind_group_layout(0);
+        let mut entries: Vec<wgpu::BindGroupEntry> = [&buf, &sb, &sf, &u, &fb]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: 5,
+            resource: wgpu::BindingResource::TextureView(&view),
+        });
         let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: sb.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: sf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: u.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: fb.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 5,
-                    resource: wgpu::BindingResource::TextureView(&view),
-                },
-            ],
+            entries: &entries,
         });
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&p);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(64, 1, 1);
-            }
-            ctx.queue.submit([enc.finish()]);
-            ctx.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .unwrap();
-            best = best.min(t.elapsed().as_secs_f64());
-        }
+        let best = best_of_three(&ctx, &p, &bg);
         let loads = n as f64 * 4096.0;
         println!(
             "{name:28} {:.2} ns per lane-load ({:.2} G lane-loads/s)",
@@ -147,4 +97,52 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
             loads / best / 1e9
         );
     }
+}
+
+/// The probe kernel: every kind of memory bound, then 4096 iterations of `body`.
+fn probe_source(body: &str) -> String {
+    format!(
+        r#"
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> sb: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> sf: array<f32>;
+@group(0) @binding(3) var<uniform> ub: array<vec4<f32>, 1024>;
+@group(0) @binding(4) var<storage, read> fb: array<vec4<f32>, 4096>;
+@group(0) @binding(5) var tx: texture_2d<f32>;
+var<workgroup> wsh: array<vec4<f32>, 1024>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
+    var pa: array<vec4<f32>, 16>;
+    for (var j = 0u; j < 16u; j++) {{ pa[j] = vec4<f32>(f32(j + lid)); }}
+    wsh[lid] = vec4<f32>(f32(lid));
+    workgroupBarrier();
+    var acc = vec4<f32>(0.0) + out[0].x * 0.0 + sb[0] * 0.0 + sf[0] * 0.0 + ub[0] * 0.0 + fb[0] * 0.0 + textureLoad(tx, vec2<u32>(0u, 0u), 0) * 0.0;
+    for (var i = 0u; i < 4096u; i++) {{
+        {body}
+    }}
+    out[id.x] = acc;
+}}
+"#
+    )
+}
+
+/// The shortest of three runs of 64 workgroups of `p`, in seconds.
+fn best_of_three(ctx: &GpuContext, p: &wgpu::ComputePipeline, bg: &wgpu::BindGroup) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(p);
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(64, 1, 1);
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
 }

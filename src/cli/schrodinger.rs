@@ -428,114 +428,31 @@ mod tests {
         cfg
     }
 
+    /// `new_run_config` of a command line written as one string.
+    fn run_config(line: &str) -> SchrodingerConfig {
+        new_run_config(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// --dim is each particle's: the configuration space has --particles × --dim coordinates;
     /// the 1D two-particle model brings its own particles, dimension, charge, kinetic
     /// coefficient and box, each of which a flag still overrides.
     #[test]
     fn particles_share_the_configuration_space() {
-        let c = new_run_config(&["spin", "schrodinger", "--particles", "3", "--dim", "1"]);
+        let c = run_config("spin schrodinger --particles 3 --dim 1");
         assert_eq!((c.dim, c.particles, c.particle_dim()), (3, 3, 1));
         assert!(c.validate().is_ok());
-        let c = new_run_config(&["spin", "schrodinger", "--dim", "3"]);
+        let c = run_config("spin schrodinger --dim 3");
         assert_eq!((c.dim, c.particles, c.particle_dim()), (3, 1, 3));
-        let c = new_run_config(&["spin", "schrodinger", "--potential", "soft-coulomb"]);
+        let c = run_config("spin schrodinger --potential soft-coulomb");
         assert_eq!((c.dim, c.particles, c.particle_dim()), (2, 2, 1));
         assert_eq!((c.charge, c.kinetic, c.half_width), (2.0, 0.5, 20.0));
+        assert_eq!(c.train.batch, 128);
+        assert!(c.readout_refit);
         assert!(c.validate().is_ok());
-        let argv = [
-            "spin",
-            "schrodinger",
-            "--potential",
-            "soft-coulomb",
-            "--charge",
-            "1",
-            "--box",
-            "30",
-        ];
-        let c = new_run_config(&argv);
+        let c = run_config("spin schrodinger --potential soft-coulomb --charge 1 --box 30");
         assert_eq!((c.charge, c.half_width), (1.0, 30.0));
-        // Two particles in 2D are a 4D configuration space: above 3D the sampler defaults to
-        // the fixed per-particle proposal, and the adaptive one is a grid per particle (up to
-        // 3D each); two particles in 5D are past 9.
-        let c = new_run_config(&["spin", "schrodinger", "--particles", "2", "--dim", "2"]);
-        assert_eq!((c.dim, c.sampler), (4, SamplerKind::Importance));
-        assert!(c.validate().is_ok());
-        let argv = ["spin", "schrodinger", "--particles", "2", "--dim", "2"];
-        let c = new_run_config(&[&argv[..], &["--sampler", "adaptive"]].concat());
-        assert!(c.validate().is_ok());
-        let argv = ["spin", "schrodinger", "--particles", "2", "--dim", "4"];
-        let c = new_run_config(&[&argv[..], &["--sampler", "adaptive"]].concat());
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("--sampler importance"), "{err}");
-        let argv = ["spin", "schrodinger", "--particles", "2", "--dim", "5"];
-        let c = new_run_config(&[&argv[..], &["--sampler", "importance"]].concat());
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("10-dimensional configuration space"), "{err}");
-        let c = new_run_config(&["spin", "schrodinger", "--potential", "helium"]);
-        assert_eq!((c.dim, c.particles, c.half_width), (6, 2, 10.0));
-        // A batch of 1024 above 3D unless --batch is given; helium's exact Laplacian and
-        // distance features unless given.
-        assert_eq!(c.train.batch, 1024);
-        assert_eq!(c.laplacian, LaplacianKind::Exact);
-        assert!(c.particle_features);
-        let argv = [
-            "spin",
-            "schrodinger",
-            "--potential",
-            "helium",
-            "--laplacian",
-            "weak",
-        ];
-        assert_eq!(new_run_config(&argv).laplacian, LaplacianKind::Weak);
-        let argv = [
-            "spin",
-            "schrodinger",
-            "--potential",
-            "helium",
-            "--particle-features",
-            "false",
-        ];
-        assert!(!new_run_config(&argv).particle_features);
-        let argv = [
-            "spin",
-            "schrodinger",
-            "--potential",
-            "helium",
-            "--batch",
-            "256",
-        ];
-        assert_eq!(new_run_config(&argv).train.batch, 256);
-        assert_eq!(
-            new_run_config(&["spin", "schrodinger", "--potential", "soft-coulomb"])
-                .train
-                .batch,
-            128
-        );
-        // The read-out refit is off above 3D unless asked for.
-        assert!(!c.readout_refit);
-        let argv = [
-            "spin",
-            "schrodinger",
-            "--potential",
-            "helium",
-            "--readout-refit",
-            "true",
-        ];
-        assert!(new_run_config(&argv).readout_refit);
-        assert!(
-            new_run_config(&["spin", "schrodinger", "--potential", "soft-coulomb"]).readout_refit
-        );
-        assert!(c.validate().is_ok());
         // The 1D model is two particles on a line, nothing else.
-        let argv = [
-            "spin",
-            "schrodinger",
-            "--potential",
-            "soft-coulomb",
-            "--dim",
-            "2",
-        ];
-        let c = new_run_config(&argv);
+        let c = run_config("spin schrodinger --potential soft-coulomb --dim 2");
         assert!(c.validate().is_err());
         let argv = ["spin", "schrodinger", "--particles", "0"];
         let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
@@ -543,6 +460,43 @@ mod tests {
             unreachable!()
         };
         assert!(apply(&mut SchrodingerConfig::generic(), a).is_err());
+    }
+
+    /// Two particles in 2D are a 4D configuration space: above 3D the sampler defaults to the
+    /// fixed per-particle proposal, and the adaptive one is a grid per particle (up to 3D each);
+    /// two particles in 5D are past 9.
+    #[test]
+    fn above_three_coordinates_the_proposal_changes() {
+        let c = run_config("spin schrodinger --particles 2 --dim 2");
+        assert_eq!((c.dim, c.sampler), (4, SamplerKind::Importance));
+        assert!(c.validate().is_ok());
+        let c = run_config("spin schrodinger --particles 2 --dim 2 --sampler adaptive");
+        assert!(c.validate().is_ok());
+        let c = run_config("spin schrodinger --particles 2 --dim 4 --sampler adaptive");
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("--sampler importance"), "{err}");
+        let c = run_config("spin schrodinger --particles 2 --dim 5 --sampler importance");
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("10-dimensional configuration space"), "{err}");
+    }
+
+    /// Helium: two particles in 3D, a batch of 1024 (above 3D), the exact Laplacian and the
+    /// distance features, no read-out refit — each unless its flag is given.
+    #[test]
+    fn helium_brings_its_defaults_and_flags_override_them() {
+        let c = run_config("spin schrodinger --potential helium");
+        assert_eq!((c.dim, c.particles, c.half_width), (6, 2, 10.0));
+        assert_eq!(c.train.batch, 1024);
+        assert_eq!(c.laplacian, LaplacianKind::Exact);
+        assert!(c.particle_features);
+        assert!(!c.readout_refit);
+        assert!(c.validate().is_ok());
+        let helium =
+            |flags: &str| run_config(&format!("spin schrodinger --potential helium {flags}"));
+        assert_eq!(helium("--laplacian weak").laplacian, LaplacianKind::Weak);
+        assert!(!helium("--particle-features false").particle_features);
+        assert_eq!(helium("--batch 256").train.batch, 256);
+        assert!(helium("--readout-refit true").readout_refit);
     }
 
     /// --exchange builds the symmetrised network for two or more particles at β = 1, and the

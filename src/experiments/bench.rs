@@ -208,22 +208,28 @@ pub fn step_macs(spec: &NetworkSpec, rows: usize, samples: usize, fused: bool) -
     total + npairs * spec.num_params() as f64
 }
 
+/// `spin video`'s net on 3 balls 32×32 (2 frames an input): conv 16,16,16 5×5 SAME, dense 64,
+/// N = 8 + the constant, 8 clips × 10.
+fn balls_net(name: &'static str) -> BenchConfig {
+    video(
+        name,
+        (32, 32, 2),
+        convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
+        64,
+        9,
+        (8, 10),
+        true,
+    )
+}
+
 /// The named configurations.
 pub fn configs() -> Vec<BenchConfig> {
     vec![
         BenchConfig {
             name: "hydrogen-3x64-fd",
-            hidden: vec![64; 3],
-            neig: 9,
-            batch: 128,
             eps: 0.1,
-            beta: 0.01,
             laplacian: LaplacianKind::Fd,
-            radial: false,
-            sampler: SamplerKind::Uniform,
-            video: None,
-            adam: false,
-            objective: Objective::Spin,
+            ..reference_exact()
         },
         reference_exact(),
         // The reference's step at β = 1 (its decay 0: no moving averages), which the fused
@@ -242,41 +248,20 @@ pub fn configs() -> Vec<BenchConfig> {
         },
         BenchConfig {
             name: "hydrogen-3x64-weak-radial",
-            hidden: vec![64; 3],
-            neig: 9,
-            batch: 128,
-            eps: 0.0,
             beta: 0.5,
             laplacian: LaplacianKind::Weak,
             radial: true,
             sampler: SamplerKind::Importance,
-            video: None,
-            adam: false,
-            objective: Objective::Spin,
+            ..reference_exact()
         },
         BenchConfig {
             name: "hydrogen-4x128-fd",
             hidden: vec![128; 4],
-            neig: 9,
-            batch: 128,
             eps: 0.1,
-            beta: 0.01,
             laplacian: LaplacianKind::Fd,
-            radial: false,
-            sampler: SamplerKind::Uniform,
-            video: None,
-            adam: false,
-            objective: Objective::Spin,
+            ..reference_exact()
         },
-        video(
-            "sfa-balls-small",
-            (32, 32, 2),
-            convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
-            64,
-            9,
-            (8, 10),
-            true,
-        ),
+        balls_net("sfa-balls-small"),
         video(
             "sfa-balls-paper",
             (64, 64, 2),
@@ -302,31 +287,12 @@ pub fn configs() -> Vec<BenchConfig> {
         hydrogen_default("hydrogen-default-weak", LaplacianKind::Weak),
         hydrogen_default("hydrogen-default-exact", LaplacianKind::Exact),
         hydrogen_default("hydrogen-default-fd", LaplacianKind::Fd),
-        video_default(video(
-            "sfa-balls-default",
-            (32, 32, 2),
-            convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
-            64,
-            9,
-            (8, 10),
-            true,
-        )),
+        video_default(balls_net("sfa-balls-default")),
         nested(
             "hydrogen-default-weak-nested",
             hydrogen_default("", LaplacianKind::Weak),
         ),
-        nested(
-            "sfa-balls-default-nested",
-            video_default(video(
-                "",
-                (32, 32, 2),
-                convs(&[16, 16, 16], 5, &[Padding::Same; 3]),
-                64,
-                9,
-                (8, 10),
-                true,
-            )),
-        ),
+        nested("sfa-balls-default-nested", video_default(balls_net(""))),
         video_default(video(
             "atari-default",
             (84, 84, 4),
@@ -392,52 +358,8 @@ pub fn run(
     seconds: f64,
     jbar: bool,
 ) -> Result<BenchResult> {
-    let problem = match &config.video {
-        Some(v) => {
-            let spec = NetworkSpec {
-                input_dim: v.image.height * v.image.width * v.image.channels,
-                hidden: config.hidden.clone(),
-                outputs: config.neig,
-                image: Some(v.image),
-                conv: v.conv.clone(),
-                activation: v.activation,
-                constant_first: v.constant_first,
-                ..Default::default()
-            };
-            Problem {
-                sampler: Box::new(NoiseFrames(spec.input_dim)),
-                spec,
-                operator: Operator::slowness(v.clip_len)?,
-            }
-        }
-        None => {
-            // The 2D hydrogen atom on [−50, 50]² with the envelope, as `spin hydrogen` builds it.
-            let mut hydrogen = SchrodingerConfig::generic();
-            hydrogen.hidden = config.hidden.clone();
-            hydrogen.neig = config.neig;
-            hydrogen.laplacian = config.laplacian;
-            hydrogen.eps = if config.eps > 0.0 { config.eps } else { 0.1 };
-            hydrogen.radial = config.radial;
-            hydrogen.sampler = config.sampler;
-            hydrogen.problem(&ctx)?
-        }
-    };
-    let train = TrainConfig {
-        beta: config.beta,
-        batch: config.batch,
-        steps: 1_000_000,
-        seed: 0,
-        optimizer: if config.adam {
-            OptimizerConfig::new(OptimizerKind::Adam, 3e-3)
-        } else {
-            OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5)
-        },
-        eigen_ema: 0.01,
-        exhaustive: false,
-        shift: 0.0,
-        gauge: 0.0,
-        objective: config.objective,
-    };
+    let problem = bench_problem(&ctx, config)?;
+    let train = bench_train_config(config);
     let sigma = if jbar {
         SigmaGradient::Jacobian
     } else {
@@ -478,22 +400,7 @@ pub fn run(
         })
         .collect();
     let n = config.neig;
-    let eye = nalgebra::DMatrix::<f64>::identity(n, n);
-    // One line per kernel and layer: the chunks of the Σ-Jacobian stage are summed.
-    let kernels = trainer
-        .engine()
-        .profile(&flat(&eye), &flat(&eye), config.beta)?
-        .map(|list| {
-            let mut merged: Vec<KernelTime> = Vec::new();
-            for t in list {
-                let label = t.label.split(" chunk").next().unwrap_or("").to_string();
-                match merged.iter_mut().find(|m| m.label == label) {
-                    Some(m) => m.ms += t.ms,
-                    None => merged.push(KernelTime { label, ms: t.ms }),
-                }
-            }
-            merged
-        });
+    let kernels = kernel_profile(&trainer, config)?;
     if steps == 0 {
         return Err(SpinError::Config("no steps timed".into()));
     }
@@ -516,4 +423,80 @@ pub fn run(
         allreduce_bytes_per_step: trainer.phase_times.allreduce_bytes_per_step(),
         allreduce_ms_per_step: trainer.phase_times.allreduce_seconds_per_step() * 1e3,
     })
+}
+
+/// The problem a configuration times: its video net on noise frames with the slowness operator,
+/// or the 2D hydrogen atom on [−50, 50]² with the envelope, as `spin hydrogen` builds it.
+fn bench_problem(ctx: &Arc<GpuContext>, config: &BenchConfig) -> Result<Problem> {
+    Ok(match &config.video {
+        Some(v) => {
+            let spec = NetworkSpec {
+                input_dim: v.image.height * v.image.width * v.image.channels,
+                hidden: config.hidden.clone(),
+                outputs: config.neig,
+                image: Some(v.image),
+                conv: v.conv.clone(),
+                activation: v.activation,
+                constant_first: v.constant_first,
+                ..Default::default()
+            };
+            Problem {
+                sampler: Box::new(NoiseFrames(spec.input_dim)),
+                spec,
+                operator: Operator::slowness(v.clip_len)?,
+            }
+        }
+        None => {
+            let mut hydrogen = SchrodingerConfig::generic();
+            hydrogen.hidden = config.hidden.clone();
+            hydrogen.neig = config.neig;
+            hydrogen.laplacian = config.laplacian;
+            hydrogen.eps = if config.eps > 0.0 { config.eps } else { 0.1 };
+            hydrogen.radial = config.radial;
+            hydrogen.sampler = config.sampler;
+            hydrogen.problem(ctx)?
+        }
+    })
+}
+
+/// A configuration's training settings: its β, batch and objective; Adam 3e-3 (the defaults)
+/// or RMSProp 1e-5 (the reference's).
+fn bench_train_config(config: &BenchConfig) -> TrainConfig {
+    TrainConfig {
+        beta: config.beta,
+        batch: config.batch,
+        steps: 1_000_000,
+        seed: 0,
+        optimizer: if config.adam {
+            OptimizerConfig::new(OptimizerKind::Adam, 3e-3)
+        } else {
+            OptimizerConfig::new(OptimizerKind::Rmsprop, 1e-5)
+        },
+        eigen_ema: 0.01,
+        exhaustive: false,
+        shift: 0.0,
+        gauge: 0.0,
+        objective: config.objective,
+    }
+}
+
+/// The GPU time of each kernel of one step (with identity matrices), one line per kernel and
+/// layer: the chunks of the Σ-Jacobian stage are summed. `None` without timestamp queries.
+fn kernel_profile(trainer: &Trainer, config: &BenchConfig) -> Result<Option<Vec<KernelTime>>> {
+    let n = config.neig;
+    let eye = nalgebra::DMatrix::<f64>::identity(n, n);
+    Ok(trainer
+        .engine()
+        .profile(&flat(&eye), &flat(&eye), config.beta)?
+        .map(|list| {
+            let mut merged: Vec<KernelTime> = Vec::new();
+            for t in list {
+                let label = t.label.split(" chunk").next().unwrap_or("").to_string();
+                match merged.iter_mut().find(|m| m.label == label) {
+                    Some(m) => m.ms += t.ms,
+                    None => merged.push(KernelTime { label, ms: t.ms }),
+                }
+            }
+            merged
+        }))
 }

@@ -71,17 +71,11 @@ pub struct Curves<'a> {
     pub exact: Option<&'a [f64]>,
 }
 
-/// Eigenvalue curves against training step: the EMA lines, the held-out dots, the exact values
-/// dashed, with a legend.
-pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
-    ensure_font();
-    let err = plot_err(path);
-    if c.steps.is_empty() || c.ema.is_empty() {
-        return Ok(());
-    }
+/// The axes of [`eigenvalue_curves`]: the steps, and the values of the last 90 % of the run
+/// (its first stretch is far off) with a margin; `None` without a finite value.
+fn curve_axes(c: &Curves) -> Option<(f64, f64, std::ops::Range<f64>)> {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
-    // The first stretch of a run is far off; scale the axis to the last 90 %.
     let skip = c.steps.len() / 10;
     let mut widen = |v: f64| {
         if v.is_finite() {
@@ -98,11 +92,25 @@ pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
     }
     c.exact.into_iter().flatten().for_each(|v| widen(*v));
     if !lo.is_finite() || !hi.is_finite() {
-        return Ok(());
+        return None;
     }
     let pad = ((hi - lo) * 0.08).max(1e-6);
     let x0 = c.steps[0] as f64;
     let x1 = (*c.steps.last().unwrap_or(&1)).max(c.steps[0] + 1) as f64;
+    Some((x0, x1, (lo - pad)..(hi + pad)))
+}
+
+/// Eigenvalue curves against training step: the EMA lines, the held-out dots, the exact values
+/// dashed, with a legend.
+pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
+    ensure_font();
+    let err = plot_err(path);
+    if c.steps.is_empty() || c.ema.is_empty() {
+        return Ok(());
+    }
+    let Some((x0, x1, y_range)) = curve_axes(c) else {
+        return Ok(());
+    };
     if !crate::spin::parallel::is_writer() {
         return Ok(());
     }
@@ -113,7 +121,7 @@ pub fn eigenvalue_curves(path: &Path, c: &Curves) -> Result<()> {
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(80)
-        .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(x0..x1, y_range)
         .map_err(&err)?;
     chart
         .configure_mesh()

@@ -83,57 +83,69 @@ fn column(m: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
 
 /// The metrics table of a run, by what its metrics.json holds.
 fn metrics_tables(m: &serde_json::Value) -> String {
-    let mut s = String::new();
     if m.get("delta_values").is_some() {
-        // A video run: Δ-values, lower is slower.
-        let ours = column(m, "delta_values");
-        let trained = column(&m["trained_network"], "delta_values");
-        let sfa = column(m, "linear_sfa_delta_values");
-        let pca = column(m, "pca_delta_values");
-        let rows: Vec<Vec<String>> = (0..ours.len())
-            .map(|k| {
-                vec![
-                    (k + 1).to_string(),
-                    num(&ours[k]),
-                    trained.get(k).map_or("—".into(), num),
-                    sfa.get(k).map_or("—".into(), num),
-                    pca.get(k).map_or("—".into(), num),
-                ]
-            })
-            .collect();
-        s.push_str("<h2>Held-out Δ-values (lower is slower)</h2>");
-        s.push_str(&table(
-            &[
-                "feature",
-                "SpIN (final)",
-                "trained network before the refit",
-                "linear SFA",
-                "PCA on pixels",
-            ],
-            &rows,
-        ));
-        let sum = |k: &str| m[k].as_f64().map_or("—".into(), |x| format!("{x:.5}"));
-        let _ = write!(
-            s,
-            "<p>Sums: SpIN {}, trained network {}, linear SFA {}, PCA {}; SpIN / linear SFA = {}.</p>",
-            sum("delta_sum"),
-            m["trained_network"]["delta_sum"].as_f64().map_or("—".into(), |x| format!("{x:.5}")),
-            sum("linear_sfa_delta_sum"),
-            sum("pca_delta_sum"),
-            match (m["delta_sum"].as_f64(), m["linear_sfa_delta_sum"].as_f64()) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
-                _ => "—".into(),
-            }
-        );
-        if let Some(f) = m["yardsticks_fitted_on"].as_object() {
-            s.push_str("<p>Yardsticks fitted on: ");
-            for (k, v) in f {
-                let _ = write!(s, "{}: {}; ", escape(k), escape(v.as_str().unwrap_or("")));
-            }
-            s.push_str("</p>");
-        }
-        return s;
+        video_tables(m)
+    } else {
+        eigenvalue_tables(m)
     }
+}
+
+/// A video run's table: held-out Δ-values (lower is slower) against its yardsticks.
+fn video_tables(m: &serde_json::Value) -> String {
+    let mut s = String::new();
+    let ours = column(m, "delta_values");
+    let trained = column(&m["trained_network"], "delta_values");
+    let sfa = column(m, "linear_sfa_delta_values");
+    let pca = column(m, "pca_delta_values");
+    let rows: Vec<Vec<String>> = (0..ours.len())
+        .map(|k| {
+            vec![
+                (k + 1).to_string(),
+                num(&ours[k]),
+                trained.get(k).map_or("—".into(), num),
+                sfa.get(k).map_or("—".into(), num),
+                pca.get(k).map_or("—".into(), num),
+            ]
+        })
+        .collect();
+    s.push_str("<h2>Held-out Δ-values (lower is slower)</h2>");
+    s.push_str(&table(
+        &[
+            "feature",
+            "SpIN (final)",
+            "trained network before the refit",
+            "linear SFA",
+            "PCA on pixels",
+        ],
+        &rows,
+    ));
+    let sum = |k: &str| m[k].as_f64().map_or("—".into(), |x| format!("{x:.5}"));
+    let _ =
+        write!(
+        s,
+        "<p>Sums: SpIN {}, trained network {}, linear SFA {}, PCA {}; SpIN / linear SFA = {}.</p>",
+        sum("delta_sum"),
+        m["trained_network"]["delta_sum"].as_f64().map_or("—".into(), |x| format!("{x:.5}")),
+        sum("linear_sfa_delta_sum"),
+        sum("pca_delta_sum"),
+        match (m["delta_sum"].as_f64(), m["linear_sfa_delta_sum"].as_f64()) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+            _ => "—".into(),
+        }
+    );
+    if let Some(f) = m["yardsticks_fitted_on"].as_object() {
+        s.push_str("<p>Yardsticks fitted on: ");
+        for (k, v) in f {
+            let _ = write!(s, "{}: {}; ", escape(k), escape(v.as_str().unwrap_or("")));
+        }
+        s.push_str("</p>");
+    }
+    s
+}
+
+/// The eigenvalue table of a Schrödinger, graph or matrix run.
+fn eigenvalue_tables(m: &serde_json::Value) -> String {
+    let mut s = String::new();
     let learned = column(m, "eigenvalues");
     let exact = column(m, "exact_eigenvalues");
     let se = column(m, "eigenvalue_std_errors");

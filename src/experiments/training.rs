@@ -79,6 +79,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An invocation that starts at `first_step` and has done nothing yet.
+    fn starting_at(first_step: u64) -> Self {
+        Self {
+            first_step,
+            wall: 0.0,
+            stopped_by_time: false,
+            failure: None,
+            heldout_steps: Vec::new(),
+            heldout_values: Vec::new(),
+            heldout_seconds: 0.0,
+        }
+    }
+
     /// Steps this invocation took.
     pub fn steps(&self, trainer: &Trainer) -> u64 {
         trainer.step - self.first_step
@@ -187,25 +200,14 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     let first_step = trainer.step;
     let mut progress =
         super::progress::Progress::new((!timed_only).then_some(total), spec.time_limit, first_step);
-    let mut out = Outcome {
-        first_step,
-        wall: 0.0,
-        stopped_by_time: false,
-        failure: None,
-        heldout_steps: Vec::new(),
-        heldout_values: Vec::new(),
-        heldout_seconds: 0.0,
-    };
+    let mut out = Outcome::starting_at(first_step);
     let heldout_path = spec.out.join("heldout.csv");
     let every = hooks.heldout.as_ref().map_or(0, |h| h.every);
-    let mut heldout_csv = match &hooks.heldout {
-        Some(_) => Some(open_rows(
-            &heldout_path,
-            "step,values (ascending)",
-            trainer.step,
-        )?),
-        None => None,
-    };
+    let mut heldout_csv = hooks
+        .heldout
+        .as_ref()
+        .map(|_| open_rows(&heldout_path, "step,values (ascending)", trainer.step))
+        .transpose()?;
     // Evaluates the held-out curve now, records it and appends it to heldout.csv.
     let mut evaluate_heldout = |trainer: &mut Trainer, out: &mut Outcome| -> Result<()> {
         let (Some(h), Some(file)) = (hooks.heldout.as_mut(), heldout_csv.as_mut()) else {

@@ -153,8 +153,7 @@ pub fn driver_environment() {
 /// The thread count given to lavapipe (Mesa's `LP_NUM_THREADS`, read when Vulkan first
 /// enumerates devices) unless the user set one: twice the CPU count, at most 16. Our dispatches
 /// have few workgroups (a batch of 128 is a handful of 64-invocation groups), so two threads per
-/// core even out their uneven shares: measured on the 2-core machine, hydrogen-3x64-exact ran
-/// at 33.5–38.8 steps/s with 2 threads and 38.9–46.1 with 4 (README, Speed).
+/// core even out their uneven shares (measured: docs/results/speed.md).
 pub fn lavapipe_threads() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     (2 * cpus).clamp(2, 16)

@@ -56,8 +56,8 @@ pub const JBAR_TILE: JbarTile = JbarTile { in_quads: 2 };
 /// layer's rows are cut into groups until about this many invocations run (one per (group,
 /// input quad, output quad)), so that a small layer's reduction over many rows (3×64 hydrogen:
 /// 272 invocations over 512 rows) does not leave most of the GPU idle; `grad_reduce` adds the
-/// groups up. On a CPU adapter the split is off: measured on lavapipe (2 cores), the split
-/// step was 4 % slower (`param_grad[2]` 0.72 ms against 0.61 ms).
+/// groups up. On a CPU adapter the split is off: there every invocation is a thread's loop
+/// anyway and the extra `grad_reduce` only costs (measured: docs/results/speed.md).
 pub const PARAM_GRAD_INVOCATIONS: usize = 4096;
 
 /// … but a group keeps at least this many rows.

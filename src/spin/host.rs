@@ -5,6 +5,10 @@ use nalgebra::DMatrix;
 
 use crate::error::{Result, SpinError};
 
+pub use super::successors::{
+    nested_matrices, nested_preconditioner, neuralef_matrices, NESTED_GAP_FLOOR, NESTED_MARGIN,
+};
+
 /// What the host derives from Σ̄ and Π̂ in one step.
 #[derive(Clone, Debug)]
 pub struct StepMatrices {
@@ -142,73 +146,6 @@ pub fn lag_shift(ema: &[f64], current: &[f64], margin: f64) -> f64 {
     }
     let spread = if v.len() > 1 { hi - lo } else { hi.abs() };
     (hi + margin * spread).max(0.0)
-}
-
-/// The nested objective's shift margin: c = max(0, λ_max + [`NESTED_MARGIN`] × spread) (see
-/// [`nested_matrices`] and [`lag_shift`]), so every learned level of T = cI − K is positive with
-/// room to spare (the front ends' `shift`, 0.05, is used when set).
-pub const NESTED_MARGIN: f64 = 0.05;
-
-/// The smallest gap c − λ_l the nested objective's preconditioner divides by, as a share of the
-/// largest ([`nested_preconditioner`]).
-pub const NESTED_GAP_FLOOR: f64 = 0.02;
-
-/// The gradient matrices of the nested (sequentially nested low-rank) objective for the
-/// lowest eigenfunctions of K, in the form the engine contracts (docs/maths.md, "The nested
-/// objective"): with T = cI − K and M = c Σ − Π,
-///
-///   ℒ_l = −2 Σ_{i≤l} M_ii + Σ_{i,j≤l} Σ_ij²,
-///
-/// feature l descends ℒ_l with features 1…l−1 held fixed. Its minimiser is f_l = √(c − λ_l) φ_l
-/// in order (φ_l the eigenfunctions of K, λ_l ascending, c > λ_l). Through feature l alone,
-/// dℒ_l = 2 dΠ_ll − 2c E[2 f_l df_l] + 2 Σ_{j≤l} Σ_jl E[2 f_j df_l], so with the engine's
-/// one-sided Σ-Jacobian J[j,l] = E[2 f_j ∂f_l] and the covariance rule for Π:
-///
-///   G_Π = 2I,   (G_Σ)_jl = 2 C_jl (j < l),   (G_Σ)_ll = 2 (C_ll − c),   0 below the diagonal.
-///
-/// C is the coefficient matrix standing for Σ in the quadratic term's derivative. Taken from
-/// samples independent of this minibatch (the previous steps' Σ̄), the gradient is unbiased; taken
-/// from the minibatch's own Σ̂ it is biased by Cov(Σ̂, J) = O(1/batch). Returns (ℒ_N on the batch's
-/// Σ̂ and Π̂, G_Π, G_Σ). Unlike tr Λ, ℒ fixes each feature's scale: no Cholesky is needed.
-///
-/// `precondition[l]` (empty: all 1) multiplies feature l's gradient, column l of both matrices:
-/// each feature descends its own ℒ_l, so any positive factors keep the minimiser. With
-/// 1/(c − λ_l) — ℒ_l's curvature along f_l is of that order — every feature moves at the same
-/// relative rate, as SpIN's Cholesky normalisation makes them, instead of the ones with small
-/// c − λ_l crawling behind the first ([`nested_preconditioner`]).
-pub fn nested_matrices(
-    coef: &DMatrix<f64>,
-    sigma: &DMatrix<f64>,
-    pi: &DMatrix<f64>,
-    c: f64,
-    precondition: &[f64],
-) -> (f64, DMatrix<f64>, DMatrix<f64>) {
-    let n = sigma.nrows();
-    let loss = -2.0 * (c * sigma.trace() - pi.trace()) + sigma.norm_squared();
-    let mut g_pi = DMatrix::identity(n, n) * 2.0;
-    let mut g_sigma = (coef * 2.0).upper_triangle();
-    for l in 0..n {
-        g_sigma[(l, l)] -= 2.0 * c;
-    }
-    if !precondition.is_empty() {
-        for (l, &a) in precondition.iter().enumerate() {
-            g_pi.column_mut(l).scale_mut(a);
-            g_sigma.column_mut(l).scale_mut(a);
-        }
-    }
-    (loss, g_pi, g_sigma)
-}
-
-/// The nested objective's per-feature factors 1/(c − λ_l) ([`nested_matrices`]), from the
-/// eigenvalue estimates `lambda`; each gap is held at no less than `floor` × the largest, so a
-/// feature whose estimate is at or above c (early in training) takes a bounded step.
-pub fn nested_preconditioner(lambda: &[f64], c: f64, floor: f64) -> Vec<f64> {
-    let gaps: Vec<f64> = lambda.iter().map(|l| c - l).collect();
-    let top = gaps.iter().fold(0.0f64, |m, &g| m.max(g));
-    if !(top.is_finite() && top > 0.0) {
-        return vec![1.0; lambda.len()];
-    }
-    gaps.iter().map(|&g| top / g.max(floor * top)).collect()
 }
 
 /// The gauge term of the gradient matrix G_Σ: μ (I − L⁻¹)ᵀ, upper triangular like G_Σ, with
@@ -573,111 +510,5 @@ mod tests {
         // Before the EMA exists, this step's estimates; one feature: its magnitude.
         assert!((lag_shift(&[], &[2.0], 0.5) - 3.0).abs() < 1e-12);
         assert_eq!(lag_shift(&[], &[f64::NAN], 1.0), 0.0);
-    }
-
-    /// The gradient the engine forms from (G_Π, G_Σ) for linear features f_l = w_l (rows of
-    /// `w`) of a finite space with ⟨f, g⟩ = f·g and symmetric K: the covariance rule on Π
-    /// (G_Π diagonal here) and the one-sided Σ-Jacobian J[j,k] = 2 w_j ∂w_k for j ≤ k.
-    fn engine_gradient(
-        w: &DMatrix<f64>,
-        k: &DMatrix<f64>,
-        g_pi: &DMatrix<f64>,
-        g_sigma: &DMatrix<f64>,
-    ) -> DMatrix<f64> {
-        let n = w.nrows();
-        let mut g = DMatrix::zeros(n, w.ncols());
-        for l in 0..n {
-            let mut row = (k * w.row(l).transpose()).transpose() * (2.0 * g_pi[(l, l)]);
-            for j in 0..=l {
-                row += w.row(j) * (2.0 * g_sigma[(j, l)]);
-            }
-            g.set_row(l, &row);
-        }
-        g
-    }
-
-    fn nested_objective(w: &DMatrix<f64>, k: &DMatrix<f64>, l: usize, c: f64) -> f64 {
-        let top = w.rows(0, l + 1).into_owned();
-        let sigma = &top * top.transpose();
-        let pi = &top * k * top.transpose();
-        -2.0 * (c * sigma.trace() - pi.trace()) + sigma.norm_squared()
-    }
-
-    #[test]
-    fn nested_gradient_is_each_objective_through_its_own_feature_by_finite_differences() {
-        let (n, d) = (3, 5);
-        let k = spd(d, 2);
-        let w = DMatrix::from_fn(n, d, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.45);
-        let sigma = &w * w.transpose();
-        let pi = &w * &k * w.transpose();
-        let c = 1.7;
-        let (loss, g_pi, g_sigma) = nested_matrices(&sigma, &sigma, &pi, c, &[]);
-        assert!((loss - nested_objective(&w, &k, n - 1, c)).abs() < 1e-12);
-        assert_eq!(
-            g_sigma.lower_triangle() - DMatrix::from_diagonal(&g_sigma.diagonal()),
-            DMatrix::zeros(n, n)
-        );
-        let g = engine_gradient(&w, &k, &g_pi, &g_sigma);
-        let h = 1e-6;
-        for l in 0..n {
-            for a in 0..d {
-                let (mut up, mut down) = (w.clone(), w.clone());
-                up[(l, a)] += h;
-                down[(l, a)] -= h;
-                let fd = (nested_objective(&up, &k, l, c) - nested_objective(&down, &k, l, c))
-                    / (2.0 * h);
-                assert!(
-                    (g[(l, a)] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
-                    "feature {l}, coordinate {a}: {} vs {fd}",
-                    g[(l, a)]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn nested_descent_finds_the_lowest_eigenvectors_in_order_scaled_by_the_root_of_c_minus_lambda()
-    {
-        let (n, d) = (3, 6);
-        let k = spd(d, 4);
-        let eig = k.clone().symmetric_eigen();
-        let mut order: Vec<usize> = (0..d).collect();
-        order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
-        let c = eig.eigenvalues[order[n - 1]] + 1.0;
-        let lambda: Vec<f64> = order.iter().take(n).map(|&o| eig.eigenvalues[o]).collect();
-        // Plain, and with the per-feature factors: the same minimiser.
-        for precondition in [vec![], nested_preconditioner(&lambda, c, 0.05)] {
-            let mut w = DMatrix::from_fn(n, d, |i, j| ((i * 5 + j * 3) % 7) as f64 / 20.0 - 0.1);
-            for _ in 0..20_000 {
-                let sigma = &w * w.transpose();
-                let pi = &w * &k * w.transpose();
-                let (_, g_pi, g_sigma) = nested_matrices(&sigma, &sigma, &pi, c, &precondition);
-                w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * 0.02;
-            }
-            for (l, &o) in order.iter().take(n).enumerate() {
-                let v = eig.eigenvectors.column(o);
-                let target = (c - eig.eigenvalues[o]).sqrt();
-                let proj = w.row(l).dot(&v.transpose());
-                assert!(
-                    (proj.abs() - target).abs() < 1e-6,
-                    "feature {l}: {proj} vs ±{target} (preconditioned: {})",
-                    !precondition.is_empty()
-                );
-                assert!((w.row(l).norm() - target).abs() < 1e-6);
-            }
-        }
-    }
-
-    #[test]
-    fn nested_preconditioner_is_the_inverse_gap_relative_to_the_largest_and_bounded() {
-        let p = nested_preconditioner(&[-1.0, -0.2, 0.0, 0.5], 0.1, 0.05);
-        assert!((p[0] - 1.0).abs() < 1e-12);
-        assert!((p[1] - 1.1 / 0.3).abs() < 1e-12);
-        assert!((p[2] - 11.0).abs() < 1e-12);
-        assert!(
-            (p[3] - 20.0).abs() < 1e-12,
-            "an estimate above c: the floor"
-        );
-        assert_eq!(nested_preconditioner(&[1.0, 2.0], 0.5, 0.05), [1.0, 1.0]);
     }
 }

@@ -7,6 +7,7 @@ pub mod objective;
 pub mod optim;
 pub mod oracle;
 pub mod parallel;
+pub mod successors;
 pub mod trainer;
 
 pub use engine::{Engine, EngineOptions, Probe, SigmaGradient, StepScalars};

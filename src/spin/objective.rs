@@ -1,4 +1,5 @@
-//! What the network is trained to minimise: SpIN's tr Λ or the nested objective (maths §13).
+//! What the network is trained to minimise: SpIN's tr Λ, the nested objective or NeuralEF
+//! (maths §13).
 
 use crate::error::{Result, SpinError};
 
@@ -13,6 +14,10 @@ pub enum Objective {
     /// Cholesky in the gradient, each feature's scale fixed at √(c − λ), Σ's coefficient from
     /// the previous steps (unbiased without a moving average of the Jacobian).
     Nested,
+    /// NeuralEF ([`super::successors::neuralef_matrices`]): each feature normalised over the
+    /// batch, its own Rayleigh quotient of T = cI − K up and its overlap with the earlier
+    /// features down, those held fixed; no Cholesky, no scale fixed.
+    NeuralEf,
 }
 
 impl Objective {
@@ -21,6 +26,7 @@ impl Objective {
         match self {
             Objective::Spin => "spin",
             Objective::Nested => "nested",
+            Objective::NeuralEf => "neuralef",
         }
     }
 }
@@ -31,8 +37,9 @@ impl std::str::FromStr for Objective {
         match s {
             "spin" => Ok(Self::Spin),
             "nested" => Ok(Self::Nested),
+            "neuralef" => Ok(Self::NeuralEf),
             _ => Err(SpinError::Config(format!(
-                "unknown objective `{s}` (expected spin or nested)"
+                "unknown objective `{s}` (expected spin, nested or neuralef)"
             ))),
         }
     }

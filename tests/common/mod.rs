@@ -197,3 +197,56 @@ pub fn tangent_inputs(x: &[f64], d: usize) -> Vec<f64> {
     inputs.extend(std::iter::repeat_n(0.0, s * d));
     inputs
 }
+
+/// Runs the `spin` binary with `args`; panics with its stderr when it fails.
+pub fn spin_ok<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Starts `spin args`, kills it once `run_dir` holds a checkpoint, and returns the step that
+/// checkpoint saved.
+pub fn kill_after_first_checkpoint<I, S>(args: I, run_dir: &std::path::Path) -> u64
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !run_dir.join("checkpoint.json").exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    spectral_inference::spin::checkpoint::load(run_dir)
+        .unwrap()
+        .0
+        .step
+}
+
+/// The step column of a run folder's `eigenvalues.csv`.
+pub fn logged_steps(run_dir: &std::path::Path) -> Vec<u64> {
+    std::fs::read_to_string(run_dir.join("eigenvalues.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}

@@ -7,6 +7,8 @@
 //! eigenpairs with the principal angles between the learned and exact subspaces.
 
 pub mod exact;
+mod model;
+mod outputs;
 mod run;
 pub mod sampler;
 
@@ -15,7 +17,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use exact::Form;
-pub use run::{eigenfunctions_at, load_graph, run, GraphModel, Standardizer};
+pub use model::{eigenfunctions_at, load_graph, GraphModel, Standardizer};
+pub use run::run;
 
 use crate::error::{Result, SpinError};
 use crate::nn::{Activation, NetworkSpec};

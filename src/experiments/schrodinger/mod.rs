@@ -11,6 +11,7 @@ mod proposals;
 mod reference;
 mod refit;
 mod run;
+mod validate;
 
 use std::sync::Arc;
 

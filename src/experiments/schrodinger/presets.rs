@@ -101,8 +101,7 @@ impl SchrodingerConfig {
             }
             // Helium: the exact Laplacian (⟨u, Hu⟩, whose variance vanishes at an eigenfunction)
             // and the distances |pᵢ|, |p₀ − p₁| as inputs (the Coulomb cusps become linear in
-            // them). On its 1¹S state in 5 minutes: 0.052 % against 1.46 % in the weak form
-            // without them; with a batch of 1024 all four triplets within 0.40 %.
+            // them); measured against the weak form without them in docs/results/particles.md.
             if potential == "helium" {
                 self.laplacian = LaplacianKind::Exact;
                 self.particle_features = true;
@@ -117,7 +116,7 @@ impl SchrodingerConfig {
         match preset {
             // `spin schrodinger`'s defaults, run longer: with the read-out refit they beat the
             // earlier hydrogen-specific recipe (β 0.5, fixed importance proposal, Adam 1e-3
-            // without warm-up: 0.47 % against 0.074 % mean after 60 000 steps).
+            // without warm-up; docs/results/schrodinger.md).
             Preset::Best => {
                 c.train.steps = 60_000;
                 c.time_limit = Some(1800.0);

@@ -407,20 +407,7 @@ pub fn fit_readout(
                 .outputs_of(&basis_spec, &basis_params, &model.network_inputs(&x))?;
         Ok((basis_rows(&hidden, h, &coords.rows(range), m), x))
     };
-    let mut moments = SlowMoments::new(h + m);
-    let mut fit_inputs = 0;
-    for seg in &fit {
-        let mut before: Option<Vec<f64>> = None;
-        let mut at = seg.start;
-        while at < seg.end {
-            let end = (at + PIECE).min(seg.end);
-            let (b, _) = basis(at..end)?;
-            moments.add(&b, before.as_deref());
-            before = Some(b[(end - at - 1) * (h + m)..].to_vec());
-            fit_inputs += end - at;
-            at = end;
-        }
-    }
+    let (moments, fit_inputs) = fit_moments(&fit, h + m, &basis)?;
     let bases = candidate_bases(h, m);
     let mut readouts: Vec<VideoReadout> = Vec::with_capacity(bases.len());
     let mut fit_values = Vec::new();
@@ -456,38 +443,9 @@ pub fn fit_readout(
         }
         segments.push(first..first + seg.len());
     }
-    let sum = |f: &[f64]| -> Result<f64> {
-        Ok(super::super::sfa::delta_values(f, n, &segments)?
-            .iter()
-            .sum())
-    };
-    let validation_trained = if segments.is_empty() {
-        f64::NAN
-    } else {
-        sum(&trained_f)?
-    };
-    let mut candidates = Vec::with_capacity(bases.len());
-    for (&(hu, kc), f) in bases.iter().zip(&candidate_f) {
-        candidates.push(RefitCandidate {
-            hidden_units: hu,
-            coordinates: kc,
-            validation: if segments.is_empty() {
-                f64::NAN
-            } else {
-                sum(f)?
-            },
-        });
-    }
-    let best = (0..candidates.len())
-        .filter(|&i| candidates[i].validation.is_finite())
-        .min_by(|&a, &b| {
-            candidates[a]
-                .validation
-                .total_cmp(&candidates[b].validation)
-        });
-    let chosen = best.filter(|&i| {
-        crate::experiments::readout::refit_wins(validation_trained, candidates[i].validation)
-    });
+    let (candidates, validation_trained) =
+        score_candidates(&bases, &candidate_f, &trained_f, &segments, n)?;
+    let chosen = choose_candidate(&candidates, validation_trained);
     // The validation split chose the basis; its read-out is then fitted on every training
     // input, as linear SFA is (the held-out inputs stay unseen).
     let (final_values, final_readout) = match chosen {
@@ -516,6 +474,77 @@ pub fn fit_readout(
         readouts,
         final_readout,
         report,
+    })
+}
+
+/// The basis rows [h, z] of a range of consecutive inputs, with those inputs.
+type BasisRows<'a> = dyn Fn(Range<usize>) -> Result<(Vec<f64>, Vec<f64>)> + 'a;
+
+/// The slowness moments of the basis (`width` columns) over the fitting segments, a piece at a
+/// time with each piece's difference to the one before it; and how many inputs they hold.
+fn fit_moments(
+    fit: &[Range<usize>],
+    width: usize,
+    basis: &BasisRows,
+) -> Result<(SlowMoments, usize)> {
+    let mut moments = SlowMoments::new(width);
+    let mut fit_inputs = 0;
+    for seg in fit {
+        let mut before: Option<Vec<f64>> = None;
+        let mut at = seg.start;
+        while at < seg.end {
+            let end = (at + PIECE).min(seg.end);
+            let (b, _) = basis(at..end)?;
+            moments.add(&b, before.as_deref());
+            before = Some(b[(end - at - 1) * width..].to_vec());
+            fit_inputs += end - at;
+            at = end;
+        }
+    }
+    Ok((moments, fit_inputs))
+}
+
+/// Each candidate's and the trained network's Δ-sum on the validation inputs (`segments` of the
+/// features' rows; NaN without validation inputs).
+fn score_candidates(
+    bases: &[(usize, usize)],
+    candidate_f: &[Vec<f64>],
+    trained_f: &[f64],
+    segments: &[Range<usize>],
+    n: usize,
+) -> Result<(Vec<RefitCandidate>, f64)> {
+    let sum = |f: &[f64]| -> Result<f64> {
+        if segments.is_empty() {
+            return Ok(f64::NAN);
+        }
+        Ok(super::super::sfa::delta_values(f, n, segments)?
+            .iter()
+            .sum())
+    };
+    let validation_trained = sum(trained_f)?;
+    let mut candidates = Vec::with_capacity(bases.len());
+    for (&(hu, kc), f) in bases.iter().zip(candidate_f) {
+        candidates.push(RefitCandidate {
+            hidden_units: hu,
+            coordinates: kc,
+            validation: sum(f)?,
+        });
+    }
+    Ok((candidates, validation_trained))
+}
+
+/// The slowest candidate on the validation inputs, if it beats the trained network there
+/// ([`crate::experiments::readout::refit_wins`]).
+fn choose_candidate(candidates: &[RefitCandidate], validation_trained: f64) -> Option<usize> {
+    let best = (0..candidates.len())
+        .filter(|&i| candidates[i].validation.is_finite())
+        .min_by(|&a, &b| {
+            candidates[a]
+                .validation
+                .total_cmp(&candidates[b].validation)
+        });
+    best.filter(|&i| {
+        crate::experiments::readout::refit_wins(validation_trained, candidates[i].validation)
     })
 }
 

@@ -86,23 +86,8 @@ impl Dims {
         let n = spec.outputs;
         let (r, s) = (shape.rows, shape.samples);
         let tangent = shape.channels > 1;
-        if tangent && !spec.supports_tangents() {
-            return Err(SpinError::Config(
-                "the exact Laplacian and the weak form need a dense softplus network (forward-mode tangents); conv layers and ReLU have none".into(),
-            ));
-        }
         let space_dim = spec.space_dim();
-        if tangent && space_dim > MAX_TANGENT_DIM {
-            return Err(SpinError::Config(format!(
-                "the exact Laplacian and the weak form take points of at most {MAX_TANGENT_DIM} coordinates, got {space_dim}; use the finite-difference Laplacian"
-            )));
-        }
-        if tangent && shape.channels != space_dim + 2 {
-            return Err(SpinError::Shape(format!(
-                "{} forward-mode channels for points of dimension {space_dim}",
-                shape.channels
-            )));
-        }
+        Self::check_tangents(spec, shape)?;
         let npairs = n * (n + 1) / 2;
         let gpu_params = spec.gpu_params();
         let widest = Self::widest_row(spec);
@@ -161,27 +146,61 @@ impl Dims {
             conv_block,
             chunk_samples,
             fused,
-            param_groups: {
-                let target = options.param_grad_invocations.unwrap_or(
-                    if ctx.adapter().device_type == "Cpu" {
-                        1
-                    } else {
-                        crate::gpu::tiles::PARAM_GRAD_INVOCATIONS
-                    },
-                );
-                layers
-                    .iter()
-                    .map(|l| {
-                        let base = (l.in_pad / 4 + 1) * l.out_pad / 4;
-                        crate::gpu::tiles::param_grad_groups(base, copies * r, target)
-                    })
-                    .collect()
-            },
+            param_groups: Self::param_groups(ctx, layers, copies * r, options),
             tx: shape.tx,
             ty: shape.ty,
             entries_len: shape.pairs * (shape.tx + shape.ty),
             stat_chunks: s.max(shape.pairs).div_ceil(STATS_CHUNK),
         })
+    }
+
+    /// Refuses forward-mode channels (the exact Laplacian, the weak form) that the network or
+    /// the point dimension cannot take.
+    fn check_tangents(spec: &NetworkSpec, shape: BatchShape) -> Result<()> {
+        let tangent = shape.channels > 1;
+        let space_dim = spec.space_dim();
+        if tangent && !spec.supports_tangents() {
+            return Err(SpinError::Config(
+                "the exact Laplacian and the weak form need a dense softplus network (forward-mode tangents); conv layers and ReLU have none".into(),
+            ));
+        }
+        if tangent && space_dim > MAX_TANGENT_DIM {
+            return Err(SpinError::Config(format!(
+                "the exact Laplacian and the weak form take points of at most {MAX_TANGENT_DIM} coordinates, got {space_dim}; use the finite-difference Laplacian"
+            )));
+        }
+        if tangent && shape.channels != space_dim + 2 {
+            return Err(SpinError::Shape(format!(
+                "{} forward-mode channels for points of dimension {space_dim}",
+                shape.channels
+            )));
+        }
+        Ok(())
+    }
+
+    /// Row groups of each layer's batch parameter gradient (split-K) for `rows` rows: one on a
+    /// CPU adapter, where they measured slower; enough for the device's invocations elsewhere.
+    fn param_groups(
+        ctx: &GpuContext,
+        layers: &[Layer],
+        rows: usize,
+        options: EngineOptions,
+    ) -> Vec<usize> {
+        let target =
+            options
+                .param_grad_invocations
+                .unwrap_or(if ctx.adapter().device_type == "Cpu" {
+                    1
+                } else {
+                    crate::gpu::tiles::PARAM_GRAD_INVOCATIONS
+                });
+        layers
+            .iter()
+            .map(|l| {
+                let base = (l.in_pad / 4 + 1) * l.out_pad / 4;
+                crate::gpu::tiles::param_grad_groups(base, rows, target)
+            })
+            .collect()
     }
 
     /// Widest activation row of `spec` in f32 words: a buffer of `rows × this` holds every

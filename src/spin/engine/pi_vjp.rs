@@ -22,8 +22,18 @@ use crate::error::Result;
 use crate::gpu::Kernel;
 use crate::nn::{Layer, LayerKind};
 
-/// The stage's dispatches.
+/// The stage's dispatches: the operator's backward pass to the output layer's δ, then the
+/// layers' from the top.
 pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
+    let mut list = operator_backward(p)?;
+    list.extend(layers_backward(p)?);
+    Ok(list)
+}
+
+/// Π̂'s (and at β = 1 Σ̂'s) cotangent through the operator and the envelope (its tangent form's
+/// reverse mode on tangent rows) and, for a symmetrised network, the exchange: δ of the output
+/// layer.
+fn operator_backward(p: &Parts) -> Result<Vec<Dispatch>> {
     let (d, b, t) = (p.dims, p.bufs, p.train());
     let last = p.layers.len() - 1;
     let mut list = vec![p.build.dispatch(
@@ -93,6 +103,14 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
             "exchange_backward",
         )?);
     }
+    Ok(list)
+}
+
+/// Each layer's parameter gradient and, below the top, its input VJP (and on tangent rows the
+/// activation's reverse mode), from the output layer down.
+fn layers_backward(p: &Parts) -> Result<Vec<Dispatch>> {
+    let (d, b, t) = (p.dims, p.bufs, p.train());
+    let mut list = Vec::new();
     for l in (0..p.layers.len()).rev() {
         let ly = &p.layers[l];
         list.extend(match ly.kind {

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::super::engine::{Engine, Probe};
+use super::super::parallel::Workers;
 use super::{Evaluation, Trainer};
 use crate::error::{Result, SpinError};
 use crate::nn::NetworkSpec;
@@ -41,6 +42,110 @@ struct Moments {
     sigma: Vec<f64>,
     pi: Vec<f64>,
     chunks: Vec<(DMatrix<f64>, DMatrix<f64>)>,
+}
+
+/// An evaluation's running sums over its chunks: Σ and Π weighted by each chunk's samples and
+/// pairs, and each chunk's own pair for the standard errors.
+struct MomentSums {
+    n: usize,
+    sigma: Vec<f64>,
+    pi: Vec<f64>,
+    samples: usize,
+    pairs: usize,
+    /// Each chunk's (Σ, Π); empty matrices where another worker evaluated the chunk.
+    chunks: Vec<(DMatrix<f64>, DMatrix<f64>)>,
+}
+
+impl MomentSums {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            sigma: vec![0.0; n * n],
+            pi: vec![0.0; n * n],
+            samples: 0,
+            pairs: 0,
+            chunks: Vec::new(),
+        }
+    }
+
+    fn matrix(&self, v: &[f64]) -> DMatrix<f64> {
+        let n = self.n;
+        DMatrix::from_fn(n, n, |i, j| v[i * n + j])
+    }
+
+    /// A chunk that another worker evaluates (an empty place in `chunks`).
+    fn skip(&mut self) {
+        self.chunks.push(Default::default());
+    }
+
+    /// Evaluates `batch` with θ = `params` on `engine` (on the host in f64 with `host`) and
+    /// adds its moments.
+    fn add(&mut self, engine: &Engine, batch: &Batch, params: &[f32], host: bool) -> Result<()> {
+        engine.set_params(params)?;
+        engine.set_batch(batch)?;
+        let (s, p) = if host {
+            engine.forward_values()?;
+            host_moments(engine, batch)?
+        } else {
+            let (s, p) = engine.statistics()?;
+            let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+            (wide(s), wide(p))
+        };
+        self.chunks.push((self.matrix(&s), self.matrix(&p)));
+        let (ns, nq) = (batch.shape.samples, batch.shape.pairs);
+        for i in 0..self.n * self.n {
+            self.sigma[i] += s[i] * ns as f64;
+            self.pi[i] += p[i] * nq as f64;
+        }
+        self.samples += ns;
+        self.pairs += nq;
+        Ok(())
+    }
+
+    /// Sums over the workers of a data-parallel run, in one all-reduce: the moments, the counts
+    /// and every chunk's pair (zero where another worker evaluated it). The exhaustive batch is
+    /// one exact chunk, wherever it was evaluated, and keeps no chunk pairs.
+    fn pool(&mut self, workers: &mut Workers, exhaustive: bool) -> Result<()> {
+        let n = self.n;
+        let mut all = Vec::with_capacity(2 * n * n * (1 + self.chunks.len()) + 2);
+        all.extend_from_slice(&self.sigma);
+        all.extend_from_slice(&self.pi);
+        all.push(self.samples as f64);
+        all.push(self.pairs as f64);
+        for (s, p) in &self.chunks {
+            for m in [s, p] {
+                if m.is_empty() {
+                    all.extend(std::iter::repeat_n(0.0, n * n));
+                } else {
+                    all.extend((0..n * n).map(|e| m[(e / n, e % n)]));
+                }
+            }
+        }
+        workers.sum_f64(&mut all)?;
+        self.sigma.copy_from_slice(&all[..n * n]);
+        self.pi.copy_from_slice(&all[n * n..2 * n * n]);
+        self.samples = all[2 * n * n] as usize;
+        self.pairs = all[2 * n * n + 1] as usize;
+        self.chunks = if exhaustive {
+            Vec::new()
+        } else {
+            all[2 * n * n + 2..]
+                .chunks(2 * n * n)
+                .map(|c| (self.matrix(&c[..n * n]), self.matrix(&c[n * n..])))
+                .collect()
+        };
+        Ok(())
+    }
+
+    /// The means.
+    fn into_moments(self) -> Moments {
+        Moments {
+            samples: self.samples,
+            sigma: self.sigma.iter().map(|v| v / self.samples as f64).collect(),
+            pi: self.pi.iter().map(|v| v / self.pairs as f64).collect(),
+            chunks: self.chunks,
+        }
+    }
 }
 
 impl Trainer {
@@ -104,50 +209,19 @@ impl Trainer {
     fn moments(&mut self, samples: usize, chunk: usize, seed: u64, host: bool) -> Result<Moments> {
         let n = self.problem.spec.outputs;
         let (rank, size) = (self.workers.rank(), self.workers.size());
-        let mut exhaustive = false;
-        let mut sigma = vec![0.0f64; n * n];
-        let mut pi = vec![0.0f64; n * n];
-        let (mut s_total, mut q_total) = (0usize, 0usize);
-        let mut chunks = Vec::new();
-        // `None`: a chunk that another worker evaluates (an empty place in `chunks`).
-        let mut add = |job: Option<(&Engine, &Batch)>| -> Result<()> {
-            let Some((engine, batch)) = job else {
-                chunks.push(Default::default());
-                return Ok(());
-            };
-            engine.set_params(&self.params)?;
-            engine.set_batch(batch)?;
-            let (s, p) = if host {
-                engine.forward_values()?;
-                host_moments(engine, batch)?
-            } else {
-                let (s, p) = engine.statistics()?;
-                let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
-                (wide(s), wide(p))
-            };
-            let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
-            chunks.push((to_m(&s), to_m(&p)));
-            let (ns, nq) = (batch.shape.samples, batch.shape.pairs);
-            for i in 0..n * n {
-                sigma[i] += s[i] * ns as f64;
-                pi[i] += p[i] * nq as f64;
-            }
-            s_total += ns;
-            q_total += nq;
-            Ok(())
-        };
-        if let Some((points, weights)) = self.problem.sampler.exhaustive() {
-            exhaustive = true;
+        let mut sums = MomentSums::new(n);
+        let exhaustive = self.problem.sampler.exhaustive();
+        if let Some((points, weights)) = &exhaustive {
             // A batch that does not split evenly is evaluated whole by rank 0.
-            let batch = match self.problem.shard_batch(&points, &weights, rank, size) {
+            let batch = match self.problem.shard_batch(points, weights, rank, size) {
                 Ok(b) => Some(b),
                 Err(_) => (rank == 0)
-                    .then(|| self.problem.batch(&points, &weights))
+                    .then(|| self.problem.batch(points, weights))
                     .transpose()?,
             };
             if let Some(batch) = batch {
                 let engine = Engine::new(self.ctx.clone(), &self.problem.spec, batch.shape, false)?;
-                add(Some((&engine, &batch)))?;
+                sums.add(&engine, &batch, &self.params, host)?;
             }
         } else {
             let chunk = chunk.max(2).min(samples.max(2)) & !1;
@@ -161,9 +235,9 @@ impl Trainer {
                 let (points, weights) = self.problem.sampler.sample(&mut rng, chunk);
                 let mine = index % size == rank;
                 index += 1;
+                done += chunk;
                 if !mine {
-                    add(None)?;
-                    done += chunk;
+                    sums.skip();
                     continue;
                 }
                 let batch = self.problem.batch(&points, &weights)?;
@@ -176,50 +250,14 @@ impl Trainer {
                     )?);
                 }
                 if let Some(e) = &engine {
-                    add(Some((e, &batch)))?;
+                    sums.add(e, &batch, &self.params, host)?;
                 }
-                done += chunk;
             }
         }
         if size > 1 {
-            // One sum for everything: the moments, the counts and every chunk's pair (zero
-            // where another worker evaluated it).
-            let mut all = Vec::with_capacity(2 * n * n * (1 + chunks.len()) + 2);
-            all.extend_from_slice(&sigma);
-            all.extend_from_slice(&pi);
-            all.push(s_total as f64);
-            all.push(q_total as f64);
-            for (s, p) in &chunks {
-                for m in [s, p] {
-                    if m.is_empty() {
-                        all.extend(std::iter::repeat_n(0.0, n * n));
-                    } else {
-                        all.extend((0..n * n).map(|e| m[(e / n, e % n)]));
-                    }
-                }
-            }
-            self.workers.sum_f64(&mut all)?;
-            sigma.copy_from_slice(&all[..n * n]);
-            pi.copy_from_slice(&all[n * n..2 * n * n]);
-            s_total = all[2 * n * n] as usize;
-            q_total = all[2 * n * n + 1] as usize;
-            let to_m = |v: &[f64]| DMatrix::from_fn(n, n, |i, j| v[i * n + j]);
-            chunks = if exhaustive {
-                // The exhaustive batch is one exact chunk, wherever it was evaluated.
-                Vec::new()
-            } else {
-                all[2 * n * n + 2..]
-                    .chunks(2 * n * n)
-                    .map(|c| (to_m(&c[..n * n]), to_m(&c[n * n..])))
-                    .collect()
-            };
+            sums.pool(&mut self.workers, exhaustive.is_some())?;
         }
-        Ok(Moments {
-            samples: s_total,
-            sigma: sigma.iter().map(|v| v / s_total as f64).collect(),
-            pi: pi.iter().map(|v| v / q_total as f64).collect(),
-            chunks,
-        })
+        Ok(sums.into_moments())
     }
 
     /// Rayleigh–Ritz on the span of the last hidden layer's units and the constant (each times

@@ -1,16 +1,18 @@
 //! `spin video` end to end on small synthetic videos: a linear network trained by SpIN with the
 //! slowness operator reproduces linear SFA; a killed run resumes to the same parameters.
 
-mod common;
+use super::common;
 
-use std::path::PathBuf;
+use common::{kill_after_first_checkpoint, logged_steps, spin_ok};
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectral_inference::data::npy::{NpyArray, NpyData};
 use spectral_inference::data::video::Video;
-use spectral_inference::experiments::video::{run, VideoConfig};
+use spectral_inference::experiments::video::{run, Split, VideoConfig, VideoModel};
 use spectral_inference::spin::checkpoint;
 
 fn dir(name: &str) -> PathBuf {
@@ -18,23 +20,6 @@ fn dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Runs `spin` with `args` and asserts that it succeeded (its stderr otherwise).
-fn spin_ok<I, S>(args: I)
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A 1 × 6 "video" whose pixels mix three slow sinusoids, three fast ones and noise.
@@ -181,19 +166,7 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     };
     let (full, killed) = (d.join("full"), d.join("killed"));
     spin_ok(common_args(&full));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spin"))
-        .args(common_args(&killed))
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while !killed.join("checkpoint.json").exists() && start.elapsed().as_secs() < 120 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let at = checkpoint::load(&killed).unwrap().0.step;
+    let at = kill_after_first_checkpoint(common_args(&killed), &killed);
     spin_ok(["video", "--resume", killed.to_str().unwrap()]);
     let params = |p: &PathBuf| checkpoint::load(p).unwrap().0.params;
     assert_eq!(
@@ -219,17 +192,17 @@ fn killed_video_run_resumes_to_the_same_parameters() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(full.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["stopped_by_time_limit"], true);
-    let csv = std::fs::read_to_string(killed.join("eigenvalues.csv")).unwrap();
-    let steps: Vec<u64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(steps, (1..=300).collect::<Vec<_>>());
+    assert_eq!(logged_steps(&killed), (1..=300).collect::<Vec<_>>());
     for f in ["metrics.json", "curves.png", "checkpoint.safetensors"] {
         assert!(killed.join(f).exists(), "{f} missing");
     }
-    // spin eval: the learned features of every input of a video, as .npy and as CSV.
+    spin_eval_writes_every_inputs_features(&killed, &data, &d);
+}
+
+/// `spin eval` on a video run: the learned features of every input, as .npy and as CSV; a
+/// Schrödinger-style call (`--points`) is a clear error.
+fn spin_eval_writes_every_inputs_features(run: &Path, data: &Path, d: &Path) {
+    let killed = run;
     let npy = d.join("features.npy");
     spin_ok([
         "eval",
@@ -293,35 +266,12 @@ fn features_evaluated_in_pieces_match_one_pass() {
 /// features reproduce those values, also after a trip through the checkpoint's form.
 #[test]
 fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
-    use spectral_inference::data::balls::BallsVideo;
     use spectral_inference::data::video::input_at;
     use spectral_inference::experiments::sfa::{delta_values, SlowMoments};
     use spectral_inference::experiments::video::{
-        fit_readout, fit_validation, load_split, model, yardsticks, VideoReadout, REFIT_REL_TOL,
+        fit_readout, fit_validation, yardsticks, VideoReadout, REFIT_REL_TOL,
     };
-    let d = dir("refit");
-    let data = d.join("balls.npz");
-    let balls = BallsVideo {
-        frames: 3000,
-        size: 12,
-        balls: 2,
-        radius: 0.12,
-        speed: 0.04,
-        seed: 3,
-    };
-    balls.generate(|_| {}).unwrap().save_npz(&data).unwrap();
-    let mut cfg = VideoConfig::ours(data);
-    cfg.conv = vec![];
-    cfg.hidden = vec![16];
-    cfg.neig = 3;
-    cfg.sfa_pca = 20;
-    cfg.train.steps = 60;
-    cfg.train.batch = cfg.clips * cfg.clip_len;
-    let split = load_split(&cfg).unwrap();
-    let mut m = model(common::ctx(), &cfg, &split).unwrap();
-    for _ in 0..cfg.train.steps {
-        m.trainer.step().unwrap();
-    }
+    let (cfg, split, mut m) = briefly_trained_balls_model();
     let yard = yardsticks(&cfg, &split.0, &split.1).unwrap();
     let coords = yard.coords.unwrap();
     let refit = fit_readout(&m, &cfg, &split.0, &coords).unwrap();
@@ -404,6 +354,36 @@ fn the_readout_refit_is_never_slower_than_its_parts_on_its_fitting_inputs() {
             report.fit_values
         );
     }
+}
+
+/// A dense 16-unit net, N = 3, trained for 60 steps on 3 000 frames of two bouncing balls (12×12).
+fn briefly_trained_balls_model() -> (VideoConfig, Split, VideoModel) {
+    use spectral_inference::data::balls::BallsVideo;
+    use spectral_inference::experiments::video::{load_split, model};
+    let d = dir("refit");
+    let data = d.join("balls.npz");
+    let balls = BallsVideo {
+        frames: 3000,
+        size: 12,
+        balls: 2,
+        radius: 0.12,
+        speed: 0.04,
+        seed: 3,
+    };
+    balls.generate(|_| {}).unwrap().save_npz(&data).unwrap();
+    let mut cfg = VideoConfig::ours(data);
+    cfg.conv = vec![];
+    cfg.hidden = vec![16];
+    cfg.neig = 3;
+    cfg.sfa_pca = 20;
+    cfg.train.steps = 60;
+    cfg.train.batch = cfg.clips * cfg.clip_len;
+    let split = load_split(&cfg).unwrap();
+    let mut m = model(common::ctx(), &cfg, &split).unwrap();
+    for _ in 0..cfg.train.steps {
+        m.trainer.step().unwrap();
+    }
+    (cfg, split, m)
 }
 
 /// (hidden units, coordinates) of the candidate a refit chose, if any.

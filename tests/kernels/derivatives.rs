@@ -1,7 +1,7 @@
 //! Finite-difference checks of every hand-written derivative, and the maths §2 checks that pin
 //! down the masked gradient.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

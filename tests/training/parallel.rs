@@ -3,7 +3,7 @@
 //! every batch layout (independent rows, a kernel's two halves, clips) and for dense and conv
 //! networks; the evaluation's split moments equal one worker's.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

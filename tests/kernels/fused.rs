@@ -2,7 +2,7 @@
 //! against the J̄ path and the CPU f64 oracle, for every operator and layer kind; finite
 //! differences of the whole masked gradient; and no O(N²·P) buffer.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

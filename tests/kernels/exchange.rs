@@ -4,7 +4,7 @@
 //! step matches the oracle step for the finite-difference stencil, the exact Laplacian and the
 //! weak form.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

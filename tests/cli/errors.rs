@@ -1,6 +1,6 @@
 //! Bad input gets a clear error and loses nothing.
 
-mod common;
+use super::common;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! moments and the sparse eigensolver against dense linear algebra, the subspace measures,
 //! the alias sampler, and end-to-end runs with `spin eval`.
 
-mod common;
+use super::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Every kernel against the CPU f64 oracle, on shapes that are not multiples of the tile or
 //! workgroup sizes.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! End-to-end learning: the 1D harmonic oscillator H = −∇² + x² on the box [−5, 5] with the
 //! finite-difference Laplacian and the boundary envelope; its 3 lowest eigenvalues are 1, 3, 5.
 
-mod common;
+use super::common;
 
 use common::ctx;
 use spectral_inference::experiments::schrodinger::{

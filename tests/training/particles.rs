@@ -2,7 +2,7 @@
 //! and 1 and the parity it measures, potentials that see each particle (`p0`, `p1`) compiled
 //! for the GPU, and the grid reference of the 1D two-particle soft-Coulomb model.
 
-mod common;
+use super::common;
 
 use common::ctx;
 use rand::{Rng, SeedableRng};

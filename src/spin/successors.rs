@@ -1,0 +1,325 @@
+//! The gradient matrices of SpIN's successors in the form the engine contracts (docs/maths.md
+//! §13): the sequentially nested low-rank objective of NeuralSVD and NeuralEF. Each is a pair
+//! (G_Π, G_Σ) for the fused backward pass — no Cholesky, no Jacobian average.
+
+use nalgebra::DMatrix;
+
+/// The nested objective's shift margin: c = max(0, λ_max + [`NESTED_MARGIN`] × spread) (see
+/// [`nested_matrices`] and [`super::host::lag_shift`]), so every learned level of T = cI − K is positive with
+/// room to spare (the front ends' `shift`, 0.05, is used when set).
+pub const NESTED_MARGIN: f64 = 0.05;
+
+/// The smallest gap c − λ_l the nested objective's preconditioner divides by, as a share of the
+/// largest ([`nested_preconditioner`]).
+pub const NESTED_GAP_FLOOR: f64 = 0.02;
+
+/// The gradient matrices of the nested (sequentially nested low-rank) objective for the
+/// lowest eigenfunctions of K, in the form the engine contracts (docs/maths.md, "The nested
+/// objective"): with T = cI − K and M = c Σ − Π,
+///
+///   ℒ_l = −2 Σ_{i≤l} M_ii + Σ_{i,j≤l} Σ_ij²,
+///
+/// feature l descends ℒ_l with features 1…l−1 held fixed. Its minimiser is f_l = √(c − λ_l) φ_l
+/// in order (φ_l the eigenfunctions of K, λ_l ascending, c > λ_l). Through feature l alone,
+/// dℒ_l = 2 dΠ_ll − 2c E[2 f_l df_l] + 2 Σ_{j≤l} Σ_jl E[2 f_j df_l], so with the engine's
+/// one-sided Σ-Jacobian J[j,l] = E[2 f_j ∂f_l] and the covariance rule for Π:
+///
+///   G_Π = 2I,   (G_Σ)_jl = 2 C_jl (j < l),   (G_Σ)_ll = 2 (C_ll − c),   0 below the diagonal.
+///
+/// C is the coefficient matrix standing for Σ in the quadratic term's derivative. Taken from
+/// samples independent of this minibatch (the previous steps' Σ̄), the gradient is unbiased; taken
+/// from the minibatch's own Σ̂ it is biased by Cov(Σ̂, J) = O(1/batch). Returns (ℒ_N on the batch's
+/// Σ̂ and Π̂, G_Π, G_Σ). Unlike tr Λ, ℒ fixes each feature's scale: no Cholesky is needed.
+///
+/// `precondition[l]` (empty: all 1) multiplies feature l's gradient, column l of both matrices:
+/// each feature descends its own ℒ_l, so any positive factors keep the minimiser. With
+/// 1/(c − λ_l) — ℒ_l's curvature along f_l is of that order — every feature moves at the same
+/// relative rate, as SpIN's Cholesky normalisation makes them, instead of the ones with small
+/// c − λ_l crawling behind the first ([`nested_preconditioner`]).
+pub fn nested_matrices(
+    coef: &DMatrix<f64>,
+    sigma: &DMatrix<f64>,
+    pi: &DMatrix<f64>,
+    c: f64,
+    precondition: &[f64],
+) -> (f64, DMatrix<f64>, DMatrix<f64>) {
+    let n = sigma.nrows();
+    let loss = -2.0 * (c * sigma.trace() - pi.trace()) + sigma.norm_squared();
+    let mut g_pi = DMatrix::identity(n, n) * 2.0;
+    let mut g_sigma = (coef * 2.0).upper_triangle();
+    for l in 0..n {
+        g_sigma[(l, l)] -= 2.0 * c;
+    }
+    if !precondition.is_empty() {
+        for (l, &a) in precondition.iter().enumerate() {
+            g_pi.column_mut(l).scale_mut(a);
+            g_sigma.column_mut(l).scale_mut(a);
+        }
+    }
+    (loss, g_pi, g_sigma)
+}
+
+/// The nested objective's per-feature factors 1/(c − λ_l) ([`nested_matrices`]), from the
+/// eigenvalue estimates `lambda`; each gap is held at no less than `floor` × the largest, so a
+/// feature whose estimate is at or above c (early in training) takes a bounded step.
+pub fn nested_preconditioner(lambda: &[f64], c: f64, floor: f64) -> Vec<f64> {
+    let gaps: Vec<f64> = lambda.iter().map(|l| c - l).collect();
+    let top = gaps.iter().fold(0.0f64, |m, &g| m.max(g));
+    if !(top.is_finite() && top > 0.0) {
+        return vec![1.0; lambda.len()];
+    }
+    gaps.iter().map(|&g| top / g.max(floor * top)).collect()
+}
+
+/// The gradient matrices of NeuralEF (Deng, Shi, Zhu, 2022; docs/maths.md §13) for the lowest
+/// eigenfunctions of K: with T = cI − K, R = c Σ − Π and each feature normalised over the batch,
+/// R̂ = D^{-1/2} R D^{-1/2} (D = diag Σ), feature j ascends
+///
+///   J_j = R̂_jj − Σ_{i<j} R̂_ij² / R̂_ii
+///
+/// with features i < j held fixed (their R̂_ii, and their side of R̂_ij). Its maximiser is the
+/// j-th eigenfunction of T in order (the j-th lowest of K), at any scale. Through feature j
+/// alone, with the loss ℒ = −Σ_j J_j:
+///
+///   ∂ℒ/∂R_jj = −1/Σ_jj,   ∂ℒ/∂R_ij = 2 R_ij / (Σ_ii Σ_jj R̂_ii) through j's side only (i < j),
+///   ∂ℒ/∂Σ_jj = R_jj/Σ_jj² − Σ_{i<j} R_ij² / (Σ_ii Σ_jj² R̂_ii)  (the normalisation).
+///
+/// A derivative through one side of R_ij is half of one through both sides with the same
+/// coefficient, in expectation, because T is self-adjoint (E[f_i T df_j] = E[T f_i df_j]); so the
+/// covariance rule's G_Π, applied with one orientation to both sides, carries it: with G^R upper
+/// triangular (G^R_jj = ∂ℒ/∂R_jj, G^R_ij = ½ ∂ℒ/∂R_ij),
+///
+///   G_Π = −G^R,   G_Σ = c G^R + diag(∂ℒ/∂Σ_jj).
+///
+/// Unlike the nested objective it fixes no scale (R̂ is scale-free), and it needs no Cholesky.
+/// R̂_ii (i < j) is held at no less than [`NESTED_GAP_FLOOR`] × the largest, so a feature whose
+/// estimate is at or above c (early in training) is not divided by zero. Returns (ℒ on the
+/// batch's Σ̂ and Π̂, G_Π, G_Σ).
+pub fn neuralef_matrices(
+    sigma: &DMatrix<f64>,
+    pi: &DMatrix<f64>,
+    c: f64,
+) -> (f64, DMatrix<f64>, DMatrix<f64>) {
+    let n = sigma.nrows();
+    let r = sigma * c - pi;
+    let d: Vec<f64> = sigma.diagonal().iter().copied().collect();
+    let diag: Vec<f64> = (0..n).map(|i| r[(i, i)] / d[i]).collect();
+    let top = diag.iter().fold(0.0f64, |m, &x| m.max(x));
+    let floor = if top > 0.0 {
+        NESTED_GAP_FLOOR * top
+    } else {
+        f64::MIN_POSITIVE
+    };
+    let held: Vec<f64> = diag.iter().map(|&x| x.max(floor)).collect();
+    let mut loss = 0.0;
+    let mut g_r = DMatrix::zeros(n, n);
+    let mut g_sigma = DMatrix::zeros(n, n);
+    for j in 0..n {
+        let mut penalty = 0.0;
+        g_r[(j, j)] = -1.0 / d[j];
+        let mut norm = r[(j, j)] / (d[j] * d[j]);
+        for i in 0..j {
+            let scale = d[i] * d[j] * held[i];
+            penalty += r[(i, j)] * r[(i, j)] / scale;
+            g_r[(i, j)] = r[(i, j)] / scale;
+            norm -= r[(i, j)] * r[(i, j)] / (scale * d[j]);
+        }
+        loss -= diag[j] - penalty;
+        g_sigma[(j, j)] = norm;
+    }
+    g_sigma += &g_r * c;
+    (loss, -g_r, g_sigma)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spd(n: usize, seed: u64) -> DMatrix<f64> {
+        // A fixed, well-conditioned symmetric positive matrix without an RNG dependency.
+        let a = DMatrix::from_fn(n, n, |i, j| {
+            ((i * 7 + j * 13 + seed as usize * 5) % 11) as f64 / 11.0 - 0.4
+        });
+        &a * a.transpose() + DMatrix::identity(n, n) * 0.5
+    }
+
+    /// The gradient the engine forms from (G_Π, G_Σ) for linear features f_l = w_l (rows of
+    /// `w`) of a finite space with ⟨f, g⟩ = f·g and symmetric K: the covariance rule on Π
+    /// (row l gets Σ_a (G_Π)_al (K w_a + K w_a): both sides of Π with the same orientation) and
+    /// the one-sided Σ-Jacobian J[j,k] = 2 w_j ∂w_k for j ≤ k.
+    fn engine_gradient(
+        w: &DMatrix<f64>,
+        k: &DMatrix<f64>,
+        g_pi: &DMatrix<f64>,
+        g_sigma: &DMatrix<f64>,
+    ) -> DMatrix<f64> {
+        let n = w.nrows();
+        let kw = w * k;
+        let mut g = DMatrix::zeros(n, w.ncols());
+        for l in 0..n {
+            let mut row = nalgebra::RowDVector::zeros(w.ncols());
+            for a in 0..n {
+                row += kw.row(a) * (2.0 * g_pi[(a, l)]);
+            }
+            for j in 0..=l {
+                row += w.row(j) * (2.0 * g_sigma[(j, l)]);
+            }
+            g.set_row(l, &row);
+        }
+        g
+    }
+
+    fn nested_objective(w: &DMatrix<f64>, k: &DMatrix<f64>, l: usize, c: f64) -> f64 {
+        let top = w.rows(0, l + 1).into_owned();
+        let sigma = &top * top.transpose();
+        let pi = &top * k * top.transpose();
+        -2.0 * (c * sigma.trace() - pi.trace()) + sigma.norm_squared()
+    }
+
+    #[test]
+    fn nested_gradient_is_each_objective_through_its_own_feature_by_finite_differences() {
+        let (n, d) = (3, 5);
+        let k = spd(d, 2);
+        let w = DMatrix::from_fn(n, d, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.45);
+        let sigma = &w * w.transpose();
+        let pi = &w * &k * w.transpose();
+        let c = 1.7;
+        let (loss, g_pi, g_sigma) = nested_matrices(&sigma, &sigma, &pi, c, &[]);
+        assert!((loss - nested_objective(&w, &k, n - 1, c)).abs() < 1e-12);
+        assert_eq!(
+            g_sigma.lower_triangle() - DMatrix::from_diagonal(&g_sigma.diagonal()),
+            DMatrix::zeros(n, n)
+        );
+        let g = engine_gradient(&w, &k, &g_pi, &g_sigma);
+        let h = 1e-6;
+        for l in 0..n {
+            for a in 0..d {
+                let (mut up, mut down) = (w.clone(), w.clone());
+                up[(l, a)] += h;
+                down[(l, a)] -= h;
+                let fd = (nested_objective(&up, &k, l, c) - nested_objective(&down, &k, l, c))
+                    / (2.0 * h);
+                assert!(
+                    (g[(l, a)] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "feature {l}, coordinate {a}: {} vs {fd}",
+                    g[(l, a)]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nested_descent_finds_the_lowest_eigenvectors_in_order_scaled_by_the_root_of_c_minus_lambda()
+    {
+        let (n, d) = (3, 6);
+        let k = spd(d, 4);
+        let eig = k.clone().symmetric_eigen();
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+        let c = eig.eigenvalues[order[n - 1]] + 1.0;
+        let lambda: Vec<f64> = order.iter().take(n).map(|&o| eig.eigenvalues[o]).collect();
+        // Plain, and with the per-feature factors: the same minimiser.
+        for precondition in [vec![], nested_preconditioner(&lambda, c, 0.05)] {
+            let mut w = DMatrix::from_fn(n, d, |i, j| ((i * 5 + j * 3) % 7) as f64 / 20.0 - 0.1);
+            for _ in 0..20_000 {
+                let sigma = &w * w.transpose();
+                let pi = &w * &k * w.transpose();
+                let (_, g_pi, g_sigma) = nested_matrices(&sigma, &sigma, &pi, c, &precondition);
+                w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * 0.02;
+            }
+            for (l, &o) in order.iter().take(n).enumerate() {
+                let v = eig.eigenvectors.column(o);
+                let target = (c - eig.eigenvalues[o]).sqrt();
+                let proj = w.row(l).dot(&v.transpose());
+                assert!(
+                    (proj.abs() - target).abs() < 1e-6,
+                    "feature {l}: {proj} vs ±{target} (preconditioned: {})",
+                    !precondition.is_empty()
+                );
+                assert!((w.row(l).norm() - target).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn nested_preconditioner_is_the_inverse_gap_relative_to_the_largest_and_bounded() {
+        let p = nested_preconditioner(&[-1.0, -0.2, 0.0, 0.5], 0.1, 0.05);
+        assert!((p[0] - 1.0).abs() < 1e-12);
+        assert!((p[1] - 1.1 / 0.3).abs() < 1e-12);
+        assert!((p[2] - 11.0).abs() < 1e-12);
+        assert!(
+            (p[3] - 20.0).abs() < 1e-12,
+            "an estimate above c: the floor"
+        );
+        assert_eq!(nested_preconditioner(&[1.0, 2.0], 0.5, 0.05), [1.0, 1.0]);
+    }
+
+    /// −J_l of NeuralEF for feature l of linear features `w`: with R = cΣ − Π (T = cI − K) and
+    /// R̂ = D^{-1/2} R D^{-1/2}, −(R̂_ll − Σ_{i<l} R̂_il² / R̂_ii).
+    fn neuralef_objective(w: &DMatrix<f64>, k: &DMatrix<f64>, l: usize, c: f64) -> f64 {
+        let sigma = w * w.transpose();
+        let r = &sigma * c - w * k * w.transpose();
+        let hat = |i: usize, j: usize| r[(i, j)] / (sigma[(i, i)] * sigma[(j, j)]).sqrt();
+        -(hat(l, l) - (0..l).map(|i| hat(i, l).powi(2) / hat(i, i)).sum::<f64>())
+    }
+
+    #[test]
+    fn neuralef_gradient_is_each_objective_through_its_own_feature_by_finite_differences() {
+        let (n, d) = (4, 6);
+        let k = spd(d, 3);
+        let w = DMatrix::from_fn(n, d, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.45);
+        let sigma = &w * w.transpose();
+        let pi = &w * &k * w.transpose();
+        let c = pi.diagonal().max() / sigma.diagonal().min() + 1.0;
+        let (loss, g_pi, g_sigma) = neuralef_matrices(&sigma, &pi, c);
+        let total: f64 = (0..n).map(|l| neuralef_objective(&w, &k, l, c)).sum();
+        assert!((loss - total).abs() < 1e-12, "{loss} vs {total}");
+        assert_eq!(
+            g_sigma.lower_triangle() - DMatrix::from_diagonal(&g_sigma.diagonal()),
+            DMatrix::zeros(n, n)
+        );
+        let g = engine_gradient(&w, &k, &g_pi, &g_sigma);
+        let h = 1e-6;
+        for l in 0..n {
+            for a in 0..d {
+                let (mut up, mut down) = (w.clone(), w.clone());
+                up[(l, a)] += h;
+                down[(l, a)] -= h;
+                let fd = (neuralef_objective(&up, &k, l, c) - neuralef_objective(&down, &k, l, c))
+                    / (2.0 * h);
+                assert!(
+                    (g[(l, a)] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "feature {l}, coordinate {a}: {} vs {fd}",
+                    g[(l, a)]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn neuralef_descent_finds_the_lowest_eigenvectors_in_order() {
+        let (n, d) = (3, 6);
+        let k = spd(d, 4);
+        let eig = k.clone().symmetric_eigen();
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+        let c = eig.eigenvalues[order[d - 1]] + 0.5;
+        let mut w = DMatrix::from_fn(n, d, |i, j| ((i * 5 + j * 3) % 7) as f64 / 20.0 - 0.1);
+        for _ in 0..20_000 {
+            let sigma = &w * w.transpose();
+            let pi = &w * &k * w.transpose();
+            let (_, g_pi, g_sigma) = neuralef_matrices(&sigma, &pi, c);
+            w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * 0.02;
+        }
+        let sigma = &w * w.transpose();
+        let pi = &w * &k * w.transpose();
+        for (l, &o) in order.iter().take(n).enumerate() {
+            let v = eig.eigenvectors.column(o);
+            let cos = w.row(l).dot(&v.transpose()) / w.row(l).norm();
+            assert!((cos.abs() - 1.0).abs() < 1e-8, "feature {l}: cos {cos}");
+            // Each feature's own estimate, c − R̂_ll, is its eigenvalue.
+            let estimate = pi[(l, l)] / sigma[(l, l)];
+            assert!((estimate - eig.eigenvalues[o]).abs() < 1e-8);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The `spin` binary as a user meets it: `spin matrix` end to end, bad input's clear errors,
+//! first use, progress lines and reports. `cargo test --test cli`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod errors;
+mod first_use;
+mod matrix;
+mod reports;
