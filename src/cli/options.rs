@@ -75,14 +75,15 @@ pub struct TrainingArgs {
     /// docs/results/robustness.md].
     #[arg(long, value_name = "ρ")]
     pub gauge: Option<f64>,
-    /// What is minimised: spin (tr Λ with the masked gradient, the paper's) or nested (the
+    /// What is minimised: spin (tr Λ with the masked gradient, the paper's), nested (the
     /// sequentially nested low-rank objective of NeuralSVD: each feature's scale fixed, no
-    /// Cholesky in the gradient). Choose spin for the best eigenvalues after the read-out
-    /// refit with few states; nested when the trained network itself is the product, for many
-    /// states, or when the run's health shows SpIN's scale drifting (2D hydrogen, N = 9: nested's
-    /// network alone 4× more accurate, SpIN's after the refit 1.8× more; N = 16 in 10 minutes:
-    /// nested ahead after the refit too; a 2D double well: SpIN ahead on both).
-    /// docs/results/objectives.md [default: spin].
+    /// Cholesky in the gradient) or neuralef (NeuralEF: each feature normalised over the batch,
+    /// its Rayleigh quotient up and its overlap with earlier features down). Choose spin for the
+    /// best eigenvalues after the read-out refit; nested when the trained network itself is the
+    /// product (2D hydrogen, N = 9: nested's network alone 4× more accurate, SpIN's after the
+    /// refit 1.8× more; N = 16: SpIN ahead on the median after the refit, each objective lost one
+    /// seed of four; a 2D double well: SpIN ahead on both). neuralef is there to compare: on 2D
+    /// hydrogen it trails both. docs/results/objectives.md [default: spin].
     #[arg(long)]
     pub objective: Option<Objective>,
     /// Random seed.

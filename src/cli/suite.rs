@@ -36,7 +36,8 @@ pub struct SuiteArgs {
     /// Ablation: every case with this gauge weight ρ [default: spin schrodinger's].
     #[arg(long)]
     gauge: Option<f64>,
-    /// Ablation: every case with this objective, spin or nested [default: spin schrodinger's].
+    /// Ablation: every case with this objective, spin, nested or neuralef [default: spin
+    /// schrodinger's].
     #[arg(long)]
     objective: Option<spectral_inference::spin::Objective>,
 }

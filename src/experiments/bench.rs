@@ -151,10 +151,10 @@ fn hydrogen_default(name: &'static str, laplacian: LaplacianKind) -> BenchConfig
     }
 }
 
-/// A configuration trained on the nested objective instead (maths §13), under its own name.
-fn nested(name: &'static str, mut c: BenchConfig) -> BenchConfig {
+/// A configuration trained on another objective (maths §13), under its own name.
+fn with_objective(name: &'static str, objective: Objective, mut c: BenchConfig) -> BenchConfig {
     c.name = name;
-    c.objective = Objective::Nested;
+    c.objective = objective;
     c
 }
 
@@ -288,11 +288,26 @@ pub fn configs() -> Vec<BenchConfig> {
         hydrogen_default("hydrogen-default-exact", LaplacianKind::Exact),
         hydrogen_default("hydrogen-default-fd", LaplacianKind::Fd),
         video_default(balls_net("sfa-balls-default")),
-        nested(
+        with_objective(
             "hydrogen-default-weak-nested",
+            Objective::Nested,
             hydrogen_default("", LaplacianKind::Weak),
         ),
-        nested("sfa-balls-default-nested", video_default(balls_net(""))),
+        with_objective(
+            "sfa-balls-default-nested",
+            Objective::Nested,
+            video_default(balls_net("")),
+        ),
+        with_objective(
+            "hydrogen-default-weak-neuralef",
+            Objective::NeuralEf,
+            hydrogen_default("", LaplacianKind::Weak),
+        ),
+        with_objective(
+            "sfa-balls-default-neuralef",
+            Objective::NeuralEf,
+            video_default(balls_net("")),
+        ),
         video_default(video(
             "atari-default",
             (84, 84, 4),

@@ -44,3 +44,19 @@ impl std::str::FromStr for Objective {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_objective_parses_from_its_name_and_nothing_else_does() {
+        for o in [Objective::Spin, Objective::Nested, Objective::NeuralEf] {
+            assert_eq!(o.name().parse::<Objective>().unwrap(), o);
+            let json = serde_json::to_value(o).unwrap();
+            assert_eq!(json, o.name());
+        }
+        let err = "svd".parse::<Objective>().unwrap_err().to_string();
+        assert!(err.contains("spin, nested or neuralef"), "{err}");
+    }
+}

@@ -93,8 +93,9 @@ pub fn nested_preconditioner(lambda: &[f64], c: f64, floor: f64) -> Vec<f64> {
 ///
 /// Unlike the nested objective it fixes no scale (R̂ is scale-free), and it needs no Cholesky.
 /// R̂_ii (i < j) is held at no less than [`NESTED_GAP_FLOOR`] × the largest, so a feature whose
-/// estimate is at or above c (early in training) is not divided by zero. Returns (ℒ on the
-/// batch's Σ̂ and Π̂, G_Π, G_Σ).
+/// estimate is at or above c (early in training) is not divided by zero. (The nested
+/// objective's per-feature preconditioner measured worse here: docs/results/objectives.md.)
+/// Returns (ℒ on the batch's Σ̂ and Π̂, G_Π, G_Σ).
 pub fn neuralef_matrices(
     sigma: &DMatrix<f64>,
     pi: &DMatrix<f64>,

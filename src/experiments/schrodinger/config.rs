@@ -398,15 +398,12 @@ impl SchrodingerConfig {
 
 impl SchrodingerConfig {
     /// The input length scale in use: `input_scale`, or for 0 min(1, D/4) — the reference
-    /// initialisation suits inputs spread over a few units; in a small box (a particle in
-    /// [−1, 1]², measured) the first layer is nearly linear over the box, and a feature
-    /// collapsed Σ̄ within 1500–3200 steps at Adam 1e-3 and 3e-3, but not with the inputs scaled
-    /// up 4×.
+    /// initialisation suits inputs spread over a few units; in a small box the first layer is
+    /// nearly linear over the box and a feature collapses Σ̄, which inputs scaled up avoid.
     ///
-    /// Above D = 50 it is D/50, so that the inputs span at most ±50: with 16 hydrogen states in
-    /// a box of 98 (measured, llvmpipe, 8–10-minute runs) the raw inputs left the n = 2 cluster
-    /// unfound after 9 800 steps (mean error of the eigenvalue averages 48 %), while x/2 found
-    /// all 16 levels within 5 800 (18 %), as in a box of 50 (22 %).
+    /// Above D = 50 it is D/50, so that the inputs span at most ±50: with raw inputs in a box of
+    /// 98 the 16 lowest hydrogen states were found far later than with x/2
+    /// (docs/results/schrodinger.md, the input scale).
     pub fn effective_input_scale(&self) -> f64 {
         if self.input_scale > 0.0 {
             self.input_scale
