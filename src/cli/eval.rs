@@ -31,7 +31,7 @@ pub struct EvalArgs {
     /// Output CSV, or .npy for video features [default: CSV on stdout].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// How v is scaled: `sampling` (SpIN's own: E_p[v²] = 1 under the uniform density p on the
+    /// How v is scaled: `sampling` (SpIN's own: E_p\[v²\] = 1 under the uniform density p on the
     /// box [−D, D]^d, so ∫v² dx = (2D)^d) or `unit` (∫v² dx = 1, quantum mechanics'
     /// convention: v divided by (2D)^{d/2}).
     #[arg(long, default_value = "sampling", value_parser = ["sampling", "unit"])]

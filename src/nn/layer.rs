@@ -219,7 +219,7 @@ impl ConvGeom {
 pub enum LayerKind {
     /// z = a W + b on the flattened input.
     Dense,
-    /// z[y, x, o] = b[o] + Σ W[dy, dx, i, o] a[s·y + dy − pad_top, s·x + dx − pad_left, i].
+    /// z[y, x, o] = b\[o\] + Σ W[dy, dx, i, o] a[s·y + dy − pad_top, s·x + dx − pad_left, i].
     Conv2d(ConvGeom),
 }
 
@@ -273,7 +273,7 @@ impl Layer {
     pub fn w(&self, i: usize, o: usize) -> usize {
         self.offset + i * self.outputs + o
     }
-    /// Index of b[o] in the flat vector.
+    /// Index of b\[o\] in the flat vector.
     pub fn b(&self, o: usize) -> usize {
         self.offset + self.inputs * self.outputs + o
     }

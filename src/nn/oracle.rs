@@ -78,7 +78,7 @@ fn taps(g: &ConvGeom, y: usize, x: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// The input VJP of a layer: δ_in[r] = act_in′(z_in[r / row_div]) ⊙ (∂z/∂a)ᵀ δ_out[r]. `row_div`
+/// The input VJP of a layer: δ_in\[r\] = act_in′(z_in[r / row_div]) ⊙ (∂z/∂a)ᵀ δ_out\[r\]. `row_div`
 /// is 1 for the batch VJP and N for the per-sample sensitivities, whose rows are (sample, k).
 pub fn layer_backward(
     layer: &Layer,
@@ -131,7 +131,7 @@ pub fn layer_backward(
 }
 
 /// The parameter gradient of a layer from output cotangents, summed over rows:
-/// grad[W] = Σ_r (∂z_r/∂W)ᵀ δ_r, grad[b_o] = Σ_{r < bias_rows} Σ_positions δ[r, ·, o]; written
+/// grad\[W\] = Σ_r (∂z_r/∂W)ᵀ δ_r, grad\[b_o\] = Σ_{r < bias_rows} Σ_positions δ[r, ·, o]; written
 /// into the layer's slice of `grad`.
 pub fn layer_param_grad(
     layer: &Layer,
@@ -354,7 +354,7 @@ pub fn dense_backward(
     )
 }
 
-/// `param_grad`: grad[W_io] = Σ_r a_in[r,i] δ[r,o], grad[b_o] = Σ_{r < bias_rows} δ[r,o],
+/// `param_grad`: grad\[W_io\] = Σ_r a_in\[r,i\] δ\[r,o\], grad\[b_o\] = Σ_{r < bias_rows} δ\[r,o\],
 /// written into `grad`.
 pub fn param_grad(layer: &Layer, a_in: &[f64], delta: &[f64], bias_rows: usize, grad: &mut [f64]) {
     let rows = delta.len() / layer.outputs;
@@ -500,7 +500,7 @@ pub fn pair_index(j: usize, k: usize) -> usize {
     k * (k + 1) / 2 + j
 }
 
-/// The one-sided Σ-Jacobian Ĵ[j,k,p] = (2/S) Σ_b w_b u_{b,j} ∂u_k(x_b)/∂θ_p (j ≤ k), packed as
+/// The one-sided Σ-Jacobian Ĵ\[j,k,p\] = (2/S) Σ_b w_b u_{b,j} ∂u_k(x_b)/∂θ_p (j ≤ k), packed as
 /// (N(N+1)/2, P), computed directly from the sensitivities.
 pub fn sigma_jacobian(
     spec: &NetworkSpec,

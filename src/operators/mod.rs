@@ -53,7 +53,7 @@ pub struct Term {
 pub struct Entry {
     /// Pair index q.
     pub q: u32,
-    /// 0: the row feeds X[q]; 1: it feeds Y[q].
+    /// 0: the row feeds X\[q\]; 1: it feeds Y\[q\].
     pub side: u32,
     /// Coefficient.
     pub coef: f32,

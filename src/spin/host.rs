@@ -155,7 +155,7 @@ pub fn lag_shift(ema: &[f64], current: &[f64], margin: f64) -> f64 {
 /// triangular A with a positive diagonal (each feature rescaled, earlier features mixed into
 /// later ones): along those directions nothing holds the features, and their scale and
 /// correlation drift with the noise of Σ̂ until Σ̂ is ill-conditioned. Contracted with the
-/// Σ-Jacobian like G_Σ (Σ_{j≤k} G_jk J[j,k,:], J[j,k] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ),
+/// Σ-Jacobian like G_Σ (Σ_{j≤k} G_jk J\[j,k,:\], J\[j,k\] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ),
 /// this matrix gives every sample the cotangent (2/S) w_b μ (I − L⁻¹) u_b: a descent step moves
 /// u toward L⁻¹ u, the whitened features (Σ = I), along exactly those directions — it is
 /// lower triangular in feature space, so feature k is only ever pulled by features j ≤ k and

@@ -99,7 +99,7 @@ pub fn step(
     })
 }
 
-/// Ĵ[j,k,:] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ as one backward pass per pair j ≤ k (the
+/// Ĵ\[j,k,:\] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ as one backward pass per pair j ≤ k (the
 /// cotangent (2/S) w_b u_{b,j} on output k of the sample rows). Slow, but it needs nothing of the
 /// network beyond [`backward`], so it also holds for the exchange-symmetrised network, whose
 /// outputs depend on two rows each.

@@ -22,7 +22,7 @@ pub const NESTED_GAP_FLOOR: f64 = 0.02;
 /// feature l descends ℒ_l with features 1…l−1 held fixed. Its minimiser is f_l = √(c − λ_l) φ_l
 /// in order (φ_l the eigenfunctions of K, λ_l ascending, c > λ_l). Through feature l alone,
 /// dℒ_l = 2 dΠ_ll − 2c E[2 f_l df_l] + 2 Σ_{j≤l} Σ_jl E[2 f_j df_l], so with the engine's
-/// one-sided Σ-Jacobian J[j,l] = E[2 f_j ∂f_l] and the covariance rule for Π:
+/// one-sided Σ-Jacobian J\[j,l\] = E[2 f_j ∂f_l] and the covariance rule for Π:
 ///
 ///   G_Π = 2I,   (G_Σ)_jl = 2 C_jl (j < l),   (G_Σ)_ll = 2 (C_ll − c),   0 below the diagonal.
 ///
@@ -147,7 +147,7 @@ mod tests {
     /// The gradient the engine forms from (G_Π, G_Σ) for linear features f_l = w_l (rows of
     /// `w`) of a finite space with ⟨f, g⟩ = f·g and symmetric K: the covariance rule on Π
     /// (row l gets Σ_a (G_Π)_al (K w_a + K w_a): both sides of Π with the same orientation) and
-    /// the one-sided Σ-Jacobian J[j,k] = 2 w_j ∂w_k for j ≤ k.
+    /// the one-sided Σ-Jacobian J\[j,k\] = 2 w_j ∂w_k for j ≤ k.
     fn engine_gradient(
         w: &DMatrix<f64>,
         k: &DMatrix<f64>,

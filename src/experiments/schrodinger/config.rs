@@ -276,7 +276,7 @@ impl SchrodingerConfig {
     /// a front end lays its flags on top afterwards:
     /// - the fixed per-particle proposal: the per-particle adaptive one made helium's training
     ///   unstable (Σ̄ ill-conditioned, a positive loss);
-    /// - a batch of at least [`MANY_COORDINATES_BATCH`]: at β = 1, Σ̄ is the minibatch's own Σ̂,
+    /// - a batch of at least `MANY_COORDINATES_BATCH`: at β = 1, Σ̄ is the minibatch's own Σ̂,
     ///   and with the product proposal's weights in 6D a batch of 128 left the gradient too
     ///   noisy for helium's triplets (docs/results/particles.md);
     /// - no read-out refit: on a helium network it gave read-outs whose Ritz values fell far

@@ -379,7 +379,7 @@ fn candidate_bases(h: usize, m: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// Fits the read-outs of [`candidate_bases`] on the training inputs of `video` (their
+/// Fits the read-outs of `candidate_bases` on the training inputs of `video` (their
 /// coordinates in `coords`) and judges them and the trained network on the validation split;
 /// the report says which, if any, to use.
 pub fn fit_readout(

@@ -136,7 +136,7 @@ pub(super) fn input_vjp(
 }
 
 /// Σ-Jacobian stage, one chunk: the per-(sample, k) weight gradients G_{b,k}, then
-/// J̄[j,k] ← keep·J̄[j,k] + β (2/S) Σ_b w_b u_{b,j} G_{b,k}.
+/// J̄\[j,k\] ← keep·J̄\[j,k\] + β (2/S) Σ_b w_b u_{b,j} G_{b,k}.
 pub(super) fn jbar_share(
     p: &Parts,
     l: usize,

@@ -57,7 +57,7 @@ pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     Ok(out)
 }
 
-/// Π-VJP stage: grad[W] = Σ_r a_in[r] δ[r], grad[b] = Σ_r δ[r] (bias on value rows only), in
+/// Π-VJP stage: grad\[W\] = Σ_r a_in\[r\] δ\[r\], grad[b] = Σ_r δ\[r\] (bias on value rows only), in
 /// row groups added up by `grad_reduce` when the layer is small for its rows (split-K).
 pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
@@ -120,7 +120,7 @@ pub(super) fn input_vjp(
     )
 }
 
-/// Σ-Jacobian stage, one chunk: J̄[j,k] ← keep·J̄[j,k] + β (2/S) Σ_b w_b u_{b,j} δ_{b,k} a_bᵀ,
+/// Σ-Jacobian stage, one chunk: J̄\[j,k\] ← keep·J̄\[j,k\] + β (2/S) Σ_b w_b u_{b,j} δ_{b,k} a_bᵀ,
 /// one GEMM per pair fused with the moving average (`jbar_update`).
 pub(super) fn jbar_share(
     p: &Parts,

@@ -51,7 +51,7 @@ pub struct StepScalars {
     pub pad: f32,
 }
 
-/// How the Σ part of the SpIN gradient, Σ_{j≤k} (G_Σ)_jk J̄[j,k,:], is formed.
+/// How the Σ part of the SpIN gradient, Σ_{j≤k} (G_Σ)_jk J̄\[j,k,:\], is formed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SigmaGradient {
     /// From the moving average J̄ of the one-sided Σ-Jacobian (the Σ-Jacobian stage): any β.
@@ -360,7 +360,7 @@ impl Engine {
     }
 
     /// Submit B, after [`Engine::statistics`] on the same params and batch: updates J̄ with
-    /// rate `beta` and returns the SpIN gradient g = VJP_Π + Σ_{j≤k} (G_Σ)_jk J̄[j,k,:]. A
+    /// rate `beta` and returns the SpIN gradient g = VJP_Π + Σ_{j≤k} (G_Σ)_jk J̄\[j,k,:\]. A
     /// fused engine ([`SigmaGradient::Fused`]) has no J̄ and takes only β = 1.
     pub fn gradient(&self, g_pi: &[f64], g_sigma: &[f64], beta: f64) -> Result<Vec<f32>> {
         let (list, t) = (self.backward()?, self.train()?);

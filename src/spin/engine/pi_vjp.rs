@@ -5,10 +5,10 @@
 //!   cot X = w Y G_Π / Q,  cot Y = w X G_Π / Q      (through the gathers' transpose)
 //!   cot u_b += (2/S) w_b (U G_Σ)_b                  (β = 1, fused: the Σ term, sample rows)
 //!   δ_f = g · cot u                                 (or the tangent envelope's reverse mode)
-//!   grad_θ = Σ_r ∂f(x_r)/∂θᵀ δ_f[r]                 (layer by layer)
+//!   grad_θ = Σ_r ∂f(x_r)/∂θᵀ δ_f\[r\]                 (layer by layer)
 //!
-//! At β = 1 the Σ term Σ_{j≤k} (G_Σ)_jk Ĵ[j,k,:] is the VJP of Σ̂ with the cotangent G_Σ
-//! (one-sided, maths §2–3: Ĵ[j,k] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ), i.e. back-propagating
+//! At β = 1 the Σ term Σ_{j≤k} (G_Σ)_jk Ĵ\[j,k,:\] is the VJP of Σ̂ with the cotangent G_Σ
+//! (one-sided, maths §2–3: Ĵ\[j,k\] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ), i.e. back-propagating
 //! (2/S) w_b Σ_{j≤k} u_{b,j} (G_Σ)_jk on output k of sample b: it joins the Π cotangent before
 //! the envelope and this stage is then the whole gradient.
 //!

@@ -3,9 +3,9 @@
 //! layer's share of the one-sided Jacobian of Σ̂ fused with its moving average, and the G_Σ
 //! contraction into the gradient (maths §2–3):
 //!
-//!   Ĵ[j,k,:] = (2/S) Σ_b w_b u_{b,j} ∂u_k(x_b)/∂θ      j ≤ k
+//!   Ĵ\[j,k,:\] = (2/S) Σ_b w_b u_{b,j} ∂u_k(x_b)/∂θ      j ≤ k
 //!   J̄ ← (1 − β) J̄ + β Ĵ        (the first chunk decays, later ones add)
-//!   grad += Σ_{j≤k} (G_Σ)_jk J̄[j,k,:]
+//!   grad += Σ_{j≤k} (G_Σ)_jk J̄\[j,k,:\]
 //!
 //! Reads env, u, the sample weights, z, a, params and the `Step` buffer (β, 2/S, G_Σ);
 //! writes sens, su, the per-sample conv gradients, J̄ and grad.

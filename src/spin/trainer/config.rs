@@ -27,13 +27,13 @@ pub struct TrainConfig {
     pub exhaustive: bool,
     /// Shift margin for β < 1 (0: no shift, the reference's semantics): the gradient is
     /// taken for K − cI with c = max(0, λ_max + margin × spread of the estimates)
-    /// ([`super::host::shift_gradient`], [`super::host::lag_shift`]). Without it, Σ̄'s
+    /// ([`crate::spin::host::shift_gradient`], [`crate::spin::host::lag_shift`]). Without it, Σ̄'s
     /// lag makes features with positive eigenvalues shrink or merge until Σ̄ is singular. No
     /// effect with β = 1. With [`Objective::Nested`] it is the margin of that objective's
-    /// shift c at every β (0: [`super::host::NESTED_MARGIN`]).
+    /// shift c at every β (0: [`crate::spin::host::NESTED_MARGIN`]).
     #[serde(default)]
     pub shift: f64,
-    /// Weight ρ of the gauge term ([`super::host::gauge_gradient`]): a restoring force that
+    /// Weight ρ of the gauge term ([`crate::spin::host::gauge_gradient`]): a restoring force that
     /// holds Σ̂ near I along the directions tr Λ cannot see (each feature's scale, and the mixing
     /// of earlier features into later ones), scaled by the spread of the eigenvalue estimates.
     /// It vanishes at Σ̂ = I and never moves Λ, so the optimum is the same; 0 turns it off (the

@@ -48,7 +48,7 @@ pub struct Evaluation {
     /// Rayleigh–Ritz eigenvalues of (Λ + Λᵀ)/2, ascending.
     pub eigenvalues: Vec<f64>,
     /// Monte Carlo standard errors of `eigenvalues`, from the spread over the evaluation's
-    /// chunks ([`super::host::ritz_std_errors`]); empty for an exhaustive (exact) evaluation.
+    /// chunks ([`crate::spin::host::ritz_std_errors`]); empty for an exhaustive (exact) evaluation.
     pub eigenvalue_std_errors: Vec<f64>,
     /// Σ (N, N) row-major.
     #[serde(skip)]
@@ -58,7 +58,7 @@ pub struct Evaluation {
     pub pi: Vec<f64>,
 }
 
-/// Wall time spent in each phase of [`Trainer::step`], summed over steps (for `spin bench`).
+/// Wall time spent in each phase of [`crate::spin::Trainer::step`], summed over steps (for `spin bench`).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PhaseTimes {
     /// Steps counted.
@@ -116,7 +116,7 @@ pub fn max_weight_share(weights: &[f64]) -> f64 {
     }
 }
 
-/// The pooled quantities of one step (maths §10), kept by [`Trainer::step`].
+/// The pooled quantities of one step (maths §10), kept by [`crate::spin::Trainer::step`].
 #[derive(Clone, Debug)]
 pub struct StepTrace {
     /// Σ̂ (N, N) row-major, the mean over the global batch.
