@@ -105,12 +105,16 @@ pub fn neuralef_matrices(
     let r = sigma * c - pi;
     let d: Vec<f64> = sigma.diagonal().iter().copied().collect();
     let diag: Vec<f64> = (0..n).map(|i| r[(i, i)] / d[i]).collect();
+    // Held at a share of the largest R̂_ii, or of the largest |R̂_ii| when every feature's
+    // estimate is still above c (none positive).
     let top = diag.iter().fold(0.0f64, |m, &x| m.max(x));
-    let floor = if top > 0.0 {
-        NESTED_GAP_FLOOR * top
-    } else {
-        f64::MIN_POSITIVE
-    };
+    let size = diag.iter().fold(0.0f64, |m, &x| m.max(x.abs()));
+    let floor = NESTED_GAP_FLOOR
+        * if top > 0.0 {
+            top
+        } else {
+            size.max(f64::MIN_POSITIVE)
+        };
     let held: Vec<f64> = diag.iter().map(|&x| x.max(floor)).collect();
     let mut loss = 0.0;
     let mut g_r = DMatrix::zeros(n, n);
@@ -295,6 +299,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn neuralef_stays_finite_when_every_estimate_is_above_the_shift() {
+        let (n, d) = (3, 5);
+        let k = spd(d, 2);
+        let w = DMatrix::from_fn(n, d, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.45);
+        let sigma = &w * w.transpose();
+        let pi = &w * &k * w.transpose();
+        // c below every Rayleigh quotient: every R̂_ii < 0.
+        let (loss, g_pi, g_sigma) = neuralef_matrices(&sigma, &pi, 0.0);
+        assert!(loss.is_finite());
+        assert!(g_pi.iter().chain(g_sigma.iter()).all(|v| v.is_finite()));
+        assert!(g_pi.amax() < 1e6 && g_sigma.amax() < 1e6);
     }
 
     #[test]
