@@ -112,9 +112,8 @@ pub struct Trainer {
     pub last_step: Option<StepTrace>,
     /// The largest importance weight's share of the last minibatch drawn.
     last_weight_share: f64,
-    last_nested_shift: f64,
-    /// NeuralEF's own eigenvalue estimates of the last step (empty otherwise).
-    last_estimates: Vec<f64>,
+    /// The successor objective's shift c of the last step.
+    last_shift: f64,
 }
 
 impl Trainer {
@@ -221,8 +220,7 @@ impl Trainer {
             workers,
             last_step: None,
             last_weight_share: 0.0,
-            last_nested_shift: 0.0,
-            last_estimates: Vec::new(),
+            last_shift: 0.0,
         })
         .and_then(|mut t| {
             if let Some(m) = t.problem.spec.structural_mask() {

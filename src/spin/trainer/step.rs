@@ -298,12 +298,7 @@ impl Trainer {
                 (m.loss(), share, rate)
             }
             Objective::Nested => {
-                let estimates = if self.lambda_ema.is_empty() {
-                    m.eigenvalues()
-                } else {
-                    self.lambda_ema.clone()
-                };
-                let c = lag_shift(&estimates, &[], self.successor_margin());
+                let (estimates, c) = self.successor_shift_for(m);
                 // The quadratic term's coefficient from samples this minibatch did not draw
                 // (unbiased); on the very first step there are none yet.
                 let coef = if self.step == 0 {
@@ -314,42 +309,40 @@ impl Trainer {
                 let precondition = nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
                 let (loss, g_pi, g_sigma) = nested_matrices(coef, sigma, pi, c, &precondition);
                 (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
-                self.last_nested_shift = c;
+                self.last_shift = c;
                 (loss, 0.0, 1.0)
             }
             Objective::NeuralEf => {
-                let estimates = if self.lambda_ema.is_empty() {
-                    m.eigenvalues()
-                } else {
-                    self.lambda_ema.clone()
-                };
-                let c = lag_shift(&estimates, &[], self.successor_margin());
+                let (_, c) = self.successor_shift_for(m);
                 let (loss, g_pi, g_sigma) = neuralef_matrices(sigma, pi, c);
                 (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
-                self.last_nested_shift = c;
-                // Each feature's own estimate: its Rayleigh quotient on this minibatch.
-                self.last_estimates = (0..sigma.nrows())
-                    .map(|l| pi[(l, l)] / sigma[(l, l)])
-                    .collect();
+                self.last_shift = c;
                 (loss, 0.0, 1.0)
             }
         }
     }
 
-    /// The successors' shift margin: c = max(0, λ_max + margin × spread) with the configured
+    /// The successors' eigenvalue estimates (the EMA of diag Λ, or this step's before there is
+    /// one) and their shift c = max(0, λ_max + margin × spread), the margin the configured
     /// `shift` when set, else [`NESTED_MARGIN`].
-    fn successor_margin(&self) -> f64 {
-        if self.config.shift > 0.0 {
+    fn successor_shift_for(&self, m: &StepMatrices) -> (Vec<f64>, f64) {
+        let estimates = if self.lambda_ema.is_empty() {
+            m.eigenvalues()
+        } else {
+            self.lambda_ema.clone()
+        };
+        let margin = if self.config.shift > 0.0 {
             self.config.shift
         } else {
             NESTED_MARGIN
-        }
+        };
+        let c = lag_shift(&estimates, &[], margin);
+        (estimates, c)
     }
 
-    /// The successor objective's shift c of the last step (T = cI − K; 0 for SpIN). Each
-    /// feature's own eigenvalue estimate is c − Σ̄_ll for the nested objective.
-    pub fn nested_shift(&self) -> f64 {
-        self.last_nested_shift
+    /// The successor objective's shift c of the last step (T = cI − K; 0 for SpIN).
+    pub fn successor_shift(&self) -> f64 {
+        self.last_shift
     }
 
     /// The objective and its own estimates, for metrics.json: for [`Objective::Nested`] the last
@@ -361,15 +354,25 @@ impl Trainer {
         match self.config.objective {
             Objective::Spin => serde_json::json!({ "name": "spin" }),
             Objective::Nested => {
-                let c = self.last_nested_shift;
+                let c = self.last_shift;
                 let estimates: Vec<f64> = self.sigma_avg.diagonal().iter().map(|s| c - s).collect();
                 serde_json::json!({ "name": "nested", "shift": c, "estimates": estimates })
             }
-            Objective::NeuralEf => serde_json::json!({
-                "name": "neuralef",
-                "shift": self.last_nested_shift,
-                "estimates": self.last_estimates,
-            }),
+            Objective::NeuralEf => {
+                // Each feature's Rayleigh quotient on the last minibatch (its Σ̂ and Π̂, kept in
+                // `last_step`).
+                let estimates: Vec<f64> = self.last_step.as_ref().map_or(Vec::new(), |t| {
+                    let n = self.problem.spec.outputs;
+                    (0..n)
+                        .map(|l| t.pi[l * n + l] / t.sigma[l * n + l])
+                        .collect()
+                });
+                serde_json::json!({
+                    "name": "neuralef",
+                    "shift": self.last_shift,
+                    "estimates": estimates,
+                })
+            }
         }
     }
 }
