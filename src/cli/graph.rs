@@ -17,6 +17,7 @@ use spectral_inference::nn::Activation;
 #[command(mut_arg("time_limit", |a| note(a, "Given without --steps, the time limit alone ends the run [default: no limit]")))]
 #[command(mut_arg("beta", |a| note(a, "[default: 1]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05]")))]
+#[command(mut_arg("tail", |a| note(a, "[default: 0, not measured on graphs]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam]")))]
 #[command(mut_arg("lr", |a| note(a, "[default: 1e-3]")))]
@@ -124,6 +125,8 @@ fn new_config(a: &GraphArgs) -> Result<GraphConfig> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.tail.fraction, a.training.tail);
+    set!(cfg.train.tail.beta, a.training.tail_beta);
     set!(cfg.train.objective, a.training.objective);
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.readout_refit, a.readout_refit);

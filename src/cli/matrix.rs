@@ -80,6 +80,7 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         shift: 0.0,
         gauge: args.gauge,
         objective: args.objective,
+        tail: Default::default(),
     };
     config.validate()?;
     let ctx = super::context(cli)?;

@@ -86,6 +86,17 @@ pub struct TrainingArgs {
     /// hydrogen it trails both. docs/results/objectives.md [default: spin].
     #[arg(long)]
     pub objective: Option<Objective>,
+    /// Share of the run, at its end, trained with the moving averages Σ̄ and J̄ at --tail-beta
+    /// (SpIN at β = 1 on sampled minibatches): β = 1's minibatch gradient vanishes O(1/batch)
+    /// away from the eigenfunctions, the averaged one does not — the trained network's error
+    /// falls ≈ 5× (docs/results/robustness.md); 0: off. The tail's steps take the Σ-Jacobian
+    /// path (≈ 3× slower on 2D hydrogen).
+    #[arg(long, value_name = "FRACTION")]
+    pub tail: Option<f64>,
+    /// The moving averages' rate β in the tail (they start as a running mean, then decay at this
+    /// rate) [default: 0.01].
+    #[arg(long, value_name = "β")]
+    pub tail_beta: Option<f64>,
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -18,6 +18,7 @@ use spectral_inference::experiments::schrodinger::{
 #[command(mut_arg("time_limit", |a| note(a, "Given without --steps, the time limit alone ends the run (the preset's step count no longer applies) [default: no limit; spin hydrogen: 1800]")))]
 #[command(mut_arg("beta", |a| note(a, "[default: 1; --preset reference: 0.01]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05; --preset reference: 0]")))]
+#[command(mut_arg("tail", |a| note(a, "[default: 0.1; --preset reference and --exchange: 0]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam; --preset reference: rmsprop]")))]
 #[command(mut_arg("lr", |a| note(a, "(reached after a linear warm-up of --warmup steps) [default: 3e-3; --preset reference: 1e-5]")))]
@@ -196,6 +197,12 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.tail.fraction, a.training.tail);
+    set!(cfg.train.tail.beta, a.training.tail_beta);
+    // The symmetrised network has no Σ-Jacobian path, so no tail unless asked (then an error).
+    if cfg.exchange != ExchangeKind::None && a.training.tail.is_none() {
+        cfg.train.tail.fraction = 0.0;
+    }
     set!(cfg.train.objective, a.training.objective);
     set!(cfg.train.seed, a.training.seed);
     a.optimiser.apply(&mut cfg.train.optimizer);

@@ -40,6 +40,10 @@ pub struct SuiteArgs {
     /// schrodinger's].
     #[arg(long)]
     objective: Option<spectral_inference::spin::Objective>,
+    /// Ablation: every case with this share of its run in the bias-correcting tail (0: none)
+    /// [default: spin schrodinger's, 0.1].
+    #[arg(long, value_name = "FRACTION")]
+    tail: Option<f64>,
 }
 
 /// Runs the selected cases and prints the table.
@@ -71,6 +75,7 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
         shift: args.shift,
         gauge: args.gauge,
         objective: args.objective,
+        tail: args.tail,
         out: args.out.clone(),
     };
     let results = suite::run_all(&ctx, &cases, &opts, |case, result| match result {

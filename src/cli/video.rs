@@ -16,6 +16,7 @@ use spectral_inference::nn::{Activation, Padding};
 #[command(mut_arg("time_limit", |a| note(a, "Given without --steps, the time limit alone ends the run [default: no limit]")))]
 #[command(mut_arg("beta", |a| note(a, "[default: 1; paper, atari-reference 0.01]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05; paper, atari-reference 0]")))]
+#[command(mut_arg("tail", |a| note(a, "[default: 0, not measured on video]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam; paper, atari-reference rmsprop]")))]
 #[command(mut_arg("lr", |a| note(a, "[default: 1e-3; paper 1e-6; atari-reference 1e-3]")))]
@@ -131,6 +132,8 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.tail.fraction, a.training.tail);
+    set!(cfg.train.tail.beta, a.training.tail_beta);
     set!(cfg.train.objective, a.training.objective);
     set!(cfg.train.seed, a.training.seed);
     set!(cfg.sfa_pca, a.sfa_pca);

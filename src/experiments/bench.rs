@@ -492,6 +492,7 @@ fn bench_train_config(config: &BenchConfig) -> TrainConfig {
         shift: 0.0,
         gauge: 0.0,
         objective: config.objective,
+        tail: Default::default(),
     }
 }
 

@@ -457,6 +457,8 @@ pub struct SuiteOptions {
     pub gauge: Option<f64>,
     /// Ablation: every case with this objective.
     pub objective: Option<crate::spin::Objective>,
+    /// Ablation: every case with this share of its run in the bias-correcting tail.
+    pub tail: Option<f64>,
     /// One run folder per case, `suite.json`, `suite.md`.
     pub out: std::path::PathBuf,
 }
@@ -497,6 +499,9 @@ pub fn run_all(
         if let Some(g) = opts.gauge {
             cfg.train.gauge = g;
         }
+        if let Some(f) = opts.tail {
+            cfg.train.tail.fraction = f;
+        }
         let out = if seeds > 1 {
             opts.out.join(format!("seed-{seed}"))
         } else {
@@ -516,6 +521,7 @@ pub fn run_all(
                 "shift": opts.shift,
                 "gauge": opts.gauge,
                 "objective": opts.objective.map(|o| o.name()),
+                "tail": opts.tail,
                 "seeds": seeds,
                 "over_seeds": over_seeds(&results),
                 "cases": results,

@@ -59,6 +59,9 @@ pub struct TrainerState {
     pub readout: Vec<f64>,
     /// See `readout`.
     pub readout_shape: [usize; 3],
+    /// The step after which the bias-correcting tail began, if it has
+    /// ([`crate::spin::trainer::Tail`]).
+    pub tail_start: Option<u64>,
 }
 
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -93,6 +96,7 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
         "opt_grad_norm": state.opt_grad_norm,
         "train_seconds": state.train_seconds,
         "readout_shape": state.readout_shape,
+        "tail_start": state.tail_start,
         "rng": {
             "seed": hex(&state.rng_seed),
             "stream": state.rng_stream,
@@ -259,6 +263,8 @@ pub fn load(dir: &Path) -> Result<(TrainerState, serde_json::Value)> {
             Vec::new()
         },
         readout_shape: serde_json::from_value(meta["readout_shape"].clone()).unwrap_or([0; 3]),
+        // Checkpoints from before the tail have no such field.
+        tail_start: meta["tail_start"].as_u64(),
         rng_seed: rng["seed"]
             .as_str()
             .and_then(unhex)

@@ -135,6 +135,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_state() {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     let before = trainer.params.clone();
@@ -175,6 +176,26 @@ fn bad_schrodinger_values_are_rejected() {
             vec!["--dim", "1", "--radial", "true", "--laplacian", "exact"],
             "Δ|x| = 2δ(x)",
         ),
+        (
+            vec!["--tail", "1.5"],
+            "the tail's share of the run must be in [0, 1), got 1.5",
+        ),
+        (vec!["--tail-beta", "0"], "the tail's β must be in (0, 1]"),
+        (
+            vec![
+                "--particles",
+                "2",
+                "--dim",
+                "1",
+                "--potential",
+                "dot(x, x)",
+                "--exchange",
+                "symmetric",
+                "--tail",
+                "0.1",
+            ],
+            "no bias-correcting tail",
+        ),
     ] {
         let mut all = vec!["schrodinger", "--steps", "1", "--out"];
         let dir = std::env::temp_dir().join("spin-bad-schrodinger");
@@ -212,6 +233,7 @@ fn a_rejected_gradient_leaves_jbar_as_it_was() {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     trainer.step().unwrap();

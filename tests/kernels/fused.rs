@@ -273,6 +273,7 @@ fn oscillator_trainer(beta: f64) -> spectral_inference::spin::Trainer {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     };
     Trainer::new(ctx(), problem, config).unwrap()
 }

@@ -36,6 +36,7 @@ fn harmonic_oscillator_1d_three_lowest_levels() {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     for _ in 0..steps {

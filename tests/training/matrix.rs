@@ -30,6 +30,7 @@ fn deterministic_all_pairs_gradient_descent() {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.eigenvalues.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -66,6 +67,7 @@ fn stochastic_minibatch_with_moving_averages() {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -109,6 +111,7 @@ fn gauge_holds_sigma_at_identity_without_moving_the_eigenpairs() {
             shift: 0.0,
             gauge,
             objective: Objective::Spin,
+            tail: Default::default(),
         };
         let mut last = None;
         let r = learn_matrix(ctx(), &m, 3, config, |s| last = Some(s.health.clone()))
@@ -163,6 +166,7 @@ fn learn_exactly(
         shift: 0.0,
         gauge: 0.0,
         objective,
+        tail: Default::default(),
     };
     let mut last = None;
     let r = learn_matrix(ctx(), &m, 3, config, |s| last = Some(s.clone())).expect("training");
@@ -217,4 +221,46 @@ fn neuralef_learns_the_eigenpairs_in_order_as_uncorrelated_features() {
         "correlation condition {}",
         last.sigma_condition
     );
+}
+
+/// Minibatch SpIN at β = 1 on the 5×5 problem (Adam 0.01, cosine, 3 000 steps), with the last
+/// `tail` of the run on the moving averages: the mean relative error of the 3 Ritz values.
+fn minibatch_error(tail: f64, seed: u64, batch: usize) -> f64 {
+    let m = test_matrix();
+    let mut opt = OptimizerConfig::new(OptimizerKind::Adam, 0.01);
+    opt.schedule = spectral_inference::spin::Schedule::Cosine;
+    let config = TrainConfig {
+        beta: 1.0,
+        batch,
+        steps: 3000,
+        seed,
+        optimizer: opt,
+        eigen_ema: 0.01,
+        exhaustive: false,
+        shift: 0.0,
+        gauge: 0.0,
+        objective: Objective::Spin,
+        tail: spectral_inference::spin::trainer::Tail {
+            fraction: tail,
+            beta: 0.01,
+        },
+    };
+    let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
+    r.relative_errors.iter().sum::<f64>() / 3.0
+}
+
+#[test]
+fn the_tail_removes_most_of_the_minibatch_bias_of_beta_one() {
+    // At β = 1 the masked gradient is a nonlinear function of one minibatch's Σ̂ and Π̂, so its
+    // zero sits O(1/batch) away from the eigenvectors; the cosine schedule removes the noise but
+    // not this bias. Finishing on the moving averages (the last 30 % at β = 0.01) removes most of
+    // it: measured 0.06–0.26× the error on these three seeds at batch 32.
+    for seed in 0..3 {
+        let plain = minibatch_error(0.0, seed, 32);
+        let tail = minibatch_error(0.3, seed, 32);
+        assert!(
+            tail < 0.4 * plain,
+            "seed {seed}: mean relative error {tail:.3e} with the tail, {plain:.3e} without"
+        );
+    }
 }

@@ -55,6 +55,7 @@ fn config(beta: f64, batch: usize) -> TrainConfig {
         shift: 0.0,
         gauge: 0.0,
         objective: Default::default(),
+        tail: Default::default(),
     }
 }
 

@@ -66,6 +66,57 @@ fn checkpoint_round_trip_and_resume_is_exact() {
 }
 
 #[test]
+fn a_run_killed_in_its_tail_resumes_there_exactly() {
+    // 40 steps with the last half on the moving averages: the tail starts after step 20 on the
+    // Σ-Jacobian path; a run saved at step 27 resumes inside it (J̄, the running mean's
+    // position) and ends with the uninterrupted run's θ, Σ̄ and J̄ bit for bit.
+    let ctx = ctx();
+    let mut cfg = small_config(40);
+    cfg.train.beta = 1.0;
+    cfg.train.tail = spectral_inference::spin::trainer::Tail {
+        fraction: 0.5,
+        beta: 0.1,
+    };
+    let dir = std::env::temp_dir().join(format!("spin-tail-{}", std::process::id()));
+    let new = || Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    let mut a = new();
+    assert!(a.has_tail() && a.engine().is_fused());
+    for step in 1..=40 {
+        a.step().unwrap();
+        assert_eq!(a.tail_start().is_some(), step > 20, "after step {step}");
+    }
+    assert_eq!(a.tail_start(), Some(20));
+    assert!(
+        !a.engine().is_fused(),
+        "the tail runs on the Σ-Jacobian path"
+    );
+    let mut b = new();
+    for _ in 0..27 {
+        b.step().unwrap();
+    }
+    let state = b.state().unwrap();
+    assert_eq!(state.tail_start, Some(20));
+    assert!(!state.jbar.is_empty(), "the tail's J̄ is saved");
+    checkpoint::save(&dir, &state, &serde_json::json!({ "config": cfg })).unwrap();
+    drop(b);
+    let (loaded, _) = checkpoint::load(&dir).unwrap();
+    assert_eq!(loaded, state);
+    let mut c = new();
+    c.restore(&loaded).unwrap();
+    assert_eq!(c.tail_start(), Some(20));
+    for _ in 27..40 {
+        c.step().unwrap();
+    }
+    assert_eq!(
+        c.params, a.params,
+        "resumed in the tail, different parameters"
+    );
+    assert_eq!(c.sigma_avg, a.sigma_avg);
+    assert_eq!(c.state().unwrap().jbar, a.state().unwrap().jbar);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn adaptive_proposal_travels_in_the_checkpoint() {
     use spectral_inference::experiments::schrodinger::refit_proposal;
     let ctx = ctx();

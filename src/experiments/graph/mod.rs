@@ -106,6 +106,7 @@ impl GraphConfig {
                 shift: 0.05,
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
                 objective: Default::default(),
+                tail: Default::default(),
             },
             time_limit: None,
             checkpoint_every: 1000,

@@ -65,6 +65,7 @@ impl SchrodingerConfig {
                 shift: 0.05,
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
                 objective: Default::default(),
+                tail: crate::spin::trainer::Tail::DEFAULT,
             },
             time_limit: None,
             checkpoint_every: 1000,
@@ -130,6 +131,7 @@ impl SchrodingerConfig {
                 c.train.beta = 0.01;
                 c.train.shift = 0.0;
                 c.train.gauge = 0.0;
+                c.train.tail = crate::spin::trainer::Tail::OFF;
                 c.train.batch = 128;
                 c.train.steps = 1_000_000;
                 c.readout_refit = false;

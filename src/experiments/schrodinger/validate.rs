@@ -62,6 +62,12 @@ impl SchrodingerConfig {
                     "--exchange swaps particles 0 and 1: it needs --particles 2 or more".into(),
                 ));
             }
+            if self.train.tail.fraction > 0.0 {
+                return Err(SpinError::Config(format!(
+                    "--exchange trains with the fused gradient only: no bias-correcting tail (--tail 0), got --tail {}",
+                    self.train.tail.fraction
+                )));
+            }
             if self.train.beta != 1.0 {
                 return Err(SpinError::Config(format!(
                     "--exchange trains with β = 1 only (the fused gradient; no Σ-Jacobian moving average is built for the symmetrised network), got --beta {}",

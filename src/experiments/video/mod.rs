@@ -131,6 +131,7 @@ impl VideoConfig {
                 shift: 0.05,
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
                 objective: Default::default(),
+                tail: Default::default(),
             },
             time_limit: None,
             sfa_pca: 256,

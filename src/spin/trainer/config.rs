@@ -8,6 +8,45 @@ use crate::error::{Result, SpinError};
 /// The gauge weight ρ of every front end's defaults ([`TrainConfig::gauge`]).
 pub const DEFAULT_GAUGE: f64 = 0.0;
 
+/// The bias-correcting tail (maths §14): at β = 1 the masked gradient is a nonlinear function of
+/// one minibatch's Σ̂ and Π̂, so its zero is off the eigenfunctions by O(1/batch); over the
+/// last `fraction` of the run (by the schedule's progress: steps, or the time limit's share) the
+/// Σ term switches to the moving averages Σ̄ and J̄ at rate `beta` (the paper's bias-corrected
+/// gradient), started as a running mean so that they hold no single minibatch's noise.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tail {
+    /// Share of the run at the end trained with the moving averages (0: off).
+    pub fraction: f64,
+    /// Their rate β in the tail.
+    pub beta: f64,
+}
+
+impl Tail {
+    /// No tail: β stays as configured to the end (the reference's semantics).
+    pub const OFF: Tail = Tail {
+        fraction: 0.0,
+        beta: 0.01,
+    };
+
+    /// The Schrödinger front ends' default (measured in docs/results/robustness.md).
+    pub const DEFAULT: Tail = Tail {
+        fraction: 0.1,
+        beta: 0.01,
+    };
+
+    /// The rate of Σ̄ and J̄ at the `k`-th step of the tail (k = 0 first): the running mean
+    /// 1/(k + 1) until it falls to `beta`, then `beta`.
+    pub fn rate_at(&self, k: u64) -> f64 {
+        (1.0 / (k as f64 + 1.0)).max(self.beta)
+    }
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Tail::OFF
+    }
+}
+
 /// Training hyper-parameters.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -45,6 +84,10 @@ pub struct TrainConfig {
     /// minibatch's (the fused path), and `shift` and `gauge` do not apply.
     #[serde(default)]
     pub objective: Objective,
+    /// The bias-correcting tail ([`Tail`]); it applies to SpIN at β = 1 on sampled minibatches
+    /// (an exhaustive batch has no minibatch bias).
+    #[serde(default)]
+    pub tail: Tail,
 }
 
 impl TrainConfig {
@@ -85,6 +128,18 @@ impl TrainConfig {
                 self.gauge
             )));
         }
+        if !(self.tail.fraction >= 0.0 && self.tail.fraction < 1.0) {
+            return Err(SpinError::Config(format!(
+                "the tail's share of the run must be in [0, 1), got {}",
+                self.tail.fraction
+            )));
+        }
+        if !(self.tail.beta > 0.0 && self.tail.beta <= 1.0) {
+            return Err(SpinError::Config(format!(
+                "the tail's β must be in (0, 1], got {}",
+                self.tail.beta
+            )));
+        }
         if !(self.eigen_ema > 0.0 && self.eigen_ema <= 1.0) {
             return Err(SpinError::Config(format!(
                 "eigenvalue EMA rate must be in (0, 1], got {}",
@@ -113,6 +168,7 @@ mod tests {
             shift: 0.0,
             gauge: 0.0,
             objective,
+            tail: Tail::OFF,
         };
         let path = |beta, o| config(beta, o).sigma_gradient();
         assert_eq!(path(1.0, Objective::Spin), SigmaGradient::Fused);
@@ -120,5 +176,29 @@ mod tests {
         assert_eq!(path(1.0, Objective::Nested), SigmaGradient::Fused);
         assert_eq!(path(0.1, Objective::Nested), SigmaGradient::Fused);
         assert_eq!(path(0.1, Objective::NeuralEf), SigmaGradient::Fused);
+    }
+
+    #[test]
+    fn the_tail_starts_as_a_running_mean_and_settles_at_its_beta() {
+        let tail = Tail {
+            fraction: 0.1,
+            beta: 0.01,
+        };
+        assert_eq!(tail.rate_at(0), 1.0);
+        assert_eq!(tail.rate_at(1), 0.5);
+        assert!((tail.rate_at(9) - 0.1).abs() < 1e-15);
+        assert_eq!(tail.rate_at(99), 0.01);
+        assert_eq!(tail.rate_at(5000), 0.01);
+        // A running mean: after k + 1 steps of rates 1, 1/2, …, 1/(k + 1) every sample has
+        // weight 1/(k + 1).
+        let mut weights: Vec<f64> = Vec::new();
+        for k in 0..50 {
+            let r = tail.rate_at(k);
+            for w in weights.iter_mut() {
+                *w *= 1.0 - r;
+            }
+            weights.push(r);
+        }
+        assert!(weights.iter().all(|w| (w - 1.0 / 50.0).abs() < 1e-12));
     }
 }

@@ -13,7 +13,7 @@ mod report;
 mod state;
 mod step;
 
-pub use config::{TrainConfig, DEFAULT_GAUGE};
+pub use config::{Tail, TrainConfig, DEFAULT_GAUGE};
 pub use report::{max_weight_share, Evaluation, PhaseTimes, StepHealth, StepReport, StepTrace};
 
 use super::engine::{Engine, EngineOptions, SigmaGradient};
@@ -114,6 +114,8 @@ pub struct Trainer {
     last_weight_share: f64,
     /// The successor objective's shift c of the last step.
     last_shift: f64,
+    /// The step after which the bias-correcting tail began ([`Tail`]), once it has.
+    tail_start: Option<u64>,
 }
 
 impl Trainer {
@@ -221,6 +223,7 @@ impl Trainer {
             last_step: None,
             last_weight_share: 0.0,
             last_shift: 0.0,
+            tail_start: None,
         })
         .and_then(|mut t| {
             if let Some(m) = t.problem.spec.structural_mask() {
@@ -266,6 +269,64 @@ impl Trainer {
         } else {
             0.0
         };
+    }
+
+    /// The share of the run done: the larger of the steps' and the time limit's
+    /// ([`Trainer::set_schedule_progress`]).
+    pub fn progress(&self) -> f64 {
+        let by_steps = self.step as f64 / self.config.steps.max(1) as f64;
+        by_steps.max(self.optimizer.progress_floor).min(1.0)
+    }
+
+    /// Whether this run ends with the bias-correcting tail: SpIN at β = 1 on sampled
+    /// minibatches with a tail configured ([`Tail`]).
+    pub fn has_tail(&self) -> bool {
+        self.config.tail.fraction > 0.0
+            && self.config.objective == Objective::Spin
+            && self.config.beta >= 1.0
+            && self.fixed_batch.is_none()
+    }
+
+    /// The step after which the bias-correcting tail began, if it has.
+    pub fn tail_start(&self) -> Option<u64> {
+        self.tail_start
+    }
+
+    /// Starts the tail when the run's progress reaches it: the engine is rebuilt on the
+    /// Σ-Jacobian path (J̄ starts from the next step's Ĵ, at the tail's first rate 1).
+    fn enter_tail_if_due(&mut self) -> Result<()> {
+        if self.tail_start.is_none()
+            && self.has_tail()
+            && self.progress() >= 1.0 - self.config.tail.fraction
+        {
+            self.use_jacobian_engine()?;
+            self.tail_start = Some(self.step);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the engine on the Σ-Jacobian path (J̄ = 0 until written or updated at rate 1).
+    fn use_jacobian_engine(&mut self) -> Result<()> {
+        if !self.engine.is_fused() {
+            return Ok(());
+        }
+        let options = EngineOptions {
+            sigma: SigmaGradient::Jacobian,
+            ..Default::default()
+        };
+        let shape = self.engine.shape();
+        self.engine =
+            Engine::with_options(self.ctx.clone(), &self.problem.spec, shape, true, options)?;
+        self.fixed_uploaded = false;
+        Ok(())
+    }
+
+    /// The moving averages' rate this step: the configured β, or in the tail its rate.
+    fn beta_now(&self) -> f64 {
+        match self.tail_start.filter(|_| self.has_tail()) {
+            Some(start) => self.config.tail.rate_at(self.step.saturating_sub(start)),
+            None => self.config.beta,
+        }
     }
 
     /// Replaces the sampler (same dimension), e.g. a proposal refitted to the current network.

@@ -40,6 +40,7 @@ impl Trainer {
             readout: Vec::new(),
             readout_shape: [0; 3],
             train_seconds: 0.0,
+            tail_start: self.tail_start,
         })
     }
 
@@ -63,6 +64,11 @@ impl Trainer {
             ));
         }
         self.problem.sampler.set_state(&state.sampler)?;
+        // A run saved in its tail continues there, on the Σ-Jacobian path with its J̄.
+        self.tail_start = state.tail_start.filter(|_| self.has_tail());
+        if self.tail_start.is_some() {
+            self.use_jacobian_engine()?;
+        }
         self.jbar_fresh = state.jbar.is_empty() && !self.engine.is_fused();
         if !state.jbar.is_empty() {
             self.engine.write_jbar(&state.jbar)?;

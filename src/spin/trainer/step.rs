@@ -87,6 +87,7 @@ impl Trainer {
         let step = self.step + 1;
         let traffic_before = self.workers.traffic.clone();
         // θ is uploaded once; a degenerate minibatch is redrawn against the same θ.
+        self.enter_tail_if_due()?;
         let mut clock = Instant::now();
         self.engine.set_params(&self.params)?;
         lap(&mut clock, &mut self.phase_times.upload);
@@ -147,7 +148,7 @@ impl Trainer {
     /// network itself has collapsed only when batch after batch is.
     fn draw_defined_batch(&mut self, step: u64, clock: &mut Instant) -> Result<Drawn> {
         let n = self.problem.spec.outputs;
-        let beta = self.config.beta;
+        let beta = self.beta_now();
         let mut redraws = 0;
         loop {
             self.upload_next_batch()?;
@@ -286,7 +287,7 @@ impl Trainer {
         sigma: &DMatrix<f64>,
         pi: &DMatrix<f64>,
     ) -> (f64, f64, f64) {
-        let beta = self.config.beta;
+        let beta = self.beta_now();
         match self.config.objective {
             Objective::Spin => {
                 if self.config.shift > 0.0 && beta < 1.0 {
@@ -352,7 +353,14 @@ impl Trainer {
     /// feature's Rayleigh quotient Π̂_ll / Σ̂_ll on the last minibatch.
     pub fn objective_metrics(&self) -> serde_json::Value {
         match self.config.objective {
-            Objective::Spin => serde_json::json!({ "name": "spin" }),
+            Objective::Spin => serde_json::json!({
+                "name": "spin",
+                "tail": {
+                    "fraction": if self.has_tail() { self.config.tail.fraction } else { 0.0 },
+                    "beta": self.config.tail.beta,
+                    "start_step": self.tail_start,
+                },
+            }),
             Objective::Nested => {
                 let c = self.last_shift;
                 let estimates: Vec<f64> = self.sigma_avg.diagonal().iter().map(|s| c - s).collect();
