@@ -146,6 +146,12 @@ pub struct SchrodingerArgs {
     /// of 4096 points) every this many steps; 0: none [default: 1000].
     #[arg(long)]
     heldout_every: Option<u64>,
+    /// Rotate the read-out to the Ritz vectors of the outputs' own span every this many steps
+    /// (estimated on 16 384 fresh points): the same span and loss, but Σ = I and the features in
+    /// ascending order, which undoes a drifting scale and swapped states; β = 1 before the tail
+    /// only; 0: never [default: 0].
+    #[arg(long, value_name = "K")]
+    rotate_every: Option<u64>,
     /// After training, refit the output layer by Rayleigh–Ritz on the span of the last hidden
     /// layer's units (fitted on --eval-samples points of its own; both networks are evaluated
     /// and reported): true or false [default: true; above 3 coordinates (several particles)
@@ -220,6 +226,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.eval_max_samples, a.eval_max_samples);
     set!(cfg.readout_refit, a.readout_refit);
     set!(cfg.heldout_every, a.heldout_every);
+    set!(cfg.rotate_every, a.rotate_every);
     if a.eval_laplacian.is_some() {
         cfg.eval_laplacian = a.eval_laplacian;
     }

@@ -483,3 +483,56 @@ fn readout_refit_lowers_the_ritz_values_of_its_sample_and_writes_them_into_the_n
         .sum();
     assert!(gain > 1e-3, "refit gained only {gain}");
 }
+
+#[test]
+fn the_readout_rotation_keeps_the_span_and_whitens_and_orders_the_outputs() {
+    // A 2D oscillator after 60 steps at β = 1 (outputs neither white nor in order): rotated on
+    // a sample, the same sample then gives Σ = I and a diagonal Λ in ascending order, and an
+    // independent sample gives the same Ritz values as before (the span did not move).
+    let ctx = ctx();
+    let mut cfg = small_config(60);
+    cfg.train.beta = 1.0;
+    cfg.train.tail.fraction = 0.0;
+    let mut t = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    for _ in 0..60 {
+        t.step().unwrap();
+    }
+    let before = t.evaluate(8192, 4096, 99).unwrap();
+    let values = t
+        .rotate_readout(8192, 4096, 7)
+        .unwrap()
+        .expect("applies at β = 1");
+    let own = t.evaluate(8192, 4096, 7).unwrap();
+    let n = 3;
+    for i in 0..n {
+        for j in 0..n {
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!(
+                (own.sigma[i * n + j] - want).abs() < 1e-4,
+                "Σ after the rotation, on its own sample: {:?}",
+                own.sigma
+            );
+        }
+        assert!(
+            (own.lambda_diag[i] - values[i]).abs() < 1e-4 * values[i].abs().max(1.0),
+            "diag Λ {:?} against the Ritz values {values:?}",
+            own.lambda_diag
+        );
+    }
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    let after = t.evaluate(8192, 4096, 99).unwrap();
+    for (a, b) in before.eigenvalues.iter().zip(&after.eigenvalues) {
+        assert!(
+            (a - b).abs() < 1e-4 * a.abs().max(1.0),
+            "the span moved: Ritz values {:?} → {:?}",
+            before.eigenvalues,
+            after.eigenvalues
+        );
+    }
+    assert_eq!(t.lambda_ema, values);
+    // Not at β < 1, where Σ̄ and J̄ hold the old basis.
+    cfg.train.beta = 0.1;
+    let mut u = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    u.step().unwrap();
+    assert!(u.rotate_readout(1024, 1024, 1).unwrap().is_none());
+}

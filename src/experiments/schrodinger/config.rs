@@ -194,7 +194,15 @@ pub struct SchrodingerConfig {
     /// importance proposal, every this many steps (0: none).
     #[serde(default = "default_heldout_every")]
     pub heldout_every: u64,
+    /// Rotate the read-out to the Ritz vectors of the outputs' span every this many steps
+    /// ([`crate::spin::Trainer::rotate_readout`], on [`ROTATE_SAMPLES`] fresh points; 0: never,
+    /// what runs saved before it existed do). Only at β = 1 before the tail.
+    #[serde(default)]
+    pub rotate_every: u64,
 }
+
+/// Points of each read-out rotation's estimate of Σ and Π.
+pub const ROTATE_SAMPLES: usize = 16384;
 
 pub(super) fn default_heldout_every() -> u64 {
     1000

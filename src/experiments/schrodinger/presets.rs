@@ -82,6 +82,7 @@ impl SchrodingerConfig {
             eval_laplacian: None,
             readout_refit: true,
             heldout_every: default_heldout_every(),
+            rotate_every: 0,
         }
     }
 

@@ -143,6 +143,10 @@ fn hooks<'a>(cfg: &'a SchrodingerConfig, heldout: Option<Heldout<'a>>) -> Hooks<
     Hooks {
         heldout,
         before_step: Box::new(move |t: &mut Trainer| {
+            if t.step > 0 && cfg.rotate_every > 0 && t.step.is_multiple_of(cfg.rotate_every) {
+                let seed = cfg.train.seed ^ 0x2077 ^ t.step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                t.rotate_readout(super::config::ROTATE_SAMPLES, 8192, seed)?;
+            }
             if t.step > 0 && cfg.adapt_every > 0 && t.step.is_multiple_of(cfg.adapt_every) {
                 refit_proposal(t, cfg)?;
             }

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 mod config;
 mod evaluate;
 mod report;
+mod rotate;
 mod state;
 mod step;
 
