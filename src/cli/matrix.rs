@@ -17,6 +17,7 @@ use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainCo
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam]")))]
 #[command(mut_arg("lr", |a| note(a, "[default: 0.01]")))]
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine]")))]
+#[command(mut_arg("clip_grad", |a| note(a, "[default: 0, off]")))]
 pub struct MatrixArgs {
     /// The matrix: n rows of n numbers separated by commas or spaces.
     #[arg(long, default_value = "assets/random-symmetric-20.csv")]

@@ -21,8 +21,7 @@ pub struct OptimiserArgs {
     #[arg(long)]
     pub schedule: Option<Schedule>,
     /// Clip the gradient's norm at this multiple of its running mean, from the 100th step on
-    /// (an experiment against minibatches with a nearly singular Σ̂; see the README) [default:
-    /// 0, off].
+    /// (against the gradient spikes of minibatches with a nearly singular Σ̂; 0: off).
     #[arg(long, value_name = "K")]
     pub clip_grad: Option<f64>,
 }

@@ -15,6 +15,11 @@ pub enum Preset {
     Reference,
 }
 
+/// `spin schrodinger`'s gradient clipping: a gradient whose norm exceeds this multiple of the
+/// running mean is scaled down to it (docs/results/robustness.md: it kept `spin hydrogen`'s seed
+/// 0 from the early blow-up of the scale that lost its states).
+pub const DEFAULT_CLIP: f64 = 2.0;
+
 impl std::str::FromStr for Preset {
     type Err = crate::error::SpinError;
     fn from_str(s: &str) -> Result<Self> {
@@ -39,6 +44,7 @@ impl SchrodingerConfig {
         let mut optimizer = OptimizerConfig::new(OptimizerKind::Adam, 3e-3);
         optimizer.schedule = Schedule::Cosine;
         optimizer.warmup = 500;
+        optimizer.clip = DEFAULT_CLIP;
         Self {
             dim: 2,
             particles: 1,
