@@ -11,6 +11,7 @@ mod info;
 mod matrix;
 mod options;
 mod schrodinger;
+mod seeds;
 mod suite;
 mod video;
 

@@ -153,6 +153,11 @@ pub struct SchrodingerArgs {
     /// only; 0: never [default: 0].
     #[arg(long, value_name = "K")]
     rotate_every: Option<u64>,
+    /// Train seeds --seed, --seed + 1, … one after another, each into OUT/seed-S, then write
+    /// OUT/seeds.json and OUT/seeds.md: every seed's errors and their median and worst (a new
+    /// run only) [default: 1].
+    #[arg(long, value_name = "K")]
+    seeds: Option<u64>,
     /// After training, refit the output layer by Rayleigh–Ritz on the span of the last hidden
     /// layer's units (fitted on --eval-samples points of its own; both networks are evaluated
     /// and reported): true or false [default: true; above 3 coordinates (several particles)
@@ -312,6 +317,23 @@ pub fn run(
     cfg.validate()?;
     let ctx = super::context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);
+    match args.seeds.unwrap_or(1) {
+        0 => bail!("--seeds must be at least 1"),
+        1 => run_one(&ctx, &cfg, &out, state).map(|_| ()),
+        _ if state.is_some() => {
+            bail!("--seeds starts new runs; resume each OUT/seed-S with --resume on its own")
+        }
+        k => super::seeds::over_seeds(&cfg, &out, k, |c, dir| run_one(&ctx, c, dir, None)),
+    }
+}
+
+/// One run of `cfg` into `out` (from `state` when resuming): the run, its table and its report.
+fn run_one(
+    ctx: &std::sync::Arc<spectral_inference::gpu::GpuContext>,
+    cfg: &SchrodingerConfig,
+    out: &std::path::Path,
+    state: Option<spectral_inference::spin::checkpoint::TrainerState>,
+) -> Result<serde_json::Value> {
     eprintln!(
         "{} in {}D{}, box {}, N = {}, MLP {:?}, {:?} Laplacian, {:?} sampling, batch {}, {:?} lr {}, β {}{}",
         cfg.potential,
@@ -344,9 +366,10 @@ pub fn run(
             .map(|s| format!(", resuming at step {}", s.step))
             .unwrap_or_default()
     );
-    let m = schrodinger::run(ctx, &cfg, &out, state)?;
-    print_results(&m, &out)?;
-    super::report(&out)
+    let m = schrodinger::run(ctx.clone(), cfg, out, state)?;
+    print_results(&m, out)?;
+    super::report(out)?;
+    Ok(m)
 }
 
 /// The table of learned eigenvalues (with exact ones and errors where known) and the evaluation.

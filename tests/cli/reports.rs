@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::common::spin_ok;
+
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("spin-reports-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -105,4 +107,62 @@ fn quiet_runs_log_no_progress() {
     let out = dir("quiet");
     let o = oscillator(&out, &["--quiet"]);
     assert_eq!(progress_lines(&o.stderr), 0);
+}
+
+#[test]
+fn seeds_runs_each_seed_into_its_folder_and_summarises_median_and_worst() {
+    let dir = std::env::temp_dir().join(format!("spin-seeds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    spin_ok([
+        "schrodinger",
+        "--potential",
+        "harmonic",
+        "--dim",
+        "1",
+        "--neig",
+        "2",
+        "--steps",
+        "30",
+        "--seed",
+        "5",
+        "--seeds",
+        "3",
+        "--eval-samples",
+        "4096",
+        "--eval-target",
+        "0",
+        "--readout-refit",
+        "false",
+        "--heldout-every",
+        "0",
+        "--quiet",
+        "--out",
+        d,
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("seeds.json")).unwrap()).unwrap();
+    let rows = s["seeds"].as_array().unwrap();
+    let seeds: Vec<u64> = rows.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, vec![5, 6, 7]);
+    let mut errors: Vec<f64> = rows
+        .iter()
+        .map(|r| r["mean_relative_error"].as_f64().unwrap())
+        .collect();
+    for seed in &seeds {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("seed-{seed}/metrics.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["config"]["train"]["seed"].as_u64(), Some(*seed));
+    }
+    errors.sort_by(f64::total_cmp);
+    assert_eq!(s["mean_relative_error"]["median"].as_f64(), Some(errors[1]));
+    assert_eq!(s["mean_relative_error"]["worst"].as_f64(), Some(errors[2]));
+    let md = std::fs::read_to_string(dir.join("seeds.md")).unwrap();
+    assert!(
+        md.contains("**median**") && md.contains("**worst**"),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
