@@ -124,14 +124,15 @@ pub fn over_seeds(
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         write_summary(out, &command, &rows)?;
     }
-    let m = |v: Option<f64>| pct(v);
     let mean = summary(&rows, |r| r.mean_relative_error);
+    let trained = summary(&rows, |r| r.trained_mean_relative_error);
+    let at = |s: &serde_json::Value, which: &str| pct(s[which].as_f64());
     println!(
         "over {k} seeds: mean relative error median {} %, worst {} % (trained network: {} %, {} %); {}",
-        m(mean["median"].as_f64()),
-        m(mean["worst"].as_f64()),
-        m(summary(&rows, |r| r.trained_mean_relative_error)["median"].as_f64()),
-        m(summary(&rows, |r| r.trained_mean_relative_error)["worst"].as_f64()),
+        at(&mean, "median"),
+        at(&mean, "worst"),
+        at(&trained, "median"),
+        at(&trained, "worst"),
         out.join("seeds.md").display()
     );
     Ok(())

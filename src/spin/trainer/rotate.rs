@@ -84,22 +84,36 @@ impl Trainer {
             })
             .collect();
         for idx in &rows {
-            let w: Vec<f64> = idx.iter().map(|&p| self.params[p] as f64).collect();
-            for (j, &p) in idx.iter().enumerate() {
-                self.params[p] = (0..n).map(|k| t[(j, k)] * w[k]).sum::<f64>() as f32;
-            }
-            if !self.optimizer.m.is_empty() {
-                let m: Vec<f64> = idx.iter().map(|&p| self.optimizer.m[p]).collect();
-                for (j, &p) in idx.iter().enumerate() {
-                    self.optimizer.m[p] = (0..n).map(|k| g_map[(j, k)] * m[k]).sum();
-                }
-            }
-            if !self.optimizer.v.is_empty() {
-                let v: Vec<f64> = idx.iter().map(|&p| self.optimizer.v[p]).collect();
-                for (j, &p) in idx.iter().enumerate() {
-                    self.optimizer.v[p] = (0..n).map(|k| g_sq[(j, k)] * v[k]).sum();
-                }
-            }
+            mix_f32(&mut self.params, idx, t);
+            mix_f64(&mut self.optimizer.m, idx, g_map);
+            mix_f64(&mut self.optimizer.v, idx, &g_sq);
         }
+    }
+}
+
+/// x[idx] ← A x[idx]: one hidden unit's (or the bias's) weights into the outputs, mixed.
+fn mixed(x: impl Fn(usize) -> f64, idx: &[usize], a: &DMatrix<f64>) -> Vec<f64> {
+    let old: Vec<f64> = idx.iter().map(|&p| x(p)).collect();
+    (0..idx.len())
+        .map(|j| (0..idx.len()).map(|k| a[(j, k)] * old[k]).sum())
+        .collect()
+}
+
+/// [`mixed`] on θ.
+fn mix_f32(v: &mut [f32], idx: &[usize], a: &DMatrix<f64>) {
+    let new = mixed(|p| v[p] as f64, idx, a);
+    for (&p, x) in idx.iter().zip(new) {
+        v[p] = x as f32;
+    }
+}
+
+/// [`mixed`] on an optimiser moment (none for SGD, so an empty vector is left alone).
+fn mix_f64(v: &mut [f64], idx: &[usize], a: &DMatrix<f64>) {
+    if v.is_empty() {
+        return;
+    }
+    let new = mixed(|p| v[p], idx, a);
+    for (&p, x) in idx.iter().zip(new) {
+        v[p] = x;
     }
 }
