@@ -23,6 +23,7 @@ use spectral_inference::nn::Activation;
 #[command(mut_arg("lr", |a| note(a, "[default: 1e-3]")))]
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine]")))]
 #[command(mut_arg("clip_grad", |a| note(a, "[default: 0, off]")))]
+#[command(mut_arg("guard", |a| note(a, "[default: 0, off: not measured on graphs]")))]
 #[command(mut_arg("out", |a| note(a, "[default: runs/graph]")))]
 #[command(mut_arg("checkpoint_every", |a| note(a, "[default: 1000]")))]
 #[command(mut_arg("resume", |a| note(a, "(--steps, --time-limit, --beta, --readout-refit, --heldout-every may change) [default: a new run]")))]

@@ -18,6 +18,7 @@ use spectral_inference::spin::{OptimizerConfig, OptimizerKind, Schedule, TrainCo
 #[command(mut_arg("lr", |a| note(a, "[default: 0.01]")))]
 #[command(mut_arg("schedule", |a| note(a, "[default: cosine]")))]
 #[command(mut_arg("clip_grad", |a| note(a, "[default: 0, off]")))]
+#[command(mut_arg("guard", |a| note(a, "[default: 0, off; spin matrix has no held-out curve, so it never acts]")))]
 pub struct MatrixArgs {
     /// The matrix: n rows of n numbers separated by commas or spaces.
     #[arg(long, default_value = "assets/random-symmetric-20.csv")]

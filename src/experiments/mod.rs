@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod graph;
 pub mod grid;
+pub mod guard;
 pub mod krylov;
 pub mod matrix;
 pub mod plot;

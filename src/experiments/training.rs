@@ -6,9 +6,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::guard::{Guard, Rollback};
 use crate::error::{Result, SpinError};
 use crate::spin::checkpoint::{self, TrainerState};
 use crate::spin::{StepReport, Trainer};
+
+/// The header of `heldout.csv`.
+const HELDOUT_HEADER: &str = "step,values (ascending)";
 
 /// The step count of a run that only its time limit ends (`--time-limit` without `--steps`).
 pub const UNTIL_TIME_LIMIT: u64 = 1_000_000_000;
@@ -76,6 +80,8 @@ pub struct Outcome {
     pub heldout_values: Vec<Vec<f64>>,
     /// Seconds spent on held-out evaluations (inside `wall`).
     pub heldout_seconds: f64,
+    /// The divergence guard's rollbacks in this invocation (maths §16).
+    pub rollbacks: Vec<Rollback>,
 }
 
 impl Outcome {
@@ -89,12 +95,35 @@ impl Outcome {
             heldout_steps: Vec::new(),
             heldout_values: Vec::new(),
             heldout_seconds: 0.0,
+            rollbacks: Vec::new(),
         }
     }
 
-    /// Steps this invocation took.
+    /// Forgets the held-out points after `step` (the run went back to it).
+    fn truncate_heldout(&mut self, step: u64) {
+        let keep = self.heldout_steps.iter().filter(|&&s| s <= step).count();
+        self.heldout_steps.truncate(keep);
+        self.heldout_values.truncate(keep);
+    }
+
+    /// Steps this invocation took (with the guard's rollbacks, more than it advanced).
     pub fn steps(&self, trainer: &Trainer) -> u64 {
         trainer.step - self.first_step
+            + self
+                .rollbacks
+                .iter()
+                .map(|b| b.step - b.to_step)
+                .sum::<u64>()
+    }
+
+    /// The guard's part of `metrics.json`: its tolerance (0: off), the rollbacks and the
+    /// learning-rate factor the run ended with.
+    pub fn guard_metrics(&self, trainer: &Trainer) -> serde_json::Value {
+        serde_json::json!({
+            "tolerance": trainer.optimizer.config.guard,
+            "rollbacks": self.rollbacks,
+            "lr_scale": trainer.optimizer.lr_scale,
+        })
     }
 }
 
@@ -206,11 +235,16 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     let mut heldout_csv = hooks
         .heldout
         .as_ref()
-        .map(|_| open_rows(&heldout_path, "step,values (ascending)", trainer.step))
+        .map(|_| open_rows(&heldout_path, HELDOUT_HEADER, trainer.step))
         .transpose()?;
+    let mut guard = Guard::new(trainer.optimizer.config.guard).filter(|_| every > 0);
     // Evaluates the held-out curve now, records it and appends it to heldout.csv.
-    let mut evaluate_heldout = |trainer: &mut Trainer, out: &mut Outcome| -> Result<()> {
-        let (Some(h), Some(file)) = (hooks.heldout.as_mut(), heldout_csv.as_mut()) else {
+    let evaluate_heldout = |trainer: &mut Trainer,
+                            out: &mut Outcome,
+                            heldout: &mut Option<Heldout>,
+                            file: &mut Option<Box<dyn Write>>|
+     -> Result<()> {
+        let (Some(h), Some(file)) = (heldout.as_mut(), file.as_mut()) else {
             return Ok(());
         };
         let t = Instant::now();
@@ -251,15 +285,33 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
         writeln!(csv, "{}", (hooks.csv_row)(&r)).map_err(io_err(&csv_path))?;
         progress.update(r.step, trained_for(), || (hooks.status)(&r));
         if every > 0 && r.step.is_multiple_of(every) {
-            evaluate_heldout(trainer, &mut out)?;
+            evaluate_heldout(trainer, &mut out, &mut hooks.heldout, &mut heldout_csv)?;
+            let values = out.heldout_values.last().cloned().unwrap_or_default();
+            if let Some(to) = match guard.as_mut() {
+                Some(g) => g.check(trainer, &values)?,
+                None => None,
+            } {
+                // The run as kept: both CSVs and the curve end at the step it went back to.
+                csv.flush().map_err(io_err(&csv_path))?;
+                csv = open_rows(&csv_path, &spec.csv_header, to)?;
+                heldout_csv = Some(open_rows(&heldout_path, HELDOUT_HEADER, to)?);
+                out.truncate_heldout(to);
+                if let Some(b) = guard.as_ref().and_then(|g| g.rollbacks.last()) {
+                    eprintln!(
+                        "divergence guard: the held-out curve rose {:.2}× its spread above its best at step {}; back to step {to} at {}× the learning rate",
+                        b.rise, b.step, b.lr_scale
+                    );
+                }
+            }
         }
         if spec.checkpoint_every > 0 && r.step % spec.checkpoint_every == 0 {
             save(trainer, &mut csv)?;
         }
     }
     if every > 0 && out.heldout_steps.last() != Some(&trainer.step) && trainer.step > first_step {
-        evaluate_heldout(trainer, &mut out)?;
+        evaluate_heldout(trainer, &mut out, &mut hooks.heldout, &mut heldout_csv)?;
     }
+    out.rollbacks = guard.map(|g| g.rollbacks).unwrap_or_default();
     progress.finish();
     out.wall = start.elapsed().as_secs_f64();
     save(trainer, &mut csv)?;

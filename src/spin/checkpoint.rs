@@ -62,6 +62,8 @@ pub struct TrainerState {
     /// The step after which the bias-correcting tail began, if it has
     /// ([`crate::spin::trainer::Tail`]).
     pub tail_start: Option<u64>,
+    /// The optimiser's learning-rate factor (1 unless the divergence guard rolled back).
+    pub lr_scale: f64,
 }
 
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -97,6 +99,7 @@ pub fn save(dir: &Path, state: &TrainerState, run: &serde_json::Value) -> Result
         "train_seconds": state.train_seconds,
         "readout_shape": state.readout_shape,
         "tail_start": state.tail_start,
+        "lr_scale": state.lr_scale,
         "rng": {
             "seed": hex(&state.rng_seed),
             "stream": state.rng_stream,
@@ -265,6 +268,7 @@ pub fn load(dir: &Path) -> Result<(TrainerState, serde_json::Value)> {
         readout_shape: serde_json::from_value(meta["readout_shape"].clone()).unwrap_or([0; 3]),
         // Checkpoints from before the tail have no such field.
         tail_start: meta["tail_start"].as_u64(),
+        lr_scale: meta["lr_scale"].as_f64().unwrap_or(1.0),
         rng_seed: rng["seed"]
             .as_str()
             .and_then(unhex)

@@ -101,6 +101,13 @@ pub struct OptimizerConfig {
     /// it, so one minibatch with a nearly singular Σ̂ cannot move every parameter at once.
     #[serde(default)]
     pub clip: f64,
+    /// The divergence guard's tolerance (0: off; maths §16): when the run's held-out curve —
+    /// the sum of its held-out eigenvalue estimates — rises more than this many times their
+    /// spread above its best, the run goes back to its last healthy held-out point and halves
+    /// this rate ([`Optimizer::lr_scale`]). It acts in the training loop
+    /// (`experiments::guard`); runs without a held-out curve are not guarded.
+    #[serde(default)]
+    pub guard: f64,
 }
 
 impl OptimizerConfig {
@@ -116,6 +123,7 @@ impl OptimizerConfig {
             schedule: Schedule::Constant,
             warmup: 0,
             clip: 0.0,
+            guard: 0.0,
         }
     }
     /// Checks the values.
@@ -126,14 +134,16 @@ impl OptimizerConfig {
             && (0.0..1.0).contains(&self.beta1)
             && (0.0..1.0).contains(&self.beta2)
             && self.clip.is_finite()
-            && (self.clip == 0.0 || self.clip >= 1.0);
+            && (self.clip == 0.0 || self.clip >= 1.0)
+            && self.guard.is_finite()
+            && self.guard >= 0.0;
         if ok {
             Ok(())
         } else {
             Err(SpinError::Config(format!(
                 "optimizer settings out of range (lr {} must be > 0, ρ {}, β₁ {}, β₂ {} in [0, 1), \
-                 clip {} 0 or ≥ 1)",
-                self.lr, self.rho, self.beta1, self.beta2, self.clip
+                 clip {} 0 or ≥ 1, guard {} ≥ 0)",
+                self.lr, self.rho, self.beta1, self.beta2, self.clip, self.guard
             )))
         }
     }
@@ -160,6 +170,14 @@ pub struct Optimizer {
     /// The schedule's progress is at least this fraction (set from the time limit; not saved).
     #[serde(skip)]
     pub progress_floor: f64,
+    /// Every step's learning rate is multiplied by this (1 unless the divergence guard rolled
+    /// the run back: each rollback halves it).
+    #[serde(default = "one")]
+    pub lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Optimizer {
@@ -179,6 +197,7 @@ impl Optimizer {
             grad_norm: 0.0,
             clipped: 0,
             progress_floor: 0.0,
+            lr_scale: 1.0,
         }
     }
 
@@ -217,7 +236,8 @@ impl Optimizer {
         };
         let lr = ramp
             * c.schedule
-                .rate_with_floor(c.lr, self.t, total, self.progress_floor);
+                .rate_with_floor(c.lr, self.t, total, self.progress_floor)
+            * self.lr_scale;
         let scale = self.clip_factor(grad);
         let c = &self.config;
         self.t += 1;

@@ -181,6 +181,7 @@ fn bad_schrodinger_values_are_rejected() {
             "the tail's share of the run must be in [0, 1), got 1.5",
         ),
         (vec!["--tail-beta", "0"], "the tail's β must be in (0, 1]"),
+        (vec!["--guard", "-0.5"], "guard -0.5 ≥ 0"),
         (
             vec![
                 "--particles",

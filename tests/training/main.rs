@@ -6,6 +6,7 @@
 mod common;
 
 mod graph;
+mod guard;
 mod harmonic;
 mod matrix;
 mod parallel;

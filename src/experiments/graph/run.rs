@@ -120,6 +120,7 @@ pub fn run(
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
         "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "guard": outcome.guard_metrics(&model.trainer),
         "degenerate_batches": model.trainer.degenerate_batches,
         "stopped_by_time_limit": outcome.stopped_by_time,
         "adapter": ctx.adapter().name,

@@ -20,6 +20,12 @@ pub enum Preset {
 /// 0 from the early blow-up of the scale that lost its states).
 pub const DEFAULT_CLIP: f64 = 2.0;
 
+/// `spin schrodinger`'s divergence guard (maths §16): a rise of the held-out curve above its
+/// best by more than this share of the estimates' spread sends the run back to its last
+/// healthy held-out point at half the learning rate (healthy 2D hydrogen runs stay below
+/// 0.08, runs that lost a state rise 0.12–0.41: docs/results/robustness.md).
+pub const DEFAULT_GUARD: f64 = 0.1;
+
 impl std::str::FromStr for Preset {
     type Err = crate::error::SpinError;
     fn from_str(s: &str) -> Result<Self> {
@@ -45,6 +51,7 @@ impl SchrodingerConfig {
         optimizer.schedule = Schedule::Cosine;
         optimizer.warmup = 500;
         optimizer.clip = DEFAULT_CLIP;
+        optimizer.guard = DEFAULT_GUARD;
         Self {
             dim: 2,
             particles: 1,

@@ -398,6 +398,7 @@ fn metrics(
         "train_seconds_all_invocations": earlier + wall,
         "steps_per_second": done as f64 / wall.max(1e-9),
         "clipped_updates": trainer.optimizer.clipped,
+        "guard": outcome.guard_metrics(trainer),
         "degenerate_batches": trainer.degenerate_batches,
         "heldout_seconds": outcome.heldout_seconds,
         "heldout_share_of_training": outcome.heldout_seconds / wall.max(1e-9),

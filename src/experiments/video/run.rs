@@ -327,6 +327,7 @@ pub fn run(
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
         "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "guard": outcome.guard_metrics(&model.trainer),
         "clipped_updates": model.trainer.optimizer.clipped,
         "degenerate_batches": model.trainer.degenerate_batches,
         "heldout_seconds": outcome.heldout_seconds,

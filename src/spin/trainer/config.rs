@@ -31,7 +31,7 @@ impl Tail {
     /// The Schrödinger front ends' default (measured in docs/results/robustness.md).
     pub const DEFAULT: Tail = Tail {
         fraction: 0.1,
-        beta: 0.01,
+        beta: 0.1,
     };
 
     /// The rate of Σ̄ and J̄ at the `k`-th step of the tail (k = 0 first): the running mean

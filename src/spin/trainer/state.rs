@@ -41,6 +41,7 @@ impl Trainer {
             readout_shape: [0; 3],
             train_seconds: 0.0,
             tail_start: self.tail_start,
+            lr_scale: self.optimizer.lr_scale,
         })
     }
 
@@ -79,6 +80,7 @@ impl Trainer {
         self.optimizer.v = state.opt_v.clone();
         self.optimizer.t = state.opt_t;
         self.optimizer.grad_norm = state.opt_grad_norm;
+        self.optimizer.lr_scale = state.lr_scale;
         self.lambda_ema = state.lambda_ema.clone();
         self.step = state.step;
         self.rng = ChaCha8Rng::from_seed(state.rng_seed);
