@@ -24,6 +24,8 @@ struct SeedRow {
     /// Steps and training seconds.
     steps: u64,
     train_seconds: f64,
+    /// The divergence guard's rollbacks (maths §16).
+    rollbacks: usize,
 }
 
 impl SeedRow {
@@ -37,6 +39,7 @@ impl SeedRow {
             eigenvalue_sum: eig.iter().sum(),
             steps: m["steps"].as_u64().unwrap_or(0),
             train_seconds: m["train_seconds_all_invocations"].as_f64().unwrap_or(0.0),
+            rollbacks: m["guard"]["rollbacks"].as_array().map_or(0, |r| r.len()),
         }
     }
 }
@@ -68,24 +71,25 @@ fn write_summary(out: &Path, command: &str, rows: &[SeedRow]) -> Result<()> {
     spectral_inference::io::write_json(&out.join("seeds.json"), &json)?;
     let mut md = format!(
         "# {command}\n\nRelative errors in % (after the read-out refit when there is one; *trained*: the network before it).\n\n\
-         | seed | mean | max | trained mean | Σλ | steps | training s |\n|---|---|---|---|---|---|---|\n"
+         | seed | mean | max | trained mean | Σλ | steps | training s | guard's rollbacks |\n|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {:.6} | {} | {:.0} |\n",
+            "| {} | {} | {} | {} | {:.6} | {} | {:.0} | {} |\n",
             r.seed,
             pct(r.mean_relative_error),
             pct(r.max_relative_error),
             pct(r.trained_mean_relative_error),
             r.eigenvalue_sum,
             r.steps,
-            r.train_seconds
+            r.train_seconds,
+            r.rollbacks
         ));
     }
     let at = |key: &str, which: &str| json[key][which].as_f64();
     for which in ["median", "worst"] {
         md.push_str(&format!(
-            "| **{which}** | {} | {} | {} | {} | | |\n",
+            "| **{which}** | {} | {} | {} | {} | | | |\n",
             pct(at("mean_relative_error", which)),
             pct(at("max_relative_error", which)),
             pct(at("trained_mean_relative_error", which)),

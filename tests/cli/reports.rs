@@ -161,12 +161,14 @@ fn seeds_runs_each_seed_into_its_folder_and_summarises_median_and_worst() {
         .unwrap();
         assert_eq!(m["config"]["train"]["seed"].as_u64(), Some(*seed));
     }
+    // No held-out curve, so the guard never acted.
+    assert!(rows.iter().all(|r| r["rollbacks"].as_u64() == Some(0)));
     errors.sort_by(f64::total_cmp);
     assert_eq!(s["mean_relative_error"]["median"].as_f64(), Some(errors[1]));
     assert_eq!(s["mean_relative_error"]["worst"].as_f64(), Some(errors[2]));
     let md = std::fs::read_to_string(dir.join("seeds.md")).unwrap();
     assert!(
-        md.contains("**median**") && md.contains("**worst**"),
+        md.contains("**median**") && md.contains("**worst**") && md.contains("guard's rollbacks"),
         "{md}"
     );
     let _ = std::fs::remove_dir_all(&dir);
