@@ -44,6 +44,10 @@ pub struct SuiteArgs {
     /// [default: spin schrodinger's, 0.1].
     #[arg(long, value_name = "FRACTION")]
     tail: Option<f64>,
+    /// Ablation: every case with this divergence-guard tolerance (0: off) [default: spin
+    /// schrodinger's, 0].
+    #[arg(long, value_name = "TOL")]
+    guard: Option<f64>,
 }
 
 /// Runs the selected cases and prints the table.
@@ -76,6 +80,7 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
         gauge: args.gauge,
         objective: args.objective,
         tail: args.tail,
+        guard: args.guard,
         out: args.out.clone(),
     };
     let results = suite::run_all(&ctx, &cases, &opts, |case, result| match result {

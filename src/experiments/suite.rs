@@ -459,6 +459,8 @@ pub struct SuiteOptions {
     pub objective: Option<crate::spin::Objective>,
     /// Ablation: every case with this share of its run in the bias-correcting tail.
     pub tail: Option<f64>,
+    /// Ablation: every case with this divergence-guard tolerance (maths §16).
+    pub guard: Option<f64>,
     /// One run folder per case, `suite.json`, `suite.md`.
     pub out: std::path::PathBuf,
 }
@@ -502,6 +504,9 @@ pub fn run_all(
         if let Some(f) = opts.tail {
             cfg.train.tail.fraction = f;
         }
+        if let Some(g) = opts.guard {
+            cfg.train.optimizer.guard = g;
+        }
         let out = if seeds > 1 {
             opts.out.join(format!("seed-{seed}"))
         } else {
@@ -522,6 +527,7 @@ pub fn run_all(
                 "gauge": opts.gauge,
                 "objective": opts.objective.map(|o| o.name()),
                 "tail": opts.tail,
+                "guard": opts.guard,
                 "seeds": seeds,
                 "over_seeds": over_seeds(&results),
                 "cases": results,

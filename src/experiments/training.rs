@@ -296,6 +296,10 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
                 csv = open_rows(&csv_path, &spec.csv_header, to)?;
                 heldout_csv = Some(open_rows(&heldout_path, HELDOUT_HEADER, to)?);
                 out.truncate_heldout(to);
+                // The checkpoint on disk may be past `to`: a run killed now resumes from here.
+                if spec.checkpoint_every > 0 {
+                    save(trainer, &mut csv)?;
+                }
                 if let Some(b) = guard.as_ref().and_then(|g| g.rollbacks.last()) {
                     eprintln!(
                         "divergence guard: the held-out curve rose {:.2}× its spread above its best at step {}; back to step {to} at {}× the learning rate",
