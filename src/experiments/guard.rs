@@ -120,8 +120,8 @@ impl Guard {
 
     /// Judges the trainer at a held-out point and acts: keeps its state when healthy, restores
     /// the last kept state and scales the learning rate by [`LR_FACTOR`] when it rose too far.
-    /// Returns the step the run went back to, if it did.
-    pub fn check(&mut self, trainer: &mut Trainer, values: &[f64]) -> Result<Option<u64>> {
+    /// Returns the rollback, if there was one.
+    pub fn check(&mut self, trainer: &mut Trainer, values: &[f64]) -> Result<Option<&Rollback>> {
         let step = trainer.step;
         let parallel = trainer.workers().is_parallel();
         let verdict = self.judge(values, |r| if parallel { trainer.agree(r) } else { Ok(r) })?;
@@ -133,16 +133,15 @@ impl Guard {
             Verdict::Baseline | Verdict::Watch => Ok(None),
             Verdict::RollBack => {
                 let fallback = self.fallback.as_ref().expect("judged with a fallback");
-                let rise = rise(values, self.best);
                 trainer.restore(fallback)?;
                 trainer.optimizer.lr_scale *= LR_FACTOR;
                 self.rollbacks.push(Rollback {
                     step,
                     to_step: fallback.step,
-                    rise,
+                    rise: rise(values, self.best),
                     lr_scale: trainer.optimizer.lr_scale,
                 });
-                Ok(Some(fallback.step))
+                Ok(self.rollbacks.last())
             }
         }
     }

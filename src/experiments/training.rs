@@ -99,13 +99,6 @@ impl Outcome {
         }
     }
 
-    /// Forgets the held-out points after `step` (the run went back to it).
-    fn truncate_heldout(&mut self, step: u64) {
-        let keep = self.heldout_steps.iter().filter(|&&s| s <= step).count();
-        self.heldout_steps.truncate(keep);
-        self.heldout_values.truncate(keep);
-    }
-
     /// Steps this invocation took (with the guard's rollbacks, more than it advanced).
     pub fn steps(&self, trainer: &Trainer) -> u64 {
         trainer.step - self.first_step
@@ -160,6 +153,49 @@ fn open_rows(path: &Path, header: &str, step: u64) -> Result<Box<dyn Write>> {
         .open(path)
         .map_err(io_err(path))?;
     Ok(Box::new(std::io::BufWriter::new(file)))
+}
+
+/// The held-out curve of a run: its evaluation and `heldout.csv`.
+struct HeldoutLog<'a> {
+    heldout: Heldout<'a>,
+    path: PathBuf,
+    file: Box<dyn Write>,
+}
+
+impl<'a> HeldoutLog<'a> {
+    /// Opens `out/heldout.csv`, keeping an earlier invocation's rows up to `step`.
+    fn open(heldout: Heldout<'a>, out: &Path, step: u64) -> Result<Self> {
+        let path = out.join("heldout.csv");
+        let file = open_rows(&path, HELDOUT_HEADER, step)?;
+        Ok(Self {
+            heldout,
+            path,
+            file,
+        })
+    }
+
+    /// Evaluates the curve for the trainer as it is, appends it to the file and to `out`, and
+    /// returns the values.
+    fn record(&mut self, trainer: &mut Trainer, out: &mut Outcome) -> Result<Vec<f64>> {
+        let t = Instant::now();
+        let values = (self.heldout.eval)(trainer)?;
+        out.heldout_seconds += t.elapsed().as_secs_f64();
+        writeln!(self.file, "{}", csv_row(trainer.step, &values, None))
+            .map_err(io_err(&self.path))?;
+        self.file.flush().map_err(io_err(&self.path))?;
+        out.heldout_steps.push(trainer.step);
+        out.heldout_values.push(values.clone());
+        Ok(values)
+    }
+
+    /// Forgets the points after `step`, in the file and in `out` (the run went back to it).
+    fn cut_back(&mut self, step: u64, out: &mut Outcome) -> Result<()> {
+        self.file = open_rows(&self.path, HELDOUT_HEADER, step)?;
+        let keep = out.heldout_steps.iter().filter(|&&s| s <= step).count();
+        out.heldout_steps.truncate(keep);
+        out.heldout_values.truncate(keep);
+        Ok(())
+    }
 }
 
 /// Checkpoints written on a thread of their own, so that the disk's sync does not stall
@@ -230,33 +266,13 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
     let mut progress =
         super::progress::Progress::new((!timed_only).then_some(total), spec.time_limit, first_step);
     let mut out = Outcome::starting_at(first_step);
-    let heldout_path = spec.out.join("heldout.csv");
     let every = hooks.heldout.as_ref().map_or(0, |h| h.every);
-    let mut heldout_csv = hooks
+    let mut heldout = hooks
         .heldout
-        .as_ref()
-        .map(|_| open_rows(&heldout_path, HELDOUT_HEADER, trainer.step))
+        .take()
+        .map(|h| HeldoutLog::open(h, &spec.out, trainer.step))
         .transpose()?;
     let mut guard = Guard::new(trainer.optimizer.config.guard).filter(|_| every > 0);
-    // Evaluates the held-out curve now, records it and appends it to heldout.csv.
-    let evaluate_heldout = |trainer: &mut Trainer,
-                            out: &mut Outcome,
-                            heldout: &mut Option<Heldout>,
-                            file: &mut Option<Box<dyn Write>>|
-     -> Result<()> {
-        let (Some(h), Some(file)) = (heldout.as_mut(), file.as_mut()) else {
-            return Ok(());
-        };
-        let t = Instant::now();
-        let values = (h.eval)(trainer)?;
-        out.heldout_seconds += t.elapsed().as_secs_f64();
-        writeln!(file, "{}", csv_row(trainer.step, &values, None))
-            .map_err(io_err(&heldout_path))?;
-        file.flush().map_err(io_err(&heldout_path))?;
-        out.heldout_steps.push(trainer.step);
-        out.heldout_values.push(values);
-        Ok(())
-    };
 
     while trainer.step < total {
         let now = agreed_time(trainer)?;
@@ -284,27 +300,22 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
         };
         writeln!(csv, "{}", (hooks.csv_row)(&r)).map_err(io_err(&csv_path))?;
         progress.update(r.step, trained_for(), || (hooks.status)(&r));
-        if every > 0 && r.step.is_multiple_of(every) {
-            evaluate_heldout(trainer, &mut out, &mut hooks.heldout, &mut heldout_csv)?;
-            let values = out.heldout_values.last().cloned().unwrap_or_default();
-            if let Some(to) = match guard.as_mut() {
-                Some(g) => g.check(trainer, &values)?,
-                None => None,
-            } {
-                // The run as kept: both CSVs and the curve end at the step it went back to.
-                csv.flush().map_err(io_err(&csv_path))?;
-                csv = open_rows(&csv_path, &spec.csv_header, to)?;
-                heldout_csv = Some(open_rows(&heldout_path, HELDOUT_HEADER, to)?);
-                out.truncate_heldout(to);
-                // The checkpoint on disk may be past `to`: a run killed now resumes from here.
-                if spec.checkpoint_every > 0 {
-                    save(trainer, &mut csv)?;
-                }
-                if let Some(b) = guard.as_ref().and_then(|g| g.rollbacks.last()) {
+        if let Some(h) = heldout.as_mut().filter(|_| r.step.is_multiple_of(every)) {
+            let values = h.record(trainer, &mut out)?;
+            if let Some(g) = guard.as_mut() {
+                if let Some(b) = g.check(trainer, &values)? {
                     eprintln!(
-                        "divergence guard: the held-out curve rose {:.2}× its spread above its best at step {}; back to step {to} at {}× the learning rate",
-                        b.rise, b.step, b.lr_scale
+                        "divergence guard: the held-out curve rose {:.2}× its spread above its best at step {}; back to step {} at {}× the learning rate",
+                        b.rise, b.step, b.to_step, b.lr_scale
                     );
+                    // The run as kept: both CSVs and the curve end at the step it went back to.
+                    csv.flush().map_err(io_err(&csv_path))?;
+                    csv = open_rows(&csv_path, &spec.csv_header, b.to_step)?;
+                    h.cut_back(b.to_step, &mut out)?;
+                    // The checkpoint on disk may be past it: a run killed now resumes from here.
+                    if spec.checkpoint_every > 0 {
+                        save(trainer, &mut csv)?;
+                    }
                 }
             }
         }
@@ -312,8 +323,11 @@ pub fn train(trainer: &mut Trainer, spec: &RunSpec, mut hooks: Hooks) -> Result<
             save(trainer, &mut csv)?;
         }
     }
-    if every > 0 && out.heldout_steps.last() != Some(&trainer.step) && trainer.step > first_step {
-        evaluate_heldout(trainer, &mut out, &mut hooks.heldout, &mut heldout_csv)?;
+    if let Some(h) = heldout
+        .as_mut()
+        .filter(|_| out.heldout_steps.last() != Some(&trainer.step) && trainer.step > first_step)
+    {
+        h.record(trainer, &mut out)?;
     }
     out.rollbacks = guard.map(|g| g.rollbacks).unwrap_or_default();
     progress.finish();
