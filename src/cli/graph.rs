@@ -171,10 +171,21 @@ pub fn run(cli: &Cli, a: &GraphArgs) -> Result<()> {
         cfg.train.optimizer.lr,
         cfg.train.beta
     );
-    let m = graph::run(ctx, &cfg, &out, state)?;
-    print_results(&m);
-    println!("wrote {}", out.join("metrics.json").display());
-    super::report(&out)
+    super::seeds::run(
+        a.training.seeds,
+        &cfg,
+        |c| &mut c.train.seed,
+        super::seeds::GRAPH,
+        &out,
+        state,
+        |c, dir, state| {
+            let m = graph::run(ctx.clone(), c, dir, state)?;
+            print_results(&m);
+            println!("wrote {}", dir.join("metrics.json").display());
+            super::report(dir)?;
+            Ok(m)
+        },
+    )
 }
 
 fn print_results(m: &serde_json::Value) {

@@ -114,6 +114,11 @@ pub struct TrainingArgs {
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Train seeds --seed, --seed + 1, … one after another, each into OUT/seed-S, then write
+    /// OUT/seeds.json and OUT/seeds.md: every seed's numbers and their median and worst (a new
+    /// run only) [default: 1].
+    #[arg(long, value_name = "K")]
+    pub seeds: Option<u64>,
 }
 
 impl TrainingArgs {

@@ -154,11 +154,6 @@ pub struct SchrodingerArgs {
     /// only; 0: never [default: 0].
     #[arg(long, value_name = "K")]
     rotate_every: Option<u64>,
-    /// Train seeds --seed, --seed + 1, … one after another, each into OUT/seed-S, then write
-    /// OUT/seeds.json and OUT/seeds.md: every seed's errors and their median and worst (a new
-    /// run only) [default: 1].
-    #[arg(long, value_name = "K")]
-    seeds: Option<u64>,
     /// After training, refit the output layer by Rayleigh–Ritz on the span of the last hidden
     /// layer's units (fitted on --eval-samples points of its own; both networks are evaluated
     /// and reported): true or false [default: true; above 3 coordinates (several particles)
@@ -318,14 +313,15 @@ pub fn run(
     cfg.validate()?;
     let ctx = super::context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);
-    match args.seeds.unwrap_or(1) {
-        0 => bail!("--seeds must be at least 1"),
-        1 => run_one(&ctx, &cfg, &out, state).map(|_| ()),
-        _ if state.is_some() => {
-            bail!("--seeds starts new runs; resume each OUT/seed-S with --resume on its own")
-        }
-        k => super::seeds::over_seeds(&cfg, &out, k, |c, dir| run_one(&ctx, c, dir, None)),
-    }
+    super::seeds::run(
+        args.training.seeds,
+        &cfg,
+        |c| &mut c.train.seed,
+        super::seeds::SCHRODINGER,
+        &out,
+        state,
+        |c, dir, state| run_one(&ctx, c, dir, state),
+    )
 }
 
 /// One run of `cfg` into `out` (from `state` when resuming): the run, its table and its report.

@@ -198,9 +198,20 @@ pub fn run(cli: &Cli, a: &VideoArgs) -> Result<()> {
         cfg.train.optimizer.lr,
         cfg.train.beta
     );
-    let m = video::run(ctx, &cfg, &out, state)?;
-    print_results(&m, &out);
-    super::report(&out)
+    super::seeds::run(
+        a.training.seeds,
+        &cfg,
+        |c| &mut c.train.seed,
+        super::seeds::VIDEO,
+        &out,
+        state,
+        |c, dir, state| {
+            let m = video::run(ctx.clone(), c, dir, state)?;
+            print_results(&m, dir);
+            super::report(dir)?;
+            Ok(m)
+        },
+    )
 }
 
 /// The held-out Δ-values of the learned features, linear SFA, linear successor features and PCA.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::common::spin_ok;
+use super::common::{self, spin_ok};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("spin-reports-{}-{name}", std::process::id()));
@@ -144,31 +144,13 @@ fn seeds_runs_each_seed_into_its_folder_and_summarises_median_and_worst() {
         "--out",
         d,
     ]);
+    common::check_seeds_summary(&dir, &[5, 6, 7], "mean_relative_error");
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("seeds.json")).unwrap()).unwrap();
-    let rows = s["seeds"].as_array().unwrap();
-    let seeds: Vec<u64> = rows.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
-    assert_eq!(seeds, vec![5, 6, 7]);
-    let mut errors: Vec<f64> = rows
-        .iter()
-        .map(|r| r["mean_relative_error"].as_f64().unwrap())
-        .collect();
-    for seed in &seeds {
-        let m: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join(format!("seed-{seed}/metrics.json"))).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(m["config"]["train"]["seed"].as_u64(), Some(*seed));
-    }
     // No held-out curve, so the guard never acted.
+    let rows = s["seeds"].as_array().unwrap();
     assert!(rows.iter().all(|r| r["rollbacks"].as_u64() == Some(0)));
-    errors.sort_by(f64::total_cmp);
-    assert_eq!(s["mean_relative_error"]["median"].as_f64(), Some(errors[1]));
-    assert_eq!(s["mean_relative_error"]["worst"].as_f64(), Some(errors[2]));
     let md = std::fs::read_to_string(dir.join("seeds.md")).unwrap();
-    assert!(
-        md.contains("**median**") && md.contains("**worst**") && md.contains("guard's rollbacks"),
-        "{md}"
-    );
+    assert!(md.contains("guard's rollbacks"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -250,3 +250,49 @@ pub fn logged_steps(run_dir: &std::path::Path) -> Vec<u64> {
         .map(|l| l.split(',').next().unwrap().parse().unwrap())
         .collect()
 }
+
+/// Checks a `--seeds` run in `dir`: seeds.json lists `seeds` in order, each OUT/seed-S ran with
+/// its seed, and the summary of `key` is the median and the largest of the seeds' values (which
+/// each must have); seeds.md has the two summary rows. Returns the seeds' values of `key`.
+pub fn check_seeds_summary(dir: &std::path::Path, seeds: &[u64], key: &str) -> Vec<f64> {
+    let read = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p:?}: {e}")))
+            .unwrap()
+    };
+    let s = read(dir.join("seeds.json"));
+    let rows = s["seeds"].as_array().unwrap();
+    let got: Vec<u64> = rows.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    assert_eq!(got, seeds);
+    for seed in seeds {
+        let m = read(dir.join(format!("seed-{seed}/metrics.json")));
+        assert_eq!(m["config"]["train"]["seed"].as_u64(), Some(*seed));
+    }
+    let values: Vec<f64> = rows
+        .iter()
+        .map(|r| r[key].as_f64().unwrap_or_else(|| panic!("no {key} in {r}")))
+        .collect();
+    let mut sorted = values.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    };
+    // serde_json parses floats to within an ulp, not always exactly.
+    let close = |got: &serde_json::Value, want: f64| {
+        let g = got.as_f64().unwrap_or_else(|| panic!("{key}: {s}"));
+        assert!(
+            (g - want).abs() <= 1e-12 * want.abs(),
+            "{key}: {g} vs {want}"
+        );
+    };
+    close(&s[key]["median"], median);
+    close(&s[key]["worst"], sorted[n - 1]);
+    let md = std::fs::read_to_string(dir.join("seeds.md")).unwrap();
+    assert!(
+        md.contains("**median**") && md.contains("**worst**"),
+        "{md}"
+    );
+    values
+}

@@ -543,3 +543,70 @@ fn the_hidden_layer_of_many_nodes_is_read_in_pieces() {
         assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
     }
 }
+
+/// `spin graph --seeds 2` on a ring: each seed into OUT/seed-S, and seeds.json with Σλ and the
+/// relative errors against the sparse solver, with their median and worst.
+#[test]
+fn seeds_run_each_seed_and_summarise_the_errors() {
+    let dir = temp_dir("seeds");
+    let n = 60;
+    let mut nodes = String::new();
+    let mut edges = String::new();
+    for i in 0..n {
+        let t = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+        nodes.push_str(&format!("{},{}\n", t.cos(), t.sin()));
+        edges.push_str(&format!("{i},{}\n", (i + 1) % n));
+    }
+    let nodes = write(&dir, "nodes.csv", &nodes);
+    let edges = write(&dir, "edges.csv", &edges);
+    let out = dir.join("run");
+    let o = spin(&[
+        "--quiet",
+        "graph",
+        "--nodes",
+        nodes.to_str().unwrap(),
+        "--edges",
+        edges.to_str().unwrap(),
+        "--neig",
+        "3",
+        "--hidden",
+        "16",
+        "--batch",
+        "64",
+        "--steps",
+        "50",
+        "--seed",
+        "7",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sums = common::check_seeds_summary(&out, &[7, 8], "eigenvalue_sum");
+    let errors = common::check_seeds_summary(&out, &[7, 8], "mean_relative_error");
+    for (seed, (sum, error)) in [7, 8].iter().zip(sums.iter().zip(&errors)) {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("seed-{seed}/metrics.json"))).unwrap(),
+        )
+        .unwrap();
+        let ev: Vec<f64> = serde_json::from_value(m["eigenvalues"].clone()).unwrap();
+        assert!(
+            (ev.iter().sum::<f64>() - sum).abs() <= 1e-12,
+            "{ev:?} vs {sum}"
+        );
+        let rel: Vec<f64> = serde_json::from_value(m["exact"]["relative_errors"].clone()).unwrap();
+        let mean = rel.iter().sum::<f64>() / rel.len() as f64;
+        assert!((mean - error).abs() <= 1e-12, "{rel:?} vs {error}");
+    }
+    // --seeds starts new runs: resuming one with it is a clear error.
+    let o = spin(&[
+        "graph",
+        "--resume",
+        out.join("seed-7").to_str().unwrap(),
+        "--seeds",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--seeds starts new runs"));
+}

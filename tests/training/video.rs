@@ -428,3 +428,56 @@ fn minibatches_of_frozen_frames_are_set_aside_at_beta_one() {
     );
     assert!(m["delta_values"][0].as_f64().unwrap().is_finite());
 }
+
+/// `spin video --seeds 2`: each seed into OUT/seed-S, and seeds.json with the held-out Δ-sums,
+/// their ratio to linear SFA's and their median and worst.
+#[test]
+fn seeds_run_each_seed_and_summarise_the_heldout_delta_sum() {
+    let d = dir("seeds");
+    let data = d.join("signal.npz");
+    mixed_signal(600, 3).save_npz(&data).unwrap();
+    let out = d.join("out");
+    spin_ok([
+        "video",
+        "--data",
+        data.to_str().unwrap(),
+        "--frames-per-input",
+        "1",
+        "--conv",
+        "none",
+        "--hidden",
+        "5",
+        "--neig",
+        "2",
+        "--clips",
+        "4",
+        "--clip-length",
+        "5",
+        "--steps",
+        "40",
+        "--sfa-pca",
+        "6",
+        "--seed",
+        "3",
+        "--seeds",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let sums = common::check_seeds_summary(&out, &[3, 4], "delta_sum");
+    let ratios = common::check_seeds_summary(&out, &[3, 4], "ratio_to_linear_sfa");
+    for (seed, (sum, ratio)) in [3, 4].iter().zip(sums.iter().zip(&ratios)) {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("seed-{seed}/metrics.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["delta_sum"].as_f64(), Some(*sum));
+        let sfa = m["linear_sfa_delta_sum"].as_f64().unwrap();
+        assert!(
+            (ratio - sum / sfa).abs() <= 1e-12 * ratio.abs(),
+            "{ratio} vs {sum}/{sfa}"
+        );
+    }
+    assert_ne!(sums[0], sums[1], "two seeds, two runs");
+}
