@@ -18,6 +18,7 @@ use spectral_inference::nn::Activation;
 #[command(mut_arg("beta", |a| note(a, "[default: 1]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05]")))]
 #[command(mut_arg("tail", |a| note(a, "[default: 0: on the sphere graph (1 024 rows per step) it changed no error at twice the run time, docs/results/robustness.md]")))]
+#[command(mut_arg("whiten_readout", |a| note(a, "[default: 0: graph runs have a constant first output, where it does not apply]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam]")))]
 #[command(mut_arg("lr", |a| note(a, "[default: 1e-3]")))]
@@ -127,6 +128,7 @@ fn new_config(a: &GraphArgs) -> Result<GraphConfig> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.whiten_readout, a.training.whiten_readout);
     set!(cfg.train.tail.fraction, a.training.tail);
     set!(cfg.train.tail.beta, a.training.tail_beta);
     set!(cfg.train.objective, a.training.objective);

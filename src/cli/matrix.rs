@@ -83,6 +83,7 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         gauge: args.gauge,
         objective: args.objective,
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     config.validate()?;
     let ctx = super::context(cli)?;

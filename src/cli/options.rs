@@ -85,6 +85,12 @@ pub struct TrainingArgs {
     /// docs/results/robustness.md].
     #[arg(long, value_name = "ρ")]
     pub gauge: Option<f64>,
+    /// Rate ρ of the read-out's whitening: after every step the outputs become L⁻¹u, L the
+    /// Cholesky factor of (1 − ρ) I + ρ Σ̂ — lower triangular, so no minibatch's Λ changes — which
+    /// relaxes the features' scale and mixing toward Σ = I instead of letting them drift (maths
+    /// §17); SpIN at β = 1 outside the tail, a dense read-out, no constant output; 0: off.
+    #[arg(long, value_name = "ρ")]
+    pub whiten_readout: Option<f64>,
     /// What is minimised: spin (tr Λ with the masked gradient, the paper's), nested (the
     /// sequentially nested low-rank objective of NeuralSVD: each feature's scale fixed, no
     /// Cholesky in the gradient) or neuralef (NeuralEF: each feature normalised over the batch,

@@ -19,6 +19,7 @@ use spectral_inference::experiments::schrodinger::{
 #[command(mut_arg("beta", |a| note(a, "[default: 1; --preset reference: 0.01]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05; --preset reference: 0]")))]
 #[command(mut_arg("tail", |a| note(a, "[default: 0.1; --preset reference and --exchange: 0]")))]
+#[command(mut_arg("whiten_readout", |a| note(a, "[default: 0.1; --preset reference: 0]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam; --preset reference: rmsprop]")))]
 #[command(mut_arg("lr", |a| note(a, "(reached after a linear warm-up of --warmup steps) [default: 3e-3; --preset reference: 1e-5]")))]
@@ -205,6 +206,7 @@ pub fn apply(cfg: &mut SchrodingerConfig, a: &SchrodingerArgs) -> Result<()> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.whiten_readout, a.training.whiten_readout);
     set!(cfg.train.tail.fraction, a.training.tail);
     set!(cfg.train.tail.beta, a.training.tail_beta);
     // The symmetrised network has no Σ-Jacobian path, so no tail unless asked (then an error).

@@ -48,6 +48,10 @@ pub struct SuiteArgs {
     /// schrodinger's, 0].
     #[arg(long, value_name = "TOL")]
     guard: Option<f64>,
+    /// Ablation: every case with this read-out whitening rate (0: off) [default: spin
+    /// schrodinger's, 0.1].
+    #[arg(long, value_name = "ρ")]
+    whiten_readout: Option<f64>,
 }
 
 /// Runs the selected cases and prints the table.
@@ -78,6 +82,7 @@ pub fn run(cli: &Cli, args: &SuiteArgs) -> Result<()> {
         beta: args.beta,
         shift: args.shift,
         gauge: args.gauge,
+        whiten_readout: args.whiten_readout,
         objective: args.objective,
         tail: args.tail,
         guard: args.guard,

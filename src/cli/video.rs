@@ -17,6 +17,7 @@ use spectral_inference::nn::{Activation, Padding};
 #[command(mut_arg("beta", |a| note(a, "[default: 1; paper, atari-reference 0.01]")))]
 #[command(mut_arg("shift", |a| note(a, "[default: 0.05; paper, atari-reference 0]")))]
 #[command(mut_arg("tail", |a| note(a, "[default: 0: not measured on video, where the Σ-Jacobian path costs 5.5–5.9× a fused step]")))]
+#[command(mut_arg("whiten_readout", |a| note(a, "[default: 0: video runs have a constant first output, where it does not apply]")))]
 #[command(mut_arg("seed", |a| note(a, "[default: 0]")))]
 #[command(mut_arg("optimizer", |a| note(a, "[default: adam; paper, atari-reference rmsprop]")))]
 #[command(mut_arg("lr", |a| note(a, "[default: 1e-3; paper 1e-6; atari-reference 1e-3]")))]
@@ -134,6 +135,7 @@ fn new_config(a: &VideoArgs) -> Result<VideoConfig> {
     set!(cfg.train.beta, a.training.beta);
     set!(cfg.train.shift, a.training.shift);
     set!(cfg.train.gauge, a.training.gauge);
+    set!(cfg.train.whiten_readout, a.training.whiten_readout);
     set!(cfg.train.tail.fraction, a.training.tail);
     set!(cfg.train.tail.beta, a.training.tail_beta);
     set!(cfg.train.objective, a.training.objective);

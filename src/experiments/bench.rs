@@ -493,6 +493,7 @@ fn bench_train_config(config: &BenchConfig) -> TrainConfig {
         gauge: 0.0,
         objective: config.objective,
         tail: Default::default(),
+        whiten_readout: 0.0,
     }
 }
 

@@ -461,6 +461,8 @@ pub struct SuiteOptions {
     pub tail: Option<f64>,
     /// Ablation: every case with this divergence-guard tolerance (maths §16).
     pub guard: Option<f64>,
+    /// Ablation: every case with this read-out whitening rate (maths §17).
+    pub whiten_readout: Option<f64>,
     /// One run folder per case, `suite.json`, `suite.md`.
     pub out: std::path::PathBuf,
 }
@@ -507,6 +509,9 @@ pub fn run_all(
         if let Some(g) = opts.guard {
             cfg.train.optimizer.guard = g;
         }
+        if let Some(w) = opts.whiten_readout {
+            cfg.train.whiten_readout = w;
+        }
         let out = if seeds > 1 {
             opts.out.join(format!("seed-{seed}"))
         } else {
@@ -528,6 +533,7 @@ pub fn run_all(
                 "objective": opts.objective.map(|o| o.name()),
                 "tail": opts.tail,
                 "guard": opts.guard,
+                "whiten_readout": opts.whiten_readout,
                 "seeds": seeds,
                 "over_seeds": over_seeds(&results),
                 "cases": results,

@@ -136,6 +136,7 @@ fn non_finite_loss_stops_and_keeps_the_last_good_state() {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     let before = trainer.params.clone();
@@ -182,6 +183,10 @@ fn bad_schrodinger_values_are_rejected() {
         ),
         (vec!["--tail-beta", "0"], "the tail's β must be in (0, 1]"),
         (vec!["--guard", "-0.5"], "guard -0.5 ≥ 0"),
+        (
+            vec!["--whiten-readout", "1.5"],
+            "the read-out's whitening rate must be in [0, 1], got 1.5",
+        ),
         (
             vec![
                 "--particles",
@@ -235,6 +240,7 @@ fn a_rejected_gradient_leaves_jbar_as_it_was() {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     trainer.step().unwrap();

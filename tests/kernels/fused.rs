@@ -274,6 +274,7 @@ fn oscillator_trainer(beta: f64) -> spectral_inference::spin::Trainer {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     Trainer::new(ctx(), problem, config).unwrap()
 }

@@ -37,6 +37,7 @@ fn harmonic_oscillator_1d_three_lowest_levels() {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     let mut trainer = Trainer::new(ctx(), problem, config).unwrap();
     for _ in 0..steps {

@@ -31,6 +31,7 @@ fn deterministic_all_pairs_gradient_descent() {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.eigenvalues.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -68,6 +69,7 @@ fn stochastic_minibatch_with_moving_averages() {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     for (k, (a, b)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -91,56 +93,107 @@ fn stochastic_minibatch_with_moving_averages() {
     }
 }
 
-#[test]
-fn gauge_holds_sigma_at_identity_without_moving_the_eigenpairs() {
-    // The all-pairs (exact) problem with Adam, with and without the gauge term: the same
-    // eigenvalues, but only the gauged run ends with Σ̂ = I (features of unit scale and
-    // uncorrelated), where tr Λ alone leaves Σ̂ wherever the initialisation and the steps put it.
-    let m = test_matrix();
-    let run = |gauge: f64| {
-        let mut opt = OptimizerConfig::new(OptimizerKind::Adam, 0.01);
-        opt.schedule = spectral_inference::spin::Schedule::Cosine;
-        let config = TrainConfig {
-            beta: 1.0,
-            batch: 0,
-            steps: 3000,
-            seed: 3,
-            optimizer: opt,
-            eigen_ema: 0.01,
-            exhaustive: true,
-            shift: 0.0,
-            gauge,
-            objective: Objective::Spin,
-            tail: Default::default(),
-        };
-        let mut last = None;
-        let r = learn_matrix(ctx(), &m, 3, config, |s| last = Some(s.health.clone()))
-            .expect("training");
-        (r, last.expect("a step"))
+/// The all-pairs (exact) problem's settings with Adam 0.01 (cosine) at β = 1 for `steps` steps:
+/// no shift, gauge, tail or whitening.
+fn exact_adam_config(steps: u64, objective: Objective) -> TrainConfig {
+    let mut opt = OptimizerConfig::new(OptimizerKind::Adam, 0.01);
+    opt.schedule = spectral_inference::spin::Schedule::Cosine;
+    TrainConfig {
+        beta: 1.0,
+        batch: 0,
+        steps,
+        seed: 3,
+        optimizer: opt,
+        eigen_ema: 0.01,
+        exhaustive: true,
+        shift: 0.0,
+        gauge: 0.0,
+        objective,
+        tail: Default::default(),
+        whiten_readout: 0.0,
+    }
+}
+
+/// The all-pairs (exact) problem with Adam 0.01 (cosine, 3 000 steps) at β = 1 with the gauge
+/// term ρ and the read-out's whitening rate: the result and the last step's health.
+fn adam_exact(
+    gauge: f64,
+    whiten_readout: f64,
+) -> (
+    spectral_inference::experiments::matrix::MatrixResult,
+    spectral_inference::spin::trainer::StepHealth,
+) {
+    let config = TrainConfig {
+        gauge,
+        whiten_readout,
+        ..exact_adam_config(3000, Objective::Spin)
     };
-    let (plain, plain_health) = run(0.0);
-    let (gauged, health) = run(1.0);
-    for (k, ((a, b), e)) in gauged
+    let mut last = None;
+    let r = learn_matrix(ctx(), &test_matrix(), 3, config, |s| {
+        last = Some(s.health.clone())
+    })
+    .expect("training");
+    (r, last.expect("a step"))
+}
+
+/// `held` (a run holding Σ̂ at I by `what`) and `plain` end at the exact eigenvalues, and only
+/// `held` with Σ̂ = I (tr 3, condition 1).
+fn same_eigenvalues_and_sigma_at_identity(
+    what: &str,
+    (held, health): &(
+        spectral_inference::experiments::matrix::MatrixResult,
+        spectral_inference::spin::trainer::StepHealth,
+    ),
+    (plain, plain_health): &(
+        spectral_inference::experiments::matrix::MatrixResult,
+        spectral_inference::spin::trainer::StepHealth,
+    ),
+) {
+    for (k, ((a, b), e)) in held
         .lambda_diag
         .iter()
         .zip(&plain.lambda_diag)
-        .zip(&gauged.exact_eigenvalues)
+        .zip(&held.exact_eigenvalues)
         .enumerate()
     {
         assert!(
             (a - e).abs() < 1e-3 * e.abs().max(1.0) && (b - e).abs() < 1e-3 * e.abs().max(1.0),
-            "eigenvalue {k}: gauged {a}, plain {b}, exact {e}"
+            "eigenvalue {k}: {what} {a}, plain {b}, exact {e}"
         );
     }
     assert!(
         (health.sigma_trace - 3.0).abs() < 0.03 && health.sigma_hat_condition < 1.05,
-        "gauged run ends with tr Σ̂ {} and cond Σ̂ {} (plain: {}, {})",
+        "the run with {what} ends with tr Σ̂ {} and cond Σ̂ {} (plain: {}, {})",
         health.sigma_trace,
         health.sigma_hat_condition,
         plain_health.sigma_trace,
         plain_health.sigma_hat_condition
     );
-    assert!(health.gauge_share > 0.0 && plain_health.gauge_share == 0.0);
+    assert!(
+        plain_health.sigma_hat_condition > 1.2,
+        "without {what} Σ̂ stays where the steps left it: cond {}",
+        plain_health.sigma_hat_condition
+    );
+}
+
+#[test]
+fn gauge_holds_sigma_at_identity_without_moving_the_eigenpairs() {
+    // The exact problem with Adam, with and without the gauge term: the same eigenvalues, but
+    // only the gauged run ends with Σ̂ = I (features of unit scale and uncorrelated), where
+    // tr Λ alone leaves Σ̂ wherever the initialisation and the steps put it.
+    let plain = adam_exact(0.0, 0.0);
+    let gauged = adam_exact(1.0, 0.0);
+    same_eigenvalues_and_sigma_at_identity("the gauge term", &gauged, &plain);
+    assert!(gauged.1.gauge_share > 0.0 && plain.1.gauge_share == 0.0);
+}
+
+#[test]
+fn whitening_the_readout_keeps_the_eigenpairs_and_holds_sigma_at_identity() {
+    // The same with the read-out's whitening (maths §17) instead: it reaches Σ̂ = I along the
+    // lower-triangular directions alone, which leave every Λ as it is.
+    let plain = adam_exact(0.0, 0.0);
+    let whitened = adam_exact(0.0, 0.1);
+    same_eigenvalues_and_sigma_at_identity("the whitening", &whitened, &plain);
 }
 
 /// The all-pairs (exact) problem learnt with Adam 0.01 (cosine, 8 000 steps) and `objective`:
@@ -153,21 +206,7 @@ fn learn_exactly(
     spectral_inference::spin::StepReport,
 ) {
     let m = test_matrix();
-    let mut opt = OptimizerConfig::new(OptimizerKind::Adam, 0.01);
-    opt.schedule = spectral_inference::spin::Schedule::Cosine;
-    let config = TrainConfig {
-        beta: 1.0,
-        batch: 0,
-        steps: 8000,
-        seed: 3,
-        optimizer: opt,
-        eigen_ema: 0.01,
-        exhaustive: true,
-        shift: 0.0,
-        gauge: 0.0,
-        objective,
-        tail: Default::default(),
-    };
+    let config = exact_adam_config(8000, objective);
     let mut last = None;
     let r = learn_matrix(ctx(), &m, 3, config, |s| last = Some(s.clone())).expect("training");
     for (k, (a, e)) in r.lambda_diag.iter().zip(&r.exact_eigenvalues).enumerate() {
@@ -244,6 +283,7 @@ fn minibatch_error(tail: f64, seed: u64, batch: usize) -> f64 {
             fraction: tail,
             beta: 0.01,
         },
+        whiten_readout: 0.0,
     };
     let r = learn_matrix(ctx(), &m, 3, config, |_| {}).expect("training");
     r.relative_errors.iter().sum::<f64>() / 3.0

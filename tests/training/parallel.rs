@@ -56,6 +56,7 @@ fn config(beta: f64, batch: usize) -> TrainConfig {
         gauge: 0.0,
         objective: Default::default(),
         tail: Default::default(),
+        whiten_readout: 0.0,
     }
 }
 

@@ -484,43 +484,40 @@ fn readout_refit_lowers_the_ritz_values_of_its_sample_and_writes_them_into_the_n
     assert!(gain > 1e-3, "refit gained only {gain}");
 }
 
-#[test]
-fn the_readout_rotation_keeps_the_span_and_whitens_and_orders_the_outputs() {
-    // A 2D oscillator after 60 steps at β = 1 (outputs neither white nor in order): rotated on
-    // a sample, the same sample then gives Σ = I and a diagonal Λ in ascending order, and an
-    // independent sample gives the same Ritz values as before (the span did not move).
-    let ctx = ctx();
+/// `small_config(60)` at β = 1 without the tail (the outputs neither white nor in order yet), and
+/// its trainer after those 60 steps.
+fn oscillator_after_60_steps(
+    ctx: &Arc<spectral_inference::gpu::GpuContext>,
+) -> (SchrodingerConfig, Trainer) {
     let mut cfg = small_config(60);
     cfg.train.beta = 1.0;
     cfg.train.tail.fraction = 0.0;
-    let mut t = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
+    let mut t = Trainer::new(ctx.clone(), cfg.problem(ctx).unwrap(), cfg.train.clone()).unwrap();
     for _ in 0..60 {
         t.step().unwrap();
     }
-    let before = t.evaluate(8192, 4096, 99).unwrap();
-    let values = t
-        .rotate_readout(8192, 4096, 7)
-        .unwrap()
-        .expect("applies at β = 1");
-    let own = t.evaluate(8192, 4096, 7).unwrap();
-    let n = 3;
+    (cfg, t)
+}
+
+/// Σ (n×n, row-major) is the identity to 10⁻⁴ — after `what`, on its own sample.
+fn assert_white(sigma: &[f64], n: usize, what: &str) {
     for i in 0..n {
         for j in 0..n {
             let want = if i == j { 1.0 } else { 0.0 };
             assert!(
-                (own.sigma[i * n + j] - want).abs() < 1e-4,
-                "Σ after the rotation, on its own sample: {:?}",
-                own.sigma
+                (sigma[i * n + j] - want).abs() < 1e-4,
+                "Σ after {what}, on its own sample: {sigma:?}"
             );
         }
-        assert!(
-            (own.lambda_diag[i] - values[i]).abs() < 1e-4 * values[i].abs().max(1.0),
-            "diag Λ {:?} against the Ritz values {values:?}",
-            own.lambda_diag
-        );
     }
-    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
-    let after = t.evaluate(8192, 4096, 99).unwrap();
+}
+
+/// The same sample's Ritz values before and after a change of the read-out's basis: the span
+/// did not move.
+fn assert_same_span(
+    before: &spectral_inference::spin::Evaluation,
+    after: &spectral_inference::spin::Evaluation,
+) {
     for (a, b) in before.eigenvalues.iter().zip(&after.eigenvalues) {
         assert!(
             (a - b).abs() < 1e-4 * a.abs().max(1.0),
@@ -529,10 +526,77 @@ fn the_readout_rotation_keeps_the_span_and_whitens_and_orders_the_outputs() {
             after.eigenvalues
         );
     }
+}
+
+#[test]
+fn the_readout_rotation_keeps_the_span_and_whitens_and_orders_the_outputs() {
+    // A 2D oscillator after 60 steps at β = 1 (outputs neither white nor in order): rotated on
+    // a sample, the same sample then gives Σ = I and a diagonal Λ in ascending order, and an
+    // independent sample gives the same Ritz values as before (the span did not move).
+    let ctx = ctx();
+    let (mut cfg, mut t) = oscillator_after_60_steps(&ctx);
+    let before = t.evaluate(8192, 4096, 99).unwrap();
+    let values = t
+        .rotate_readout(8192, 4096, 7)
+        .unwrap()
+        .expect("applies at β = 1");
+    let own = t.evaluate(8192, 4096, 7).unwrap();
+    let n = 3;
+    assert_white(&own.sigma, n, "the rotation");
+    for i in 0..n {
+        assert!(
+            (own.lambda_diag[i] - values[i]).abs() < 1e-4 * values[i].abs().max(1.0),
+            "diag Λ {:?} against the Ritz values {values:?}",
+            own.lambda_diag
+        );
+    }
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    assert_same_span(&before, &t.evaluate(8192, 4096, 99).unwrap());
     assert_eq!(t.lambda_ema, values);
     // Not at β < 1, where Σ̄ and J̄ hold the old basis.
     cfg.train.beta = 0.1;
     let mut u = Trainer::new(ctx.clone(), cfg.problem(&ctx).unwrap(), cfg.train.clone()).unwrap();
     u.step().unwrap();
     assert!(u.rotate_readout(1024, 1024, 1).unwrap().is_none());
+}
+
+#[test]
+fn whitening_the_readout_leaves_lambda_and_whitens_sigma_on_the_same_sample() {
+    // A 2D oscillator after 60 steps at β = 1: whitened at rate 1 with Σ of a sample (maths
+    // §17), the same sample then gives Σ = I and the same Λ — every entry, the masked order
+    // included — since the move is lower triangular; an independent sample the same Ritz values.
+    let ctx = ctx();
+    let (_, mut t) = oscillator_after_60_steps(&ctx);
+    let n = 3;
+    let before = t.evaluate(8192, 4096, 7).unwrap();
+    let other = t.evaluate(8192, 4096, 99).unwrap();
+    let sigma = nalgebra::DMatrix::from_row_slice(n, n, &before.sigma);
+    assert!(
+        spectral_inference::spin::host::condition(&sigma) > 1.5,
+        "60 steps leave Σ away from I: {:?}",
+        before.sigma
+    );
+    assert!(t.whiten_readout(&sigma, 1.0));
+    let own = t.evaluate(8192, 4096, 7).unwrap();
+    let lambda = |e: &spectral_inference::spin::Evaluation| {
+        let s = nalgebra::DMatrix::from_row_slice(n, n, &e.sigma);
+        let p = nalgebra::DMatrix::from_row_slice(n, n, &e.pi);
+        let l_inv = spectral_inference::spin::host::cholesky(&s)
+            .unwrap()
+            .try_inverse()
+            .unwrap();
+        &l_inv * ((&p + p.transpose()) * 0.5) * l_inv.transpose()
+    };
+    let (l0, l1) = (lambda(&before), lambda(&own));
+    let scale = l0.amax();
+    assert_white(&own.sigma, n, "the whitening");
+    for i in 0..n {
+        for j in 0..n {
+            assert!(
+                (l0[(i, j)] - l1[(i, j)]).abs() < 1e-4 * scale,
+                "Λ moved: {l0} → {l1}"
+            );
+        }
+    }
+    assert_same_span(&other, &t.evaluate(8192, 4096, 99).unwrap());
 }

@@ -107,6 +107,7 @@ impl GraphConfig {
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
                 objective: Default::default(),
                 tail: Default::default(),
+                whiten_readout: 0.0,
             },
             time_limit: None,
             checkpoint_every: 1000,

@@ -20,6 +20,12 @@ pub enum Preset {
 /// 0 from the early blow-up of the scale that lost its states).
 pub const DEFAULT_CLIP: f64 = 2.0;
 
+/// `spin schrodinger`'s read-out whitening rate (maths §17): after every step the outputs move
+/// toward Σ = I along the directions tr Λ cannot see. With it, `spin hydrogen --time-limit 300`
+/// kept cond Σ̂ at a median of 3 where it sat at 10²–10³ and a run lost its states at a blow-up
+/// (docs/results/robustness.md).
+pub const DEFAULT_WHITEN: f64 = 0.1;
+
 /// `spin schrodinger`'s divergence guard (maths §16): off. `--guard 0.1` rescued 2D hydrogen's
 /// reproducible failure (7.32 % → 0.122 %), but on the suite it also acted on swings that
 /// recover by themselves, and the halved rate cost a short run more than the swing did
@@ -79,6 +85,7 @@ impl SchrodingerConfig {
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
                 objective: Default::default(),
                 tail: crate::spin::trainer::Tail::DEFAULT,
+                whiten_readout: DEFAULT_WHITEN,
             },
             time_limit: None,
             checkpoint_every: 1000,
@@ -146,6 +153,7 @@ impl SchrodingerConfig {
                 c.train.shift = 0.0;
                 c.train.gauge = 0.0;
                 c.train.tail = crate::spin::trainer::Tail::OFF;
+                c.train.whiten_readout = 0.0;
                 c.train.batch = 128;
                 c.train.steps = 1_000_000;
                 c.readout_refit = false;

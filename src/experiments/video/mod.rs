@@ -132,6 +132,7 @@ impl VideoConfig {
                 gauge: crate::spin::trainer::DEFAULT_GAUGE,
                 objective: Default::default(),
                 tail: Default::default(),
+                whiten_readout: 0.0,
             },
             time_limit: None,
             sfa_pca: 256,

@@ -88,6 +88,13 @@ pub struct TrainConfig {
     /// (an exhaustive batch has no minibatch bias).
     #[serde(default)]
     pub tail: Tail,
+    /// Rate ρ of the read-out's whitening (maths §17; 0: off): after every step the outputs
+    /// become L⁻¹u with L the Cholesky factor of (1 − ρ) I + ρ Σ̂ — a move along the directions
+    /// tr Λ cannot see, exact on every minibatch, that relaxes the features' scale and mixing
+    /// toward Σ = I instead of letting them drift. SpIN at β = 1 outside the tail with a dense
+    /// last layer and no constant or masked output ([`crate::spin::Trainer::whitens_readout`]).
+    #[serde(default)]
+    pub whiten_readout: f64,
 }
 
 impl TrainConfig {
@@ -126,6 +133,12 @@ impl TrainConfig {
             return Err(SpinError::Config(format!(
                 "the gauge weight must be a finite number ≥ 0, got {}",
                 self.gauge
+            )));
+        }
+        if !(self.whiten_readout >= 0.0 && self.whiten_readout <= 1.0) {
+            return Err(SpinError::Config(format!(
+                "the read-out's whitening rate must be in [0, 1], got {}",
+                self.whiten_readout
             )));
         }
         if !(self.tail.fraction >= 0.0 && self.tail.fraction < 1.0) {
@@ -169,6 +182,7 @@ mod tests {
             gauge: 0.0,
             objective,
             tail: Tail::OFF,
+            whiten_readout: 0.0,
         };
         let path = |beta, o| config(beta, o).sigma_gradient();
         assert_eq!(path(1.0, Objective::Spin), SigmaGradient::Fused);

@@ -1,6 +1,7 @@
-//! The read-out's Rayleigh–Ritz rotation during training (maths §15): the outputs replaced by the
-//! Ritz vectors of their own span — the same span, so the same tr Λ, but Σ = I and the features
-//! in ascending order — with the optimiser's moments carried into the new basis.
+//! The read-out's gauge during training: its Rayleigh–Ritz rotation (maths §15) — the outputs
+//! replaced by the Ritz vectors of their own span, the same span, so the same tr Λ, but Σ = I and
+//! the features in ascending order, with the optimiser's moments carried into the new basis — and
+//! its whitening after every step (maths §17).
 
 use nalgebra::DMatrix;
 
@@ -24,6 +25,68 @@ impl Trainer {
             && self.mask.is_none()
             && self.config.beta >= 1.0
             && self.tail_start.is_none()
+    }
+
+    /// Whether the read-out's whitening ([`crate::spin::TrainConfig::whiten_readout`]) acts
+    /// on this step: asked for, the objective SpIN (tr Λ is what the move leaves unchanged;
+    /// the successors fix each feature's scale themselves), and where the rotation applies
+    /// ([`Trainer::can_rotate_readout`]: β = 1 outside the tail, a dense last layer, no constant
+    /// or masked output).
+    pub fn whitens_readout(&self) -> bool {
+        self.config.whiten_readout > 0.0
+            && self.config.objective == crate::spin::Objective::Spin
+            && self.can_rotate_readout()
+    }
+
+    /// The parameter indices of the read-out: `[i][j]` is hidden unit i's weight into output j,
+    /// `i` = the last layer's inputs being the bias.
+    fn readout_indices(&self) -> Vec<Vec<usize>> {
+        let last = *self
+            .problem
+            .spec
+            .layers()
+            .last()
+            .expect("a network has a layer");
+        let n = self.problem.spec.outputs;
+        (0..=last.inputs)
+            .map(|i| {
+                (0..n)
+                    .map(|j| {
+                        if i < last.inputs {
+                            last.w(i, j)
+                        } else {
+                            last.b(j)
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The read-out's whitening (maths §17), after every step with that step's minibatch Σ̂
+    /// and ρ = [`crate::spin::TrainConfig::whiten_readout`]: S = (1 − ρ) I + ρ Σ̂ and L its
+    /// Cholesky factor, the outputs become u' = L⁻¹u
+    /// through the last layer — lower triangular, so every minibatch's Λ, the span and the
+    /// masked order are exactly as they were — and S becomes I: the features' scale and mixing
+    /// relax toward Σ = I at rate ρ per step instead of drifting. Σ̄ and the optimiser's moments
+    /// follow. Returns false (nothing done) where S has no Cholesky factor.
+    pub fn whiten_readout(&mut self, sigma: &DMatrix<f64>, rho: f64) -> bool {
+        let n = sigma.nrows();
+        let s = DMatrix::identity(n, n) * (1.0 - rho) + sigma * rho;
+        let Some(chol) = nalgebra::Cholesky::new((&s + s.transpose()) * 0.5) else {
+            return false;
+        };
+        let l = chol.l();
+        let Some(l_inv) = l.clone().try_inverse() else {
+            return false;
+        };
+        if !l_inv.iter().all(|v| v.is_finite()) {
+            return false;
+        }
+        // u' = L⁻¹u, so the gradient maps as g' = Lᵀg.
+        self.apply_readout_transform(&l_inv, &l.transpose());
+        self.sigma_avg = &l_inv * &self.sigma_avg * l_inv.transpose();
+        true
     }
 
     /// Rotates the read-out to the Ritz vectors of the outputs' span, estimated on `samples`
@@ -62,28 +125,8 @@ impl Trainer {
     /// u' = T u through the last layer (W' = T W, b' = T b), with the optimiser's moments
     /// carried by `g_map` (the gradient's map, g' = g_map g; its squares for v).
     fn apply_readout_transform(&mut self, t: &DMatrix<f64>, g_map: &DMatrix<f64>) {
-        let last = *self
-            .problem
-            .spec
-            .layers()
-            .last()
-            .expect("a network has a layer");
-        let n = t.nrows();
         let g_sq = g_map.map(|x| x * x);
-        let rows: Vec<Vec<usize>> = (0..=last.inputs)
-            .map(|i| {
-                (0..n)
-                    .map(|j| {
-                        if i < last.inputs {
-                            last.w(i, j)
-                        } else {
-                            last.b(j)
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        for idx in &rows {
+        for idx in &self.readout_indices() {
             mix_f32(&mut self.params, idx, t);
             mix_f64(&mut self.optimizer.m, idx, g_map);
             mix_f64(&mut self.optimizer.v, idx, &g_sq);

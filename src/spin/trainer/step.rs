@@ -121,6 +121,9 @@ impl Trainer {
         self.optimizer
             .step(&mut self.params, &grad, self.config.steps);
         self.sigma_avg = sigma_avg;
+        if self.whitens_readout() {
+            self.whiten_readout(&sigma, self.config.whiten_readout);
+        }
         self.jbar_fresh = false;
         let health = StepHealth {
             sigma_trace: sigma.trace(),
