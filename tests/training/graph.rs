@@ -377,13 +377,8 @@ fn spin(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A cycle of 120 nodes on the unit circle: the learned eigenvalues approach the exact ones
-/// (1 − cos 2πk/n, twice each), the exact evaluation agrees with the solver, and `spin eval`
-/// gives the same eigenfunction values as the run's own test-node file.
-#[test]
-fn a_ring_end_to_end_with_eval() {
-    let dir = temp_dir("ring");
-    let n = 120;
+/// A cycle of `n` nodes on the unit circle, written into `dir`: (nodes.csv, edges.csv).
+fn ring(dir: &std::path::Path, n: usize) -> (PathBuf, PathBuf) {
     let mut nodes = String::new();
     let mut edges = String::new();
     for i in 0..n {
@@ -391,8 +386,20 @@ fn a_ring_end_to_end_with_eval() {
         nodes.push_str(&format!("{},{}\n", t.cos(), t.sin()));
         edges.push_str(&format!("{i},{}\n", (i + 1) % n));
     }
-    let nodes = write(&dir, "nodes.csv", &nodes);
-    let edges = write(&dir, "edges.csv", &edges);
+    (
+        write(dir, "nodes.csv", &nodes),
+        write(dir, "edges.csv", &edges),
+    )
+}
+
+/// A cycle of 120 nodes on the unit circle: the learned eigenvalues approach the exact ones
+/// (1 − cos 2πk/n, twice each), the exact evaluation agrees with the solver, and `spin eval`
+/// gives the same eigenfunction values as the run's own test-node file.
+#[test]
+fn a_ring_end_to_end_with_eval() {
+    let dir = temp_dir("ring");
+    let n = 120;
+    let (nodes, edges) = ring(&dir, n);
     let test = write(&dir, "test.csv", "x,y\n1,0\n0,1\n-0.6,0.8\n");
     let out = dir.join("run");
     let o = spin(&[
@@ -549,16 +556,7 @@ fn the_hidden_layer_of_many_nodes_is_read_in_pieces() {
 #[test]
 fn seeds_run_each_seed_and_summarise_the_errors() {
     let dir = temp_dir("seeds");
-    let n = 60;
-    let mut nodes = String::new();
-    let mut edges = String::new();
-    for i in 0..n {
-        let t = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
-        nodes.push_str(&format!("{},{}\n", t.cos(), t.sin()));
-        edges.push_str(&format!("{i},{}\n", (i + 1) % n));
-    }
-    let nodes = write(&dir, "nodes.csv", &nodes);
-    let edges = write(&dir, "edges.csv", &edges);
+    let (nodes, edges) = ring(&dir, 60);
     let out = dir.join("run");
     let o = spin(&[
         "--quiet",
