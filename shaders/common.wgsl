@@ -21,6 +21,11 @@ fn ld1(t: texture_2d<f32>, i: u32) -> f32 {
     return ld4(t, i >> 2u)[i & 3u];
 }
 
+// Floats i, i + stride, i + 2·stride, i + 3·stride: four rows of one column of a row-major matrix.
+fn ld_column4(t: texture_2d<f32>, i: u32, stride: u32) -> vec4<f32> {
+    return vec4<f32>(ld1(t, i), ld1(t, i + stride), ld1(t, i + 2u * stride), ld1(t, i + 3u * stride));
+}
+
 // Softplus σ(z) = log(1 + e^z) with σ' (the logistic function) and σ'' = σ'(1 − σ'),
 // written so that none of them overflows for large |z|.
 fn softplus(z: f32) -> f32 {

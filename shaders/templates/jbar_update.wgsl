@@ -1,15 +1,28 @@
-// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average (maths §3):
-//   Ĵ[j,k,p]  = (2/S) Σ_b w_b u_{b,j} δ_{b,k,o} a_{b,i}      p = (i, o), j ≤ k   (a = 1 for the bias)
-//   J̄[j,k,p] ← (1 − β) J̄[j,k,p] + β Ĵ[j,k,p]
-// A GEMM over the samples b for every pair (j, k); nothing of size B×N×P is formed and no N²
-// backward passes run. `jbar_contract` then folds J̄ into the gradient. Samples come in chunks
-// (bounded sensitivity buffers): b counts from the chunk's first sample, and only the first chunk
-// applies the decay (1 − β); later ones add.
+// The one-sided Jacobian of Σ̂ for one dense layer, fused with its moving average (maths §3).
+// One template, two kernels (FACTORED = ${FACTORED}):
 //
-// Register blocking: each invocation owns one eigenfunction k, a block of four j (j0 … j0 + 3, the
-// ones above k computed and dropped), TILE_IN_QUADS (${TILE_IN_QUADS}) quads of inputs (quad IN4 is the bias)
-// and one vec4 of outputs: per sample it loads the ${TILE_IN_QUADS} input quads, δ_k and four w·u — ${TILE_IN_QUADS + 2} loads
-// for ${16 * TILE_IN_QUADS} vec4 multiply-adds (loads, not arithmetic, bound every kernel on lavapipe).
+// `jbar_update` (FACTORED = 0), any dense layer:
+//   Ĵ[j,k,p]  = (2/S) Σ_b w_b u_{b,j} δ_{b,k,o} a_{b,i}      p = (i, o), j ≤ k   (a = 1 for the bias)
+// a GEMM over the samples b for every pair (j, k); nothing of size B×N×P is formed and no N²
+// backward passes run.
+//
+// `jbar_factored` (FACTORED = 1), the dense layer just below a dense output layer, where the
+// sensitivities factor as δ_{b,k,o} = g_b act'(z_{b,o}) W_L[o,k] (W_L: the output layer's weights,
+// g: the envelope), so one GEMM per j serves every pair:
+//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) g_b act'(z_{b,o})
+//   Ĵ[j,k,p]  = (2/S) W_L[o,k] Q_j[i,o]
+// N GEMMs instead of N(N+1)/2, and no sensitivities read. With CONST_FIRST the constant output
+// k = 0 has none: its entries only decay.
+//
+// Both then update J̄[j,k,p] ← (1 − β) J̄[j,k,p] + β Ĵ[j,k,p]; `jbar_contract` folds J̄ into the
+// gradient. Samples come in chunks (bounded sensitivity buffers): b counts from the chunk's first
+// sample, and only the first chunk applies the decay (1 − β); later ones add.
+//
+// Register blocking: each invocation owns a block of four j (j0 … j0 + 3), TILE_IN_QUADS
+// (${TILE_IN_QUADS}) quads of inputs (quad IN4 is the bias) and one vec4 of outputs, and (`jbar_update`)
+// one eigenfunction k, the j above it computed and dropped, or (`jbar_factored`) every k ≥ j0 in
+// its write-back. Per sample it loads the ${TILE_IN_QUADS} input quads, one quad of δ_k (or of z, and g_b) and
+// four w·u for ${16 * TILE_IN_QUADS} vec4 multiply-adds (loads, not arithmetic, bound every kernel on lavapipe).
 
 const TILE_IN_QUADS: u32 = ${TILE_IN_QUADS}u;
 
@@ -19,6 +32,7 @@ override NEIG: u32;
 override NEIG_PAD: u32;
 override W_OFF4: u32;
 override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
+//# if 1 - FACTORED
 override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad holding k is nonzero
 
 @group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
@@ -47,6 +61,31 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
         k += 1u;
     }
     let j0 = blk * 4u;
+//# end
+//# if FACTORED
+override ACT_D1: u32;       // this layer's activation code
+override CONST_FIRST: u32;
+override WL_OFF: u32;       // float offset of the output layer's W in params
+override WL_STRIDE: u32;    // floats per row of the output layer's W (its padded output count)
+
+@group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
+@group(0) @binding(1) var z: texture_2d<f32>;        // (ROWS, OUT4): this layer's pre-activations
+@group(0) @binding(2) var env: texture_2d<f32>;      // (ROWS) envelope g
+@group(0) @binding(3) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
+@group(0) @binding(4) var params: texture_2d<f32>;
+@group(0) @binding(5) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
+@group(0) @binding(6) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
+@group(0) @binding(7) var<storage, read> chunk: Chunk;
+
+@compute @workgroup_size(64)
+fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_index(id, nwg);
+    let tiles = ((IN4 + TILE_IN_QUADS) / TILE_IN_QUADS) * OUT4;
+    let j0 = (t / tiles) * 4u;
+    if (j0 >= NEIG) {
+        return;
+    }
+//# end
     let tile = t % tiles;
     let oq = tile % OUT4;
     // This invocation's input quads: q0 = TILE_IN_QUADS·ip, q0 + 1, … (quad IN4 is the bias;
@@ -61,13 +100,23 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     var acc${jj}_${e} = vec4<f32>(0.0);
 //# end
 //# end
-    // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
     let offset = chunk.offset;
+//# if 1 - FACTORED
+    // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
     let samples = select(chunk.count, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
+//# end
+//# if FACTORED
+    let samples = chunk.count;
+//# end
     for (var b = 0u; b < samples; b++) {
         let bs = offset + b;
         let s = ld4(su, (b * NEIG_PAD + j0) / 4u);
+//# if 1 - FACTORED
         let d = ld4(sens, (b * NEIG + k) * OUT4 + oq);
+//# end
+//# if FACTORED
+        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+//# end
 //# for jj in 0..4
         let d${jj} = s[${jj}] * d;
 //# end
@@ -95,15 +144,27 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     // the bias row 4·IN4.
     let row0 = 4u * q0;
     let rows = min(4u * TILE_IN_QUADS, 4u * IN4 + 1u - row0);
-    for (var jj = 0u; jj < 4u; jj++) {
-        let j = j0 + jj;
-        if (j > k) {
-            break;
-        }
-        let pair = k * (k + 1u) / 2u + j;
-        for (var rr = 0u; rr < rows; rr++) {
-            let idx = pair * NPAR4 + W_OFF4 + (row0 + rr) * OUT4 + oq;
-            jbar[idx] = keep * jbar[idx] + scale * accs[jj * 4u * TILE_IN_QUADS + rr];
+//# if 1 - FACTORED
+    let wk = vec4<f32>(1.0);
+    {
+//# end
+//# if FACTORED
+    let wl = WL_OFF + 4u * oq * WL_STRIDE;
+    for (var k = j0; k < NEIG; k++) {
+        // W_L[o, k] for this invocation's four outputs o = 4·oq … 4·oq + 3.
+        let live = select(1.0, 0.0, CONST_FIRST == 1u && k == 0u);
+        let wk = live * ld_column4(params, wl + k, WL_STRIDE);
+//# end
+        for (var jj = 0u; jj < 4u; jj++) {
+            let j = j0 + jj;
+            if (j > k) {
+                break;
+            }
+            let pair = k * (k + 1u) / 2u + j;
+            for (var rr = 0u; rr < rows; rr++) {
+                let idx = pair * NPAR4 + W_OFF4 + (row0 + rr) * OUT4 + oq;
+                jbar[idx] = keep * jbar[idx] + scale * wk * accs[jj * 4u * TILE_IN_QUADS + rr];
+            }
         }
     }
 }

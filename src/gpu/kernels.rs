@@ -68,6 +68,7 @@ kernels! {
     GradReduce => "grad_reduce", "Π-VJP (the split-K parameter gradient's sum)";
     SensInit => "sens_init", "Σ-Jacobian (the N sensitivity passes' seeds)";
     JbarUpdate => "jbar_update" in "generated", "Σ-Jacobian (a dense layer's Ĵ fused with J̄'s update)";
+    JbarFactored => "jbar_factored" in "generated", "Σ-Jacobian (Ĵ of the dense layer below a dense read-out: N GEMMs, fused with J̄'s update)";
     JbarContract => "jbar_contract", "Σ-Jacobian (Σ_{j≤k} (G_Σ)_jk J̄[j,k,:] into the gradient)";
     TangentAct => "tangent_act", "statistics (softplus on forward-mode tangents)";
     TangentActBackward => "tangent_act_backward", "Π-VJP (the tangent activation's reverse mode)";

@@ -47,6 +47,12 @@ impl JbarTile {
         let blocks: usize = (0..n).map(|k| (k + 4) / 4).sum();
         blocks * (in4 + 1).div_ceil(self.in_quads) * out4
     }
+
+    /// Invocations of `jbar_factored` (the same tile, one block of four j for every k ≥ j):
+    /// ⌈n/4⌉ j-blocks × the (bias-extended) input quads in tiles × outputs.
+    pub fn factored_invocations(&self, n: usize, in4: usize, out4: usize) -> usize {
+        n.div_ceil(4) * (in4 + 1).div_ceil(self.in_quads) * out4
+    }
 }
 
 /// `jbar_update`'s tile: 4 j × 2 input quads × 1 vec4 of outputs.

@@ -1,6 +1,6 @@
 //! CPU f64 implementation of the network kernels: the test oracle for `shaders/dense_*.wgsl`,
 //! `shaders/conv2d_*.wgsl`, `envelope.wgsl`, `param_grad.wgsl`, `sens_init.wgsl`,
-//! `jbar_update.wgsl` and `jbar_samples.wgsl`.
+//! `jbar_update.wgsl`, `jbar_factored.wgsl` and `jbar_samples.wgsl`.
 //!
 //! Rows are unpadded here: a dense layer's row is its `inputs` values, a conv layer's row is its
 //! (H, W, C) image in NHWC order (see [`super::layer`]).

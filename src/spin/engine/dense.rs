@@ -1,5 +1,5 @@
 //! What a dense layer dispatches in each stage: `dense_forward` (+ `tangent_act` on forward-mode
-//! rows), `param_grad`, `dense_backward` and `jbar_update`.
+//! rows), `param_grad`, `dense_backward` and `jbar_update` (`jbar_factored` below a dense read-out).
 
 use super::dispatch::{u, with, Constants, Dispatch};
 use super::Parts;
@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::gpu::tiles::{DENSE_BACKWARD_TILE, DENSE_TILE, JBAR_TILE};
 use crate::gpu::Kernel;
 use crate::nn::Layer;
+use crate::nn::LayerKind;
 
 /// The override constants of a dense layer's kernels.
 fn shape(ly: &Layer) -> Constants {
@@ -121,7 +122,8 @@ pub(super) fn input_vjp(
 }
 
 /// Σ-Jacobian stage, one chunk: J̄\[j,k\] ← keep·J̄\[j,k\] + β (2/S) Σ_b w_b u_{b,j} δ_{b,k} a_bᵀ,
-/// one GEMM per pair fused with the moving average (`jbar_update`).
+/// one GEMM per pair fused with the moving average (`jbar_update`); below a dense read-out one
+/// GEMM per j scaled by W_L\[o,k\] for every pair (`jbar_factored`, maths §3).
 pub(super) fn jbar_share(
     p: &Parts,
     l: usize,
@@ -132,6 +134,36 @@ pub(super) fn jbar_share(
     let t = p.train();
     let j = p.jacobian();
     let output_layer = l + 1 == p.layers.len();
+    if factors(p, l) {
+        let read_out = &p.layers[l + 1];
+        return Ok(vec![p.build.dispatch(
+            Kernel::JbarFactored,
+            &with(
+                shape(ly),
+                &[
+                    ("NEIG", u(d.n)),
+                    ("NEIG_PAD", u(d.npad)),
+                    ("NPAR4", u(d.npar4)),
+                    ("ACT_D1", u(ly.act.code() as usize)),
+                    ("CONST_FIRST", u(p.spec.constant_first as usize)),
+                    ("WL_OFF", u(read_out.gpu_offset)),
+                    ("WL_STRIDE", u(read_out.out_pad)),
+                ],
+            ),
+            &[
+                ("a_in", b.a_in(l)),
+                ("z", &b.z[l]),
+                ("env", &b.env),
+                ("su", &j.su),
+                ("params", &b.params),
+                ("step", &t.step),
+                ("jbar", &j.jbar),
+                ("chunk", chunk),
+            ],
+            JBAR_TILE.factored_invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
+            tag("jbar_factored"),
+        )?]);
+    }
     Ok(vec![p.build.dispatch(
         Kernel::JbarUpdate,
         &with(
@@ -154,4 +186,16 @@ pub(super) fn jbar_share(
         JBAR_TILE.invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
         tag("jbar_update"),
     )?])
+}
+
+/// Whether layer `l`'s share of Ĵ factors through the read-out (`jbar_factored`): it is the dense
+/// layer just below a dense output layer, whose rows are its outputs one to one. Then
+/// δ_{b,k,o} = g_b act'(z_{b,o}) W_L\[o,k\] and one GEMM per j serves every pair (j, k).
+pub(super) fn factors(p: &Parts, l: usize) -> bool {
+    let last = p.layers.len() - 1;
+    l + 1 == last
+        && matches!(p.layers[l].kind, LayerKind::Dense)
+        && matches!(p.layers[last].kind, LayerKind::Dense)
+        && p.layers[last].in_pad == p.layers[l].out_pad
+        && p.layers[last].group == p.layers[last].inputs
 }

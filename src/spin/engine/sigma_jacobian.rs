@@ -1,7 +1,8 @@
 //! Stage 3, *Σ-Jacobian* (second part of submit B), in chunks of samples that bound its memory:
 //! the N per-sample sensitivity back-passes at once (rows are (sample, output) pairs), each
-//! layer's share of the one-sided Jacobian of Σ̂ fused with its moving average, and the G_Σ
-//! contraction into the gradient (maths §2–3):
+//! layer's share of the one-sided Jacobian of Σ̂ fused with its moving average (the dense layer
+//! below a dense read-out with one GEMM per j instead of one per pair), and the G_Σ contraction
+//! into the gradient (maths §2–3):
 //!
 //!   Ĵ\[j,k,:\] = (2/S) Σ_b w_b u_{b,j} ∂u_k(x_b)/∂θ      j ≤ k
 //!   J̄ ← (1 − β) J̄ + β Ĵ        (the first chunk decays, later ones add)
