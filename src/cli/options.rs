@@ -94,14 +94,14 @@ pub struct TrainingArgs {
     /// What is minimised: spin (tr Λ with the masked gradient, the paper's), nested (the
     /// sequentially nested low-rank objective of NeuralSVD: each feature's scale fixed, no
     /// Cholesky in the gradient) or neuralef (NeuralEF: each feature normalised over the batch,
-    /// its Rayleigh quotient up and its overlap with earlier features down). spin, with its
-    /// bias-correcting tail (--tail), is ahead on 2D hydrogen N = 9 both after the read-out refit
-    /// and for the trained network alone (60 000 steps: ≈ 0.05 % and 0.1 %; nested at 30 000
-    /// steps 0.15 % and 0.2 %, SpIN there without the tail 0.09 % and 0.86 %); at N = 16
-    /// SpIN leads on the median after the refit and each objective lost one seed of four; on a 2D
-    /// double well SpIN leads. nested is the choice without a tail (β < 1 costs, or --exchange),
-    /// where its network alone is 4× closer than plain β = 1 SpIN's; neuralef is there to compare:
-    /// on 2D hydrogen it trails both. docs/results/objectives.md [default: spin].
+    /// its Rayleigh quotient up and its overlap with earlier features down). Side by side with
+    /// today's defaults, 4 seeds each (docs/results/objectives.md): after the read-out refit
+    /// spin wins on the worst seed — 2D hydrogen N = 16 in 10 minutes 0.12 % (nested 0.20 %,
+    /// neuralef 0.47 %), a 2D double well 0.10 % (neuralef 0.11 %, nested 0.35 %). Choose nested
+    /// when the trained network itself is the product on hydrogen-like spectra (no refit: spin
+    /// eval at new points, more than 3 coordinates): there its network alone is 3–4× closer than
+    /// spin's (N = 16: 0.42 % against 1.8 % on the worst seed; not so on the double well), and it
+    /// trains without spin's β < 1 tail; neuralef is there to compare [default: spin].
     #[arg(long)]
     pub objective: Option<Objective>,
     /// Share of the run, at its end, trained with the moving averages Σ̄ and J̄ at --tail-beta
