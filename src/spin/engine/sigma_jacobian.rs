@@ -51,7 +51,10 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
             c * d.n * d.npad,
             tag("sens_init", None),
         )?);
-        for l in (1..p.layers.len()).rev() {
+        // The sensitivities below the bottom layer's output feed only that layer's Ĵ, which
+        // needs none when it factors through the read-out (a single hidden layer).
+        let bottom = if dense::factors(p, 0) { 2 } else { 1 };
+        for l in (bottom..p.layers.len()).rev() {
             list.push(input_vjp(
                 p,
                 &p.layers[l],
