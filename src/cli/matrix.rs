@@ -42,7 +42,7 @@ pub struct MatrixArgs {
     /// `spin schrodinger --help`).
     #[arg(long, value_name = "ρ", default_value_t = spectral_inference::spin::trainer::DEFAULT_GAUGE)]
     gauge: f64,
-    /// What is minimised: spin, nested or neuralef (see `spin schrodinger --help`).
+    /// What is minimised: spin, nested, nested-joint or neuralef (see `spin schrodinger --help`).
     #[arg(long, default_value = "spin")]
     objective: spectral_inference::spin::Objective,
     /// Random seed.

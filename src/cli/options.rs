@@ -93,8 +93,10 @@ pub struct TrainingArgs {
     pub whiten_readout: Option<f64>,
     /// What is minimised: spin (tr Λ with the masked gradient, the paper's), nested (the
     /// sequentially nested low-rank objective of NeuralSVD: each feature's scale fixed, no
-    /// Cholesky in the gradient) or neuralef (NeuralEF: each feature normalised over the batch,
-    /// its Rayleigh quotient up and its overlap with earlier features down). Side by side with
+    /// Cholesky in the gradient), nested-joint (the same nest with every feature descending the
+    /// sum over all ranks, NeuralSVD's joint nesting) or neuralef (NeuralEF: each feature
+    /// normalised over the batch, its Rayleigh quotient up and its overlap with earlier features
+    /// down). Side by side with
     /// today's defaults, 4 seeds each (docs/results/objectives.md): after the read-out refit
     /// spin wins on the worst seed — 2D hydrogen N = 16 in 10 minutes 0.12 % (nested 0.20 %,
     /// neuralef 0.47 %), a 2D double well 0.10 % (neuralef 0.11 %, nested 0.35 %). Choose nested

@@ -36,7 +36,7 @@ pub struct SuiteArgs {
     /// Ablation: every case with this gauge weight ρ [default: spin schrodinger's].
     #[arg(long)]
     gauge: Option<f64>,
-    /// Ablation: every case with this objective, spin, nested or neuralef [default: spin
+    /// Ablation: every case with this objective, spin, nested, nested-joint or neuralef [default: spin
     /// schrodinger's].
     #[arg(long)]
     objective: Option<spectral_inference::spin::Objective>,

@@ -299,6 +299,11 @@ pub fn configs() -> Vec<BenchConfig> {
             video_default(balls_net("")),
         ),
         with_objective(
+            "hydrogen-default-weak-nested-joint",
+            Objective::NestedJoint,
+            hydrogen_default("", LaplacianKind::Weak),
+        ),
+        with_objective(
             "hydrogen-default-weak-neuralef",
             Objective::NeuralEf,
             hydrogen_default("", LaplacianKind::Weak),

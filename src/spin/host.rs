@@ -6,7 +6,8 @@ use nalgebra::DMatrix;
 use crate::error::{Result, SpinError};
 
 pub use super::successors::{
-    nested_matrices, nested_preconditioner, neuralef_matrices, NESTED_GAP_FLOOR, NESTED_MARGIN,
+    joint_nested_matrices, joint_nested_preconditioner, nested_matrices, nested_preconditioner,
+    neuralef_matrices, NESTED_GAP_FLOOR, NESTED_MARGIN,
 };
 
 /// What the host derives from Σ̄ and Π̂ in one step.

@@ -1,5 +1,5 @@
-//! What the network is trained to minimise: SpIN's tr Λ, the nested objective or NeuralEF
-//! (maths §13).
+//! What the network is trained to minimise: SpIN's tr Λ, the nested objective (sequential or
+//! joint) or NeuralEF (maths §13).
 
 use crate::error::{Result, SpinError};
 
@@ -14,6 +14,11 @@ pub enum Objective {
     /// Cholesky in the gradient, each feature's scale fixed at √(c − λ), Σ's coefficient from
     /// the previous steps (unbiased without a moving average of the Jacobian).
     Nested,
+    /// The jointly nested objective ([`super::successors::joint_nested_matrices`]): the sum of
+    /// the nest's objectives over every rank, each feature descending all of it (NeuralSVD's
+    /// joint nesting); the same minimiser, G_Σ full, so the fused gradient at any β.
+    #[serde(rename = "nested-joint")]
+    NestedJoint,
     /// NeuralEF ([`super::successors::neuralef_matrices`]): each feature normalised over the
     /// batch, its own Rayleigh quotient of T = cI − K up and its overlap with the earlier
     /// features down, those held fixed; no Cholesky, no scale fixed.
@@ -26,6 +31,7 @@ impl Objective {
         match self {
             Objective::Spin => "spin",
             Objective::Nested => "nested",
+            Objective::NestedJoint => "nested-joint",
             Objective::NeuralEf => "neuralef",
         }
     }
@@ -37,9 +43,10 @@ impl std::str::FromStr for Objective {
         match s {
             "spin" => Ok(Self::Spin),
             "nested" => Ok(Self::Nested),
+            "nested-joint" => Ok(Self::NestedJoint),
             "neuralef" => Ok(Self::NeuralEf),
             _ => Err(SpinError::Config(format!(
-                "unknown objective `{s}` (expected spin, nested or neuralef)"
+                "unknown objective `{s}` (expected spin, nested, nested-joint or neuralef)"
             ))),
         }
     }
@@ -51,12 +58,20 @@ mod tests {
 
     #[test]
     fn every_objective_parses_from_its_name_and_nothing_else_does() {
-        for o in [Objective::Spin, Objective::Nested, Objective::NeuralEf] {
+        for o in [
+            Objective::Spin,
+            Objective::Nested,
+            Objective::NestedJoint,
+            Objective::NeuralEf,
+        ] {
             assert_eq!(o.name().parse::<Objective>().unwrap(), o);
             let json = serde_json::to_value(o).unwrap();
             assert_eq!(json, o.name());
         }
         let err = "svd".parse::<Objective>().unwrap_err().to_string();
-        assert!(err.contains("spin, nested or neuralef"), "{err}");
+        assert!(
+            err.contains("spin, nested, nested-joint or neuralef"),
+            "{err}"
+        );
     }
 }

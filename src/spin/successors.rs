@@ -59,6 +59,63 @@ pub fn nested_matrices(
     (loss, g_pi, g_sigma)
 }
 
+/// The gradient matrices of the *jointly* nested objective (NeuralSVD's joint nesting, docs/maths.md
+/// §13): every feature descends the sum of the ranks' objectives, ℒ = Σ_{l=1}^{N} ℒ_l with ℒ_l
+/// of [`nested_matrices`], through all its terms — nothing held fixed. Feature m appears in the
+/// ranks l ≥ m, so its share is A_m = N − m + 1 (1-based), and the quadratic term's pair (j, m)
+/// in the ranks l ≥ max(j, m), B_jm = N − max(j, m) + 1 of them. With the engine's Σ-Jacobian
+/// J\[j,m\] = E[2 f_j ∂f_m], now for every j (not only j ≤ m),
+///
+///   G_Π = 2 diag(A),   (G_Σ)_jm = 2 B_jm C_jm (every j),   (G_Σ)_mm = 2 A_m (C_mm − c).
+///
+/// G_Σ is full, so only the fused gradient (β = 1's cotangent on u, which sums over every j)
+/// carries it. The minimiser is the nest's, f_l = √(c − λ_l) φ_l in order. `precondition[m]`
+/// (empty: all 1) multiplies column m of both matrices — a positive factor per feature, so a
+/// descent direction of ℒ with the same stationary points; the trainer passes the nest's
+/// 1/(c − λ_m) divided by A_m, so that each feature's own terms weigh as in the sequential nest.
+/// Returns (ℒ on the batch's Σ̂ and Π̂, G_Π, G_Σ).
+pub fn joint_nested_matrices(
+    coef: &DMatrix<f64>,
+    sigma: &DMatrix<f64>,
+    pi: &DMatrix<f64>,
+    c: f64,
+    precondition: &[f64],
+) -> (f64, DMatrix<f64>, DMatrix<f64>) {
+    let n = sigma.nrows();
+    let ranks = |m: usize| (n - m) as f64;
+    let mut loss = 0.0;
+    for l in 0..n {
+        let m = sigma.view((0, 0), (l + 1, l + 1));
+        let pi_l = pi.view((0, 0), (l + 1, l + 1));
+        loss += -2.0 * (c * m.trace() - pi_l.trace()) + m.norm_squared();
+    }
+    let mut g_pi = DMatrix::zeros(n, n);
+    let mut g_sigma = DMatrix::from_fn(n, n, |j, m| 2.0 * ranks(j.max(m)) * coef[(j, m)]);
+    for m in 0..n {
+        g_pi[(m, m)] = 2.0 * ranks(m);
+        g_sigma[(m, m)] -= 2.0 * ranks(m) * c;
+    }
+    if !precondition.is_empty() {
+        for (m, &a) in precondition.iter().enumerate() {
+            g_pi.column_mut(m).scale_mut(a);
+            g_sigma.column_mut(m).scale_mut(a);
+        }
+    }
+    (loss, g_pi, g_sigma)
+}
+
+/// The jointly nested objective's per-feature factors: the nest's 1/(c − λ_m)
+/// ([`nested_preconditioner`]) divided by the m-th feature's number of ranks, N − m (0-based),
+/// so that its own terms weigh as in the sequential nest ([`joint_nested_matrices`]).
+pub fn joint_nested_preconditioner(lambda: &[f64], c: f64, floor: f64) -> Vec<f64> {
+    let n = lambda.len();
+    nested_preconditioner(lambda, c, floor)
+        .into_iter()
+        .enumerate()
+        .map(|(m, a)| a / (n - m) as f64)
+        .collect()
+}
+
 /// The nested objective's per-feature factors 1/(c − λ_l) ([`nested_matrices`]), from the
 /// eigenvalue estimates `lambda`; each gap is held at no less than `floor` × the largest, so a
 /// feature whose estimate is at or above c (early in training) takes a bounded step.
@@ -151,7 +208,7 @@ mod tests {
     /// The gradient the engine forms from (G_Π, G_Σ) for linear features f_l = w_l (rows of
     /// `w`) of a finite space with ⟨f, g⟩ = f·g and symmetric K: the covariance rule on Π
     /// (row l gets Σ_a (G_Π)_al (K w_a + K w_a): both sides of Π with the same orientation) and
-    /// the one-sided Σ-Jacobian J\[j,k\] = 2 w_j ∂w_k for j ≤ k.
+    /// the Σ-Jacobian J\[j,k\] = 2 w_j ∂w_k (for j ≤ k only unless G_Σ is full).
     fn engine_gradient(
         w: &DMatrix<f64>,
         k: &DMatrix<f64>,
@@ -166,7 +223,9 @@ mod tests {
             for a in 0..n {
                 row += kw.row(a) * (2.0 * g_pi[(a, l)]);
             }
-            for j in 0..=l {
+            // Every j: the one-sided objectives' G_Σ is upper triangular (zero below), the
+            // joint nest's is full.
+            for j in 0..n {
                 row += w.row(j) * (2.0 * g_sigma[(j, l)]);
             }
             g.set_row(l, &row);
@@ -252,6 +311,89 @@ mod tests {
                 );
                 assert!((w.row(l).norm() - target).abs() < 1e-6);
             }
+        }
+    }
+
+    /// The joint nest's objective Σ_l ℒ_l for linear features `w`.
+    fn joint_objective(w: &DMatrix<f64>, k: &DMatrix<f64>, c: f64) -> f64 {
+        (0..w.nrows()).map(|l| nested_objective(w, k, l, c)).sum()
+    }
+
+    #[test]
+    fn joint_nested_gradient_is_the_whole_objectives_by_finite_differences() {
+        let (n, d) = (4, 6);
+        let k = spd(d, 3);
+        let w = DMatrix::from_fn(n, d, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.45);
+        let sigma = &w * w.transpose();
+        let pi = &w * &k * w.transpose();
+        let c = 1.3;
+        let (loss, g_pi, g_sigma) = joint_nested_matrices(&sigma, &sigma, &pi, c, &[]);
+        assert!((loss - joint_objective(&w, &k, c)).abs() < 1e-12);
+        // Full: the pairs below the diagonal carry the later features' pull on earlier ones.
+        assert!(g_sigma.lower_triangle().amax() > g_sigma.diagonal().amax() * 1e-3);
+        let g = engine_gradient(&w, &k, &g_pi, &g_sigma);
+        let h = 1e-6;
+        for l in 0..n {
+            for a in 0..d {
+                let (mut up, mut down) = (w.clone(), w.clone());
+                up[(l, a)] += h;
+                down[(l, a)] -= h;
+                let fd = (joint_objective(&up, &k, c) - joint_objective(&down, &k, c)) / (2.0 * h);
+                assert!(
+                    (g[(l, a)] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "feature {l}, coordinate {a}: {} vs {fd}",
+                    g[(l, a)]
+                );
+            }
+        }
+        // The factors scale each feature's column and nothing else.
+        let factors = [1.0, 2.0, 0.5, 3.0];
+        let (_, p_pi, p_sigma) = joint_nested_matrices(&sigma, &sigma, &pi, c, &factors);
+        for (m, &f) in factors.iter().enumerate() {
+            assert!((p_pi.column(m) - g_pi.column(m) * f).amax() < 1e-12);
+            assert!((p_sigma.column(m) - g_sigma.column(m) * f).amax() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn joint_nested_descent_finds_the_nests_minimiser() {
+        let (n, d) = (3, 6);
+        let k = spd(d, 4);
+        let eig = k.clone().symmetric_eigen();
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+        let c = eig.eigenvalues[order[n - 1]] + 1.0;
+        let lambda: Vec<f64> = order.iter().take(n).map(|&o| eig.eigenvalues[o]).collect();
+        for precondition in [vec![], joint_nested_preconditioner(&lambda, c, 0.05)] {
+            let mut w = DMatrix::from_fn(n, d, |i, j| ((i * 5 + j * 3) % 7) as f64 / 20.0 - 0.1);
+            for _ in 0..60_000 {
+                let sigma = &w * w.transpose();
+                let pi = &w * &k * w.transpose();
+                let (_, g_pi, g_sigma) =
+                    joint_nested_matrices(&sigma, &sigma, &pi, c, &precondition);
+                w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * 0.01;
+            }
+            for (l, &o) in order.iter().take(n).enumerate() {
+                let v = eig.eigenvectors.column(o);
+                let target = (c - eig.eigenvalues[o]).sqrt();
+                let proj = w.row(l).dot(&v.transpose());
+                assert!(
+                    (proj.abs() - target).abs() < 1e-6,
+                    "feature {l}: {proj} vs ±{target} (preconditioned: {})",
+                    !precondition.is_empty()
+                );
+                assert!((w.row(l).norm() - target).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn joint_nested_preconditioner_divides_the_nests_by_each_features_ranks() {
+        let (lambda, c) = ([-1.0, -0.2, 0.0, 0.5], 0.1);
+        let nest = nested_preconditioner(&lambda, c, 0.05);
+        let joint = joint_nested_preconditioner(&lambda, c, 0.05);
+        for m in 0..4 {
+            assert!((joint[m] * (4 - m) as f64 - nest[m]).abs() < 1e-12);
         }
     }
 

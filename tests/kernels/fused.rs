@@ -226,6 +226,104 @@ fn fused_matches_jbar_with_slowness_on_a_conv_net() {
     }
 }
 
+/// A full G_Σ (the jointly nested objective's, maths §13) on the fused engine: the Σ term is
+/// Σ_{j,k} (G_Σ)_jk E[2 u_j ∂u_k] over every pair, below the diagonal too — against the f64
+/// oracle's backward pass with the cotangent (2/S) w_b Σ_j u_{b,j} (G_Σ)_jk on output k. The J̄
+/// path, which holds j ≤ k only, refuses such a G_Σ.
+fn check_full_sigma_cotangent(spec: &NetworkSpec, batch: &Batch, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let params32 = spec.init_params(&mut rng);
+    let params: Vec<f64> = params32.iter().map(|&v| v as f64).collect();
+    let n = spec.outputs;
+    let g = DMatrix::from_fn(n, n, |_, _| rng.random_range(-1.0..1.0));
+    let inputs: Vec<f64> = batch.inputs.iter().map(|&v| v as f64).collect();
+    let fwd = spectral_inference::nn::oracle::forward_rows(
+        spec,
+        &params,
+        &inputs,
+        batch.shape.channels,
+        batch.shape.samples,
+    );
+    let s = batch.shape.samples;
+    let mut cot = vec![0.0; fwd.u.len()];
+    for b in 0..s {
+        let w = batch.sample_weights[b] as f64;
+        for k in 0..n {
+            let ug: f64 = (0..n).map(|j| fwd.u[b * n + j] * g[(j, k)]).sum();
+            cot[b * n + k] = 2.0 / s as f64 * w * ug;
+        }
+    }
+    let want = spectral_inference::nn::oracle::backward(spec, &params, &inputs, &fwd, &cot);
+    let zero = vec![0.0; n * n];
+    let engine = |sigma| {
+        let options = EngineOptions {
+            sigma,
+            ..Default::default()
+        };
+        let e = Engine::with_options(ctx(), spec, batch.shape, true, options).expect("engine");
+        e.set_params(&params32).unwrap();
+        e.set_batch(batch).unwrap();
+        e.statistics().unwrap();
+        e
+    };
+    let got = engine(SigmaGradient::Fused)
+        .gradient(&zero, &flat(&g), 1.0)
+        .unwrap();
+    assert_close(
+        "fused Σ term with a full G_Σ vs oracle",
+        &got,
+        &want,
+        2e-3,
+        2e-3 * scale(&want),
+    );
+    // Below the diagonal alone: not zero, so the sum over every j is what was checked.
+    let lower = flat(&(g.lower_triangle() - DMatrix::from_diagonal(&g.diagonal())));
+    let below = engine(SigmaGradient::Fused)
+        .gradient(&zero, &lower, 1.0)
+        .unwrap();
+    assert!(below.iter().map(|v| v.abs() as f64).fold(0.0, f64::max) > 1e-3 * scale(&want));
+    let err = engine(SigmaGradient::Jacobian)
+        .gradient(&zero, &flat(&g), 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("upper triangular"), "{err}");
+}
+
+#[test]
+fn fused_takes_a_full_sigma_cotangent_on_a_dense_net_and_a_conv_net() {
+    let spec = mlp(3, vec![9, 7], 4, Some(2.0));
+    let op = Operator::hamiltonian_fd(3, 1.0, 0.1, coulomb(0.1)).unwrap();
+    check_full_sigma_cotangent(&spec, &uniform_batch(&op, 3, 13, 1.9, 21), 22);
+    let spec = mlp(2, vec![8], 3, Some(3.0));
+    let op = Operator::hamiltonian_exact(2, 0.7, coulomb(0.2)).unwrap();
+    check_full_sigma_cotangent(&spec, &uniform_batch(&op, 2, 11, 2.8, 23), 24);
+    let (h, w, c) = (9, 8, 2);
+    let spec = NetworkSpec {
+        input_dim: h * w * c,
+        image: Some(ImageShape {
+            height: h,
+            width: w,
+            channels: c,
+        }),
+        conv: vec![Conv2dSpec {
+            channels: 4,
+            kernel: 3,
+            stride: 2,
+            padding: Padding::Same,
+        }],
+        hidden: vec![6],
+        outputs: 4,
+        activation: Activation::Relu,
+        ..Default::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(25);
+    let inputs: Vec<f32> = (0..2 * 5 * spec.input_dim)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let batch = Batch::slowness(&inputs, spec.input_dim, 2, 5).unwrap();
+    check_full_sigma_cotangent(&spec, &batch, 26);
+}
+
 /// The fused engine refuses β < 1 (it keeps no J̄ to average).
 #[test]
 fn a_fused_engine_takes_only_beta_one() {

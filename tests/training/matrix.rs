@@ -219,12 +219,12 @@ fn learn_exactly(
     (r, last.expect("a step"))
 }
 
-#[test]
-fn nested_objective_learns_the_eigenpairs_in_order_with_each_scale_fixed_at_root_c_minus_lambda() {
-    // The all-pairs (exact) problem with Adam and the nested objective: the same eigenvalues in
-    // order as SpIN's, and — what tr Λ cannot give — uncorrelated features whose second moments
-    // Σ_ll = c − λ_l add up with the eigenvalues to one shift c above the learned spectrum.
-    let (r, last) = learn_exactly(Objective::Nested);
+/// The all-pairs (exact) problem with Adam and a nested objective (sequential or joint): the
+/// same eigenvalues in order as SpIN's, and — what tr Λ cannot give — uncorrelated features
+/// whose second moments Σ_ll = c − λ_l add up with the eigenvalues to one shift c above the
+/// learned spectrum.
+fn check_nested(objective: Objective) {
+    let (r, last) = learn_exactly(objective);
     let shifts: Vec<f64> = last
         .sigma_diag
         .iter()
@@ -247,6 +247,16 @@ fn nested_objective_learns_the_eigenpairs_in_order_with_each_scale_fixed_at_root
         "correlation condition {}",
         last.sigma_condition
     );
+}
+
+#[test]
+fn nested_objective_learns_the_eigenpairs_in_order_with_each_scale_fixed_at_root_c_minus_lambda() {
+    check_nested(Objective::Nested);
+}
+
+#[test]
+fn jointly_nested_objective_learns_the_same_eigenpairs_and_scales() {
+    check_nested(Objective::NestedJoint);
 }
 
 #[test]

@@ -361,7 +361,8 @@ impl Engine {
 
     /// Submit B, after [`Engine::statistics`] on the same params and batch: updates J̄ with
     /// rate `beta` and returns the SpIN gradient g = VJP_Π + Σ_{j≤k} (G_Σ)_jk J̄\[j,k,:\]. A
-    /// fused engine ([`SigmaGradient::Fused`]) has no J̄ and takes only β = 1.
+    /// fused engine ([`SigmaGradient::Fused`]) has no J̄ and takes only β = 1; it takes a full
+    /// G_Σ (Σ_{j,k}, the jointly nested objective's), the J̄ path only an upper triangular one.
     pub fn gradient(&self, g_pi: &[f64], g_sigma: &[f64], beta: f64) -> Result<Vec<f32>> {
         let (list, t) = (self.backward()?, self.train()?);
         let n = self.spec.outputs;
@@ -376,6 +377,13 @@ impl Engine {
                 g_pi.len(),
                 g_sigma.len()
             )));
+        }
+        if !self.dims.fused && (0..n).any(|k| (k + 1..n).any(|j| g_sigma[j * n + k] != 0.0)) {
+            return Err(SpinError::Config(
+                "the J̄ path holds Ĵ[j,k] for j ≤ k only: G_Σ must be upper triangular (a full \
+                 G_Σ needs the fused gradient)"
+                    .into(),
+            ));
         }
         let scalars = StepScalars {
             beta: beta as f32,

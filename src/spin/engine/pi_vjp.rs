@@ -10,7 +10,8 @@
 //! At β = 1 the Σ term Σ_{j≤k} (G_Σ)_jk Ĵ\[j,k,:\] is the VJP of Σ̂ with the cotangent G_Σ
 //! (one-sided, maths §2–3: Ĵ\[j,k\] = (2/S) Σ_b w_b u_{b,j} ∂u_{b,k}/∂θ), i.e. back-propagating
 //! (2/S) w_b Σ_{j≤k} u_{b,j} (G_Σ)_jk on output k of sample b: it joins the Π cotangent before
-//! the envelope and this stage is then the whole gradient.
+//! the envelope and this stage is then the whole gradient. The kernel sums over every j, so a
+//! full G_Σ (the jointly nested objective's, maths §13) takes the two-sided Jacobian as well.
 //!
 //! Reads X, Y, u, the pair and sample weights, the transposed gathers, the `Step` buffer (2/S,
 //! 1/Q, G_Π, G_Σ), env, the activations and params; writes delta (and on tangent rows cot_u,

@@ -104,7 +104,9 @@ impl TrainConfig {
     pub fn sigma_gradient(&self) -> SigmaGradient {
         match self.objective {
             Objective::Spin => SigmaGradient::for_beta(self.beta),
-            Objective::Nested | Objective::NeuralEf => SigmaGradient::Fused,
+            Objective::Nested | Objective::NestedJoint | Objective::NeuralEf => {
+                SigmaGradient::Fused
+            }
         }
     }
 
@@ -190,6 +192,7 @@ mod tests {
         assert_eq!(path(1.0, Objective::Nested), SigmaGradient::Fused);
         assert_eq!(path(0.1, Objective::Nested), SigmaGradient::Fused);
         assert_eq!(path(0.1, Objective::NeuralEf), SigmaGradient::Fused);
+        assert_eq!(path(0.1, Objective::NestedJoint), SigmaGradient::Fused);
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::time::Instant;
 use nalgebra::DMatrix;
 
 use super::super::host::{
-    add_gauge, condition, correlation_condition, flat, lag_shift, nested_matrices,
-    nested_preconditioner, neuralef_matrices, shift_gradient, step_matrices, StepMatrices,
-    NESTED_GAP_FLOOR, NESTED_MARGIN,
+    add_gauge, condition, correlation_condition, flat, joint_nested_matrices,
+    joint_nested_preconditioner, lag_shift, nested_matrices, nested_preconditioner,
+    neuralef_matrices, shift_gradient, step_matrices, StepMatrices, NESTED_GAP_FLOOR,
+    NESTED_MARGIN,
 };
 use super::super::objective::Objective;
 use super::super::parallel::Traffic;
@@ -316,6 +317,20 @@ impl Trainer {
                 self.last_shift = c;
                 (loss, 0.0, 1.0)
             }
+            Objective::NestedJoint => {
+                let (estimates, c) = self.successor_shift_for(m);
+                let coef = if self.step == 0 {
+                    sigma
+                } else {
+                    &self.sigma_avg
+                };
+                let precondition = joint_nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
+                let (loss, g_pi, g_sigma) =
+                    joint_nested_matrices(coef, sigma, pi, c, &precondition);
+                (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
+                self.last_shift = c;
+                (loss, 0.0, 1.0)
+            }
             Objective::NeuralEf => {
                 let (_, c) = self.successor_shift_for(m);
                 let (loss, g_pi, g_sigma) = neuralef_matrices(sigma, pi, c);
@@ -349,7 +364,8 @@ impl Trainer {
         self.last_shift
     }
 
-    /// The objective and its own estimates, for metrics.json: for [`Objective::Nested`] the last
+    /// The objective and its own estimates, for metrics.json: for [`Objective::Nested`] (and
+    /// [`Objective::NestedJoint`]) the last
     /// step's shift c and c − Σ̄_ll, each feature's eigenvalue as the nested objective's scale
     /// says it (Σ̄ of the last step: at β = 1 one minibatch, so noisy; the reported eigenvalues
     /// are the evaluation's Ritz values); for [`Objective::NeuralEf`] the shift and each
@@ -364,10 +380,14 @@ impl Trainer {
                     "start_step": self.tail_start,
                 },
             }),
-            Objective::Nested => {
+            Objective::Nested | Objective::NestedJoint => {
                 let c = self.last_shift;
                 let estimates: Vec<f64> = self.sigma_avg.diagonal().iter().map(|s| c - s).collect();
-                serde_json::json!({ "name": "nested", "shift": c, "estimates": estimates })
+                serde_json::json!({
+                    "name": self.config.objective.name(),
+                    "shift": c,
+                    "estimates": estimates,
+                })
             }
             Objective::NeuralEf => {
                 // Each feature's Rayleigh quotient on the last minibatch (its Σ̂ and Π̂, kept in
