@@ -378,7 +378,8 @@ impl Engine {
                 g_sigma.len()
             )));
         }
-        if !self.dims.fused && (0..n).any(|k| (k + 1..n).any(|j| g_sigma[j * n + k] != 0.0)) {
+        // (A NaN passes: the trainer's non-finite checks name it.)
+        if !self.dims.fused && (0..n).any(|k| (k + 1..n).any(|j| g_sigma[j * n + k].abs() > 0.0)) {
             return Err(SpinError::Config(
                 "the J̄ path holds Ĵ[j,k] for j ≤ k only: G_Σ must be upper triangular (a full \
                  G_Σ needs the fused gradient)"
