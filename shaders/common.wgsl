@@ -90,6 +90,6 @@ struct Step {
     beta: f32,        // moving-average rate β
     two_over_s: f32,  // 2/S, the Σ-Jacobian's factor
     inv_q: f32,       // 1/Q, the Π̂ cotangent's factor
-    pad: f32,
-    g: array<f32>,    // G_Π (N, N) then G_Σ (N, N), row-major, upper triangular
+    sigma_full: f32,  // 1: G_Σ has entries below the diagonal (the joint nest's); 0: upper triangular
+    g: array<f32>,    // G_Π (N, N) then G_Σ (N, N), row-major; G_Π upper triangular
 }

@@ -4,8 +4,9 @@
 // envelope: δ_f[r] = g_r Σ_{(q, side, c) ∈ row r} c · cot_side[q].
 // With SIGMA_COT (β = 1, the fused gradient) the Σ term joins it on the sample rows r < S: the
 // VJP of Σ̂ with the fixed cotangent G_Σ, cot u[r, n] += (2/S) w_r Σ_m u[r, m] (G_Σ)_{mn} (none for
-// a constant first output). Every m: SpIN's G_Σ (one-sided, maths §3) is upper triangular, zero
-// below; the jointly nested objective's is full (maths §13).
+// a constant first output): over m ≤ n where G_Σ is upper triangular (SpIN's one-sided convention,
+// maths §3, and every objective but one), over every m where step.sigma_full says it is full (the
+// jointly nested objective's, maths §13).
 
 struct Entry {
     q: u32,
@@ -67,8 +68,9 @@ fn operator_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     var out = g * acc * inv_q;
     if (SIGMA_COT == 1u && r < SAMPLES && !(CONST_FIRST == 1u && n == 0u)) {
         // (U G_Σ)[r, n]; G_Σ follows G_Π in the step buffer.
+        let top = select(n + 1u, NEIG, step.sigma_full > 0.5);
         var ug = 0.0;
-        for (var m = 0u; m < NEIG; m++) {
+        for (var m = 0u; m < top; m++) {
             ug += ld1(u, r * NEIG + m) * step.g[NEIG * NEIG + m * NEIG + n];
         }
         out = g * (acc * inv_q + step.two_over_s * ld1(w, r) * ug);

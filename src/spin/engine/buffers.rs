@@ -262,7 +262,8 @@ pub(super) struct TrainBuffers {
     /// The transposed gathers as CSR over rows: row_ptr (R + 1) and entries.
     pub row_ptr: wgpu::Buffer,
     pub entries: wgpu::Buffer,
-    /// The `Step` uniform of `shaders/common.wgsl`: β, 2/S, 1/Q, then G_Π and G_Σ.
+    /// The `Step` uniform of `shaders/common.wgsl`: β, 2/S, 1/Q, whether G_Σ is full, then G_Π
+    /// and G_Σ.
     pub step: wgpu::Buffer,
     /// Batch cotangents at the output of layer l (net rows, out_width of l).
     pub delta: Vec<wgpu::Buffer>,

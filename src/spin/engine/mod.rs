@@ -47,8 +47,10 @@ pub struct StepScalars {
     pub two_over_s: f32,
     /// 1/Q.
     pub inv_q: f32,
-    /// Padding to 16 bytes.
-    pub pad: f32,
+    /// 1 when G_Σ has entries below its diagonal (the jointly nested objective's), so the fused
+    /// cotangent sums over every j; 0 (upper triangular, every other objective): over j ≤ k only.
+    /// It pads the scalars to 16 bytes.
+    pub sigma_full: f32,
 }
 
 /// How the Σ part of the SpIN gradient, Σ_{j≤k} (G_Σ)_jk J̄\[j,k,:\], is formed.
@@ -379,7 +381,8 @@ impl Engine {
             )));
         }
         // (A NaN passes: the trainer's non-finite checks name it.)
-        if !self.dims.fused && (0..n).any(|k| (k + 1..n).any(|j| g_sigma[j * n + k].abs() > 0.0)) {
+        let full = (0..n).any(|k| (k + 1..n).any(|j| g_sigma[j * n + k].abs() > 0.0));
+        if full && !self.dims.fused {
             return Err(SpinError::Config(
                 "the J̄ path holds Ĵ[j,k] for j ≤ k only: G_Σ must be upper triangular (a full \
                  G_Σ needs the fused gradient)"
@@ -390,7 +393,7 @@ impl Engine {
             beta: beta as f32,
             two_over_s: 2.0 / self.shape.samples as f32,
             inv_q: 1.0 / self.shape.pairs as f32,
-            pad: 0.0,
+            sigma_full: if full { 1.0 } else { 0.0 },
         };
         let mut step: Vec<f32> = bytemuck::cast_slice(&[scalars]).to_vec();
         step.extend(g_pi.iter().chain(g_sigma).map(|&v| v as f32));
