@@ -96,14 +96,18 @@ pub struct TrainingArgs {
     /// Cholesky in the gradient), nested-joint (the same nest with every feature descending the
     /// sum over all ranks, NeuralSVD's joint nesting) or neuralef (NeuralEF: each feature
     /// normalised over the batch, its Rayleigh quotient up and its overlap with earlier features
-    /// down). Side by side with
-    /// today's defaults, 4 seeds each (docs/results/objectives.md): after the read-out refit
-    /// spin wins on the worst seed — 2D hydrogen N = 16 in 10 minutes 0.12 % (nested 0.20 %,
-    /// neuralef 0.47 %), a 2D double well 0.10 % (neuralef 0.11 %, nested 0.35 %). Choose nested
-    /// when the trained network itself is the product on hydrogen-like spectra (no refit: spin
-    /// eval at new points, more than 3 coordinates): there its network alone is 3–4× closer than
-    /// spin's (N = 16: 0.42 % against 1.8 % on the worst seed; not so on the double well), and it
-    /// trains without spin's β < 1 tail; neuralef is there to compare [default: spin].
+    /// down). Side by side with today's defaults, 4 seeds each (docs/results/objectives.md), spin
+    /// wins on the worst seed after the read-out refit in every case measured: 2D hydrogen N = 9
+    /// at spin hydrogen's length 0.05 % (nested 0.08 %, neuralef 0.17 %), N = 16 in 10
+    /// minutes 0.12 % (nested 0.20 %, neuralef 0.47 %), a 2D double well 0.10 % (neuralef 0.11 %,
+    /// nested 0.35 %, nested-joint 0.78 %), 3 balls 32×32 in 15 minutes 0.66× linear SFA
+    /// (neuralef 0.79×, nested 0.90×). Choose nested when the trained network itself is the
+    /// product on hydrogen-like spectra (no refit: spin eval at new points, more than 3
+    /// coordinates): its network alone is 3–4× closer than spin's at N = 16 (0.42 % against
+    /// 1.8 % on the worst seed; at N = 9 about the same, 0.095 % against 0.105 %; not so on the
+    /// double well), and
+    /// it trains without spin's β < 1 tail; neuralef and nested-joint are there to compare
+    /// [default: spin].
     #[arg(long)]
     pub objective: Option<Objective>,
     /// Share of the run, at its end, trained with the moving averages Σ̄ and J̄ at --tail-beta
