@@ -50,13 +50,17 @@ pub fn nested_matrices(
     for l in 0..n {
         g_sigma[(l, l)] -= 2.0 * c;
     }
-    if !precondition.is_empty() {
-        for (l, &a) in precondition.iter().enumerate() {
-            g_pi.column_mut(l).scale_mut(a);
-            g_sigma.column_mut(l).scale_mut(a);
-        }
-    }
+    scale_columns(&mut g_pi, &mut g_sigma, precondition);
     (loss, g_pi, g_sigma)
+}
+
+/// Multiplies column l of both gradient matrices by `factors[l]` (empty: unchanged) — one
+/// positive factor per feature, which keeps each objective's minimiser.
+fn scale_columns(g_pi: &mut DMatrix<f64>, g_sigma: &mut DMatrix<f64>, factors: &[f64]) {
+    for (l, &a) in factors.iter().enumerate() {
+        g_pi.column_mut(l).scale_mut(a);
+        g_sigma.column_mut(l).scale_mut(a);
+    }
 }
 
 /// The gradient matrices of the *jointly* nested objective (NeuralSVD's joint nesting, docs/maths.md
@@ -95,12 +99,7 @@ pub fn joint_nested_matrices(
         g_pi[(m, m)] = 2.0 * ranks(m);
         g_sigma[(m, m)] -= 2.0 * ranks(m) * c;
     }
-    if !precondition.is_empty() {
-        for (m, &a) in precondition.iter().enumerate() {
-            g_pi.column_mut(m).scale_mut(a);
-            g_sigma.column_mut(m).scale_mut(a);
-        }
-    }
+    scale_columns(&mut g_pi, &mut g_sigma, precondition);
     (loss, g_pi, g_sigma)
 }
 
@@ -281,9 +280,24 @@ mod tests {
         assert_each_feature_descends(&w, &g, |w, l| nested_objective(w, &k, l, c));
     }
 
-    #[test]
-    fn nested_descent_finds_the_lowest_eigenvectors_in_order_scaled_by_the_root_of_c_minus_lambda()
-    {
+    /// The gradient matrices of a nested objective: (coef, Σ, Π, c, factors) → (ℒ, G_Π, G_Σ).
+    type NestMatrices = fn(
+        &DMatrix<f64>,
+        &DMatrix<f64>,
+        &DMatrix<f64>,
+        f64,
+        &[f64],
+    ) -> (f64, DMatrix<f64>, DMatrix<f64>);
+
+    /// Gradient descent (`steps` at rate `rate`) with `matrices` on linear features of a 6×6
+    /// matrix, plain and with the factors `preconditioner(λ, c, 0.05)`, reaches the nest's
+    /// minimiser: feature l is ±√(c − λ_l) times the l-th lowest eigenvector.
+    fn assert_descends_to_the_nest(
+        matrices: NestMatrices,
+        preconditioner: fn(&[f64], f64, f64) -> Vec<f64>,
+        steps: usize,
+        rate: f64,
+    ) {
         let (n, d) = (3, 6);
         let k = spd(d, 4);
         let eig = k.clone().symmetric_eigen();
@@ -292,13 +306,13 @@ mod tests {
         let c = eig.eigenvalues[order[n - 1]] + 1.0;
         let lambda: Vec<f64> = order.iter().take(n).map(|&o| eig.eigenvalues[o]).collect();
         // Plain, and with the per-feature factors: the same minimiser.
-        for precondition in [vec![], nested_preconditioner(&lambda, c, 0.05)] {
+        for precondition in [vec![], preconditioner(&lambda, c, 0.05)] {
             let mut w = DMatrix::from_fn(n, d, |i, j| ((i * 5 + j * 3) % 7) as f64 / 20.0 - 0.1);
-            for _ in 0..20_000 {
+            for _ in 0..steps {
                 let sigma = &w * w.transpose();
                 let pi = &w * &k * w.transpose();
-                let (_, g_pi, g_sigma) = nested_matrices(&sigma, &sigma, &pi, c, &precondition);
-                w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * 0.02;
+                let (_, g_pi, g_sigma) = matrices(&sigma, &sigma, &pi, c, &precondition);
+                w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * rate;
             }
             for (l, &o) in order.iter().take(n).enumerate() {
                 let v = eig.eigenvectors.column(o);
@@ -312,6 +326,12 @@ mod tests {
                 assert!((w.row(l).norm() - target).abs() < 1e-6);
             }
         }
+    }
+
+    #[test]
+    fn nested_descent_finds_the_lowest_eigenvectors_in_order_scaled_by_the_root_of_c_minus_lambda()
+    {
+        assert_descends_to_the_nest(nested_matrices, nested_preconditioner, 20_000, 0.02);
     }
 
     /// The joint nest's objective Σ_l ℒ_l for linear features `w`.
@@ -357,34 +377,12 @@ mod tests {
 
     #[test]
     fn joint_nested_descent_finds_the_nests_minimiser() {
-        let (n, d) = (3, 6);
-        let k = spd(d, 4);
-        let eig = k.clone().symmetric_eigen();
-        let mut order: Vec<usize> = (0..d).collect();
-        order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
-        let c = eig.eigenvalues[order[n - 1]] + 1.0;
-        let lambda: Vec<f64> = order.iter().take(n).map(|&o| eig.eigenvalues[o]).collect();
-        for precondition in [vec![], joint_nested_preconditioner(&lambda, c, 0.05)] {
-            let mut w = DMatrix::from_fn(n, d, |i, j| ((i * 5 + j * 3) % 7) as f64 / 20.0 - 0.1);
-            for _ in 0..60_000 {
-                let sigma = &w * w.transpose();
-                let pi = &w * &k * w.transpose();
-                let (_, g_pi, g_sigma) =
-                    joint_nested_matrices(&sigma, &sigma, &pi, c, &precondition);
-                w -= engine_gradient(&w, &k, &g_pi, &g_sigma) * 0.01;
-            }
-            for (l, &o) in order.iter().take(n).enumerate() {
-                let v = eig.eigenvectors.column(o);
-                let target = (c - eig.eigenvalues[o]).sqrt();
-                let proj = w.row(l).dot(&v.transpose());
-                assert!(
-                    (proj.abs() - target).abs() < 1e-6,
-                    "feature {l}: {proj} vs ±{target} (preconditioned: {})",
-                    !precondition.is_empty()
-                );
-                assert!((w.row(l).norm() - target).abs() < 1e-6);
-            }
-        }
+        assert_descends_to_the_nest(
+            joint_nested_matrices,
+            joint_nested_preconditioner,
+            60_000,
+            0.01,
+        );
     }
 
     #[test]

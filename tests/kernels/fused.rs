@@ -16,6 +16,20 @@ use spectral_inference::operators::{Batch, Operator};
 use spectral_inference::spin::host::flat;
 use spectral_inference::spin::{oracle, Engine, EngineOptions, SigmaGradient};
 
+/// An engine of `spec` with the Σ path `sigma`, its parameters and `batch` set and the statistics
+/// (submit A) run: ready for [`Engine::gradient`].
+fn ready_engine(spec: &NetworkSpec, batch: &Batch, params: &[f32], sigma: SigmaGradient) -> Engine {
+    let options = EngineOptions {
+        sigma,
+        ..Default::default()
+    };
+    let engine = Engine::with_options(ctx(), spec, batch.shape, true, options).expect("engine");
+    engine.set_params(params).unwrap();
+    engine.set_batch(batch).unwrap();
+    engine.statistics().unwrap();
+    engine
+}
+
 /// One step of `spec` on `batch` at β = 1 on the fused engine and on the J̄ engine (from the
 /// same parameters and a random Σ̄): the gradients agree within 1e-5 relative (and both with
 /// the f64 oracle), and the fused engine allocates no J̄.
@@ -41,14 +55,7 @@ fn check_fused(spec: &NetworkSpec, batch: &Batch, seed: u64) {
     // (G_Π, G_Σ) → gradient on an engine of each kind; the J̄ engine also gives the Π and Σ
     // terms alone, whose size sets the scale of f32 rounding in their sum.
     let run = |sigma: SigmaGradient, gs: &[(&[f64], &[f64])]| {
-        let options = EngineOptions {
-            sigma,
-            ..Default::default()
-        };
-        let engine = Engine::with_options(ctx(), spec, batch.shape, true, options).expect("engine");
-        engine.set_params(&params32).unwrap();
-        engine.set_batch(batch).unwrap();
-        engine.statistics().unwrap();
+        let engine = ready_engine(spec, batch, &params32, sigma);
         let grads: Vec<Vec<f32>> = gs
             .iter()
             .map(|(gp, gs)| engine.gradient(gp, gs, 1.0).unwrap())
@@ -255,17 +262,7 @@ fn check_full_sigma_cotangent(spec: &NetworkSpec, batch: &Batch, seed: u64) {
     }
     let want = spectral_inference::nn::oracle::backward(spec, &params, &inputs, &fwd, &cot);
     let zero = vec![0.0; n * n];
-    let engine = |sigma| {
-        let options = EngineOptions {
-            sigma,
-            ..Default::default()
-        };
-        let e = Engine::with_options(ctx(), spec, batch.shape, true, options).expect("engine");
-        e.set_params(&params32).unwrap();
-        e.set_batch(batch).unwrap();
-        e.statistics().unwrap();
-        e
-    };
+    let engine = |sigma| ready_engine(spec, batch, &params32, sigma);
     let got = engine(SigmaGradient::Fused)
         .gradient(&zero, &flat(&g), 1.0)
         .unwrap();

@@ -302,7 +302,7 @@ impl Trainer {
                 let rate = if self.jbar_fresh { 1.0 } else { beta };
                 (m.loss(), share, rate)
             }
-            Objective::Nested => {
+            Objective::Nested | Objective::NestedJoint => {
                 let (estimates, c) = self.successor_shift_for(m);
                 // The quadratic term's coefficient from samples this minibatch did not draw
                 // (unbiased); on the very first step there are none yet.
@@ -311,22 +311,13 @@ impl Trainer {
                 } else {
                     &self.sigma_avg
                 };
-                let precondition = nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
-                let (loss, g_pi, g_sigma) = nested_matrices(coef, sigma, pi, c, &precondition);
-                (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
-                self.last_shift = c;
-                (loss, 0.0, 1.0)
-            }
-            Objective::NestedJoint => {
-                let (estimates, c) = self.successor_shift_for(m);
-                let coef = if self.step == 0 {
-                    sigma
+                let (loss, g_pi, g_sigma) = if self.config.objective == Objective::Nested {
+                    let precondition = nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
+                    nested_matrices(coef, sigma, pi, c, &precondition)
                 } else {
-                    &self.sigma_avg
+                    let precondition = joint_nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
+                    joint_nested_matrices(coef, sigma, pi, c, &precondition)
                 };
-                let precondition = joint_nested_preconditioner(&estimates, c, NESTED_GAP_FLOOR);
-                let (loss, g_pi, g_sigma) =
-                    joint_nested_matrices(coef, sigma, pi, c, &precondition);
                 (m.g_pi, m.g_sigma) = (g_pi, g_sigma);
                 self.last_shift = c;
                 (loss, 0.0, 1.0)
