@@ -35,6 +35,10 @@ override NEIG: u32;
 override NEIG_PAD: u32;
 override W_OFF4: u32;
 override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in jbar
+// 1: read J̄'s old values from its texture mirror (a texel fetch, where a storage load is a loop
+// over the SIMD lanes on lavapipe); the engine sets it when one chunk takes the whole batch,
+// so that no dispatch since the mirror's refresh wrote the entries this one reads.
+override OLD_FROM_MIRROR: u32;
 override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad holding k is nonzero
 
 @group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
@@ -43,6 +47,7 @@ override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad ho
 @group(0) @binding(3) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
 @group(0) @binding(4) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
 @group(0) @binding(5) var<storage, read> chunk: Chunk;
+@group(0) @binding(6) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
 
 @compute @workgroup_size(64)
 fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -64,10 +69,14 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     }
     let j0 = blk * 4u;
     let tile = t % tiles;
-    let oq = tile % OUT4;
+    // On the output layer the outputs vary slowest, so that the SIMD lanes of a group share
+    // one output quad and skip the samples together (below).
+    let in_tiles = tiles / OUT4;
+    let oq = select(tile % OUT4, tile / in_tiles, OUTPUT_LAYER == 1u);
+    let ip = select(tile / OUT4, tile % in_tiles, OUTPUT_LAYER == 1u);
     // This invocation's input quads: q0 = TILE_IN_QUADS·ip, q0 + 1, … (quad IN4 is the bias;
     // quads beyond it are zero).
-    let q0 = (tile / OUT4) * TILE_IN_QUADS;
+    let q0 = ip * TILE_IN_QUADS;
     let qc0 = min(q0 + 0u, IN4 - 1u);
     let qc1 = min(q0 + 1u, IN4 - 1u);
     let one = vec4<f32>(1.0, 0.0, 0.0, 0.0);
@@ -199,7 +208,13 @@ fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
             let pair = k * (k + 1u) / 2u + j;
             for (var rr = 0u; rr < rows; rr++) {
                 let idx = pair * NPAR4 + W_OFF4 + (row0 + rr) * OUT4 + oq;
-                jbar[idx] = keep * jbar[idx] + scale * wk * accs[jj * 4u * TILE_IN_QUADS + rr];
+                var prev: vec4<f32>;
+                if (OLD_FROM_MIRROR == 1u) {
+                    prev = ld4(jbar_old, idx);
+                } else {
+                    prev = jbar[idx];
+                }
+                jbar[idx] = keep * prev + scale * wk * accs[jj * 4u * TILE_IN_QUADS + rr];
             }
         }
     }

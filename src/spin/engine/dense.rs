@@ -134,9 +134,18 @@ pub(super) fn jbar_share(
     let t = p.train();
     let j = p.jacobian();
     let output_layer = l + 1 == p.layers.len();
+    // One chunk: every layer's dispatch reads and writes its own block of J̄ once, so the
+    // mirror refreshed before the first of them holds what each reads (maths §3).
+    let old_from_mirror = j.chunks.len() == 1;
+    let own_block = |mut d: Dispatch| {
+        if old_from_mirror {
+            d.own_block_reads.push(j.jbar.clone());
+        }
+        d
+    };
     if factors(p, l) {
         let read_out = &p.layers[l + 1];
-        return Ok(vec![p.build.dispatch(
+        return Ok(vec![own_block(p.build.dispatch(
             Kernel::JbarFactored,
             &with(
                 shape(ly),
@@ -148,6 +157,7 @@ pub(super) fn jbar_share(
                     ("CONST_FIRST", u(p.spec.constant_first as usize)),
                     ("WL_OFF", u(read_out.gpu_offset)),
                     ("WL_STRIDE", u(read_out.out_pad)),
+                    ("OLD_FROM_MIRROR", u(old_from_mirror as usize)),
                 ],
             ),
             &[
@@ -159,12 +169,13 @@ pub(super) fn jbar_share(
                 ("step", &t.step),
                 ("jbar", &j.jbar),
                 ("chunk", chunk),
+                ("jbar_old", &j.jbar),
             ],
             JBAR_TILE.factored_invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
             tag("jbar_factored"),
-        )?]);
+        )?)]);
     }
-    Ok(vec![p.build.dispatch(
+    Ok(vec![own_block(p.build.dispatch(
         Kernel::JbarUpdate,
         &with(
             shape(ly),
@@ -173,6 +184,7 @@ pub(super) fn jbar_share(
                 ("NEIG_PAD", u(d.npad)),
                 ("NPAR4", u(d.npar4)),
                 ("OUTPUT_LAYER", u(output_layer as usize)),
+                ("OLD_FROM_MIRROR", u(old_from_mirror as usize)),
             ],
         ),
         &[
@@ -182,10 +194,11 @@ pub(super) fn jbar_share(
             ("step", &t.step),
             ("jbar", &j.jbar),
             ("chunk", chunk),
+            ("jbar_old", &j.jbar),
         ],
         JBAR_TILE.invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
         tag("jbar_update"),
-    )?])
+    )?)])
 }
 
 /// Whether layer `l`'s share of Ĵ factors through the read-out (`jbar_factored`): it is the dense

@@ -25,6 +25,10 @@ pub(super) struct Dispatch {
     pub writes: Vec<wgpu::Buffer>,
     /// Mirror copies to encode before it ([`plan_copies`]).
     pub copies: Vec<(wgpu::Buffer, Arc<Mirror>)>,
+    /// Buffers whose mirror it reads only in a block that it alone writes (a layer's block of
+    /// J̄): a mirror refreshed earlier in the list serves it although other dispatches wrote
+    /// other blocks of the buffer since.
+    pub own_block_reads: Vec<wgpu::Buffer>,
 }
 
 /// The context and the mirrors of the engine being built: what every stage builder needs to
@@ -55,6 +59,7 @@ impl Build<'_> {
             textures: bound.textures,
             writes: bound.writes,
             copies: Vec::new(),
+            own_block_reads: Vec::new(),
         })
     }
 }
@@ -72,17 +77,22 @@ pub(super) fn with(mut c: Constants, more: &[(&'static str, f64)]) -> Constants 
 
 /// Decides, for a list of dispatches encoded in order after host writes, which mirrors must be
 /// refreshed before each dispatch: a mirror is copied before the first dispatch that reads it
-/// and again after any dispatch that writes its buffer.
+/// and again after any dispatch that writes its buffer, except for a dispatch that reads only
+/// its own block of the buffer (`own_block_reads`), which any earlier copy in the list serves.
 // wgpu::Buffer hashes by identity, not by contents.
 #[allow(clippy::mutable_key_type)]
 pub(super) fn plan_copies(list: &mut [Dispatch]) {
     let mut fresh: HashSet<wgpu::Buffer> = Default::default();
+    let mut copied: HashSet<wgpu::Buffer> = Default::default();
     for d in list.iter_mut() {
         d.copies.clear();
         for (buf, m) in &d.textures {
-            if fresh.insert(buf.clone()) {
-                d.copies.push((buf.clone(), m.clone()));
+            if fresh.contains(buf) || (d.own_block_reads.contains(buf) && copied.contains(buf)) {
+                continue;
             }
+            fresh.insert(buf.clone());
+            copied.insert(buf.clone());
+            d.copies.push((buf.clone(), m.clone()));
         }
         for w in &d.writes {
             fresh.remove(w);
