@@ -35,6 +35,15 @@ fn main() {
             "texture lane vec4",
             "acc += textureLoad(tx, vec2<u32>((lid + i * 64u) & 63u, (i >> 6u) & 63u), 0);",
         ),
+        ("register fma vec4 (no load)", "acc = acc * 0.999 + vec4<f32>(0.5);"),
+        (
+            "ssbo store lane vec4",
+            "acc += vec4<f32>(0.5); out[(lid + i * 64u) & 4095u] = acc;",
+        ),
+        (
+            "storage texture store lane vec4",
+            "acc += vec4<f32>(0.5); textureStore(stx, vec2<u32>((lid + i * 64u) & 63u, (i >> 6u) & 63u), acc);",
+        ),
         (
             "texture uniform vec4",
             "acc += textureLoad(tx, vec2<u32>(i & 63u, (i >> 6u) & 63u), 0);",
@@ -71,6 +80,21 @@ fn main() {
             view_formats: &[],
         });
         let view = tex.create_view(&Default::default());
+        let stex = ctx.device.create_texture(&wgpu::TextureDescriptor {
+            label: None,
+            size: wgpu::Extent3d {
+                width: 64,
+                height: 64,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let sview = stex.create_view(&Default::default());
         let layout = p.get_bind_group_layout(0);
         let mut entries: Vec<wgpu::BindGroupEntry> = [&buf, &sb, &sf, &u, &fb]
             .iter()
@@ -83,6 +107,10 @@ fn main() {
         entries.push(wgpu::BindGroupEntry {
             binding: 5,
             resource: wgpu::BindingResource::TextureView(&view),
+        });
+        entries.push(wgpu::BindGroupEntry {
+            binding: 6,
+            resource: wgpu::BindingResource::TextureView(&sview),
         });
         let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -109,6 +137,7 @@ fn probe_source(body: &str) -> String {
 @group(0) @binding(3) var<uniform> ub: array<vec4<f32>, 1024>;
 @group(0) @binding(4) var<storage, read> fb: array<vec4<f32>, 4096>;
 @group(0) @binding(5) var tx: texture_2d<f32>;
+@group(0) @binding(6) var stx: texture_storage_2d<rgba32float, write>;
 var<workgroup> wsh: array<vec4<f32>, 1024>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
@@ -117,6 +146,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
     wsh[lid] = vec4<f32>(f32(lid));
     workgroupBarrier();
     var acc = vec4<f32>(0.0) + out[0].x * 0.0 + sb[0] * 0.0 + sf[0] * 0.0 + ub[0] * 0.0 + fb[0] * 0.0 + textureLoad(tx, vec2<u32>(0u, 0u), 0) * 0.0;
+    textureStore(stx, vec2<u32>(0u, 0u), acc);
     for (var i = 0u; i < 4096u; i++) {{
         {body}
     }}

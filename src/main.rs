@@ -10,6 +10,8 @@ fn main() {
     let _universe = start_mpi();
     #[cfg(not(feature = "mpi"))]
     refuse_mpirun();
+    #[cfg(unix)]
+    join_launcher();
     if let Err(e) = cli::run() {
         spectral_inference::spin::parallel::note(&format!("error: {e:#}"));
         std::process::exit(1);
@@ -44,9 +46,35 @@ fn start_mpi() -> Option<mpi::environment::Universe> {
     Some(universe)
 }
 
+/// A worker that `spin … --workers W` launched (the `SPIN_WORKER_*` variables are set):
+/// takes the sockets to the other workers, makes them the process's world and silences every
+/// worker but rank 0, as under MPI.
+#[cfg(unix)]
+fn join_launcher() {
+    use spectral_inference::spin::parallel::{self, local::LocalWorker};
+    let Some(worker) = LocalWorker::from_env() else {
+        return;
+    };
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let rank = parallel::Collective::rank(&worker);
+    if let Err(e) = parallel::set_world(std::sync::Arc::new(worker)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    if rank > 0 {
+        silence_rank();
+    }
+}
+
 /// Keeps a copy of standard error for [`spectral_inference::spin::parallel::note`], then points
 /// descriptors 1 and 2 at /dev/null.
-#[cfg(feature = "mpi")]
+#[cfg(unix)]
 fn silence_rank() {
     use std::os::fd::{AsRawFd, FromRawFd};
     let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {

@@ -24,20 +24,25 @@ pub struct BenchArgs {
     jbar: bool,
 }
 
-/// Times every configuration that `--config` selects and prints (or emits as JSON Lines) the
-/// result with its per-kernel breakdown.
-pub fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
-    if !(args.seconds.is_finite() && args.seconds > 0.0) {
-        bail!("--seconds must be positive, got {}", args.seconds);
-    }
-    let configs: Vec<_> = bench::configs()
+/// The configurations `--config` selects.
+pub fn selected(args: &BenchArgs) -> Vec<bench::BenchConfig> {
+    bench::configs()
         .into_iter()
         .filter(|c| {
             args.config
                 .as_ref()
                 .is_none_or(|f| c.name.contains(f.as_str()))
         })
-        .collect();
+        .collect()
+}
+
+/// Times every configuration that `--config` selects and prints (or emits as JSON Lines) the
+/// result with its per-kernel breakdown.
+pub fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    let configs = selected(args);
     if configs.is_empty() {
         let names: Vec<_> = bench::configs().iter().map(|c| c.name).collect();
         bail!(

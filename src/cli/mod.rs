@@ -14,6 +14,7 @@ mod schrodinger;
 mod seeds;
 mod suite;
 mod video;
+mod workers;
 
 use std::sync::Arc;
 
@@ -42,6 +43,14 @@ pub struct Cli {
     /// No progress bar or progress lines.
     #[arg(long, global = true)]
     quiet: bool,
+    /// Data-parallel worker processes on this machine, each with an equal share of every
+    /// batch (the result is the one-process run's, up to rounding): a count, or `auto` — on a
+    /// CPU adapter (Mesa lavapipe) one per core (at most 8, dividing the batch) for
+    /// `schrodinger`, `hydrogen` and `bench`, each with lavapipe on its own thread (1.5–1.7×
+    /// the steps/s of one process on 2 cores); one process on a GPU and for other commands
+    /// [default: auto].
+    #[arg(long, global = true, value_name = "N|auto")]
+    workers: Option<workers::Workers>,
     #[command(subcommand)]
     command: Command,
 }
@@ -171,6 +180,13 @@ fn adapter_request(cli: &Cli) -> AdapterRequest {
 /// Parses the command line and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    let launch = workers::resolve(&cli)?;
+    if launch > 1 {
+        #[cfg(unix)]
+        std::process::exit(workers::launch(launch)?);
+        #[cfg(not(unix))]
+        anyhow::bail!("--workers {launch}: worker processes need a Unix system; use mpirun");
+    }
     // Rank 0 of a data-parallel run reports; the others only compute.
     spectral_inference::experiments::progress::set_quiet(
         cli.quiet || !spectral_inference::spin::parallel::is_writer(),

@@ -284,6 +284,22 @@ fn resumed(
     Ok(cfg)
 }
 
+/// The global batch the command line will train with (a resumed run's own), `None` when the
+/// configuration does not resolve (the run itself then reports why).
+pub fn planned_batch(base: SchrodingerConfig, args: &SchrodingerArgs) -> Option<usize> {
+    match &args.output.resume {
+        Some(dir) => {
+            let (_, run) = spectral_inference::spin::checkpoint::load(dir).ok()?;
+            Some(resumed(dir, &run, args).ok()?.train.batch)
+        }
+        None => {
+            let mut cfg = base;
+            apply(&mut cfg, args).ok()?;
+            Some(cfg.train.batch)
+        }
+    }
+}
+
 /// Runs `spin schrodinger` (`base` = the generic defaults) or `spin hydrogen` (a preset).
 pub fn run(
     cli: &Cli,

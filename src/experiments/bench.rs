@@ -45,6 +45,16 @@ pub struct BenchConfig {
     pub objective: Objective,
 }
 
+impl BenchConfig {
+    /// Whether its global batch splits into `workers` equal shares (whole clips for video).
+    pub fn splits(&self, workers: usize) -> bool {
+        match &self.video {
+            Some(v) => v.clips.is_multiple_of(workers),
+            None => self.batch.is_multiple_of(workers),
+        }
+    }
+}
+
 /// The video part of a benchmark: a conv net on clips of stacked frames (noise frames: the
 /// speed does not depend on the pixels).
 #[derive(Clone, Debug, serde::Serialize)]

@@ -144,10 +144,22 @@ pub fn driver_environment() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
         quiet_device_select();
+        let _ = LP_THREADS_FROM_USER.set(std::env::var_os("LP_NUM_THREADS").is_some());
         if std::env::var_os("LP_NUM_THREADS").is_none() {
             std::env::set_var("LP_NUM_THREADS", lavapipe_threads().to_string());
         }
     });
+}
+
+static LP_THREADS_FROM_USER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether `LP_NUM_THREADS` was set before [`driver_environment`] ran (by the user, or by a
+/// launcher): then it is left as it is, for workers too.
+pub fn lavapipe_threads_set_by_user() -> bool {
+    LP_THREADS_FROM_USER
+        .get()
+        .copied()
+        .unwrap_or_else(|| std::env::var_os("LP_NUM_THREADS").is_some())
 }
 
 /// The thread count given to lavapipe (Mesa's `LP_NUM_THREADS`, read when Vulkan first
@@ -192,6 +204,14 @@ pub fn list_adapters(req: &AdapterRequest) -> Vec<AdapterSummary> {
         .iter()
         .map(AdapterSummary::of)
         .collect()
+}
+
+/// The adapter [`GpuContext::new`] would open for `req`, without opening it; `None` when there
+/// is none.
+pub fn chosen_adapter(req: &AdapterRequest) -> Option<AdapterSummary> {
+    let adapters = candidate_adapters(req);
+    let pick = req.index % adapters.len().max(1);
+    adapters.get(pick).map(AdapterSummary::of)
 }
 
 fn candidate_adapters(req: &AdapterRequest) -> Vec<wgpu::Adapter> {

@@ -1,5 +1,5 @@
 //! The `spin` binary as a user meets it: `spin matrix` end to end, bad input's clear errors,
-//! first use, progress lines and reports. `cargo test --test cli`.
+//! first use, progress lines, reports and worker processes. `cargo test --test cli`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -8,3 +8,4 @@ mod errors;
 mod first_use;
 mod matrix;
 mod reports;
+mod workers;

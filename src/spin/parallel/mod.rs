@@ -1,13 +1,16 @@
 //! Data-parallel SpIN (maths §10): W workers each take an equal share of every global batch,
 //! and two sums per step (the N×N statistics and the P-float gradient) make every worker's
 //! host work identical. A [`Collective`] is the transport: [`Solo`] for one process,
-//! [`InMemory`] for workers on threads of one process (tests), and, with the cargo feature
+//! [`InMemory`] for workers on threads of one process (tests), [`local::LocalWorker`] for
+//! processes of one machine that `spin --workers W` launches (Unix), and, with the cargo feature
 //! `mpi`, [`mpi::MpiWorld`] over Open MPI (`mpirun -n W spin …`).
 
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 
 use crate::error::{Result, SpinError};
 
+#[cfg(unix)]
+pub mod local;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 
