@@ -1,10 +1,14 @@
 // Parameter gradient of a dense layer from back-propagated output cotangents, summed over rows:
 // grad[W_io] = Σ_r ld4(a_in, r, i) δ[r, o],  grad[b_o] = Σ_r δ[r, o].
-// The bias is row 4·IN4 of the layer's block, i.e. the same loop with a_in = 1 (input quad IN4).
-// Each invocation computes one quad of inputs (its four lanes) × one vec4 of outputs and
-// overwrites its block. Split-K: the rows may be cut into GROUPS groups of GROUP_ROWS (the last
-// one shorter), each summed into a block of its own (OUT_OFF4 + g·G_STRIDE4), which
-// `grad_reduce` then adds up; with one group the block is the layer's place in grad.
+// The bias is row 4·IN4 of the layer's block, i.e. the same loop with a_in = 1 (input quad IN4)
+// on the value rows (the first BIAS_ROWS) only.
+// Each invocation computes IQ (${IQ}) quads of inputs × OQ (${OQ}) vec4s of outputs and overwrites
+// its block: per row IQ + OQ texel fetches feed 4·IQ·OQ vec4 multiply-adds. `param_grad` is
+// 1 × 1 (many invocations: lavapipe's thread pool and a GPU keep busy); `param_grad_wide` is
+// 2 × 2, for a single-threaded lavapipe (worker processes), where fetches, not idle threads,
+// bound the kernel. Split-K: the rows may be cut into GROUPS groups of GROUP_ROWS (the last one
+// shorter), each summed into a block of its own (OUT_OFF4 + g·G_STRIDE4), which `grad_reduce`
+// then adds up; with one group the block is the layer's place in grad.
 
 override ROWS: u32;
 override IN4: u32;
@@ -20,33 +24,67 @@ override G_STRIDE4: u32;  // vec4s between groups' blocks
 @group(0) @binding(2) var<storage, read_write> grad: array<vec4<f32>>; // (P_pad / 4), or the groups' blocks
 
 @compute @workgroup_size(64)
+//# if 1 - WIDE
 fn param_grad(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+//# end
+//# if WIDE
+fn param_grad_wide(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+//# end
     let t = flat_index(id, nwg);
-    if (t >= GROUPS * (IN4 + 1u) * OUT4) {
+    let in_tiles = (IN4 + ${IQ}u) / ${IQ}u;     // input quads 0 … IN4 (the bias)
+    let out_tiles = (OUT4 + ${OQ - 1}u) / ${OQ}u;
+    if (t >= GROUPS * in_tiles * out_tiles) {
         return;
     }
-    let oq = t % OUT4;
-    let iq = (t / OUT4) % (IN4 + 1u);
-    let g = t / ((IN4 + 1u) * OUT4);
-    let is_bias = iq == IN4;
-    let ia = min(iq, IN4 - 1u);
-//# for i in 0..4
-    var acc${i} = vec4<f32>(0.0);
+    let qout = (t % out_tiles) * ${OQ}u;
+    let qin = ((t / out_tiles) % in_tiles) * ${IQ}u;
+    let g = t / (in_tiles * out_tiles);
+    let one = vec4<f32>(1.0, 0.0, 0.0, 0.0);
+//# for a in 0..IQ
+    let iq${a} = qin + ${a}u;
+    let ia${a} = min(iq${a}, IN4 - 1u);
 //# end
-    let end = select(ROWS, min(ROWS, BIAS_ROWS), is_bias);
+//# for b in 0..OQ
+    let oc${b} = min(qout + ${b}u, OUT4 - 1u);
+//# end
+//# for a in 0..IQ
+//# for b in 0..OQ
+//# for i in 0..4
+    var acc${a}_${b}_${i} = vec4<f32>(0.0);
+//# end
+//# end
+//# end
+    // Only the value rows when every quad of the tile is the bias.
+    let end = select(ROWS, min(ROWS, BIAS_ROWS), qin == IN4);
     let rows = min(end, (g + 1u) * GROUP_ROWS);
     for (var r = g * GROUP_ROWS; r < rows; r++) {
-        let d = ld4(delta, r * OUT4 + oq);
-        let a = select(ld4(a_in, r * IN4 + ia), vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let bias = select(vec4<f32>(0.0), one, r < BIAS_ROWS);
+//# for b in 0..OQ
+        let d${b} = ld4(delta, r * OUT4 + oc${b});
+//# end
+//# for a in 0..IQ
+        let a${a} = select(select(ld4(a_in, r * IN4 + ia${a}), bias, iq${a} == IN4), vec4<f32>(0.0), iq${a} > IN4);
+//# end
+//# for a in 0..IQ
+//# for b in 0..OQ
 //# for i in 0..4
-        acc${i} += a[${i}] * d;
+        acc${a}_${b}_${i} += a${a}[${i}] * d${b};
+//# end
+//# end
 //# end
     }
-    let base = OUT_OFF4 + g * G_STRIDE4 + 4u * iq * OUT4 + oq;
-    grad[base] = acc0;
-    if (!is_bias) {
+    let block = OUT_OFF4 + g * G_STRIDE4;
+//# for a in 0..IQ
+//# for b in 0..OQ
+    if (iq${a} <= IN4 && qout + ${b}u < OUT4) {
+        let base = block + 4u * iq${a} * OUT4 + qout + ${b}u;
+        grad[base] = acc${a}_${b}_0;
+        if (iq${a} < IN4) {
 //# for i in 1..4
-        grad[base + ${i}u * OUT4] = acc${i};
+            grad[base + ${i}u * OUT4] = acc${a}_${b}_${i};
 //# end
+        }
     }
+//# end
+//# end
 }

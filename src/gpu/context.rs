@@ -162,6 +162,12 @@ pub fn lavapipe_threads_set_by_user() -> bool {
         .unwrap_or_else(|| std::env::var_os("LP_NUM_THREADS").is_some())
 }
 
+/// Whether lavapipe runs every dispatch on the submitting thread (`LP_NUM_THREADS=0`, as
+/// `--workers` sets it for its worker processes).
+pub fn lavapipe_single_threaded() -> bool {
+    std::env::var("LP_NUM_THREADS").is_ok_and(|v| v.trim() == "0")
+}
+
 /// The thread count given to lavapipe (Mesa's `LP_NUM_THREADS`, read when Vulkan first
 /// enumerates devices) unless the user set one: twice the CPU count, at most 16. Our dispatches
 /// have few workgroups (a batch of 128 is a handful of 64-invocation groups), so two threads per

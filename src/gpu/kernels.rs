@@ -65,6 +65,7 @@ kernels! {
     Envelope => "apply_envelope", "statistics (the box envelope)";
     DenseBackward => "dense_backward" in "generated", "Π-VJP and Σ-Jacobian (a dense layer's input VJP and sensitivities)";
     ParamGrad => "param_grad" in "generated", "Π-VJP (a dense layer's parameter gradient)";
+    ParamGradWide => "param_grad_wide" in "generated", "Π-VJP (a dense layer's parameter gradient, 2 × 2 tiles for a single-threaded CPU adapter)";
     GradReduce => "grad_reduce", "Π-VJP (the split-K parameter gradient's sum)";
     SensInit => "sens_init", "Σ-Jacobian (the N sensitivity passes' seeds)";
     JbarUpdate => "jbar_update" in "generated", "Σ-Jacobian (a dense layer's Ĵ fused with J̄'s update)";

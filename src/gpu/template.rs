@@ -44,6 +44,16 @@ pub fn templates() -> Vec<Template> {
             ("FACTORED", factored),
         ],
     };
+    let param_grad = |name, tile: ParamGradTile, wide| Template {
+        name,
+        file: "param_grad",
+        source: include_str!("../../shaders/templates/param_grad.wgsl"),
+        constants: vec![
+            ("IQ", tile.in_quads as i64),
+            ("OQ", tile.out_quads as i64),
+            ("WIDE", wide),
+        ],
+    };
     vec![
         Template {
             name: "dense_forward",
@@ -71,12 +81,8 @@ pub fn templates() -> Vec<Template> {
         },
         jbar("jbar_update", 0),
         jbar("jbar_factored", 1),
-        Template {
-            name: "param_grad",
-            file: "param_grad",
-            source: include_str!("../../shaders/templates/param_grad.wgsl"),
-            constants: Vec::new(),
-        },
+        param_grad("param_grad", PARAM_GRAD_TILE, 0),
+        param_grad("param_grad_wide", PARAM_GRAD_WIDE_TILE, 1),
     ]
 }
 

@@ -58,6 +58,36 @@ impl JbarTile {
 /// `jbar_update`'s tile: 4 j × 2 input quads × 1 vec4 of outputs.
 pub const JBAR_TILE: JbarTile = JbarTile { in_quads: 2 };
 
+/// `param_grad`: input quads × output vec4s per invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamGradTile {
+    /// Input quads per invocation (the bias is input quad IN4).
+    pub in_quads: usize,
+    /// vec4s of outputs per invocation.
+    pub out_quads: usize,
+}
+
+impl ParamGradTile {
+    /// Invocations for `groups` row groups of a layer with `in4` input and `out4` output quads.
+    pub const fn invocations(&self, groups: usize, in4: usize, out4: usize) -> usize {
+        groups * (in4 + 1).div_ceil(self.in_quads) * out4.div_ceil(self.out_quads)
+    }
+}
+
+/// `param_grad`: one input quad × one vec4 of outputs — many invocations, for lavapipe's thread
+/// pool and GPUs (2 × 2 left most of a 4-thread pool idle on the output layer).
+pub const PARAM_GRAD_TILE: ParamGradTile = ParamGradTile {
+    in_quads: 1,
+    out_quads: 1,
+};
+
+/// `param_grad_wide`: 2 × 2, for a single-threaded lavapipe (`--workers`), where each row's
+/// texel fetches, not idle threads, bound the kernel: 4 fetches feed 16 vec4 multiply-adds.
+pub const PARAM_GRAD_WIDE_TILE: ParamGradTile = ParamGradTile {
+    in_quads: 2,
+    out_quads: 2,
+};
+
 /// Split-K of the batch parameter gradients (`param_grad`, `conv2d_param_grad`) on a GPU: a
 /// layer's rows are cut into groups until about this many invocations run (one per (group,
 /// input quad, output quad)), so that a small layer's reduction over many rows (3×64 hydrogen:

@@ -290,3 +290,44 @@ fn split_k_parameter_gradients_match_oracle() {
         common::check_engine(&spec, &batch, beta, 22, options);
     }
 }
+
+/// The 2 × 2-tiled batch parameter gradient (`param_grad_wide`, what single-threaded lavapipe
+/// workers run), forced on this adapter, against the oracle: odd input and output quad counts
+/// (a tile's second quad beyond the layer, the bias quad beside a weight quad), tangent rows
+/// (the bias on the value rows only), split-K groups on top, β < 1 and β = 1.
+#[test]
+fn wide_parameter_gradients_match_oracle() {
+    let spec = NetworkSpec {
+        input_dim: 2,
+        hidden: vec![20, 9],
+        outputs: 5,
+        envelope: Some(3.0),
+        radial: false,
+        ..Default::default()
+    };
+    let op = Operator::hamiltonian_exact(
+        2,
+        1.0,
+        Arc::new(|x: &[f64]| -1.0 / (x[0].hypot(x[1]) + 0.1)),
+    )
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let (points, _) = UniformBox {
+        dim: 2,
+        half_width: 2.9,
+    }
+    .sample(&mut rng, 19);
+    let weights: Vec<f64> = (0..19).map(|_| rng.random_range(0.5..1.5)).collect();
+    let batch = op.batch(&points, 2, &weights).unwrap();
+    assert_eq!(batch.shape.channels, 4);
+    for split in [None, Some(1 << 20)] {
+        let options = EngineOptions {
+            wide_param_grad: Some(true),
+            param_grad_invocations: split,
+            ..Default::default()
+        };
+        for beta in [0.3, 1.0] {
+            common::check_engine(&spec, &batch, beta, 24, options);
+        }
+    }
+}

@@ -64,6 +64,8 @@ pub(super) struct Dims {
     pub fused: bool,
     /// Row groups of each layer's batch parameter gradient (split-K; 1: none).
     pub param_groups: Vec<usize>,
+    /// The batch parameter gradients in 2 × 2 tiles (`param_grad_wide`).
+    pub wide_param_grad: bool,
     /// Terms per X and per Y of the operator's gathers, and entries of their transpose.
     pub tx: usize,
     pub ty: usize,
@@ -147,6 +149,10 @@ impl Dims {
             chunk_samples,
             fused,
             param_groups: Self::param_groups(ctx, layers, copies * r, options),
+            wide_param_grad: options.wide_param_grad.unwrap_or_else(|| {
+                ctx.adapter().device_type == "Cpu"
+                    && crate::gpu::context::lavapipe_single_threaded()
+            }),
             tx: shape.tx,
             ty: shape.ty,
             entries_len: shape.pairs * (shape.tx + shape.ty),

@@ -4,7 +4,9 @@
 use super::dispatch::{u, with, Constants, Dispatch};
 use super::Parts;
 use crate::error::Result;
-use crate::gpu::tiles::{DENSE_BACKWARD_TILE, DENSE_TILE, JBAR_TILE};
+use crate::gpu::tiles::{
+    DENSE_BACKWARD_TILE, DENSE_TILE, JBAR_TILE, PARAM_GRAD_TILE, PARAM_GRAD_WIDE_TILE,
+};
 use crate::gpu::Kernel;
 use crate::nn::Layer;
 use crate::nn::LayerKind;
@@ -65,8 +67,13 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     let t = p.train();
     let groups = d.param_groups[l];
     let (target, out_off) = super::shared::param_grad_target(p, ly, groups);
+    let (kernel, tile) = if d.wide_param_grad {
+        (Kernel::ParamGradWide, PARAM_GRAD_WIDE_TILE)
+    } else {
+        (Kernel::ParamGrad, PARAM_GRAD_TILE)
+    };
     let mut list = vec![p.build.dispatch(
-        Kernel::ParamGrad,
+        kernel,
         &with(
             shape(ly)[..2].to_vec(),
             &[
@@ -83,7 +90,7 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
             ("delta", &t.delta[l]),
             ("grad", target),
         ],
-        groups * (ly.in_pad / 4 + 1) * ly.out_pad / 4,
+        tile.invocations(groups, ly.in_pad / 4, ly.out_pad / 4),
         format!("param_grad[{l}]"),
     )?];
     list.extend(super::shared::grad_reduce(

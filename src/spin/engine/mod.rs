@@ -87,6 +87,10 @@ pub struct EngineOptions {
     /// run; `None`: [`crate::gpu::tiles::PARAM_GRAD_INVOCATIONS`] on a GPU, no split on a CPU
     /// adapter (tests force it there).
     pub param_grad_invocations: Option<usize>,
+    /// The batch parameter gradients of dense layers in 2 × 2 tiles (`param_grad_wide`);
+    /// `None`: on a CPU adapter whose lavapipe runs single-threaded (`LP_NUM_THREADS=0`, as
+    /// `--workers` sets it), where fewer, larger invocations cost nothing (tests force it).
+    pub wide_param_grad: Option<bool>,
 }
 
 /// What every stage builder reads: the network, the sizes, the buffers and the dispatch
