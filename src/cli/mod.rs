@@ -46,7 +46,7 @@ pub struct Cli {
     /// Data-parallel worker processes on this machine, each with an equal share of every
     /// batch (the result is the one-process run's, up to rounding): a count, or `auto` — on a
     /// CPU adapter (Mesa lavapipe) one per core (at most 8, dividing the batch) for
-    /// `schrodinger`, `hydrogen` and `bench`, each with lavapipe on its own thread (1.5–1.7×
+    /// `schrodinger`, `hydrogen` and `bench`, each with lavapipe on its own thread (1.3–1.7×
     /// the steps/s of one process on 2 cores); one process on a GPU and for other commands
     /// [default: auto].
     #[arg(long, global = true, value_name = "N|auto")]

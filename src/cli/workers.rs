@@ -96,6 +96,10 @@ pub fn resolve(cli: &Cli) -> Result<usize> {
             Ok(n)
         }
         Workers::Auto => {
+            // Worker processes need Unix sockets.
+            if !cfg!(unix) {
+                return Ok(1);
+            }
             let is_bench = matches!(cli.command, Command::Bench(_));
             let batch = auto_batch(cli);
             if batch.is_none() && !is_bench {
