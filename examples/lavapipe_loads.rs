@@ -65,35 +65,25 @@ fn main() {
             mapped_at_creation: false,
         });
         let fb = ctx.storage("fb", 4096 * 4);
-        let tex = ctx.device.create_texture(&wgpu::TextureDescriptor {
-            label: None,
-            size: wgpu::Extent3d {
-                width: 64,
-                height: 64,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING,
-            view_formats: &[],
-        });
+        let texture = |usage| {
+            ctx.device.create_texture(&wgpu::TextureDescriptor {
+                label: None,
+                size: wgpu::Extent3d {
+                    width: 64,
+                    height: 64,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage,
+                view_formats: &[],
+            })
+        };
+        let tex = texture(wgpu::TextureUsages::TEXTURE_BINDING);
         let view = tex.create_view(&Default::default());
-        let stex = ctx.device.create_texture(&wgpu::TextureDescriptor {
-            label: None,
-            size: wgpu::Extent3d {
-                width: 64,
-                height: 64,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::STORAGE_BINDING,
-            view_formats: &[],
-        });
+        let stex = texture(wgpu::TextureUsages::STORAGE_BINDING);
         let sview = stex.create_view(&Default::default());
         let layout = p.get_bind_group_layout(0);
         let mut entries: Vec<wgpu::BindGroupEntry> = [&buf, &sb, &sf, &u, &fb]

@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "common/ranks.rs"]
+mod ranks;
+use ranks::assert_same_theta;
+
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("spin-mpi-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -33,30 +37,6 @@ fn run(args: &[&str]) -> Output {
 fn metrics(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("metrics.json")).expect("metrics.json");
     serde_json::from_str(&text).expect("valid JSON")
-}
-
-/// The θ hashes that the ranks report at the end, by rank.
-fn final_hashes(stderr: &str) -> Vec<(usize, String)> {
-    // Split at the rank prefixes, not only at line ends: the launcher may merge two ranks'
-    // lines into one.
-    let mut v: Vec<(usize, String)> = stderr
-        .split("[rank ")
-        .skip(1)
-        .filter_map(|l| {
-            let rank: usize = l.split('/').next()?.parse().ok()?;
-            let hash = l.split("θ hash ").nth(1)?.split(',').next()?.to_string();
-            Some((rank, hash))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn assert_same_theta(stderr: &str) {
-    let h = final_hashes(stderr);
-    assert_eq!(h.len(), 2, "expected a θ hash from each rank:\n{stderr}");
-    assert_eq!((h[0].0, h[1].0), (0, 1));
-    assert_eq!(h[0].1, h[1].1, "the ranks' θ differ:\n{stderr}");
 }
 
 fn check_parallel_block(m: &serde_json::Value) {

@@ -287,27 +287,20 @@ fn resumed(
 /// The global batch the command line will train with (a resumed run's own), `None` when the
 /// configuration does not resolve (the run itself then reports why).
 pub fn planned_batch(base: SchrodingerConfig, args: &SchrodingerArgs) -> Option<usize> {
-    match &args.output.resume {
-        Some(dir) => {
-            let (_, run) = spectral_inference::spin::checkpoint::load(dir).ok()?;
-            Some(resumed(dir, &run, args).ok()?.train.batch)
-        }
-        None => {
-            let mut cfg = base;
-            apply(&mut cfg, args).ok()?;
-            Some(cfg.train.batch)
-        }
-    }
+    plan(base, args, "").ok().map(|(cfg, _, _)| cfg.train.batch)
 }
 
-/// Runs `spin schrodinger` (`base` = the generic defaults) or `spin hydrogen` (a preset).
-pub fn run(
-    cli: &Cli,
+/// The run's configuration, its folder and, when resuming, its saved state.
+fn plan(
     base: SchrodingerConfig,
     args: &SchrodingerArgs,
     default_out: &str,
-) -> Result<()> {
-    let (cfg, out, state) = match &args.output.resume {
+) -> Result<(
+    SchrodingerConfig,
+    PathBuf,
+    Option<spectral_inference::spin::checkpoint::TrainerState>,
+)> {
+    Ok(match &args.output.resume {
         Some(dir) => {
             let (state, run) = spectral_inference::spin::checkpoint::load(dir)?;
             let cfg = resumed(dir, &run, args)?;
@@ -327,7 +320,17 @@ pub fn run(
                 .unwrap_or_else(|| PathBuf::from(default_out));
             (cfg, out, None)
         }
-    };
+    })
+}
+
+/// Runs `spin schrodinger` (`base` = the generic defaults) or `spin hydrogen` (a preset).
+pub fn run(
+    cli: &Cli,
+    base: SchrodingerConfig,
+    args: &SchrodingerArgs,
+    default_out: &str,
+) -> Result<()> {
+    let (cfg, out, state) = plan(base, args, default_out)?;
     cfg.validate()?;
     let ctx = super::context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);

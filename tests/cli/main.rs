@@ -3,6 +3,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/ranks.rs"]
+mod ranks;
 
 mod errors;
 mod first_use;

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use super::ranks::assert_same_theta;
+
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("spin-workers-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -25,28 +27,6 @@ fn run(args: &[&str]) -> Output {
 
 fn metrics(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
-}
-
-/// The θ hashes that the workers report at the end, by rank.
-fn final_hashes(stderr: &str) -> Vec<(usize, String)> {
-    let mut v: Vec<(usize, String)> = stderr
-        .split("[rank ")
-        .skip(1)
-        .filter_map(|l| {
-            let rank: usize = l.split('/').next()?.parse().ok()?;
-            let hash = l.split("θ hash ").nth(1)?.split(',').next()?.to_string();
-            Some((rank, hash))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn assert_same_theta(stderr: &str) {
-    let h = final_hashes(stderr);
-    assert_eq!(h.len(), 2, "expected a θ hash from each worker:\n{stderr}");
-    assert_eq!((h[0].0, h[1].0), (0, 1));
-    assert_eq!(h[0].1, h[1].1, "the workers' θ differ:\n{stderr}");
 }
 
 #[test]

@@ -217,17 +217,13 @@ impl Collective for LocalWorker {
     fn sum_f64(&self, data: &mut [f64]) -> Result<()> {
         let all = self.exchange(bytemuck::cast_slice(data))?;
         let all: Vec<Vec<f64>> = all.iter().map(|b| decode(b)).collect();
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = all.iter().map(|v| v[i]).sum();
-        }
+        super::add_in_rank_order(data, &all);
         Ok(())
     }
     fn sum_f32(&self, data: &mut [f32]) -> Result<()> {
         let all = self.exchange(bytemuck::cast_slice(data))?;
         let all: Vec<Vec<f32>> = all.iter().map(|b| decode(b)).collect();
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = all.iter().fold(0.0f32, |acc, v| acc + v[i]);
-        }
+        super::add_in_rank_order(data, &all);
         Ok(())
     }
     fn gather_u64(&self, value: u64) -> Result<Vec<u64>> {

@@ -113,16 +113,16 @@ impl Collective for InMemory {
     }
     fn sum_f64(&self, data: &mut [f64]) -> Result<()> {
         let all = self.exchange(data.to_vec())?;
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = all.iter().map(|v| v[i]).sum();
-        }
+        add_in_rank_order(data, &all);
         Ok(())
     }
     fn sum_f32(&self, data: &mut [f32]) -> Result<()> {
-        let all = self.exchange(data.iter().map(|&v| v as f64).collect())?;
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = all.iter().fold(0.0f32, |acc, v| acc + v[i] as f32);
-        }
+        let all: Vec<Vec<f32>> = self
+            .exchange(data.iter().map(|&v| v as f64).collect())?
+            .iter()
+            .map(|v| v.iter().map(|&x| x as f32).collect())
+            .collect();
+        add_in_rank_order(data, &all);
         Ok(())
     }
     fn gather_u64(&self, value: u64) -> Result<Vec<u64>> {
@@ -135,6 +135,17 @@ impl Collective for InMemory {
     }
     fn transport(&self) -> &'static str {
         "in-memory"
+    }
+}
+
+/// `data[i] = Σ_r all[r][i]`, added in rank order from zero, so that every worker that adds the
+/// same arrays gets the same bits (the in-memory and local-process transports' all-reduce).
+pub(crate) fn add_in_rank_order<T>(data: &mut [T], all: &[Vec<T>])
+where
+    T: Copy + Default + std::ops::Add<Output = T>,
+{
+    for (i, d) in data.iter_mut().enumerate() {
+        *d = all.iter().fold(T::default(), |acc, v| acc + v[i]);
     }
 }
 
