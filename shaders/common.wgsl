@@ -21,6 +21,15 @@ fn ld1(t: texture_2d<f32>, i: u32) -> f32 {
     return ld4(t, i >> 2u)[i & 3u];
 }
 
+// The same for indices (and records that mix indices with floats) in an `rgba32uint` mirror.
+fn ld4u(t: texture_2d<u32>, i: u32) -> vec4<u32> {
+    return textureLoad(t, vec2<u32>(i & 1023u, i >> 10u), 0);
+}
+
+fn ld1u(t: texture_2d<u32>, i: u32) -> u32 {
+    return ld4u(t, i >> 2u)[i & 3u];
+}
+
 // Floats i, i + stride, i + 2·stride, i + 3·stride: four rows of one column of a row-major matrix.
 fn ld_column4(t: texture_2d<f32>, i: u32, stride: u32) -> vec4<f32> {
     return vec4<f32>(ld1(t, i), ld1(t, i + stride), ld1(t, i + 2u * stride), ld1(t, i + 3u * stride));

@@ -23,6 +23,13 @@
 // one eigenfunction k, the j above it computed and dropped, or (`jbar_factored`) every k ≥ j0 in
 // its write-back. Per sample it loads the ${TILE_IN_QUADS} input quads, one quad of δ_k (or of z, and g_b) and
 // four w·u for ${16 * TILE_IN_QUADS} vec4 multiply-adds (loads, not arithmetic, bound every kernel on lavapipe).
+//# if SHARED
+//
+// The `_shared` kernels (SHARED = 1, lavapipe): a subgroup of 8 lanes takes one task (k, j-block,
+// input quads) and 8 output quads, one per lane, and walks the samples 8 at a time: lane l
+// fetches sample b0 + l's input quads and w·u once, and `subgroupBroadcast` hands them to every
+// lane, so per 8 samples a lane makes ${TILE_IN_QUADS + 1} + 8 fetches instead of 8 × ${TILE_IN_QUADS + 2}.
+//# end
 
 const TILE_IN_QUADS: u32 = ${TILE_IN_QUADS}u;
 
@@ -48,10 +55,23 @@ override OUTPUT_LAYER: u32;  // 1: δ_{b,k,o} = g_b [o = k], so only the quad ho
 @group(0) @binding(6) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
 
 @compute @workgroup_size(64)
+//# if 1 - SHARED
 fn jbar_update(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
     // Input quads 0 … IN4 (the bias), TILE_IN_QUADS per tile.
     let tiles = ((IN4 + TILE_IN_QUADS) / TILE_IN_QUADS) * OUT4;
+//# end
+//# if SHARED
+fn jbar_update_shared(
+    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    // t counts subgroups: tasks × input tiles × groups of 8 output quads.
+    let t = flat_index(id, nwg) / WG * (WG / 8u) + sg_id;
+    let tiles = ((IN4 + TILE_IN_QUADS) / TILE_IN_QUADS) * ((OUT4 + 7u) / 8u);
+//# end
     var blk = t / tiles;
     var k = 0u;
     loop {
@@ -84,15 +104,34 @@ override WL_STRIDE: u32;    // floats per row of the output layer's W (its padde
 @group(0) @binding(8) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
 
 @compute @workgroup_size(64)
+//# if 1 - SHARED
 fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_index(id, nwg);
     let tiles = ((IN4 + TILE_IN_QUADS) / TILE_IN_QUADS) * OUT4;
+//# end
+//# if SHARED
+fn jbar_factored_shared(
+    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let t = flat_index(id, nwg) / WG * (WG / 8u) + sg_id;
+    let tiles = ((IN4 + TILE_IN_QUADS) / TILE_IN_QUADS) * ((OUT4 + 7u) / 8u);
+//# end
     let j0 = (t / tiles) * 4u;
     if (j0 >= NEIG) {
         return;
     }
 //# end
     let tile = t % tiles;
+//# if SHARED
+    let o_groups = (OUT4 + 7u) / 8u;
+    let oq_lane = (tile % o_groups) * 8u + lane;   // stores only where oq_lane < OUT4
+    let oq = min(oq_lane, OUT4 - 1u);
+    let ip = tile / o_groups;
+//# end
+//# if 1 - SHARED
 //# if 1 - FACTORED
     // On the output layer the outputs vary slowest, so that the SIMD lanes of a group share
     // one output quad and skip the samples together (below).
@@ -103,6 +142,7 @@ fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 //# if FACTORED
     let oq = tile % OUT4;
     let ip = tile / OUT4;
+//# end
 //# end
     // This invocation's input quads: q0 = TILE_IN_QUADS·ip, q0 + 1, … (quad IN4 is the bias;
     // quads beyond it are zero).
@@ -117,6 +157,7 @@ fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 //# end
 //# end
     let offset = chunk.offset;
+//# if 1 - SHARED
 //# if 1 - FACTORED
     // On the output layer Ĵ[j,k] vanishes outside output k: those entries only decay.
     let samples = select(chunk.count, 0u, OUTPUT_LAYER == 1u && oq != k / 4u);
@@ -124,9 +165,36 @@ fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 //# if FACTORED
     let samples = chunk.count;
 //# end
+//# end
+//# if SHARED
+    // Every lane walks all samples (the broadcasts need the whole subgroup); a sample beyond the
+    // chunk has w·u = 0.
+    let samples = chunk.count;
+    for (var b0 = 0u; b0 < samples; b0 += 8u) {
+        let bl = min(b0 + lane, samples - 1u);
+        let sf = select(vec4<f32>(0.0), ld4(su, (bl * NEIG_PAD + j0) / 4u), b0 + lane < samples);
+//# for m in 0..TILE_IN_QUADS
+        let af${m} = select(select(ld4(a_in, (offset + bl) * IN4 + qc${m}), one, q0 + ${m}u == IN4), vec4<f32>(0.0), q0 + ${m}u > IN4);
+//# end
+//# end
+//# for lb in 0..1 + 7 * SHARED
+//# if SHARED
+        {
+        let b = min(b0 + ${lb}u, samples - 1u);
+        let bs = offset + b;
+        let s = subgroupBroadcast(sf, ${lb}u);
+//# for m in 0..TILE_IN_QUADS
+        let a${m} = subgroupBroadcast(af${m}, ${lb}u);
+//# end
+//# end
+//# if 1 - SHARED
     for (var b = 0u; b < samples; b++) {
         let bs = offset + b;
         let s = ld4(su, (b * NEIG_PAD + j0) / 4u);
+//# for m in 0..TILE_IN_QUADS
+        let a${m} = select(select(ld4(a_in, bs * IN4 + qc${m}), one, q0 + ${m}u == IN4), vec4<f32>(0.0), q0 + ${m}u > IN4);
+//# end
+//# end
 //# if 1 - FACTORED
         let d = ld4(sens, (b * NEIG + k) * OUT4 + oq);
 //# end
@@ -136,14 +204,15 @@ fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 //# for jj in 0..4
         let d${jj} = s[${jj}] * d;
 //# end
-//# for m in 0..TILE_IN_QUADS
-        let a${m} = select(select(ld4(a_in, bs * IN4 + qc${m}), one, q0 + ${m}u == IN4), vec4<f32>(0.0), q0 + ${m}u > IN4);
-//# end
 //# for jj in 0..4
 //# for m in 0..TILE_IN_QUADS
 //# for i in 0..4
         acc${jj}_${4 * m + i} += a${m}[${i}] * d${jj};
 //# end
+//# end
+//# end
+//# if SHARED
+        }
 //# end
 //# end
     }
@@ -177,6 +246,11 @@ fn jbar_factored(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
                 break;
             }
             let pair = k * (k + 1u) / 2u + j;
+//# if SHARED
+            if (oq_lane >= OUT4) {
+                break;
+            }
+//# end
             for (var rr = 0u; rr < rows; rr++) {
                 let idx = pair * NPAR4 + W_OFF4 + (row0 + rr) * OUT4 + oq;
                 var prev: vec4<f32>;

@@ -250,6 +250,7 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     summary: AdapterSummary,
     timestamps: bool,
+    shared_lanes: bool,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     lost: Arc<AtomicBool>,
     lost_reason: Arc<Mutex<String>>,
@@ -304,6 +305,16 @@ impl GpuContext {
         if timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        // Subgroup operations, for the kernels that share fetched data across a subgroup of
+        // exactly `tiles::SHARED_LANES` lanes (lavapipe with 256-bit vectors).
+        let info = adapter.get_info();
+        let lanes = crate::gpu::tiles::SHARED_LANES as u32;
+        let shared_lanes = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == lanes
+            && info.subgroup_max_size == lanes;
+        if shared_lanes {
+            features |= wgpu::Features::SUBGROUP;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("spin device"),
             required_features: features,
@@ -346,6 +357,7 @@ impl GpuContext {
             queue,
             summary,
             timestamps,
+            shared_lanes,
             pipelines: Mutex::new(HashMap::new()),
             lost,
             lost_reason,
@@ -356,6 +368,13 @@ impl GpuContext {
     /// The adapter this context runs on.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// Whether the subgroup-shared kernels can run: subgroup operations are enabled and every
+    /// subgroup has exactly [`crate::gpu::tiles::SHARED_LANES`] lanes (lavapipe with 256-bit
+    /// vectors; not GPUs, whose subgroups are wider).
+    pub fn has_shared_lanes(&self) -> bool {
+        self.shared_lanes
     }
 
     /// Whether the device has timestamp queries enabled.

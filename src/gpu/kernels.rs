@@ -62,20 +62,25 @@ macro_rules! kernels {
 // `engine/pi_vjp.rs`); Σ-Jacobian = stage 3 (β < 1 only, `engine/sigma_jacobian.rs`).
 kernels! {
     DenseForward => "dense_forward" in "generated", "statistics (each dense layer's forward pass)";
+    DenseForwardShared => "dense_forward_shared" in "generated", "statistics (each dense layer's forward pass, weights shared by subgroups of 8 lanes)";
     Envelope => "apply_envelope", "statistics (the box envelope)";
     DenseBackward => "dense_backward" in "generated", "Π-VJP and Σ-Jacobian (a dense layer's input VJP and sensitivities)";
+    DenseBackwardShared => "dense_backward_shared" in "generated", "Π-VJP and Σ-Jacobian (a dense layer's input VJP and sensitivities, weights shared by subgroups of 8 lanes)";
     ParamGrad => "param_grad" in "generated", "Π-VJP (a dense layer's parameter gradient)";
     ParamGradWide => "param_grad_wide" in "generated", "Π-VJP (a dense layer's parameter gradient, 2 × 2 tiles for a single-threaded CPU adapter)";
     GradReduce => "grad_reduce", "Π-VJP (the split-K parameter gradient's sum)";
     SensInit => "sens_init", "Σ-Jacobian (the N sensitivity passes' seeds)";
     JbarUpdate => "jbar_update" in "generated", "Σ-Jacobian (a dense layer's Ĵ fused with J̄'s update)";
     JbarFactored => "jbar_factored" in "generated", "Σ-Jacobian (Ĵ of the dense layer below a dense read-out: N GEMMs, fused with J̄'s update)";
+    JbarUpdateShared => "jbar_update_shared" in "generated", "Σ-Jacobian (jbar_update with samples shared by subgroups of 8 lanes)";
+    JbarFactoredShared => "jbar_factored_shared" in "generated", "Σ-Jacobian (jbar_factored with samples shared by subgroups of 8 lanes)";
     JbarContract => "jbar_contract", "Σ-Jacobian (Σ_{j≤k} (G_Σ)_jk J̄[j,k,:] into the gradient)";
     TangentAct => "tangent_act", "statistics (softplus on forward-mode tangents)";
     TangentActBackward => "tangent_act_backward", "Π-VJP (the tangent activation's reverse mode)";
     TangentEnvelope => "tangent_envelope", "statistics (the envelope on tangent rows)";
     TangentEnvelopeBackward => "tangent_envelope_backward", "Π-VJP (the tangent envelope's reverse mode)";
     OperatorApply => "operator_apply", "statistics (the operator's gathers X and Y)";
+    PairCotangent => "pair_cotangent", "Π-VJP (the covariance rule's cotangents of X and Y, per pair)";
     OperatorBackward => "operator_backward", "Π-VJP (the covariance rule's cotangents through the gathers)";
     StatsPartial => "stats_partial", "statistics (Σ̂ and Π̂, first reduction)";
     StatsFinal => "stats_final", "statistics (Σ̂ and Π̂, final reduction)";
@@ -103,8 +108,11 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<()> {
     })?;
     let mut validator = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP,
     );
+    validator
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all());
     validator.validate(&module).map_err(|e| SpinError::Shader {
         kernel: name.to_string(),
         message: e.emit_to_string(source),
@@ -121,6 +129,9 @@ pub enum Access {
     ReadWrite,
     /// `texture_2d<f32>`: the buffer is read through its texture mirror ([`crate::gpu::mirror`]).
     Texture,
+    /// `texture_2d<u32>`: the buffer (indices, or records that mix indices and floats) is read
+    /// through an `rgba32uint` mirror, so that no integer passes through a float register.
+    UintTexture,
 }
 
 /// One `@group(0) @binding(i)` of a kernel.
@@ -157,6 +168,17 @@ impl Kernel {
             .iter()
             .filter_map(|(_, v)| {
                 let access = match (&v.space, &module.types[v.ty].inner) {
+                    (
+                        _,
+                        naga::TypeInner::Image {
+                            class:
+                                naga::ImageClass::Sampled {
+                                    kind: naga::ScalarKind::Uint,
+                                    ..
+                                },
+                            ..
+                        },
+                    ) => Access::UintTexture,
                     (_, naga::TypeInner::Image { .. }) => Access::Texture,
                     (naga::AddressSpace::Storage { access }, _)
                         if access.contains(naga::StorageAccess::STORE) =>
@@ -233,8 +255,9 @@ impl Kernel {
         let mut writes = Vec::new();
         for (buf, info) in &ordered {
             match info.access {
-                Access::Texture => {
-                    let m = mirrors.of(ctx, &info.name, buf)?;
+                Access::Texture | Access::UintTexture => {
+                    let uint = info.access == Access::UintTexture;
+                    let m = mirrors.of(ctx, &info.name, buf, uint)?;
                     textures.push(((*buf).clone(), m));
                 }
                 Access::ReadWrite => writes.push((*buf).clone()),
@@ -248,7 +271,7 @@ impl Kernel {
             .map(|(buf, info)| wgpu::BindGroupEntry {
                 binding: info.binding,
                 resource: match info.access {
-                    Access::Texture => wgpu::BindingResource::TextureView(
+                    Access::Texture | Access::UintTexture => wgpu::BindingResource::TextureView(
                         t.next().expect("one mirror per texture binding").1.view(),
                     ),
                     _ => buf.as_entire_binding(),

@@ -30,8 +30,9 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// A texture that can hold all of `buffer` (whose size must be a multiple of 16 bytes).
-    pub fn new(ctx: &GpuContext, label: &str, buffer: &wgpu::Buffer) -> Result<Self> {
+    /// A texture that can hold all of `buffer` (whose size must be a multiple of 16 bytes):
+    /// `rgba32float`, or `rgba32uint` with `uint` (the copy is bitwise either way).
+    pub fn new(ctx: &GpuContext, label: &str, buffer: &wgpu::Buffer, uint: bool) -> Result<Self> {
         let size = buffer.size();
         if !size.is_multiple_of(16) {
             return Err(SpinError::Shape(format!(
@@ -59,7 +60,11 @@ impl Mirror {
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
+            format: if uint {
+                wgpu::TextureFormat::Rgba32Uint
+            } else {
+                wgpu::TextureFormat::Rgba32Float
+            },
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
@@ -128,26 +133,38 @@ impl Mirror {
     }
 }
 
-/// The mirrors of one engine, one per buffer that some kernel reads as a texture.
-/// (`wgpu::Buffer` hashes by identity, not by contents.)
+/// The mirrors of one engine, one per buffer and format (float or uint) that some kernel reads
+/// as a texture. (`wgpu::Buffer` hashes by identity, not by contents.)
 #[derive(Default)]
 pub struct Mirrors {
-    map: std::cell::RefCell<HashMap<wgpu::Buffer, Arc<Mirror>>>,
+    map: std::cell::RefCell<HashMap<(wgpu::Buffer, bool), Arc<Mirror>>>,
 }
 
 impl Mirrors {
-    /// The mirror of `buffer`, created on first use.
-    pub fn of(&self, ctx: &GpuContext, label: &str, buffer: &wgpu::Buffer) -> Result<Arc<Mirror>> {
-        if let Some(m) = self.map.borrow().get(buffer) {
+    /// The float (or with `uint` the uint) mirror of `buffer`, created on first use.
+    pub fn of(
+        &self,
+        ctx: &GpuContext,
+        label: &str,
+        buffer: &wgpu::Buffer,
+        uint: bool,
+    ) -> Result<Arc<Mirror>> {
+        let key = (buffer.clone(), uint);
+        if let Some(m) = self.map.borrow().get(&key) {
             return Ok(m.clone());
         }
-        let m = Arc::new(Mirror::new(ctx, &format!("{label} (texture)"), buffer)?);
-        self.map.borrow_mut().insert(buffer.clone(), m.clone());
+        let m = Arc::new(Mirror::new(
+            ctx,
+            &format!("{label} (texture)"),
+            buffer,
+            uint,
+        )?);
+        self.map.borrow_mut().insert(key, m.clone());
         Ok(m)
     }
 
     /// Bytes of texture memory held.
     pub fn bytes(&self) -> u64 {
-        self.map.borrow().keys().map(|b| b.size()).sum()
+        self.map.borrow().keys().map(|(b, _)| b.size()).sum()
     }
 }

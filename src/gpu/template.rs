@@ -35,13 +35,14 @@ pub fn templates() -> Vec<Template> {
     use super::tiles::*;
     let rows = |t: RowTile| vec![("TILE_ROWS", t.rows as i64), ("TILE_QUADS", t.quads as i64)];
     // One template, two kernels: FACTORED picks `jbar_factored` (maths §3).
-    let jbar = |name, factored| Template {
+    let jbar = |name, factored, shared| Template {
         name,
         file: "jbar_update",
         source: include_str!("../../shaders/templates/jbar_update.wgsl"),
         constants: vec![
             ("TILE_IN_QUADS", JBAR_TILE.in_quads as i64),
             ("FACTORED", factored),
+            ("SHARED", shared),
         ],
     };
     let param_grad = |name, tile: ParamGradTile, wide| Template {
@@ -59,13 +60,25 @@ pub fn templates() -> Vec<Template> {
             name: "dense_forward",
             file: "dense_forward",
             source: include_str!("../../shaders/templates/dense_forward.wgsl"),
-            constants: rows(DENSE_TILE),
+            constants: with_flag(rows(DENSE_TILE), "SHARED", 0),
+        },
+        Template {
+            name: "dense_forward_shared",
+            file: "dense_forward",
+            source: include_str!("../../shaders/templates/dense_forward.wgsl"),
+            constants: with_flag(rows(DENSE_SHARED_TILE), "SHARED", 1),
         },
         Template {
             name: "dense_backward",
             file: "dense_backward",
             source: include_str!("../../shaders/templates/dense_backward.wgsl"),
-            constants: rows(DENSE_BACKWARD_TILE),
+            constants: with_flag(rows(DENSE_BACKWARD_TILE), "SHARED", 0),
+        },
+        Template {
+            name: "dense_backward_shared",
+            file: "dense_backward",
+            source: include_str!("../../shaders/templates/dense_backward.wgsl"),
+            constants: with_flag(rows(DENSE_SHARED_TILE), "SHARED", 1),
         },
         Template {
             name: "conv2d_backward",
@@ -79,11 +92,23 @@ pub fn templates() -> Vec<Template> {
             source: include_str!("../../shaders/templates/conv2d_forward.wgsl"),
             constants: vec![("TILE_PIXELS", CONV_FORWARD_PIXELS as i64)],
         },
-        jbar("jbar_update", 0),
-        jbar("jbar_factored", 1),
+        jbar("jbar_update", 0, 0),
+        jbar("jbar_factored", 1, 0),
+        jbar("jbar_update_shared", 0, 1),
+        jbar("jbar_factored_shared", 1, 1),
         param_grad("param_grad", PARAM_GRAD_TILE, 0),
         param_grad("param_grad_wide", PARAM_GRAD_WIDE_TILE, 1),
     ]
+}
+
+/// `constants` and one more.
+fn with_flag(
+    mut constants: Vec<(&'static str, i64)>,
+    name: &'static str,
+    value: i64,
+) -> Vec<(&'static str, i64)> {
+    constants.push((name, value));
+    constants
 }
 
 /// The generated WGSL of the template `name`, with the header that says where it comes from.

@@ -17,11 +17,26 @@ impl RowTile {
     pub const fn invocations(&self, rows: usize, quads: usize) -> usize {
         rows.div_ceil(self.rows) * quads.div_ceil(self.quads)
     }
+
+    /// Invocations of a subgroup-shared kernel (subgroups of [`SHARED_LANES`] lanes, each lane
+    /// `rows` rows, a subgroup's lanes the same `quads`): whole subgroups.
+    pub const fn shared_invocations(&self, rows: usize, quads: usize) -> usize {
+        rows.div_ceil(self.rows * SHARED_LANES) * quads.div_ceil(self.quads) * SHARED_LANES
+    }
 }
+
+/// The subgroup size the subgroup-shared kernels are written for (lavapipe's with 256-bit
+/// vectors): they run only where every subgroup has exactly this many lanes.
+pub const SHARED_LANES: usize = 8;
 
 /// `dense_forward`: 8 rows × 2 vec4s of outputs; per quad of inputs, 8 weight and 8 activation
 /// fetches feed 64 vec4 multiply-adds.
 pub const DENSE_TILE: RowTile = RowTile { rows: 8, quads: 2 };
+
+/// `dense_forward_shared` and `dense_backward_shared` (subgroups of 8 lanes share the weights):
+/// 8 rows × 4 vec4s of outputs (of inputs); per quad of inputs (of outputs) 2 weight and 8
+/// activation fetches feed 128 vec4 multiply-adds.
+pub const DENSE_SHARED_TILE: RowTile = RowTile { rows: 8, quads: 4 };
 
 /// `dense_backward`: 8 rows × 2 vec4s of inputs.
 pub const DENSE_BACKWARD_TILE: RowTile = RowTile { rows: 8, quads: 2 };
@@ -52,6 +67,17 @@ impl JbarTile {
     /// ⌈n/4⌉ j-blocks × the (bias-extended) input quads in tiles × outputs.
     pub fn factored_invocations(&self, n: usize, in4: usize, out4: usize) -> usize {
         n.div_ceil(4) * (in4 + 1).div_ceil(self.in_quads) * out4
+    }
+
+    /// Invocations of the `_shared` kernels (`factored` or not): the same tasks, the outputs in
+    /// groups of [`SHARED_LANES`] quads, one subgroup each.
+    pub fn shared_invocations(&self, n: usize, in4: usize, out4: usize, factored: bool) -> usize {
+        let groups = out4.div_ceil(SHARED_LANES);
+        let tasks = match factored {
+            true => self.factored_invocations(n, in4, groups),
+            false => self.invocations(n, in4, groups),
+        };
+        tasks * SHARED_LANES
     }
 }
 

@@ -331,3 +331,64 @@ fn wide_parameter_gradients_match_oracle() {
         }
     }
 }
+
+/// The dense layers' kernels in both forms against the oracle: per lane (`dense_forward`,
+/// `dense_backward`, `jbar_update`, `jbar_factored`: what GPUs run) and with fetches shared by
+/// subgroups of 8 lanes (the `_shared` kernels: what lavapipe runs), which a CPU adapter must
+/// offer. Odd widths (a tile's quads beyond the layer; 10 output quads: two groups of 8 for the
+/// J̄ kernels, the second partial; 3 below the read-out: one partial group), rows and samples
+/// that fill no whole subgroup tile (a subgroup's last lanes clamped), plain rows (softplus in
+/// the forward kernel, FD) and tangent rows (exact Laplacian), the batch VJP and the per-sample
+/// sensitivities with J̄'s update (β < 1), the fused β = 1.
+#[test]
+fn per_lane_and_subgroup_shared_dense_kernels_match_oracle() {
+    let ctx = common::ctx();
+    if ctx.adapter().device_type == "Cpu" {
+        assert!(
+            ctx.has_shared_lanes(),
+            "a CPU adapter (lavapipe) should offer subgroups of {} lanes",
+            spectral_inference::gpu::tiles::SHARED_LANES
+        );
+    }
+    let spec = NetworkSpec {
+        input_dim: 2,
+        hidden: vec![40, 12, 9],
+        outputs: 5,
+        envelope: Some(3.0),
+        radial: false,
+        ..Default::default()
+    };
+    let potential = Arc::new(|x: &[f64]| -1.0 / (x[0].hypot(x[1]) + 0.1));
+    // (A wide FD step: through four layers, ε = 0.1 loses the f32 stencil's last digits.)
+    let ops = [
+        Operator::hamiltonian_fd(2, 1.0, 0.5, potential.clone()).unwrap(),
+        Operator::hamiltonian_exact(2, 1.0, potential).unwrap(),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(29);
+    let (points, _) = UniformBox {
+        dim: 2,
+        half_width: 2.9,
+    }
+    .sample(&mut rng, 23);
+    let weights: Vec<f64> = (0..23).map(|_| rng.random_range(0.5..1.5)).collect();
+    for op in &ops {
+        let batch = op.batch(&points, 2, &weights).unwrap();
+        for shared in [false, true] {
+            if shared && !ctx.has_shared_lanes() {
+                eprintln!("this adapter has no subgroups of 8 lanes: shared kernels not run");
+                continue;
+            }
+            let options = EngineOptions {
+                shared_weights: Some(shared),
+                ..Default::default()
+            };
+            for beta in [0.3, 1.0] {
+                eprintln!(
+                    "case: channels {} shared {shared} beta {beta}",
+                    batch.shape.channels
+                );
+                common::check_engine(&spec, &batch, beta, 30, options);
+            }
+        }
+    }
+}

@@ -66,6 +66,8 @@ pub(super) struct Dims {
     pub param_groups: Vec<usize>,
     /// The batch parameter gradients in 2 × 2 tiles (`param_grad_wide`).
     pub wide_param_grad: bool,
+    /// The subgroup-shared dense kernels (`dense_forward_shared`).
+    pub shared_weights: bool,
     /// Terms per X and per Y of the operator's gathers, and entries of their transpose.
     pub tx: usize,
     pub ty: usize,
@@ -153,6 +155,17 @@ impl Dims {
                 ctx.adapter().device_type == "Cpu"
                     && crate::gpu::context::lavapipe_single_threaded()
             }),
+            shared_weights: match options.shared_weights {
+                Some(true) if !ctx.has_shared_lanes() => {
+                    return Err(SpinError::Config(format!(
+                        "the subgroup-shared kernels need subgroups of exactly {} lanes; \
+                         this adapter has none",
+                        crate::gpu::tiles::SHARED_LANES
+                    )))
+                }
+                Some(v) => v,
+                None => ctx.has_shared_lanes() && std::env::var_os("SPIN_NO_SHARED").is_none(),
+            },
             tx: shape.tx,
             ty: shape.ty,
             entries_len: shape.pairs * (shape.tx + shape.ty),
@@ -271,6 +284,8 @@ pub(super) struct TrainBuffers {
     /// The `Step` uniform of `shaders/common.wgsl`: β, 2/S, 1/Q, whether G_Σ is full, then G_Π
     /// and G_Σ.
     pub step: wgpu::Buffer,
+    /// The covariance rule's cotangents of X and Y per pair (Q, 2, NPAD).
+    pub pair_cot: wgpu::Buffer,
     /// Batch cotangents at the output of layer l (net rows, out_width of l).
     pub delta: Vec<wgpu::Buffer>,
     /// With exchange: the cotangent on f_s (R, NPAD), which the exchange kernel spreads over
@@ -365,6 +380,7 @@ impl Buffers {
                 row_ptr: storage("row_ptr", r + 1),
                 entries: storage("entries", 4 * dims.entries_len),
                 step: storage("step", 4 + 2 * n * n),
+                pair_cot: storage("pair_cotangents", 2 * q * dims.npad),
                 delta: per_layer("delta", net),
                 delta_sym: storage("delta_exchanged", if exchange { r * dims.npad } else { 1 }),
                 cot_u: storage("cot_u", if dims.tangent { r * dims.npad } else { 1 }),

@@ -5,7 +5,8 @@ use super::dispatch::{u, with, Constants, Dispatch};
 use super::Parts;
 use crate::error::Result;
 use crate::gpu::tiles::{
-    DENSE_BACKWARD_TILE, DENSE_TILE, JBAR_TILE, PARAM_GRAD_TILE, PARAM_GRAD_WIDE_TILE,
+    DENSE_BACKWARD_TILE, DENSE_SHARED_TILE, DENSE_TILE, JBAR_TILE, PARAM_GRAD_TILE,
+    PARAM_GRAD_WIDE_TILE,
 };
 use crate::gpu::Kernel;
 use crate::nn::Layer;
@@ -25,8 +26,20 @@ fn shape(ly: &Layer) -> Constants {
 pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
     let act = if d.tangent { 0 } else { ly.act.code() };
+    let (kernel, invocations) = if d.shared_weights {
+        let t = DENSE_SHARED_TILE;
+        (
+            Kernel::DenseForwardShared,
+            t.shared_invocations(d.net_rows, ly.out_pad / 4),
+        )
+    } else {
+        (
+            Kernel::DenseForward,
+            DENSE_TILE.invocations(d.net_rows, ly.out_pad / 4),
+        )
+    };
     let mut out = vec![p.build.dispatch(
-        Kernel::DenseForward,
+        kernel,
         &with(
             shape(ly),
             &[
@@ -41,7 +54,7 @@ pub(super) fn forward(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
             ("z_out", &b.z[l]),
             ("a_out", &b.a[l]),
         ],
-        DENSE_TILE.invocations(d.net_rows, ly.out_pad / 4),
+        invocations,
         format!("dense_forward[{l}]"),
     )?];
     if d.tangent && ly.act.code() != 0 {
@@ -112,8 +125,18 @@ pub(super) fn input_vjp(
     named: &[(&str, &wgpu::Buffer)],
     label: String,
 ) -> Result<Dispatch> {
+    let (kernel, invocations) = if p.dims.shared_weights {
+        let t = DENSE_SHARED_TILE;
+        (
+            Kernel::DenseBackwardShared,
+            t.shared_invocations(rows, ly.in_pad / 4),
+        )
+    } else {
+        let t = DENSE_BACKWARD_TILE;
+        (Kernel::DenseBackward, t.invocations(rows, ly.in_pad / 4))
+    };
     p.build.dispatch(
-        Kernel::DenseBackward,
+        kernel,
         &with(
             shape(ly),
             &[
@@ -123,7 +146,7 @@ pub(super) fn input_vjp(
             ],
         ),
         named,
-        DENSE_BACKWARD_TILE.invocations(rows, ly.in_pad / 4),
+        invocations,
         label,
     )
 }
@@ -150,10 +173,24 @@ pub(super) fn jbar_share(
         }
         d
     };
+    // Subgroups share the samples' fetches except on the output layer, whose invocations skip
+    // the samples outside their output (per lane).
+    let shared = d.shared_weights && !output_layer;
+    let (in4, out4) = (ly.in_pad / 4, ly.out_pad / 4);
     if factors(p, l) {
         let read_out = &p.layers[l + 1];
+        let (kernel, invocations) = match shared {
+            true => (
+                Kernel::JbarFactoredShared,
+                JBAR_TILE.shared_invocations(d.n, in4, out4, true),
+            ),
+            false => (
+                Kernel::JbarFactored,
+                JBAR_TILE.factored_invocations(d.n, in4, out4),
+            ),
+        };
         return Ok(vec![own_block(p.build.dispatch(
-            Kernel::JbarFactored,
+            kernel,
             &with(
                 shape(ly),
                 &[
@@ -178,12 +215,19 @@ pub(super) fn jbar_share(
                 ("chunk", chunk),
                 ("jbar_old", &j.jbar),
             ],
-            JBAR_TILE.factored_invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
+            invocations,
             tag("jbar_factored"),
         )?)]);
     }
+    let (kernel, invocations) = match shared {
+        true => (
+            Kernel::JbarUpdateShared,
+            JBAR_TILE.shared_invocations(d.n, in4, out4, false),
+        ),
+        false => (Kernel::JbarUpdate, JBAR_TILE.invocations(d.n, in4, out4)),
+    };
     Ok(vec![own_block(p.build.dispatch(
-        Kernel::JbarUpdate,
+        kernel,
         &with(
             shape(ly),
             &[
@@ -203,7 +247,7 @@ pub(super) fn jbar_share(
             ("chunk", chunk),
             ("jbar_old", &j.jbar),
         ],
-        JBAR_TILE.invocations(d.n, ly.in_pad / 4, ly.out_pad / 4),
+        invocations,
         tag("jbar_update"),
     )?)])
 }

@@ -82,21 +82,38 @@ pub(super) fn with(mut c: Constants, more: &[(&'static str, f64)]) -> Constants 
 // wgpu::Buffer hashes by identity, not by contents.
 #[allow(clippy::mutable_key_type)]
 pub(super) fn plan_copies(list: &mut [Dispatch]) {
-    let mut fresh: HashSet<wgpu::Buffer> = Default::default();
-    let mut copied: HashSet<wgpu::Buffer> = Default::default();
+    // Mirrors by identity: a buffer may have a float and a uint mirror, each refreshed on its own.
+    let key = |m: &Arc<Mirror>| Arc::as_ptr(m) as usize;
+    let mut fresh: HashSet<(wgpu::Buffer, usize)> = Default::default();
+    let mut copied: HashSet<usize> = Default::default();
     for d in list.iter_mut() {
         d.copies.clear();
         for (buf, m) in &d.textures {
-            if fresh.contains(buf) || (d.own_block_reads.contains(buf) && copied.contains(buf)) {
+            let k = (buf.clone(), key(m));
+            if fresh.contains(&k) || (d.own_block_reads.contains(buf) && copied.contains(&k.1)) {
                 continue;
             }
-            fresh.insert(buf.clone());
-            copied.insert(buf.clone());
+            fresh.insert(k);
+            copied.insert(key(m));
             d.copies.push((buf.clone(), m.clone()));
         }
-        for w in &d.writes {
-            fresh.remove(w);
+        if std::env::var_os("SPIN_NOCOPY").is_none() {
+            for w in &d.writes {
+                fresh.retain(|(b, _)| b != w);
+            }
         }
+    }
+    if std::env::var_os("SPIN_TRACE").is_some() {
+        let copies: usize = list.iter().map(|d| d.copies.len()).sum();
+        let passes = list
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| *i == 0 || !d.copies.is_empty())
+            .count();
+        eprintln!(
+            "plan: {} dispatches, {copies} copies, {passes} passes",
+            list.len()
+        );
     }
 }
 

@@ -37,39 +37,57 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
 fn operator_backward(p: &Parts) -> Result<Vec<Dispatch>> {
     let (d, b, t) = (p.dims, p.bufs, p.train());
     let last = p.layers.len() - 1;
-    let mut list = vec![p.build.dispatch(
-        Kernel::OperatorBackward,
+    let pair_cotangent = p.build.dispatch(
+        Kernel::PairCotangent,
         &[
-            ("ROWS", u(d.rows)),
-            ("SAMPLES", u(d.samples)),
+            ("PAIRS", u(d.pairs)),
             ("NEIG", u(d.n)),
             ("NEIG_PAD", u(d.npad)),
-            ("ENV_MULT", u(!d.tangent as usize)),
-            ("SIGMA_COT", u(d.fused as usize)),
-            ("CONST_FIRST", u(p.spec.constant_first as usize)),
         ],
         &[
-            ("u", &b.u),
-            ("w", &b.sample_w),
             ("xs", &b.xs),
             ("ys", &b.ys),
             ("wq", &b.pair_w),
-            ("row_ptr", &t.row_ptr),
-            ("entries", &t.entries),
             ("step", &t.step),
-            ("env", &b.env),
-            (
-                "delta",
-                match (d.tangent, d.exchange.is_some()) {
-                    (true, _) => &t.cot_u,
-                    (false, true) => &t.delta_sym,
-                    (false, false) => &t.delta[last],
-                },
-            ),
+            ("pair_cot", &t.pair_cot),
         ],
-        d.rows * d.npad,
-        "operator_backward".into(),
-    )?];
+        d.pairs * d.npad,
+        "pair_cotangent".into(),
+    )?;
+    let mut list = vec![
+        pair_cotangent,
+        p.build.dispatch(
+            Kernel::OperatorBackward,
+            &[
+                ("ROWS", u(d.rows)),
+                ("SAMPLES", u(d.samples)),
+                ("NEIG", u(d.n)),
+                ("NEIG_PAD", u(d.npad)),
+                ("ENV_MULT", u(!d.tangent as usize)),
+                ("SIGMA_COT", u(d.fused as usize)),
+                ("CONST_FIRST", u(p.spec.constant_first as usize)),
+            ],
+            &[
+                ("u", &b.u),
+                ("w", &b.sample_w),
+                ("pair_cot", &t.pair_cot),
+                ("row_ptr", &t.row_ptr),
+                ("entries", &t.entries),
+                ("step", &t.step),
+                ("env", &b.env),
+                (
+                    "delta",
+                    match (d.tangent, d.exchange.is_some()) {
+                        (true, _) => &t.cot_u,
+                        (false, true) => &t.delta_sym,
+                        (false, false) => &t.delta[last],
+                    },
+                ),
+            ],
+            d.rows * d.npad,
+            "operator_backward".into(),
+        )?,
+    ];
     if d.tangent {
         list.push(p.build.dispatch(
             Kernel::TangentEnvelopeBackward,
