@@ -12,7 +12,7 @@
 // `jbar_factored` (FACTORED = 1), the dense layer just below a dense output layer, where the
 // sensitivities factor as δ_{b,k,o} = g_b act'(z_{b,o}) W_L[o,k] (W_L: the output layer's weights,
 // g: the envelope), so one GEMM per j serves every pair:
-//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) g_b act'(z_{b,o})
+//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) h_{b,o},   h_{b,o} = g_b act'(z_{b,o})  (factor_scale)
 //   Ĵ[j,k,p]  = (2/S) W_L[o,k] Q_j[i,o]
 // N GEMMs instead of N(N+1)/2, and no sensitivities read. With CONST_FIRST the constant output
 // k = 0 has none: its entries only decay.
@@ -44,20 +44,18 @@ override NPAR4: u32;   // padded parameter count / 4: the stride of one pair in 
 // over the SIMD lanes on lavapipe); the engine sets it when one chunk takes the whole batch,
 // so that no dispatch since the mirror's refresh wrote the entries this one reads.
 override OLD_FROM_MIRROR: u32;
-override ACT_D1: u32;       // this layer's activation code
 override CONST_FIRST: u32;
 override WL_OFF: u32;       // float offset of the output layer's W in params
 override WL_STRIDE: u32;    // floats per row of the output layer's W (its padded output count)
 
 @group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
-@group(0) @binding(1) var z: texture_2d<f32>;        // (ROWS, OUT4): this layer's pre-activations
-@group(0) @binding(2) var env: texture_2d<f32>;      // (ROWS) envelope g
-@group(0) @binding(3) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
-@group(0) @binding(4) var params: texture_2d<f32>;
-@group(0) @binding(5) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
-@group(0) @binding(6) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
-@group(0) @binding(7) var<storage, read> chunk: Chunk;
-@group(0) @binding(8) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
+@group(0) @binding(1) var hs: texture_2d<f32>;       // (chunk, OUT4): g_b act'(z_{b,o}) (factor_scale)
+@group(0) @binding(2) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
+@group(0) @binding(3) var params: texture_2d<f32>;
+@group(0) @binding(4) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
+@group(0) @binding(5) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
+@group(0) @binding(6) var<storage, read> chunk: Chunk;
+@group(0) @binding(7) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
 
 @compute @workgroup_size(64)
 fn jbar_factored_shared(
@@ -130,7 +128,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 0u);
         let a0 = subgroupBroadcast(af0, 0u);
         let a1 = subgroupBroadcast(af1, 0u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -174,7 +172,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 1u);
         let a0 = subgroupBroadcast(af0, 1u);
         let a1 = subgroupBroadcast(af1, 1u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -218,7 +216,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 2u);
         let a0 = subgroupBroadcast(af0, 2u);
         let a1 = subgroupBroadcast(af1, 2u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -262,7 +260,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 3u);
         let a0 = subgroupBroadcast(af0, 3u);
         let a1 = subgroupBroadcast(af1, 3u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -306,7 +304,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 4u);
         let a0 = subgroupBroadcast(af0, 4u);
         let a1 = subgroupBroadcast(af1, 4u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -350,7 +348,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 5u);
         let a0 = subgroupBroadcast(af0, 5u);
         let a1 = subgroupBroadcast(af1, 5u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -394,7 +392,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 6u);
         let a0 = subgroupBroadcast(af0, 6u);
         let a1 = subgroupBroadcast(af1, 6u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;
@@ -438,7 +436,7 @@ fn jbar_factored_shared(
         let s = subgroupBroadcast(sf, 7u);
         let a0 = subgroupBroadcast(af0, 7u);
         let a1 = subgroupBroadcast(af1, 7u);
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
         let d0 = s[0] * d;
         let d1 = s[1] * d;
         let d2 = s[2] * d;

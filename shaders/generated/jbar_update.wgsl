@@ -12,7 +12,7 @@
 // `jbar_factored` (FACTORED = 1), the dense layer just below a dense output layer, where the
 // sensitivities factor as δ_{b,k,o} = g_b act'(z_{b,o}) W_L[o,k] (W_L: the output layer's weights,
 // g: the envelope), so one GEMM per j serves every pair:
-//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) g_b act'(z_{b,o})
+//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) h_{b,o},   h_{b,o} = g_b act'(z_{b,o})  (factor_scale)
 //   Ĵ[j,k,p]  = (2/S) W_L[o,k] Q_j[i,o]
 // N GEMMs instead of N(N+1)/2, and no sensitivities read. With CONST_FIRST the constant output
 // k = 0 has none: its entries only decay.

@@ -9,7 +9,7 @@
 // `jbar_factored` (FACTORED = 1), the dense layer just below a dense output layer, where the
 // sensitivities factor as δ_{b,k,o} = g_b act'(z_{b,o}) W_L[o,k] (W_L: the output layer's weights,
 // g: the envelope), so one GEMM per j serves every pair:
-//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) g_b act'(z_{b,o})
+//   Q_j[i,o]  = Σ_b a_{b,i} (w_b u_{b,j}) h_{b,o},   h_{b,o} = g_b act'(z_{b,o})  (factor_scale)
 //   Ĵ[j,k,p]  = (2/S) W_L[o,k] Q_j[i,o]
 // N GEMMs instead of N(N+1)/2, and no sensitivities read. With CONST_FIRST the constant output
 // k = 0 has none: its entries only decay.
@@ -88,20 +88,18 @@ fn jbar_update_shared(
     let j0 = blk * 4u;
 //# end
 //# if FACTORED
-override ACT_D1: u32;       // this layer's activation code
 override CONST_FIRST: u32;
 override WL_OFF: u32;       // float offset of the output layer's W in params
 override WL_STRIDE: u32;    // floats per row of the output layer's W (its padded output count)
 
 @group(0) @binding(0) var a_in: texture_2d<f32>;     // (ROWS, IN4); the samples' rows used
-@group(0) @binding(1) var z: texture_2d<f32>;        // (ROWS, OUT4): this layer's pre-activations
-@group(0) @binding(2) var env: texture_2d<f32>;      // (ROWS) envelope g
-@group(0) @binding(3) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
-@group(0) @binding(4) var params: texture_2d<f32>;
-@group(0) @binding(5) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
-@group(0) @binding(6) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
-@group(0) @binding(7) var<storage, read> chunk: Chunk;
-@group(0) @binding(8) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
+@group(0) @binding(1) var hs: texture_2d<f32>;       // (chunk, OUT4): g_b act'(z_{b,o}) (factor_scale)
+@group(0) @binding(2) var su: texture_2d<f32>;       // (chunk, NEIG_PAD): w_b u_{b,j} (sens_init)
+@group(0) @binding(3) var params: texture_2d<f32>;
+@group(0) @binding(4) var<storage, read> step: Step;           // β, 2/S, 1/Q, G_Π, G_Σ
+@group(0) @binding(5) var<storage, read_write> jbar: array<vec4<f32>>; // (N(N+1)/2, NPAR4)
+@group(0) @binding(6) var<storage, read> chunk: Chunk;
+@group(0) @binding(7) var jbar_old: texture_2d<f32>; // J̄'s mirror (OLD_FROM_MIRROR)
 
 @compute @workgroup_size(64)
 //# if 1 - SHARED
@@ -199,7 +197,7 @@ fn jbar_factored_shared(
         let d = ld4(sens, (b * NEIG + k) * OUT4 + oq);
 //# end
 //# if FACTORED
-        let d = ld1(env, bs) * act4_d1(ld4(z, bs * OUT4 + oq), ACT_D1);
+        let d = ld4(hs, b * OUT4 + oq);
 //# end
 //# for jj in 0..4
         let d${jj} = s[${jj}] * d;

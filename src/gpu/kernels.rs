@@ -68,10 +68,12 @@ kernels! {
     DenseBackwardShared => "dense_backward_shared" in "generated", "Π-VJP and Σ-Jacobian (a dense layer's input VJP and sensitivities, weights shared by subgroups of 8 lanes)";
     ParamGrad => "param_grad" in "generated", "Π-VJP (a dense layer's parameter gradient)";
     ParamGradWide => "param_grad_wide" in "generated", "Π-VJP (a dense layer's parameter gradient, 2 × 2 tiles for a single-threaded CPU adapter)";
+    ParamGradShared => "param_grad_shared" in "generated", "Π-VJP (a dense layer's parameter gradient, input quads shared by subgroups of 8 lanes)";
     GradReduce => "grad_reduce", "Π-VJP (the split-K parameter gradient's sum)";
     SensInit => "sens_init", "Σ-Jacobian (the N sensitivity passes' seeds)";
     JbarUpdate => "jbar_update" in "generated", "Σ-Jacobian (a dense layer's Ĵ fused with J̄'s update)";
     JbarFactored => "jbar_factored" in "generated", "Σ-Jacobian (Ĵ of the dense layer below a dense read-out: N GEMMs, fused with J̄'s update)";
+    FactorScale => "factor_scale", "Σ-Jacobian (g·act'(z) of the layer below a dense read-out, for jbar_factored)";
     JbarUpdateShared => "jbar_update_shared" in "generated", "Σ-Jacobian (jbar_update with samples shared by subgroups of 8 lanes)";
     JbarFactoredShared => "jbar_factored_shared" in "generated", "Σ-Jacobian (jbar_factored with samples shared by subgroups of 8 lanes)";
     JbarContract => "jbar_contract", "Σ-Jacobian (Σ_{j≤k} (G_Σ)_jk J̄[j,k,:] into the gradient)";

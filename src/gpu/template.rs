@@ -45,7 +45,7 @@ pub fn templates() -> Vec<Template> {
             ("SHARED", shared),
         ],
     };
-    let param_grad = |name, tile: ParamGradTile, wide| Template {
+    let param_grad = |name, tile: ParamGradTile, wide, shared| Template {
         name,
         file: "param_grad",
         source: include_str!("../../shaders/templates/param_grad.wgsl"),
@@ -53,6 +53,7 @@ pub fn templates() -> Vec<Template> {
             ("IQ", tile.in_quads as i64),
             ("OQ", tile.out_quads as i64),
             ("WIDE", wide),
+            ("SHARED", shared),
         ],
     };
     vec![
@@ -96,8 +97,9 @@ pub fn templates() -> Vec<Template> {
         jbar("jbar_factored", 1, 0),
         jbar("jbar_update_shared", 0, 1),
         jbar("jbar_factored_shared", 1, 1),
-        param_grad("param_grad", PARAM_GRAD_TILE, 0),
-        param_grad("param_grad_wide", PARAM_GRAD_WIDE_TILE, 1),
+        param_grad("param_grad", PARAM_GRAD_TILE, 0, 0),
+        param_grad("param_grad_wide", PARAM_GRAD_WIDE_TILE, 1, 0),
+        param_grad("param_grad_shared", PARAM_GRAD_SHARED_TILE, 0, 1),
     ]
 }
 

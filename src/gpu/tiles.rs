@@ -98,7 +98,22 @@ impl ParamGradTile {
     pub const fn invocations(&self, groups: usize, in4: usize, out4: usize) -> usize {
         groups * (in4 + 1).div_ceil(self.in_quads) * out4.div_ceil(self.out_quads)
     }
+
+    /// Invocations of `param_grad_shared`: the output tiles in groups of [`SHARED_LANES`], one
+    /// subgroup each.
+    pub const fn shared_invocations(&self, groups: usize, in4: usize, out4: usize) -> usize {
+        let out_groups = out4.div_ceil(self.out_quads).div_ceil(SHARED_LANES);
+        groups * (in4 + 1).div_ceil(self.in_quads) * out_groups * SHARED_LANES
+    }
 }
+
+/// `param_grad_shared`: 4 input quads × one vec4 of outputs per lane, a subgroup's 8 lanes on
+/// the same input quads (fetched once per 8 rows and broadcast): per 8 rows 4 + 8 fetches feed
+/// 128 vec4 multiply-adds.
+pub const PARAM_GRAD_SHARED_TILE: ParamGradTile = ParamGradTile {
+    in_quads: 4,
+    out_quads: 1,
+};
 
 /// `param_grad`: one input quad × one vec4 of outputs — many invocations, for lavapipe's thread
 /// pool and GPUs (2 × 2 left most of a 4-thread pool idle on the output layer).

@@ -323,6 +323,7 @@ fn wide_parameter_gradients_match_oracle() {
     for split in [None, Some(1 << 20)] {
         let options = EngineOptions {
             wide_param_grad: Some(true),
+            shared_weights: Some(false),
             param_grad_invocations: split,
             ..Default::default()
         };
@@ -335,8 +336,9 @@ fn wide_parameter_gradients_match_oracle() {
 /// The dense layers' kernels in both forms against the oracle: per lane (`dense_forward`,
 /// `dense_backward`, `jbar_update`, `jbar_factored`: what GPUs run) and with fetches shared by
 /// subgroups of 8 lanes (the `_shared` kernels: what lavapipe runs), which a CPU adapter must
-/// offer. Odd widths (a tile's quads beyond the layer; 10 output quads: two groups of 8 for the
-/// J̄ kernels, the second partial; 3 below the read-out: one partial group), rows and samples
+/// offer. Odd widths (a tile's quads beyond the layer; 10 and 9 output quads: two groups of 8 for
+/// the J̄ and parameter-gradient kernels, the second partial; 3 below the read-out: one partial
+/// group), rows and samples
 /// that fill no whole subgroup tile (a subgroup's last lanes clamped), plain rows (softplus in
 /// the forward kernel, FD) and tangent rows (exact Laplacian), the batch VJP and the per-sample
 /// sensitivities with J̄'s update (β < 1), the fused β = 1.
@@ -352,7 +354,7 @@ fn per_lane_and_subgroup_shared_dense_kernels_match_oracle() {
     }
     let spec = NetworkSpec {
         input_dim: 2,
-        hidden: vec![40, 12, 9],
+        hidden: vec![40, 36, 9],
         outputs: 5,
         envelope: Some(3.0),
         radial: false,

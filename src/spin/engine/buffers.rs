@@ -311,6 +311,8 @@ pub(super) struct TrainBuffers {
 pub(super) struct JacobianBuffers {
     /// Per-sample sensitivities at the output of layer l for one chunk (chunk·N, out_width).
     pub sens: Vec<wgpu::Buffer>,
+    /// g_b act'(z_{b,o}) of the layer below a dense read-out for one chunk (chunk, widest).
+    pub factor_scale: wgpu::Buffer,
     /// Per-(sample, k) conv weight gradients of one chunk (chunk·N, conv_block).
     pub per_sample_grads: wgpu::Buffer,
     /// w_b u_{b,j} of one chunk (chunk, NPAD).
@@ -360,6 +362,7 @@ impl Buffers {
             let c = dims.chunk_samples;
             let jacobian = (!dims.fused).then(|| JacobianBuffers {
                 sens: per_layer("sens", c * n),
+                factor_scale: storage("factor_scale", c * dims.widest),
                 per_sample_grads: storage("per_sample_grads", c * n * dims.conv_block),
                 su: storage("weighted_outputs", c * dims.npad),
                 jbar: storage("sigma_jacobian_avg", dims.npairs * dims.gpu_params),

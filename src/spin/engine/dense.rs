@@ -5,8 +5,8 @@ use super::dispatch::{u, with, Constants, Dispatch};
 use super::Parts;
 use crate::error::Result;
 use crate::gpu::tiles::{
-    DENSE_BACKWARD_TILE, DENSE_SHARED_TILE, DENSE_TILE, JBAR_TILE, PARAM_GRAD_TILE,
-    PARAM_GRAD_WIDE_TILE,
+    DENSE_BACKWARD_TILE, DENSE_SHARED_TILE, DENSE_TILE, JBAR_TILE, PARAM_GRAD_SHARED_TILE,
+    PARAM_GRAD_TILE, PARAM_GRAD_WIDE_TILE, SHARED_LANES,
 };
 use crate::gpu::Kernel;
 use crate::nn::Layer;
@@ -80,10 +80,21 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
     let t = p.train();
     let groups = d.param_groups[l];
     let (target, out_off) = super::shared::param_grad_target(p, ly, groups);
-    let (kernel, tile) = if d.wide_param_grad {
-        (Kernel::ParamGradWide, PARAM_GRAD_WIDE_TILE)
+    let (in4, out4) = (ly.in_pad / 4, ly.out_pad / 4);
+    // Subgroups of 8 lanes need 8 output quads to share the input fetches among (a narrower
+    // layer, the read-out, keeps the per-lane tiles).
+    let (kernel, invocations) = if d.shared_weights && out4 >= SHARED_LANES {
+        let t = PARAM_GRAD_SHARED_TILE;
+        (
+            Kernel::ParamGradShared,
+            t.shared_invocations(groups, in4, out4),
+        )
+    } else if d.wide_param_grad {
+        let t = PARAM_GRAD_WIDE_TILE;
+        (Kernel::ParamGradWide, t.invocations(groups, in4, out4))
     } else {
-        (Kernel::ParamGrad, PARAM_GRAD_TILE)
+        let t = PARAM_GRAD_TILE;
+        (Kernel::ParamGrad, t.invocations(groups, in4, out4))
     };
     let mut list = vec![p.build.dispatch(
         kernel,
@@ -103,7 +114,7 @@ pub(super) fn param_grad(p: &Parts, l: usize) -> Result<Vec<Dispatch>> {
             ("delta", &t.delta[l]),
             ("grad", target),
         ],
-        tile.invocations(groups, ly.in_pad / 4, ly.out_pad / 4),
+        invocations,
         format!("param_grad[{l}]"),
     )?];
     list.extend(super::shared::grad_reduce(
@@ -189,7 +200,19 @@ pub(super) fn jbar_share(
                 JBAR_TILE.factored_invocations(d.n, in4, out4),
             ),
         };
-        return Ok(vec![own_block(p.build.dispatch(
+        let factor_scale = p.build.dispatch(
+            Kernel::FactorScale,
+            &[("OUT4", u(out4)), ("ACT_D1", u(ly.act.code() as usize))],
+            &[
+                ("z", &b.z[l]),
+                ("env", &b.env),
+                ("chunk", chunk),
+                ("hs", &j.factor_scale),
+            ],
+            d.chunk_samples * out4,
+            tag("factor_scale"),
+        )?;
+        let update = p.build.dispatch(
             kernel,
             &with(
                 shape(ly),
@@ -197,7 +220,6 @@ pub(super) fn jbar_share(
                     ("NEIG", u(d.n)),
                     ("NEIG_PAD", u(d.npad)),
                     ("NPAR4", u(d.npar4)),
-                    ("ACT_D1", u(ly.act.code() as usize)),
                     ("CONST_FIRST", u(p.spec.constant_first as usize)),
                     ("WL_OFF", u(read_out.gpu_offset)),
                     ("WL_STRIDE", u(read_out.out_pad)),
@@ -206,8 +228,7 @@ pub(super) fn jbar_share(
             ),
             &[
                 ("a_in", b.a_in(l)),
-                ("z", &b.z[l]),
-                ("env", &b.env),
+                ("hs", &j.factor_scale),
                 ("su", &j.su),
                 ("params", &b.params),
                 ("step", &t.step),
@@ -217,7 +238,8 @@ pub(super) fn jbar_share(
             ],
             invocations,
             tag("jbar_factored"),
-        )?)]);
+        )?;
+        return Ok(vec![factor_scale, own_block(update)]);
     }
     let (kernel, invocations) = match shared {
         true => (
