@@ -276,6 +276,13 @@ pub(super) struct Buffers {
     pub memory_bytes: u64,
 }
 
+/// Where the `Step` buffer holds G_Σ a second time, its upper triangle packed in J̄'s pair order
+/// ((j, k) at k(k+1)/2 + j), in floats: after the scalars, G_Π and G_Σ, on a whole vec4, so that
+/// `jbar_contract` fetches four pairs' weights at a time.
+pub(super) fn packed_sigma_offset(n: usize) -> usize {
+    (4 + 2 * n * n).next_multiple_of(4)
+}
+
 /// The buffers of the gradient (submit B).
 pub(super) struct TrainBuffers {
     /// The transposed gathers as CSR over rows: row_ptr (R + 1) and entries.
@@ -382,7 +389,7 @@ impl Buffers {
             TrainBuffers {
                 row_ptr: storage("row_ptr", r + 1),
                 entries: storage("entries", 4 * dims.entries_len),
-                step: storage("step", 4 + 2 * n * n),
+                step: storage("step", packed_sigma_offset(n) + n * (n + 1) / 2),
                 pair_cot: storage("pair_cotangents", 2 * q * dims.npad),
                 delta: per_layer("delta", net),
                 delta_sym: storage("delta_exchanged", if exchange { r * dims.npad } else { 1 }),

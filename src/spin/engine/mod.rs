@@ -406,6 +406,8 @@ impl Engine {
         };
         let mut step: Vec<f32> = bytemuck::cast_slice(&[scalars]).to_vec();
         step.extend(g_pi.iter().chain(g_sigma).map(|&v| v as f32));
+        step.resize(buffers::packed_sigma_offset(n), 0.0);
+        step.extend((0..n).flat_map(|k| (0..=k).map(move |j| g_sigma[j * n + k] as f32)));
         self.ctx
             .queue
             .write_buffer(&t.step, 0, bytemuck::cast_slice(&step));

@@ -13,7 +13,7 @@
 
 use super::dispatch::{u, Dispatch};
 use super::pi_vjp::input_vjp;
-use super::{conv2d, dense, Parts};
+use super::{buffers, conv2d, dense, Parts};
 use crate::error::Result;
 use crate::gpu::Kernel;
 use crate::nn::LayerKind;
@@ -80,7 +80,11 @@ pub(super) fn build(p: &Parts) -> Result<Vec<Dispatch>> {
     }
     list.push(p.build.dispatch(
         Kernel::JbarContract,
-        &[("NEIG", u(d.n)), ("NPAR4", u(d.npar4))],
+        &[
+            ("NEIG", u(d.n)),
+            ("NPAR4", u(d.npar4)),
+            ("PACKED4", u(buffers::packed_sigma_offset(d.n) / 4)),
+        ],
         &[("step", &t.step), ("jbar", &j.jbar), ("grad", &t.grad)],
         d.npar4,
         "jbar_contract".into(),
