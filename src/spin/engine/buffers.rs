@@ -164,7 +164,7 @@ impl Dims {
                     )))
                 }
                 Some(v) => v,
-                None => ctx.has_shared_lanes() && std::env::var_os("SPIN_NO_SHARED").is_none(),
+                None => ctx.has_shared_lanes(),
             },
             tx: shape.tx,
             ty: shape.ty,
