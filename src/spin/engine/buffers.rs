@@ -66,7 +66,7 @@ pub(super) struct Dims {
     pub param_groups: Vec<usize>,
     /// The batch parameter gradients in 2 × 2 tiles (`param_grad_wide`).
     pub wide_param_grad: bool,
-    /// The subgroup-shared dense kernels (`dense_forward_shared`).
+    /// The subgroup-shared dense kernels (the `_shared` forms).
     pub shared_weights: bool,
     /// Terms per X and per Y of the operator's gathers, and entries of their transpose.
     pub tx: usize,

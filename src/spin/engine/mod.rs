@@ -91,10 +91,11 @@ pub struct EngineOptions {
     /// `None`: on a CPU adapter whose lavapipe runs single-threaded (`LP_NUM_THREADS=0`, as
     /// `--workers` sets it), where fewer, larger invocations cost nothing (tests force it).
     pub wide_param_grad: Option<bool>,
-    /// The subgroup-shared dense kernels (`dense_forward_shared`: a subgroup of 8 lanes fetches a
-    /// tile's weights once and broadcasts them); `None`: wherever the device has subgroups of
-    /// exactly 8 lanes ([`GpuContext::has_shared_lanes`]: lavapipe). `Some(true)` where it has not
-    /// is an error.
+    /// The subgroup-shared dense kernels (`dense_forward_shared`, `dense_backward_shared`,
+    /// `param_grad_shared`, `jbar_update_shared`, `jbar_factored_shared`: a subgroup of 8 lanes
+    /// fetches the operand its lanes share once and broadcasts it); `None`: wherever the device
+    /// has subgroups of exactly 8 lanes ([`GpuContext::has_shared_lanes`]: lavapipe). `Some(true)`
+    /// where it has not is an error.
     pub shared_weights: Option<bool>,
 }
 
