@@ -171,84 +171,109 @@ pub(super) fn jbar_share(
     chunk: &wgpu::Buffer,
     tag: impl Fn(&str) -> String,
 ) -> Result<Vec<Dispatch>> {
-    let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
-    let t = p.train();
     let j = p.jacobian();
-    let output_layer = l + 1 == p.layers.len();
     // One chunk: every layer's dispatch reads and writes its own block of J̄ once, so the
     // mirror refreshed before the first of them holds what each reads (maths §3).
     let old_from_mirror = j.chunks.len() == 1;
-    let own_block = |mut d: Dispatch| {
-        if old_from_mirror {
-            d.own_block_reads.push(j.jbar.clone());
-        }
-        d
+    let mut list = match factors(p, l) {
+        true => jbar_factored(p, l, chunk, &tag, old_from_mirror)?,
+        false => vec![jbar_update(p, l, chunk, &tag, old_from_mirror)?],
     };
-    // Subgroups share the samples' fetches except on the output layer, whose invocations skip
-    // the samples outside their output (per lane).
-    let shared = d.shared_weights && !output_layer;
-    let (in4, out4) = (ly.in_pad / 4, ly.out_pad / 4);
-    if factors(p, l) {
-        let read_out = &p.layers[l + 1];
-        let (kernel, invocations) = match shared {
-            true => (
-                Kernel::JbarFactoredShared,
-                JBAR_TILE.shared_invocations(d.n, in4, out4, true),
-            ),
-            false => (
-                Kernel::JbarFactored,
-                JBAR_TILE.factored_invocations(d.n, in4, out4),
-            ),
-        };
-        let factor_scale = p.build.dispatch(
-            Kernel::FactorScale,
-            &[("OUT4", u(out4)), ("ACT_D1", u(ly.act.code() as usize))],
-            &[
-                ("z", &b.z[l]),
-                ("env", &b.env),
-                ("chunk", chunk),
-                ("hs", &j.factor_scale),
-            ],
-            d.chunk_samples * out4,
-            tag("factor_scale"),
-        )?;
-        let update = p.build.dispatch(
-            kernel,
-            &with(
-                shape(ly),
-                &[
-                    ("NEIG", u(d.n)),
-                    ("NEIG_PAD", u(d.npad)),
-                    ("NPAR4", u(d.npar4)),
-                    ("CONST_FIRST", u(p.spec.constant_first as usize)),
-                    ("WL_OFF", u(read_out.gpu_offset)),
-                    ("WL_STRIDE", u(read_out.out_pad)),
-                    ("OLD_FROM_MIRROR", u(old_from_mirror as usize)),
-                ],
-            ),
-            &[
-                ("a_in", b.a_in(l)),
-                ("hs", &j.factor_scale),
-                ("su", &j.su),
-                ("params", &b.params),
-                ("step", &t.step),
-                ("jbar", &j.jbar),
-                ("chunk", chunk),
-                ("jbar_old", &j.jbar),
-            ],
-            invocations,
-            tag("jbar_factored"),
-        )?;
-        return Ok(vec![factor_scale, own_block(update)]);
+    if old_from_mirror {
+        // The last dispatch is the one that updates J̄.
+        if let Some(update) = list.last_mut() {
+            update.own_block_reads.push(j.jbar.clone());
+        }
     }
-    let (kernel, invocations) = match shared {
+    Ok(list)
+}
+
+/// `jbar_factored` (after `factor_scale`, which forms g·act′(z) once per chunk) for the layer
+/// below a dense read-out.
+fn jbar_factored(
+    p: &Parts,
+    l: usize,
+    chunk: &wgpu::Buffer,
+    tag: &impl Fn(&str) -> String,
+    old_from_mirror: bool,
+) -> Result<Vec<Dispatch>> {
+    let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
+    let (t, j) = (p.train(), p.jacobian());
+    let read_out = &p.layers[l + 1];
+    let (in4, out4) = (ly.in_pad / 4, ly.out_pad / 4);
+    let (kernel, invocations) = match d.shared_weights {
+        true => (
+            Kernel::JbarFactoredShared,
+            JBAR_TILE.shared_invocations(d.n, in4, out4, true),
+        ),
+        false => (
+            Kernel::JbarFactored,
+            JBAR_TILE.factored_invocations(d.n, in4, out4),
+        ),
+    };
+    let factor_scale = p.build.dispatch(
+        Kernel::FactorScale,
+        &[("OUT4", u(out4)), ("ACT_D1", u(ly.act.code() as usize))],
+        &[
+            ("z", &b.z[l]),
+            ("env", &b.env),
+            ("chunk", chunk),
+            ("hs", &j.factor_scale),
+        ],
+        d.chunk_samples * out4,
+        tag("factor_scale"),
+    )?;
+    let update = p.build.dispatch(
+        kernel,
+        &with(
+            shape(ly),
+            &[
+                ("NEIG", u(d.n)),
+                ("NEIG_PAD", u(d.npad)),
+                ("NPAR4", u(d.npar4)),
+                ("CONST_FIRST", u(p.spec.constant_first as usize)),
+                ("WL_OFF", u(read_out.gpu_offset)),
+                ("WL_STRIDE", u(read_out.out_pad)),
+                ("OLD_FROM_MIRROR", u(old_from_mirror as usize)),
+            ],
+        ),
+        &[
+            ("a_in", b.a_in(l)),
+            ("hs", &j.factor_scale),
+            ("su", &j.su),
+            ("params", &b.params),
+            ("step", &t.step),
+            ("jbar", &j.jbar),
+            ("chunk", chunk),
+            ("jbar_old", &j.jbar),
+        ],
+        invocations,
+        tag("jbar_factored"),
+    )?;
+    Ok(vec![factor_scale, update])
+}
+
+/// `jbar_update` for any other dense layer; subgroups share the samples' fetches except on the
+/// output layer, whose invocations skip the samples outside their output (per lane).
+fn jbar_update(
+    p: &Parts,
+    l: usize,
+    chunk: &wgpu::Buffer,
+    tag: &impl Fn(&str) -> String,
+    old_from_mirror: bool,
+) -> Result<Dispatch> {
+    let (ly, d, b) = (&p.layers[l], p.dims, p.bufs);
+    let (t, j) = (p.train(), p.jacobian());
+    let output_layer = l + 1 == p.layers.len();
+    let (in4, out4) = (ly.in_pad / 4, ly.out_pad / 4);
+    let (kernel, invocations) = match d.shared_weights && !output_layer {
         true => (
             Kernel::JbarUpdateShared,
             JBAR_TILE.shared_invocations(d.n, in4, out4, false),
         ),
         false => (Kernel::JbarUpdate, JBAR_TILE.invocations(d.n, in4, out4)),
     };
-    Ok(vec![own_block(p.build.dispatch(
+    p.build.dispatch(
         kernel,
         &with(
             shape(ly),
@@ -271,7 +296,7 @@ pub(super) fn jbar_share(
         ],
         invocations,
         tag("jbar_update"),
-    )?)])
+    )
 }
 
 /// Whether layer `l`'s share of Ĵ factors through the read-out (`jbar_factored`): it is the dense
