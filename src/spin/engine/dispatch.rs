@@ -97,23 +97,9 @@ pub(super) fn plan_copies(list: &mut [Dispatch]) {
             copied.insert(key(m));
             d.copies.push((buf.clone(), m.clone()));
         }
-        if std::env::var_os("SPIN_NOCOPY").is_none() {
-            for w in &d.writes {
-                fresh.retain(|(b, _)| b != w);
-            }
+        for w in &d.writes {
+            fresh.retain(|(b, _)| b != w);
         }
-    }
-    if std::env::var_os("SPIN_TRACE").is_some() {
-        let copies: usize = list.iter().map(|d| d.copies.len()).sum();
-        let passes = list
-            .iter()
-            .enumerate()
-            .filter(|(i, d)| *i == 0 || !d.copies.is_empty())
-            .count();
-        eprintln!(
-            "plan: {} dispatches, {copies} copies, {passes} passes",
-            list.len()
-        );
     }
 }
 
