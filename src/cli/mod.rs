@@ -71,7 +71,7 @@ enum Command {
     /// box (`--normalize sampling`, the default; ∫v² dx = (2D)^d), or ∫v² dx = 1 (`unit`).
     Eval(eval::EvalArgs),
     /// The exact baseline: the finite-difference Hamiltonian on an n^d grid and its lowest
-    /// eigenpairs (faer's Krylov–Schur solver); eigenvalues to JSON and a picture.
+    /// eigenpairs (faer's Krylov–Schur solver, shift-and-invert); eigenvalues to JSON and a picture.
     Grid(grid::GridArgs),
     /// Steps per second of whole training steps for the named configurations.
     Bench(bench::BenchArgs),
