@@ -600,3 +600,29 @@ fn whitening_the_readout_leaves_lambda_and_whitens_sigma_on_the_same_sample() {
     }
     assert_same_span(&other, &t.evaluate(8192, 4096, 99).unwrap());
 }
+
+#[test]
+fn an_expression_potential_gets_the_grid_s_extrapolated_reference_when_it_converges() {
+    let ctx = ctx();
+    // −d²/dx² + x⁴ (the quartic oscillator; its levels to 10 digits: 1.0603620904,
+    // 3.7996730298, 7.4556979380).
+    let mut c = SchrodingerConfig::generic();
+    c.dim = 1;
+    c.set_potential("x * x * x * x");
+    c.half_width = 5.0;
+    c.neig = 3;
+    assert!(c.exact_eigenvalues().is_none(), "nothing before the grid ran");
+    assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), Some(true));
+    let e = c.exact_eigenvalues().unwrap();
+    for (got, want) in e.iter().zip([1.0603620904, 3.7996730298, 7.4556979380]) {
+        assert!((got - want).abs() < 1e-5 * want, "{e:?}");
+    }
+    // A cusp converges more slowly than h²: the Richardson step moves the levels by more than
+    // the tolerance, and the run gets no reference.
+    c.set_potential("-4.0 / (abs(x) + 0.02)");
+    assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), Some(false));
+    assert!(c.exact_eigenvalues().is_none());
+    // A closed form needs no grid.
+    c.set_potential("harmonic");
+    assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), None);
+}

@@ -30,6 +30,7 @@ pub use evaluate::{below_exact, evaluate_to_target, max_relative_std_error, rela
 pub use figures::slice_points;
 pub use points::{eigenfunctions_at, points_csv, read_points};
 pub use presets::Preset;
+pub use reference::EXPRESSION_REFERENCE_TOLERANCE;
 pub use refit::{readout_refit, ReadoutRefit, READOUT_REL_TOL};
 pub use run::{exchange_parity, refit_proposal, run, PARITY_SAMPLES};
 

@@ -13,8 +13,91 @@ impl SchrodingerConfig {
             "hydrogen" => hydrogen_eigenvalues(self.dim, self.charge, self.kinetic, self.neig),
             "harmonic" => Some(harmonic_eigenvalues(self.dim, self.kinetic, self.neig)),
             "soft-coulomb" | "helium" => self.exact_levels().map(|l| l.0),
-            _ => None,
+            _ => self.expression_reference(),
         }
+    }
+
+    /// The key of this setting's grid references.
+    fn grid_key(&self, n: usize) -> String {
+        format!(
+            "{} {} {} {} {} {} {} {n}",
+            self.potential,
+            self.dim,
+            self.particles,
+            self.charge,
+            self.kinetic,
+            self.half_width,
+            self.neig
+        )
+    }
+
+    /// The grid reference of an expression potential, once
+    /// [`SchrodingerConfig::prepare_expression_reference`] has computed and accepted it in this
+    /// process.
+    fn expression_reference(&self) -> Option<Vec<f64>> {
+        expression_references()
+            .lock()
+            .ok()?
+            .get(&self.grid_key(GRID_REFERENCE_N))
+            .cloned()
+            .flatten()
+    }
+
+    /// For a potential given as an expression (no closed form) on a 1D or 2D configuration
+    /// space without an exchange sector: solves the grid at [`GRID_REFERENCE_N`] and 2n + 1
+    /// points per axis (the expression evaluated on `ctx`) and keeps the Richardson-extrapolated
+    /// eigenvalues as the run's reference when the extrapolation moved each by at most
+    /// [`EXPRESSION_REFERENCE_TOLERANCE`] of max(|E_k|, E_{N−1} − E_0): converging as h², as a
+    /// smooth potential does. A singular one (−1/|x|) converges more slowly and gets no
+    /// reference. Returns `None` where no grid reference applies, else whether one is kept.
+    pub fn prepare_expression_reference(
+        &self,
+        ctx: &std::sync::Arc<crate::gpu::GpuContext>,
+    ) -> Result<Option<bool>> {
+        if self.builtin_potential().is_some()
+            || self.dim > 2
+            || (self.particles > 1 && self.exchange != ExchangeKind::None)
+        {
+            return Ok(None);
+        }
+        let key = self.grid_key(GRID_REFERENCE_N);
+        if let Some(kept) = expression_references()
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(Some(kept.is_some()));
+        }
+        let field = self.potential_field(ctx)?;
+        let n = GRID_REFERENCE_N;
+        let solve = |n: usize| {
+            crate::experiments::grid::solve(
+                &crate::experiments::grid::GridConfig {
+                    dim: self.dim,
+                    n,
+                    half_width: self.half_width,
+                    kinetic: self.kinetic,
+                    neig: self.neig,
+                },
+                &field,
+            )
+        };
+        let (coarse, fine) = (solve(n)?.eigenvalues, solve(2 * n + 1)?.eigenvalues);
+        let e: Vec<f64> = coarse
+            .iter()
+            .zip(&fine)
+            .map(|(c, f)| (4.0 * f - c) / 3.0)
+            .collect();
+        let spread = e[e.len() - 1] - e[0];
+        let converged = e
+            .iter()
+            .zip(&fine)
+            .all(|(x, f)| (x - f).abs() <= EXPRESSION_REFERENCE_TOLERANCE * x.abs().max(spread));
+        let kept = converged.then_some(e);
+        if let Ok(mut c) = expression_references().lock() {
+            c.insert(key, kept.clone());
+        }
+        Ok(Some(kept.is_some()))
     }
 
     /// The two-electron models' reference levels and their exchange parities: the lowest N of
@@ -67,10 +150,7 @@ impl SchrodingerConfig {
         use std::sync::{Mutex, OnceLock};
         type Cached = (Vec<f64>, Vec<f64>);
         static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
-        let key = format!(
-            "{} {} {} {} {} {} {n}",
-            self.potential, self.dim, self.charge, self.kinetic, self.half_width, self.neig
-        );
+        let key = self.grid_key(n);
         let cache = CACHE.get_or_init(Default::default);
         if let Some(v) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(v);
@@ -125,4 +205,18 @@ impl SchrodingerConfig {
         }
         Ok((e, parities))
     }
+}
+
+/// The largest relative move of an eigenvalue by the Richardson step for which
+/// [`SchrodingerConfig::prepare_expression_reference`] keeps an expression potential's grid
+/// reference (a smooth potential's, at the default box and n: ≈ 10⁻⁴).
+pub const EXPRESSION_REFERENCE_TOLERANCE: f64 = 1e-3;
+
+/// Expression potentials' grid references by setting: `None` where the grid had not converged.
+fn expression_references(
+) -> &'static std::sync::Mutex<std::collections::HashMap<String, Option<Vec<f64>>>> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Option<Vec<f64>>>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }

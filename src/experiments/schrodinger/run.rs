@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::{
     below_exact, evaluate_to_target, figures, max_relative_std_error, readout_refit,
-    relative_errors, ReadoutRefit, SamplerKind, SchrodingerConfig,
+    relative_errors, ReadoutRefit, SamplerKind, SchrodingerConfig, EXPRESSION_REFERENCE_TOLERANCE,
+    GRID_REFERENCE_N,
 };
 use crate::error::Result;
 use crate::experiments::training::{self, Heldout, Hooks, Outcome, RunSpec};
@@ -256,6 +257,22 @@ pub fn run(
     resume: Option<TrainerState>,
 ) -> Result<serde_json::Value> {
     cfg.validate()?;
+    let n = GRID_REFERENCE_N;
+    match cfg.prepare_expression_reference(&ctx) {
+        Ok(Some(true)) => eprintln!(
+            "reference: the finite-difference grid at {n} and {} points per axis, \
+             Richardson-extrapolated",
+            2 * n + 1
+        ),
+        Ok(Some(false)) => eprintln!(
+            "no reference: the grid's eigenvalues moved by more than {}% from {n} to {} points \
+             per axis (a singular potential?)",
+            100.0 * EXPRESSION_REFERENCE_TOLERANCE,
+            2 * n + 1
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!("no reference: the grid failed: {e}"),
+    }
     let mut trainer = new_trainer(&ctx, cfg)?;
     if let Some(state) = &resume {
         trainer.restore(state)?;
@@ -413,6 +430,13 @@ fn metrics(
     }
     if let Some(e) = &exact {
         metrics["exact_eigenvalues"] = serde_json::json!(e);
+        if cfg.builtin_potential().is_none() {
+            metrics["exact_source"] = serde_json::json!(format!(
+                "finite-difference grid at {GRID_REFERENCE_N} and {} points per axis, \
+                 Richardson-extrapolated",
+                2 * GRID_REFERENCE_N + 1
+            ));
+        }
         metrics["relative_errors_diag"] = serde_json::json!(relative_errors(&eval.lambda_diag, e));
         metrics["below_exact_by_2_std_errors"] = serde_json::json!(below_exact(
             &eval.eigenvalues,
