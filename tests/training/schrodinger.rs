@@ -611,7 +611,10 @@ fn an_expression_potential_gets_the_grid_s_extrapolated_reference_when_it_conver
     c.set_potential("x * x * x * x");
     c.half_width = 5.0;
     c.neig = 3;
-    assert!(c.exact_eigenvalues().is_none(), "nothing before the grid ran");
+    assert!(
+        c.exact_eigenvalues().is_none(),
+        "nothing before the grid ran"
+    );
     assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), Some(true));
     let e = c.exact_eigenvalues().unwrap();
     for (got, want) in e.iter().zip([1.0603620904, 3.7996730298, 7.4556979380]) {
