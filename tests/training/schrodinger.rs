@@ -625,6 +625,12 @@ fn an_expression_potential_gets_the_grid_s_extrapolated_reference_when_it_conver
     c.set_potential("-4.0 / (abs(x) + 0.02)");
     assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), Some(false));
     assert!(c.exact_eigenvalues().is_none());
+    // Without the envelope the network has no zero boundary, which the grid's reference has.
+    c.set_potential("x * x * x * x");
+    c.envelope = false;
+    assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), None);
+    assert!(c.exact_eigenvalues().is_none());
+    c.envelope = true;
     // A closed form needs no grid.
     c.set_potential("harmonic");
     assert_eq!(c.prepare_expression_reference(&ctx).unwrap(), None);

@@ -4,6 +4,7 @@
 use super::config::*;
 use super::{harmonic_eigenvalues, hydrogen_eigenvalues};
 use crate::error::Result;
+use crate::experiments::grid::{self, GridConfig, GridResult};
 
 impl SchrodingerConfig {
     /// The closed-form eigenvalues, where known (hydrogen in 2D/3D, the isotropic oscillator),
@@ -31,10 +32,35 @@ impl SchrodingerConfig {
         )
     }
 
+    /// The grid's solutions for the potential `field` in this box at `n` and 2n + 1 points per
+    /// axis.
+    fn grid_pair(
+        &self,
+        field: &crate::operators::ScalarField,
+        n: usize,
+    ) -> Result<(GridResult, GridResult)> {
+        let solve = |n: usize| {
+            grid::solve(
+                &GridConfig {
+                    dim: self.dim,
+                    n,
+                    half_width: self.half_width,
+                    kinetic: self.kinetic,
+                    neig: self.neig,
+                },
+                field,
+            )
+        };
+        Ok((solve(n)?, solve(2 * n + 1)?))
+    }
+
     /// The grid reference of an expression potential, once
     /// [`SchrodingerConfig::prepare_expression_reference`] has computed and accepted it in this
     /// process.
     fn expression_reference(&self) -> Option<Vec<f64>> {
+        if !self.envelope {
+            return None;
+        }
         expression_references()
             .lock()
             .ok()?
@@ -44,7 +70,8 @@ impl SchrodingerConfig {
     }
 
     /// For a potential given as an expression (no closed form) on a 1D or 2D configuration
-    /// space without an exchange sector: solves the grid at [`GRID_REFERENCE_N`] and 2n + 1
+    /// space without an exchange sector, with the box envelope (the grid's zero boundary):
+    /// solves the grid at [`GRID_REFERENCE_N`] and 2n + 1
     /// points per axis (the expression evaluated on `ctx`) and keeps the Richardson-extrapolated
     /// eigenvalues as the run's reference when the extrapolation moved each by at most
     /// [`EXPRESSION_REFERENCE_TOLERANCE`] of max(|E_k|, E_{N−1} − E_0): converging as h², as a
@@ -55,6 +82,7 @@ impl SchrodingerConfig {
         ctx: &std::sync::Arc<crate::gpu::GpuContext>,
     ) -> Result<Option<bool>> {
         if self.builtin_potential().is_some()
+            || !self.envelope
             || self.dim > 2
             || (self.particles > 1 && self.exchange != ExchangeKind::None)
         {
@@ -69,25 +97,9 @@ impl SchrodingerConfig {
             return Ok(Some(kept.is_some()));
         }
         let field = self.potential_field(ctx)?;
-        let n = GRID_REFERENCE_N;
-        let solve = |n: usize| {
-            crate::experiments::grid::solve(
-                &crate::experiments::grid::GridConfig {
-                    dim: self.dim,
-                    n,
-                    half_width: self.half_width,
-                    kinetic: self.kinetic,
-                    neig: self.neig,
-                },
-                &field,
-            )
-        };
-        let (coarse, fine) = (solve(n)?.eigenvalues, solve(2 * n + 1)?.eigenvalues);
-        let e: Vec<f64> = coarse
-            .iter()
-            .zip(&fine)
-            .map(|(c, f)| (4.0 * f - c) / 3.0)
-            .collect();
+        let (coarse, fine) = self.grid_pair(&field, GRID_REFERENCE_N)?;
+        let fine = fine.eigenvalues;
+        let e = richardson(&coarse.eigenvalues, &fine);
         let spread = e[e.len() - 1] - e[0];
         let converged = e
             .iter()
@@ -161,19 +173,7 @@ impl SchrodingerConfig {
                 self.potential
             ))
         })?;
-        let solve = |n: usize| {
-            crate::experiments::grid::solve(
-                &crate::experiments::grid::GridConfig {
-                    dim: self.dim,
-                    n,
-                    half_width: self.half_width,
-                    kinetic: self.kinetic,
-                    neig: self.neig,
-                },
-                &v,
-            )
-        };
-        let (coarse, fine) = (solve(n)?, solve(2 * n + 1)?);
+        let (coarse, fine) = self.grid_pair(&v, n)?;
         let m = 2 * n + 1;
         let parities: Vec<f64> = if self.particles == 2 && self.dim == 2 {
             fine.eigenvectors
@@ -193,13 +193,7 @@ impl SchrodingerConfig {
         } else {
             Vec::new()
         };
-        let (coarse, fine) = (coarse.eigenvalues, fine.eigenvalues);
-        let e: Vec<f64> = coarse
-            .iter()
-            .zip(&fine)
-            .map(|(c, f)| (4.0 * f - c) / 3.0)
-            .take(self.neig)
-            .collect();
+        let e = richardson(&coarse.eigenvalues, &fine.eigenvalues);
         if let Ok(mut c) = cache.lock() {
             c.insert(key, (e.clone(), parities.clone()));
         }
@@ -219,4 +213,14 @@ fn expression_references(
         std::sync::Mutex<std::collections::HashMap<String, Option<Vec<f64>>>>,
     > = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
+}
+
+/// Richardson's extrapolation of second-order values at spacings 2h (`coarse`) and h (`fine`):
+/// (4 fine − coarse)/3.
+fn richardson(coarse: &[f64], fine: &[f64]) -> Vec<f64> {
+    coarse
+        .iter()
+        .zip(fine)
+        .map(|(c, f)| (4.0 * f - c) / 3.0)
+        .collect()
 }
