@@ -13,9 +13,26 @@ fn main() {
     #[cfg(unix)]
     join_launcher();
     if let Err(e) = cli::run() {
-        spectral_inference::spin::parallel::note(&format!("error: {e:#}"));
+        spectral_inference::spin::parallel::note(&format!("error: {}", describe(&e)));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message already
+/// holds (a library error that prints its source, such as a file's OS error, would repeat it).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Under an MPI launcher: initialises MPI, makes its ranks the process's workers, and silences

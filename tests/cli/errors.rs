@@ -68,6 +68,11 @@ fn matrix_file_errors_are_clear() {
         err.contains("/nonexistent/m.csv") && err.contains("No such file"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("No such file").count(),
+        1,
+        "the OS error once, not once per cause: {err}"
+    );
 }
 
 #[test]
