@@ -202,14 +202,15 @@ fn print_results(m: &serde_json::Value) {
     let errors = list(&m["exact"]["relative_errors"]);
     let r2 = list(&m["exact"]["subspace"]["r2"]);
     let linear = list(&m["linear_eigenvalues"]);
+    let nodes = list(&m["exact"]["participation"]);
     println!(
-        "{:>3}  {:>12}  {:>12}  {:>12}  {:>9}  {:>7}  {:>12}",
-        "k", "λ (ours)", "trained net", "exact", "rel. err", "R²", "linear"
+        "{:>3}  {:>12}  {:>12}  {:>12}  {:>9}  {:>7}  {:>7}  {:>12}",
+        "k", "λ (ours)", "trained net", "exact", "rel. err", "R²", "nodes", "linear"
     );
     for k in 0..ours.len() {
         let cell = |v: &[f64], p: usize| v.get(k).map_or("—".to_string(), |x| format!("{x:.p$}"));
         println!(
-            "{k:>3}  {:>12}  {:>12}  {:>12}  {:>8}%  {:>7}  {:>12}",
+            "{k:>3}  {:>12}  {:>12}  {:>12}  {:>8}%  {:>7}  {:>7}  {:>12}",
             cell(&ours, 6),
             cell(&trained, 6),
             cell(&exact, 6),
@@ -217,14 +218,21 @@ fn print_results(m: &serde_json::Value) {
                 .get(k)
                 .map_or("—".to_string(), |e| format!("{:.3}", 100.0 * e)),
             cell(&r2, 4),
+            cell(&nodes, 0),
             cell(&linear, 6)
         );
     }
+    let n = m["nodes"].as_u64().unwrap_or(0) as usize;
+    for (k, p) in graph::exact::node_level_misses(&r2, &nodes, n) {
+        println!(
+            "exact mode {k} lives on ≈ {p:.0} of {n} nodes (a weakly attached group, e.g. an outlier): a node-level mode, which no smooth function of the features follows; the learned functions go on to the next smooth one (docs/results/graph.md)"
+        );
+    }
     println!(
-        "read-out: {}; {} steps at {:.1} steps/s on {}",
+        "read-out: {}; {} steps ({}) on {}",
         m["readout"].as_str().unwrap_or("?"),
         m["steps"],
-        m["steps_per_second"].as_f64().unwrap_or(0.0),
+        super::rate(m, 1),
         m["adapter"].as_str().unwrap_or("?")
     );
 }

@@ -200,3 +200,60 @@ pub fn subspace_fit(u: &[f64], k: usize, exact: &[Vec<f64>], w: &[f64]) -> Resul
         r2,
     })
 }
+
+/// How many nodes carry a function f on the graph: the participation number
+/// (Σᵢ wᵢfᵢ²)² / Σᵢ (wᵢfᵢ²)², n for a function spread evenly over n equally weighted nodes, 1 for
+/// one node. An exact eigenvector carried by a handful of nodes (a weakly attached outlier of a
+/// kNN graph) is a node-level mode that no smooth function of the features follows.
+pub fn participation(f: &[f64], w: &[f64]) -> f64 {
+    let (s, s2) = f.iter().zip(w).fold((0.0, 0.0), |(s, s2), (v, w)| {
+        let m = w * v * v;
+        (s + m, s2 + m * m)
+    });
+    if s2 > 0.0 {
+        s * s / s2
+    } else {
+        0.0
+    }
+}
+
+/// Exact modes that the learned span misses (R² below one half) and that fewer than 2 % of the
+/// nodes carry: (mode, participation) — the ones to put down to the graph, not the training.
+pub fn node_level_misses(r2: &[f64], participation: &[f64], nodes: usize) -> Vec<(usize, f64)> {
+    r2.iter()
+        .zip(participation)
+        .enumerate()
+        .filter(|(_, (r, p))| **r < 0.5 && **p < 0.02 * nodes as f64)
+        .map(|(k, (_, p))| (k, *p))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn participation_counts_the_nodes_a_function_lives_on() {
+        let w = vec![1.0; 100];
+        let even = vec![0.3; 100];
+        assert!((participation(&even, &w) - 100.0).abs() < 1e-9);
+        let mut delta = vec![0.0; 100];
+        delta[17] = 2.0;
+        assert!((participation(&delta, &w) - 1.0).abs() < 1e-12);
+        let mut half = vec![0.0; 100];
+        half[..25].fill(1.0);
+        assert!((participation(&half, &w) - 25.0).abs() < 1e-9);
+        // The node weights count: one heavy node among even values carries most of the mass.
+        let mut heavy = vec![1.0; 100];
+        heavy[0] = 1000.0;
+        assert!(participation(&even, &heavy) < 1.3);
+        assert_eq!(participation(&[0.0; 4], &[1.0; 4]), 0.0);
+    }
+
+    #[test]
+    fn only_missed_and_localised_modes_are_put_down_to_the_graph() {
+        let r2 = [1.0, 0.99, 0.14, 0.2, 0.9];
+        let p = [2000.0, 1800.0, 4.0, 900.0, 3.0];
+        assert_eq!(node_level_misses(&r2, &p, 2150), vec![(2, 4.0)]);
+    }
+}

@@ -119,7 +119,7 @@ pub fn run(
         "evaluation_seconds": eval_seconds,
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
-        "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "steps_per_second": outcome.steps_per_second(&model.trainer),
         "guard": outcome.guard_metrics(&model.trainer),
         "degenerate_batches": model.trainer.degenerate_batches,
         "stopped_by_time_limit": outcome.stopped_by_time,
@@ -252,6 +252,8 @@ fn exact_reference(
                 None => None,
             };
             let scale = ev.get(1).copied().unwrap_or(1.0).abs().max(1e-300);
+            let participation: Vec<f64> =
+                vecs.iter().map(|f| exact::participation(f, &w)).collect();
             let reference = serde_json::json!({
                 "solver": "faer Krylov–Schur (partial_self_adjoint_eigen), f64",
                 "eigenvalues": ev,
@@ -262,6 +264,8 @@ fn exact_reference(
                 }).collect::<Vec<_>>(),
                 "subspace": fit,
                 "trained_network_subspace": trained_fit,
+                // How many nodes carry each exact eigenvector (participation number).
+                "participation": participation,
             });
             Ok((reference, Some(ev)))
         }
