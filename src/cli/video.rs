@@ -91,9 +91,10 @@ pub struct VideoArgs {
     /// After training, refit the read-out by Rayleigh–Ritz of the slowness on the span of the
     /// last hidden layer and the leading 256, 64, 16 or 0 whitened principal coordinates, or on
     /// the coordinates alone, over the training inputs; the one slowest on a validation split
-    /// (every 10th block of 200 inputs) replaces the trained read-out if it is slower there,
-    /// refitted on every training input (all reported): true or false [default: true; paper,
-    /// atari-reference false].
+    /// (every 10th block of 200 inputs) replaces the trained read-out if it is slower there by
+    /// more than one standard error of the difference (jackknife over runs of 50 validation
+    /// inputs), refitted on every training input (all reported): true or false [default: true;
+    /// paper, atari-reference false].
     #[arg(long)]
     readout_refit: Option<bool>,
     /// Evaluate the held-out curve (the trained network's Δ-values on the first 1000 held-out
@@ -270,10 +271,10 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) {
         println!("  ({note})");
     }
     println!(
-        "{} steps in {:.1} s ({:.2} steps/s); wrote {}",
+        "{} steps in {:.1} s ({}); wrote {}",
         m["steps"],
         m["wall_seconds"].as_f64().unwrap_or(0.0),
-        m["steps_per_second"].as_f64().unwrap_or(0.0),
+        super::rate(m, 2),
         out.display()
     );
 }

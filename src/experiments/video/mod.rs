@@ -26,8 +26,9 @@ pub const SUCCESSOR_GAMMA: f64 = 0.99;
 pub use evaluate::{yardsticks, Yardsticks};
 pub use features::{features, features_csv, features_npy};
 pub use refit::{
-    fit_readout, fit_validation, Refit, RefitCandidate, RefitReport, TrainingCoordinates,
-    VideoReadout, REFIT_REL_TOL, VALIDATION_BLOCK,
+    fit_readout, fit_validation, paired_jackknife_se, Refit, RefitCandidate, RefitReport,
+    TrainingCoordinates, VideoReadout, JACKKNIFE_UNIT, REFIT_REL_TOL, VALIDATION_BLOCK,
+    VALIDATION_MARGIN_SE,
 };
 pub use run::{load_split, model, run, Split, VideoModel};
 pub use sampler::ClipSampler;

@@ -221,15 +221,29 @@ fn refit_readout(
         .iter()
         .map(|c| format!("{}+{}: {:.5}", c.hidden_units, c.coordinates, c.validation))
         .collect();
+    let best = report
+        .candidates
+        .iter()
+        .map(|c| c.validation)
+        .fold(f64::INFINITY, f64::min);
     eprintln!(
-        "read-out refit ({:.1} s; validation Δ-sums of hidden units + whitened coordinates {}; trained network {:.5}): {}",
+        "read-out refit ({:.1} s; validation Δ-sums of hidden units + whitened coordinates {}; trained network {:.5}{}): {}",
         report.seconds,
         tried.join(", "),
         report.validation_trained,
+        report
+            .validation_difference_se
+            .map_or(String::new(), |se| format!(
+                "; standard error of the difference {se:.5}"
+            )),
         match report.chosen {
             Some(i) => format!(
                 "kept {} + {}",
                 report.candidates[i].hidden_units, report.candidates[i].coordinates
+            ),
+            None if best < report.validation_trained => format!(
+                "not kept: slower than the trained read-out by less than {} standard error(s)",
+                super::VALIDATION_MARGIN_SE
             ),
             None => "not kept: the trained read-out is slower".into(),
         }
@@ -326,7 +340,7 @@ pub fn run(
         "note": eval.note,
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
-        "steps_per_second": outcome.steps(&model.trainer) as f64 / outcome.wall.max(1e-9),
+        "steps_per_second": outcome.steps_per_second(&model.trainer),
         "guard": outcome.guard_metrics(&model.trainer),
         "clipped_updates": model.trainer.optimizer.clipped,
         "degenerate_batches": model.trainer.degenerate_batches,
