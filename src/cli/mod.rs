@@ -122,6 +122,15 @@ fn command_line() -> String {
         .join(" ")
 }
 
+/// A run's `steps_per_second` for the closing line: "N steps/s", or that this invocation took no
+/// step (a finished run resumed only to be evaluated again).
+fn rate(m: &serde_json::Value, decimals: usize) -> String {
+    match m["steps_per_second"].as_f64() {
+        Some(r) => format!("{r:.decimals$} steps/s"),
+        None => "no training step in this invocation".into(),
+    }
+}
+
 /// Writes `report.html` into a run folder and says where.
 fn report(dir: &std::path::Path) -> Result<()> {
     let path = spectral_inference::experiments::report::write(dir, &command_line())?;

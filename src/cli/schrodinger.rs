@@ -455,10 +455,10 @@ fn print_results(m: &serde_json::Value, out: &std::path::Path) -> Result<()> {
         ),
     }
     println!(
-        "{} steps in {:.1} s ({:.1} steps/s); wrote {}",
+        "{} steps in {:.1} s ({}); wrote {}",
         m["steps"],
         m["wall_seconds"].as_f64().unwrap_or(0.0),
-        m["steps_per_second"].as_f64().unwrap_or(0.0),
+        super::rate(m, 1),
         out.display()
     );
     Ok(())

@@ -109,6 +109,13 @@ impl Outcome {
                 .sum::<u64>()
     }
 
+    /// Steps per second of this invocation's training; none when it took no step (a finished
+    /// run resumed only to be evaluated again).
+    pub fn steps_per_second(&self, trainer: &Trainer) -> Option<f64> {
+        let steps = self.steps(trainer);
+        (steps > 0 && self.wall > 0.0).then(|| steps as f64 / self.wall)
+    }
+
     /// The guard's part of `metrics.json`: its tolerance (0: off), the rollbacks and the
     /// learning-rate factor the run ended with.
     pub fn guard_metrics(&self, trainer: &Trainer) -> serde_json::Value {

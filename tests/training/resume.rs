@@ -354,6 +354,15 @@ fn a_resumed_run_counts_its_earlier_training_time() {
     assert_eq!(again.step, 30, "trained on past a time limit already spent");
     assert!(again.train_seconds >= state.train_seconds);
     assert!(stopped_by_time_limit(&dir));
+    // An invocation that took no step has no rate (not 0 steps/s).
+    let metrics = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+    };
+    assert!(
+        metrics(&dir)["steps_per_second"].is_null(),
+        "{}",
+        metrics(&dir)["steps_per_second"]
+    );
     // A time limit without --steps: the limit alone ends the run, past the 30 steps it was
     // configured with.
     let limit = format!("{}", again.train_seconds + 1.0);
@@ -362,4 +371,5 @@ fn a_resumed_run_counts_its_earlier_training_time() {
     assert!(last.step > 30, "stopped at step {}", last.step);
     assert!(last.train_seconds >= again.train_seconds + 1.0);
     assert!(stopped_by_time_limit(&dir));
+    assert!(metrics(&dir)["steps_per_second"].as_f64().unwrap() > 0.0);
 }
