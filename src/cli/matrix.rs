@@ -32,9 +32,12 @@ pub struct MatrixArgs {
     /// Training steps.
     #[arg(long, default_value_t = 3000)]
     steps: u64,
-    /// Samples per step (halves form the pairs of the kernel); 0: all n² pairs every step (exact).
-    #[arg(long, default_value_t = 1024)]
-    batch: usize,
+    /// Samples per step (halves form the pairs of the kernel); 0: all n² pairs every step (exact)
+    /// [default: 0 when n² ≤ 1024 — every pair costs no more than a sampled batch and leaves no
+    /// sampling noise (the 20×20 example: 0.000 % against 0.009–0.052 % sampled, and faster) —
+    /// else 1024].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Moving-average rate β of Σ̄ and J̄ (1: none).
     #[arg(long, default_value_t = 0.1)]
     beta: f64,
@@ -52,6 +55,19 @@ pub struct MatrixArgs {
     optimiser: OptimiserArgs,
 }
 
+/// Sampled samples per step on a matrix too large for every pair.
+const SAMPLED_BATCH: usize = 1024;
+
+/// `--batch`'s default for an n×n matrix: every pair (0) when there are no more of them than a
+/// sampled batch has samples, else a sampled batch.
+fn default_batch(n: usize) -> usize {
+    if n * n <= SAMPLED_BATCH {
+        0
+    } else {
+        SAMPLED_BATCH
+    }
+}
+
 /// Learns the eigenpairs, writes `metrics.json` and prints the table.
 pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
     let m = matrix::read_matrix_csv(&args.file)?;
@@ -62,23 +78,21 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
             args.neig
         );
     }
-    if args.batch == 1 || !args.batch.is_multiple_of(2) {
-        bail!(
-            "--batch must be even (its halves form the pairs), or 0 for all pairs; got {}",
-            args.batch
-        );
+    let batch = args.batch.unwrap_or(default_batch(n));
+    if batch == 1 || !batch.is_multiple_of(2) {
+        bail!("--batch must be even (its halves form the pairs), or 0 for all pairs; got {batch}");
     }
     let mut optimizer = OptimizerConfig::new(OptimizerKind::Adam, 0.01);
     optimizer.schedule = Schedule::Cosine;
     args.optimiser.apply(&mut optimizer);
     let config = TrainConfig {
         beta: args.beta,
-        batch: args.batch,
+        batch,
         steps: args.steps,
         seed: args.seed,
         optimizer,
         eigen_ema: 0.01,
-        exhaustive: args.batch == 0,
+        exhaustive: batch == 0,
         shift: 0.0,
         gauge: args.gauge,
         objective: args.objective,
@@ -89,10 +103,15 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
     let ctx = super::context(cli)?;
     eprintln!("adapter: {}", ctx.adapter().name);
     eprintln!(
-        "matrix {n}×{n} from {}, {} lowest eigenpairs, {} steps",
+        "matrix {n}×{n} from {}, {} lowest eigenpairs, {} steps, {}",
         args.file.display(),
         args.neig,
-        args.steps
+        args.steps,
+        if batch == 0 {
+            format!("all {} pairs each step", n * n)
+        } else {
+            format!("{batch} samples ({} pairs) a step", batch / 2)
+        }
     );
     let start = std::time::Instant::now();
     let mut progress = Progress::new(Some(args.steps), None, 0);
@@ -133,4 +152,14 @@ pub fn run(cli: &Cli, args: &MatrixArgs) -> Result<()> {
         path.display()
     );
     super::report(&args.out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn small_matrices_take_every_pair_by_default() {
+        assert_eq!(super::default_batch(20), 0);
+        assert_eq!(super::default_batch(32), 0);
+        assert_eq!(super::default_batch(33), 1024);
+    }
 }

@@ -1,4 +1,5 @@
-//! `spin matrix` end to end: a random symmetric 20×20 matrix, its 4 lowest eigenpairs within 1 %.
+//! `spin matrix` end to end: a random symmetric 20×20 matrix, its 4 lowest eigenpairs — with
+//! every pair each step (the default up to 32×32) to 10⁻⁴, with a sampled batch within 1 %.
 
 use std::process::Command;
 
@@ -43,6 +44,37 @@ fn spin_matrix_random_symmetric_20() {
         learned.windows(2).all(|w| w[0] <= w[1]),
         "learned eigenvalues not ascending: {learned:?}"
     );
+    // A 20×20 matrix has 400 pairs, fewer than a sampled batch's 1024 samples: every pair each
+    // step, no sampling noise, so the learned values are the exact ones.
+    assert_eq!(m["config"]["exhaustive"], true, "{}", m["config"]);
+    for (k, (a, b)) in learned.iter().zip(&exact).enumerate() {
+        assert!((a - b).abs() / b.abs() < 1e-4, "eigenvalue {k}: {a} vs {b}");
+    }
+    // A sampled batch, asked for: within 1 %.
+    let sampled = out_dir.join("sampled");
+    let out = Command::new(env!("CARGO_BIN_EXE_spin"))
+        .args([
+            "matrix",
+            "--file",
+            "assets/random-symmetric-20.csv",
+            "--batch",
+            "1024",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&sampled)
+        .output()
+        .expect("running spin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sampled.join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["config"]["exhaustive"], false);
+    let learned: Vec<f64> = serde_json::from_value(m["eigenvalues"].clone()).unwrap();
     for (k, (a, b)) in learned.iter().zip(&exact).enumerate() {
         assert!((a - b).abs() / b.abs() < 0.01, "eigenvalue {k}: {a} vs {b}");
     }
