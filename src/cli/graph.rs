@@ -57,6 +57,13 @@ pub struct GraphArgs {
     /// [default: one episode].
     #[arg(long, requires = "sequence")]
     episode_starts: Option<PathBuf>,
+    /// With --sequence: a held-out time series of the same features (one episode); each learned
+    /// feature's λ along it (coefficients fixed, its own mean and variance there), beside linear
+    /// SFA's fitted on the training series. The training series' own values can sit below the
+    /// process's, a flexible network fitting that one path (15 % on an Ornstein–Uhlenbeck
+    /// series, docs/results/graph.md); these cannot [default: none].
+    #[arg(long, requires = "sequence")]
+    test_sequence: Option<PathBuf>,
     /// Nodes outside the graph (same features): their eigenfunction values go to
     /// test-eigenfunctions.csv; with --knn also checked against the exact eigenvectors of the
     /// kNN graph of all nodes [default: none].
@@ -118,6 +125,7 @@ fn new_config(a: &GraphArgs) -> Result<GraphConfig> {
     };
     let mut cfg = GraphConfig::ours(nodes, edges);
     cfg.test_nodes = a.test_nodes.clone();
+    cfg.test_sequence = a.test_sequence.clone();
     set!(cfg.laplacian, a.laplacian);
     set!(cfg.neig, a.neig);
     set!(cfg.train.batch, a.batch);
@@ -230,6 +238,29 @@ fn print_results(m: &serde_json::Value) {
         println!(
             "exact mode {k} lives on ≈ {p:.0} of {n} nodes (a weakly attached group, e.g. an outlier): a node-level mode, which no smooth function of the features follows; the learned functions go on to the next smooth one (docs/results/graph.md)"
         );
+    }
+    let t = &m["test_sequence"];
+    if t.is_object() {
+        let show = |v: &serde_json::Value| {
+            list(v)
+                .iter()
+                .map(|x| format!("{x:.6}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "held-out series ({} rows): λ {}  (sum {:.6})",
+            t["rows"],
+            show(&t["eigenvalues"]),
+            t["sum"].as_f64().unwrap_or(f64::NAN)
+        );
+        if t["linear_eigenvalues"].is_array() {
+            println!(
+                "  linear SFA fitted on the training series: λ {}  (sum {:.6})",
+                show(&t["linear_eigenvalues"]),
+                t["linear_sum"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
     }
     println!(
         "read-out: {}; {} steps ({}) on {}",

@@ -531,6 +531,78 @@ fn spin_graph_rejects_bad_input_clearly() {
     }
 }
 
+/// `--test-sequence`: every learned feature's λ along a held-out series (the constant's 0), and
+/// linear SFA's fitted on the training series, which on (cos ωt, sin ωt) is 1 − cos ω for both
+/// directions on any series of that frequency; a held-out series with other features, or one
+/// without `--sequence`, is refused.
+#[test]
+fn a_held_out_series_gets_each_features_lambda() {
+    let dir = temp_dir("test-sequence");
+    let series = |phase: f64| -> String {
+        (0..2000)
+            .map(|t| {
+                let a = 0.05 * t as f64 + phase;
+                format!("{},{}\n", a.cos(), a.sin())
+            })
+            .collect()
+    };
+    let train = write(&dir, "train.csv", &series(0.0));
+    let test = write(&dir, "test.csv", &series(1.3));
+    let other = write(&dir, "other.csv", "1,2,3\n4,5,6\n");
+    let out = dir.join("out");
+    let run = |test: &std::path::Path, sequence: bool| {
+        let mut args = vec!["graph", "--nodes", train.to_str().unwrap()];
+        if sequence {
+            args.push("--sequence");
+        } else {
+            args.extend(["--knn", "3"]);
+        }
+        args.extend([
+            "--test-sequence",
+            test.to_str().unwrap(),
+            "--neig",
+            "3",
+            "--hidden",
+            "16",
+            "--steps",
+            "60",
+            "--heldout-every",
+            "0",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        spin(&args)
+    };
+    let o = run(&test, true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let t = &m["test_sequence"];
+    assert_eq!(t["rows"], 2000, "{t}");
+    let ours: Vec<f64> = serde_json::from_value(t["eigenvalues"].clone()).unwrap();
+    assert_eq!(ours.len(), 3);
+    assert_eq!(ours[0], 0.0, "the constant: {ours:?}");
+    assert!(ours.iter().all(|l| l.is_finite() && *l >= 0.0), "{ours:?}");
+    let sum: f64 = ours.iter().sum();
+    assert!((t["sum"].as_f64().unwrap() - sum).abs() < 1e-12);
+    let linear: Vec<f64> = serde_json::from_value(t["linear_eigenvalues"].clone()).unwrap();
+    let want = 1.0 - 0.05f64.cos();
+    assert_eq!(linear[0], 0.0);
+    for l in &linear[1..] {
+        assert!((l - want).abs() < 0.02 * want, "{linear:?} vs {want}");
+    }
+    let o = run(&other, true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("held-out series has 3 features"),
+        "{err}"
+    );
+    let o = run(&test, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--sequence"), "{err}");
+}
+
 /// The exact evaluation reads the 128-wide last hidden layer at every node: an evaluation
 /// engine's per-chunk N×N statistics grow with N² per row, so 70 000 nodes take more than one
 /// piece on a 128 MiB binding limit; the pieces give the same values as a small batch.

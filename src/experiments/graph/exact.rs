@@ -217,6 +217,33 @@ pub fn participation(f: &[f64], w: &[f64]) -> f64 {
     }
 }
 
+/// λ of fixed features along one time series (`f`: `rows` × `n`, row-major): each column's mean
+/// squared step over twice its variance on the series — λ = Δ/2 as `--sequence` defines it,
+/// with no refitting on the series; 0 for a column that is constant there up to f32 rounding
+/// (standard deviation below 10⁻⁵ of its mean: the constant eigenfunction as a network computes
+/// it, whose rounding noise alone would give any λ).
+pub fn sequence_lambdas(f: &[f64], rows: usize, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|k| {
+            if rows < 2 {
+                return f64::NAN;
+            }
+            let col = |t: usize| f[t * n + k];
+            let mean = (0..rows).map(col).sum::<f64>() / rows as f64;
+            let var = (0..rows).map(|t| (col(t) - mean).powi(2)).sum::<f64>() / rows as f64;
+            let step = (1..rows)
+                .map(|t| (col(t) - col(t - 1)).powi(2))
+                .sum::<f64>()
+                / (rows - 1) as f64;
+            if var <= 1e-10 * mean * mean || var == 0.0 {
+                0.0
+            } else {
+                step / (2.0 * var)
+            }
+        })
+        .collect()
+}
+
 /// Exact modes that the learned span misses (R² below one half) and that fewer than 2 % of the
 /// nodes carry: (mode, participation) — the ones to put down to the graph, not the training.
 pub fn node_level_misses(r2: &[f64], participation: &[f64], nodes: usize) -> Vec<(usize, f64)> {
@@ -248,6 +275,33 @@ mod tests {
         heavy[0] = 1000.0;
         assert!(participation(&even, &heavy) < 1.3);
         assert_eq!(participation(&[0.0; 4], &[1.0; 4]), 0.0);
+    }
+
+    /// A sampled cosine of frequency ω has λ = 1 − cos ω; a constant column 0; a column that
+    /// alternates in sign has the largest λ a unit-variance feature can have on a path, 2.
+    #[test]
+    fn sequence_lambdas_of_known_series() {
+        let rows = 20_000;
+        let f: Vec<f64> = (0..rows)
+            .flat_map(|t| {
+                let t = t as f64;
+                let wiggle = 1e-7 * (1.7 * t).sin();
+                [
+                    3.0 + wiggle,
+                    (0.1 * t).cos(),
+                    if (t as usize).is_multiple_of(2) {
+                        1.0
+                    } else {
+                        -1.0
+                    },
+                ]
+            })
+            .collect();
+        let l = sequence_lambdas(&f, rows, 3);
+        assert_eq!(l[0], 0.0, "a constant up to rounding");
+        assert!((l[1] - (1.0 - 0.1f64.cos())).abs() < 1e-5, "{}", l[1]);
+        assert!((l[2] - 2.0).abs() < 1e-3, "{}", l[2]);
+        assert!(sequence_lambdas(&f[..3], 1, 3)[1].is_nan());
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct GraphConfig {
     pub edges: EdgeSource,
     /// Nodes not in the graph, whose eigenfunction values are reported (out of sample).
     pub test_nodes: Option<PathBuf>,
+    /// With `--sequence`: a held-out time series of the same features, on which each kept
+    /// feature's λ, and linear SFA's fitted on the training series, are measured.
+    #[serde(default)]
+    pub test_sequence: Option<PathBuf>,
     /// Which Laplacian.
     pub laplacian: Form,
     /// Eigenfunctions N, the constant one (λ₀ = 0) included when `constant_first`.
@@ -87,6 +91,7 @@ impl GraphConfig {
             nodes,
             edges,
             test_nodes: None,
+            test_sequence: None,
             laplacian: Form::RandomWalk,
             neig: 9,
             constant_first: true,
@@ -144,6 +149,9 @@ impl GraphConfig {
                 },
                 self.train.batch
             ));
+        }
+        if self.test_sequence.is_some() && !matches!(self.edges, EdgeSource::Sequence(_)) {
+            return bad("--test-sequence needs --sequence (a held-out time series)".into());
         }
         if let EdgeSource::Knn { k, .. } = self.edges {
             if k == 0 {

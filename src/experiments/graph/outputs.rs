@@ -9,6 +9,64 @@ use super::{EdgeSource, GraphConfig};
 use crate::data::graph::{self, Graph};
 use crate::error::{Result, SpinError};
 use crate::experiments::training;
+/// With `--test-sequence`: each kept feature's λ along the held-out series (fixed coefficients,
+/// its own mean and variance there; [`exact::sequence_lambdas`]) and linear SFA's, fitted on the
+/// training series (`linear`: its coefficients on [1, standardised features]). Null without one.
+pub(super) fn held_out_sequence(
+    model: &mut GraphModel,
+    cfg: &GraphConfig,
+    graph: &Graph,
+    linear: Option<&nalgebra::DMatrix<f64>>,
+) -> Result<serde_json::Value> {
+    let Some(path) = &cfg.test_sequence else {
+        return Ok(serde_json::Value::Null);
+    };
+    let t = graph::read_nodes(path)?;
+    if t.cols != graph.dim {
+        return Err(SpinError::Config(format!(
+            "{}: the held-out series has {} features, the training series {}",
+            path.display(),
+            t.cols,
+            graph.dim
+        )));
+    }
+    if t.rows < 2 {
+        return Err(SpinError::Config(format!(
+            "{}: a held-out series needs at least 2 rows, got {}",
+            path.display(),
+            t.rows
+        )));
+    }
+    let n = cfg.neig;
+    let f = model.eigenfunctions(&t.values)?;
+    let mut ours = exact::sequence_lambdas(&f, t.rows, n);
+    if cfg.constant_first {
+        // The first eigenfunction is the constant (λ₀ = 0); the Ritz vector that stands for it
+        // may carry a trace of the hidden units, whose ratio of tiny step to tiny variance on
+        // another series would mean nothing.
+        ours[0] = 0.0;
+    }
+    let linear_values = linear.map(|c| {
+        let basis = super::run::linear_basis(model, &t.values, t.cols);
+        let b = nalgebra::DMatrix::from_row_slice(t.rows, t.cols + 1, &basis);
+        let g = &b * c;
+        let rows: Vec<f64> = (0..t.rows)
+            .flat_map(|r| (0..c.ncols()).map(move |k| (r, k)))
+            .map(|(r, k)| g[(r, k)])
+            .collect();
+        exact::sequence_lambdas(&rows, t.rows, c.ncols())
+    });
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    Ok(serde_json::json!({
+        "file": path.display().to_string(),
+        "rows": t.rows,
+        "eigenvalues": ours,
+        "sum": sum(&ours),
+        "linear_eigenvalues": linear_values,
+        "linear_sum": linear_values.as_deref().map(sum),
+    }))
+}
+
 /// The learned eigenfunctions at `--test-nodes` (written to test-eigenfunctions.csv) and, for a
 /// kNN graph, the out-of-sample check against the union graph. Null without test nodes.
 pub(super) fn test_eigenfunctions(

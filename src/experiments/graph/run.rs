@@ -10,7 +10,7 @@ use nalgebra::DMatrix;
 
 use super::exact::{self, Form};
 use super::model::{load_graph, times, GraphModel};
-use super::outputs::{figures, test_eigenfunctions};
+use super::outputs::{figures, held_out_sequence, test_eigenfunctions};
 use super::{EdgeSource, GraphConfig, CURVE_MAX_NODES};
 use crate::data::graph::Graph;
 use crate::error::Result;
@@ -84,7 +84,8 @@ pub fn run(
     } = choose_readout(&graph, cfg, &h_all, width, &w_last)?;
     model.readout = Some(readout.clone());
     let eval_seconds = t_eval.elapsed().as_secs_f64();
-    let linear_values = linear_yardstick(&model, &graph, cfg);
+    let linear = linear_yardstick(&model, &graph, cfg);
+    let linear_values = linear.as_ref().map(|(v, _)| v.clone());
     let f_all = times(&h_all, &readout);
 
     let (reference, exact_values) = exact_reference(
@@ -97,6 +98,7 @@ pub fn run(
     )?;
 
     let test = test_eigenfunctions(&mut model, cfg, &graph, knn_sigma, out)?;
+    let test_sequence = held_out_sequence(&mut model, cfg, &graph, linear.as_ref().map(|l| &l.1))?;
     figures(cfg, &graph, out, &f_all, &values, exact_values.as_deref())?;
 
     save_readout(out, &readout)?;
@@ -116,6 +118,7 @@ pub fn run(
         "readout": if use_refit { "refit" } else { "trained" },
         "exact": reference,
         "test": test,
+        "test_sequence": test_sequence,
         "evaluation_seconds": eval_seconds,
         "steps": model.trainer.step,
         "wall_seconds": outcome.wall,
@@ -211,17 +214,32 @@ fn choose_readout(
 /// The linear yardstick: Rayleigh–Ritz on span(1, node features) over the whole graph — linear
 /// Laplacian eigenmaps (locality preserving projections); with `--sequence`, linear slow feature
 /// analysis of the time series.
-fn linear_yardstick(model: &GraphModel, graph: &Graph, cfg: &GraphConfig) -> Option<Vec<f64>> {
-    let x = model.standardizer.apply(&graph.features);
-    let d = graph.dim;
-    let mut basis = Vec::with_capacity(graph.n * (d + 1));
+/// Its Ritz values and coefficients ((d + 1) × N on [1, standardised features]).
+fn linear_yardstick(
+    model: &GraphModel,
+    graph: &Graph,
+    cfg: &GraphConfig,
+) -> Option<(Vec<f64>, DMatrix<f64>)> {
+    let basis = linear_basis(model, &graph.features, graph.dim);
+    exact_ritz(
+        graph,
+        cfg.laplacian,
+        &basis,
+        graph.dim + 1,
+        cfg.neig.min(graph.dim + 1),
+    )
+    .ok()
+}
+
+/// The rows [1, standardised features] of the linear yardstick's basis.
+pub(super) fn linear_basis(model: &GraphModel, features: &[f64], d: usize) -> Vec<f64> {
+    let x = model.standardizer.apply(features);
+    let mut basis = Vec::with_capacity(x.len() / d.max(1) * (d + 1));
     for row in x.chunks(d) {
         basis.push(1.0);
         basis.extend_from_slice(row);
     }
-    exact_ritz(graph, cfg.laplacian, &basis, d + 1, cfg.neig.min(d + 1))
-        .map(|(v, _)| v)
-        .ok()
+    basis
 }
 
 /// The sparse eigensolver's reference when the graph fits (and is not a time series' path graph,
