@@ -9,6 +9,21 @@ use super::{EdgeSource, GraphConfig};
 use crate::data::graph::{self, Graph};
 use crate::error::{Result, SpinError};
 use crate::experiments::training;
+/// Node features from `path` (at least 2 rows) that must have as many columns as the graph's;
+/// the error says "`what` N features, `ours` M".
+fn read_like(path: &Path, graph: &Graph, what: &str, ours: &str) -> Result<graph::Table> {
+    let t = graph::read_nodes(path)?;
+    if t.cols != graph.dim {
+        return Err(SpinError::Config(format!(
+            "{}: {what} {} features, {ours} {}",
+            path.display(),
+            t.cols,
+            graph.dim
+        )));
+    }
+    Ok(t)
+}
+
 /// With `--test-sequence`: each kept feature's λ along the held-out series (fixed coefficients,
 /// its own mean and variance there; [`exact::sequence_lambdas`]) and linear SFA's, fitted on the
 /// training series (`linear`: its coefficients on [1, standardised features]). Null without one.
@@ -21,22 +36,12 @@ pub(super) fn held_out_sequence(
     let Some(path) = &cfg.test_sequence else {
         return Ok(serde_json::Value::Null);
     };
-    let t = graph::read_nodes(path)?;
-    if t.cols != graph.dim {
-        return Err(SpinError::Config(format!(
-            "{}: the held-out series has {} features, the training series {}",
-            path.display(),
-            t.cols,
-            graph.dim
-        )));
-    }
-    if t.rows < 2 {
-        return Err(SpinError::Config(format!(
-            "{}: a held-out series needs at least 2 rows, got {}",
-            path.display(),
-            t.rows
-        )));
-    }
+    let t = read_like(
+        path,
+        graph,
+        "the held-out series has",
+        "the training series",
+    )?;
     let n = cfg.neig;
     let f = model.eigenfunctions(&t.values)?;
     let mut ours = exact::sequence_lambdas(&f, t.rows, n);
@@ -49,12 +54,9 @@ pub(super) fn held_out_sequence(
     let linear_values = linear.map(|c| {
         let basis = super::run::linear_basis(model, &t.values, t.cols);
         let b = nalgebra::DMatrix::from_row_slice(t.rows, t.cols + 1, &basis);
-        let g = &b * c;
-        let rows: Vec<f64> = (0..t.rows)
-            .flat_map(|r| (0..c.ncols()).map(move |k| (r, k)))
-            .map(|(r, k)| g[(r, k)])
-            .collect();
-        exact::sequence_lambdas(&rows, t.rows, c.ncols())
+        // Row-major, as sequence_lambdas reads it.
+        let g = (&b * c).transpose();
+        exact::sequence_lambdas(g.as_slice(), t.rows, c.ncols())
     });
     let sum = |v: &[f64]| v.iter().sum::<f64>();
     Ok(serde_json::json!({
@@ -79,15 +81,7 @@ pub(super) fn test_eigenfunctions(
     let n = cfg.neig;
     let mut test = serde_json::Value::Null;
     if let Some(path) = &cfg.test_nodes {
-        let t = graph::read_nodes(path)?;
-        if t.cols != graph.dim {
-            return Err(SpinError::Config(format!(
-                "{}: test nodes have {} features, the graph's nodes {}",
-                path.display(),
-                t.cols,
-                graph.dim
-            )));
-        }
+        let t = read_like(path, graph, "test nodes have", "the graph's nodes")?;
         let f = model.eigenfunctions(&t.values)?;
         write_features(
             &out.join("test-eigenfunctions.csv"),

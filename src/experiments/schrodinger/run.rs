@@ -413,7 +413,7 @@ fn metrics(
         "stopped_by_error": outcome.failure.as_ref().map(|e| e.to_string()),
         "wall_seconds": wall,
         "train_seconds_all_invocations": earlier + wall,
-        "steps_per_second": (done > 0 && wall > 0.0).then(|| done as f64 / wall),
+        "steps_per_second": outcome.steps_per_second(trainer),
         "clipped_updates": trainer.optimizer.clipped,
         "guard": outcome.guard_metrics(trainer),
         "degenerate_batches": trainer.degenerate_batches,
